@@ -1,0 +1,147 @@
+//! Atomic, durable file replacement: write a temp file on the same file system,
+//! fsync it, rename it over the destination, fsync the directory. A crash at
+//! any point leaves the old file or the new one, never a partial one.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+static COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// Ownership and mode given to files the store creates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileOwnership {
+    /// Permission bits, e.g. `0o644`.
+    pub mode: u32,
+    /// Owner to set, if not the server's own user.
+    pub uid: Option<u32>,
+    /// Group to set, if not the server's own group.
+    pub gid: Option<u32>,
+}
+
+impl Default for FileOwnership {
+    fn default() -> Self {
+        Self {
+            mode: 0o644,
+            uid: None,
+            gid: None,
+        }
+    }
+}
+
+/// A temp file that becomes `dest` on [`AtomicFile::commit`] and disappears if dropped first.
+#[derive(Debug)]
+pub struct AtomicFile {
+    file: File,
+    tmp: PathBuf,
+    committed: bool,
+}
+
+impl AtomicFile {
+    /// Creates a fresh temp file in `tmp_dir`, which must be on the destination's file system.
+    pub fn new_in(tmp_dir: &Path) -> io::Result<Self> {
+        fs::create_dir_all(tmp_dir)?;
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let tmp = tmp_dir.join(format!("put-{}-{n}", std::process::id()));
+        let file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        Ok(Self {
+            file,
+            tmp,
+            committed: false,
+        })
+    }
+
+    /// The open temp file, for writing data and setting attributes.
+    pub fn file(&mut self) -> &mut File {
+        &mut self.file
+    }
+
+    /// Path of the temp file (for attribute calls that take a path).
+    pub fn tmp_path(&self) -> &Path {
+        &self.tmp
+    }
+
+    /// Applies `owner`, fsyncs, renames over `dest`, and fsyncs `dest`'s directory.
+    pub fn commit(mut self, dest: &Path, owner: FileOwnership) -> io::Result<()> {
+        self.file.flush()?;
+        self.file
+            .set_permissions(fs::Permissions::from_mode(owner.mode))?;
+        if owner.uid.is_some() || owner.gid.is_some() {
+            std::os::unix::fs::fchown(&self.file, owner.uid, owner.gid)?;
+        }
+        self.file.sync_all()?;
+        fs::rename(&self.tmp, dest)?;
+        self.committed = true;
+        sync_dir(dest.parent().unwrap_or(Path::new(".")))
+    }
+}
+
+impl Write for AtomicFile {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.file.write(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.file.flush()
+    }
+}
+
+impl Drop for AtomicFile {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = fs::remove_file(&self.tmp);
+        }
+    }
+}
+
+/// Makes a rename or unlink in `dir` durable.
+pub fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// Removes temp files left behind by a crash; called once when a bucket opens.
+pub fn sweep_tmp_dir(tmp_dir: &Path) {
+    let Ok(entries) = fs::read_dir(tmp_dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        if let Err(e) = fs::remove_file(entry.path()) {
+            tracing::warn!(path = %entry.path().display(), error = %e, "could not sweep a stale temp file");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commit_replaces_and_drop_discards() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let tmp = dir.path().join("tmp");
+        let dest = dir.path().join("obj");
+        fs::write(&dest, b"old").expect("old");
+
+        let mut f = AtomicFile::new_in(&tmp).expect("new");
+        f.write_all(b"half").expect("write");
+        drop(f);
+        assert_eq!(fs::read(&dest).expect("read"), b"old");
+        assert_eq!(
+            fs::read_dir(&tmp).expect("ls").count(),
+            0,
+            "dropped temp file must vanish"
+        );
+
+        let mut f = AtomicFile::new_in(&tmp).expect("new");
+        f.write_all(b"new").expect("write");
+        f.commit(&dest, FileOwnership::default()).expect("commit");
+        assert_eq!(fs::read(&dest).expect("read"), b"new");
+        let mode = fs::metadata(&dest).expect("stat").permissions().mode() & 0o777;
+        assert_eq!(mode, 0o644);
+    }
+}

@@ -1,0 +1,119 @@
+//! Bucket operations: ListBuckets, CreateBucket, HeadBucket, DeleteBucket, GetBucketLocation.
+
+use std::fs;
+
+use s3s::dto::*;
+use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
+
+use super::{NasStore, blocking};
+use crate::atomic::FileOwnership;
+use crate::catalog::{CatalogError, DEFAULT_VOLUME};
+use crate::error::{IoContext, StoreError};
+use crate::key::HIDDEN_DIR;
+
+fn catalog_error(e: CatalogError) -> S3Error {
+    match e {
+        CatalogError::AlreadyExists { .. } => s3_error!(BucketAlreadyOwnedByYou, "{e}"),
+        CatalogError::Invalid(msg) => S3Error::with_message(S3ErrorCode::InvalidBucketName, msg),
+        CatalogError::NotFound { .. } => s3_error!(NoSuchBucket, "{e}"),
+        other => {
+            tracing::error!(error = %other, "catalog error");
+            s3_error!(InternalError, "internal error; see the server log")
+        }
+    }
+}
+
+fn timestamp(rfc3339: &str) -> Option<Timestamp> {
+    time::OffsetDateTime::parse(rfc3339, &time::format_description::well_known::Rfc3339)
+        .ok()
+        .map(Timestamp::from)
+}
+
+pub(super) async fn list_buckets(
+    store: &NasStore,
+    _req: S3Request<ListBucketsInput>,
+) -> S3Result<S3Response<ListBucketsOutput>> {
+    let buckets = store
+        .live()
+        .buckets
+        .values()
+        .map(|b| Bucket {
+            name: Some(b.name.clone()),
+            creation_date: timestamp(&b.created),
+            bucket_region: None,
+        })
+        .collect();
+    Ok(S3Response::new(ListBucketsOutput {
+        buckets: Some(buckets),
+        ..Default::default()
+    }))
+}
+
+pub(super) async fn create_bucket(
+    store: &NasStore,
+    req: S3Request<CreateBucketInput>,
+) -> S3Result<S3Response<CreateBucketOutput>> {
+    let name = req.input.bucket;
+    let s = store.clone();
+    let n = name.clone();
+    tokio::task::spawn_blocking(move || {
+        s.with_catalog(|c| c.bucket_create(&n, DEFAULT_VOLUME, &n, FileOwnership::default()))?;
+        s.reload()
+    })
+    .await
+    .map_err(|e| s3_error!(InternalError, "{e}"))?
+    .map_err(catalog_error)?;
+    Ok(S3Response::new(CreateBucketOutput {
+        location: Some(format!("/{name}")),
+    }))
+}
+
+pub(super) async fn head_bucket(
+    store: &NasStore,
+    req: S3Request<HeadBucketInput>,
+) -> S3Result<S3Response<HeadBucketOutput>> {
+    store.bucket(&req.input.bucket)?;
+    Ok(S3Response::new(HeadBucketOutput {
+        bucket_region: Some("us-east-1".into()),
+        ..Default::default()
+    }))
+}
+
+pub(super) async fn get_bucket_location(
+    store: &NasStore,
+    req: S3Request<GetBucketLocationInput>,
+) -> S3Result<S3Response<GetBucketLocationOutput>> {
+    store.bucket(&req.input.bucket)?;
+    // us-east-1 is reported as an empty LocationConstraint, as AWS does.
+    Ok(S3Response::new(GetBucketLocationOutput {
+        location_constraint: None,
+    }))
+}
+
+/// Removes the bucket from the catalog; the directory and its files stay, as on ONTAP.
+pub(super) async fn delete_bucket(
+    store: &NasStore,
+    req: S3Request<DeleteBucketInput>,
+) -> S3Result<S3Response<DeleteBucketOutput>> {
+    let bucket = store.bucket(&req.input.bucket)?;
+    let root = bucket.root.clone();
+    let has_objects = blocking(move || {
+        let mut entries =
+            fs::read_dir(&root).io_context(|| format!("listing {}", root.display()))?;
+        Ok(entries.any(|e| e.map(|e| e.file_name() != HIDDEN_DIR).unwrap_or(true)))
+    })
+    .await?;
+    if has_objects {
+        return Err(StoreError::BucketNotEmpty(bucket.name.clone()).into());
+    }
+    let s = store.clone();
+    let name = bucket.name.clone();
+    tokio::task::spawn_blocking(move || {
+        s.with_catalog(|c| c.bucket_delete(&name))?;
+        s.reload()
+    })
+    .await
+    .map_err(|e| s3_error!(InternalError, "{e}"))?
+    .map_err(catalog_error)?;
+    Ok(S3Response::new(DeleteBucketOutput {}))
+}

@@ -1,0 +1,433 @@
+//! ListObjects (v1) and ListObjectsV2 over a directory tree, in S3's order:
+//! UTF-8 byte order of whole keys, which a plain directory walk does not give
+//! (`a-b` sorts before `a/b`). Each directory's entries are sorted by their key
+//! form (`name` for files, `name/` for directories) and walked depth-first,
+//! which yields global key order because every key under a directory shares
+//! its `name/` prefix.
+
+use std::fs;
+use std::path::Path;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as TOKEN;
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use s3s::dto::*;
+use s3s::{S3Request, S3Response, S3Result};
+
+use super::{NasStore, blocking};
+use crate::bucket::NasBucket;
+use crate::error::StoreError;
+use crate::key::HIDDEN_DIR;
+
+/// The most keys a page holds, as in S3.
+const MAX_KEYS: usize = 1000;
+
+/// Characters left as they are by `encoding-type=url`.
+const URL_ENCODE: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~')
+    .remove(b'/');
+
+/// One listed object.
+struct Listed {
+    key: String,
+    size: u64,
+    etag: String,
+    modified: std::time::SystemTime,
+}
+
+/// What a listing page asks for.
+struct PageRequest {
+    prefix: String,
+    delimiter: Option<String>,
+    /// Only keys after this one.
+    after: String,
+    /// Also skip every key starting with this (a common prefix already returned).
+    skip_prefix: Option<String>,
+    max: usize,
+}
+
+/// One page of results, in key order.
+#[derive(Default)]
+struct Page {
+    objects: Vec<Listed>,
+    prefixes: Vec<String>,
+    truncated: bool,
+    /// The last key or common prefix returned, and whether it was a prefix.
+    last: Option<(String, bool)>,
+}
+
+impl Page {
+    fn count(&self) -> usize {
+        self.objects.len() + self.prefixes.len()
+    }
+}
+
+struct Walk<'a> {
+    bucket: &'a NasBucket,
+    req: &'a PageRequest,
+    page: Page,
+}
+
+enum Entry {
+    File(String),
+    Dir(String),
+}
+
+impl Entry {
+    fn form(&self) -> String {
+        match self {
+            Entry::File(n) => n.clone(),
+            Entry::Dir(n) => format!("{n}/"),
+        }
+    }
+}
+
+impl Walk<'_> {
+    /// Whether nothing under key prefix `full` can be on this page.
+    fn skips_subtree(&self, full: &str) -> bool {
+        let p = &self.req.prefix;
+        let overlaps_prefix = full.starts_with(p.as_str()) || p.starts_with(full);
+        let wholly_before = *full < *self.req.after && !self.req.after.starts_with(full);
+        let already_returned = self
+            .req
+            .skip_prefix
+            .as_ref()
+            .is_some_and(|s| full.starts_with(s.as_str()));
+        !overlaps_prefix || wholly_before || already_returned
+    }
+
+    /// The common prefix `key` rolls up into, if a delimiter applies.
+    fn common_prefix(&self, key: &str) -> Option<String> {
+        let d = self.req.delimiter.as_deref().filter(|d| !d.is_empty())?;
+        let rest = key.strip_prefix(self.req.prefix.as_str())?;
+        rest.find(d)
+            .map(|i| key[..self.req.prefix.len() + i + d.len()].to_string())
+    }
+
+    /// Adds a key or prefix; returns false once the page is full.
+    fn emit(&mut self, item: Result<Listed, String>) -> bool {
+        let (name, is_prefix) = match &item {
+            Ok(o) => (o.key.clone(), false),
+            Err(p) => (p.clone(), true),
+        };
+        if self.page.last.as_ref().is_some_and(|(l, _)| *l == name) {
+            return true;
+        }
+        if self.page.count() >= self.req.max {
+            self.page.truncated = true;
+            return false;
+        }
+        match item {
+            Ok(o) => self.page.objects.push(o),
+            Err(p) => self.page.prefixes.push(p),
+        }
+        self.page.last = Some((name, is_prefix));
+        true
+    }
+
+    fn read_entries(&self, dir: &Path, at_root: bool) -> Vec<Entry> {
+        let Ok(rd) = fs::read_dir(dir) else {
+            return Vec::new();
+        };
+        let mut entries: Vec<Entry> = rd
+            .flatten()
+            .filter_map(|e| {
+                let name = e.file_name().into_string().ok()?;
+                if at_root && name == HIDDEN_DIR {
+                    return None;
+                }
+                let ft = e.file_type().ok()?;
+                let is_dir = if ft.is_symlink() {
+                    let real = fs::canonicalize(e.path()).ok()?;
+                    if !real.starts_with(&self.bucket.volume_root) {
+                        return None;
+                    }
+                    real.is_dir()
+                } else {
+                    ft.is_dir()
+                };
+                Some(if is_dir {
+                    Entry::Dir(name)
+                } else if ft.is_file() || ft.is_symlink() {
+                    Entry::File(name)
+                } else {
+                    return None;
+                })
+            })
+            .collect();
+        entries.sort_by_cached_key(Entry::form);
+        entries
+    }
+
+    /// Walks `dir`, whose keys start with `base`; returns false once the page is full.
+    fn walk(&mut self, dir: &Path, base: &str) -> bool {
+        let entries = self.read_entries(dir, base.is_empty());
+        if entries.is_empty() && !base.is_empty() {
+            // An empty directory is a directory-marker object.
+            return self.visit_file(dir, base);
+        }
+        for entry in entries {
+            let full = format!("{base}{}", entry.form());
+            let keep_going = match &entry {
+                Entry::Dir(name) => {
+                    if self.skips_subtree(&full) {
+                        continue;
+                    }
+                    match self.common_prefix(&full) {
+                        Some(cp) => self.emit(Err(cp)),
+                        _ => self.walk(&dir.join(name), &full),
+                    }
+                }
+                Entry::File(name) => self.visit_file(&dir.join(name), &full),
+            };
+            if !keep_going {
+                return false;
+            }
+        }
+        true
+    }
+
+    fn visit_file(&mut self, path: &Path, key: &str) -> bool {
+        let req = self.req;
+        if !key.starts_with(req.prefix.as_str())
+            || key <= req.after.as_str()
+            || req
+                .skip_prefix
+                .as_ref()
+                .is_some_and(|s| key.starts_with(s.as_str()))
+        {
+            return true;
+        }
+        if let Some(cp) = self.common_prefix(key) {
+            return self.emit(Err(cp));
+        }
+        let Ok(attrs) = fs::metadata(path) else {
+            return true;
+        };
+        let (size, etag) = if attrs.is_dir() {
+            (0, "d41d8cd98f00b204e9800998ecf8427e".to_string())
+        } else {
+            match self
+                .bucket
+                .meta
+                .load_or_compute(path, Path::new(key), &attrs)
+            {
+                Ok(m) => (attrs.len(), m.etag),
+                Err(e) => {
+                    tracing::warn!(key, error = %e, "cannot read a file while listing; skipping it");
+                    return true;
+                }
+            }
+        };
+        let modified = attrs.modified().unwrap_or(std::time::UNIX_EPOCH);
+        self.emit(Ok(Listed {
+            key: key.to_string(),
+            size,
+            etag,
+            modified,
+        }))
+    }
+}
+
+fn list_page(bucket: &NasBucket, req: &PageRequest) -> Page {
+    // Start at the deepest directory the prefix names, so a narrow prefix reads little.
+    let dir_part = match req.prefix.rfind('/') {
+        Some(i) => &req.prefix[..=i],
+        None => "",
+    };
+    let start_ok = dir_part.is_empty() || crate::key::ObjectKey::parse(dir_part).is_ok();
+    let mut walk = Walk {
+        bucket,
+        req,
+        page: Page::default(),
+    };
+    if start_ok {
+        let dir = bucket.root.join(dir_part.trim_end_matches('/'));
+        if dir.is_dir() {
+            walk.walk(&dir, dir_part);
+        }
+    }
+    walk.page
+}
+
+fn encode(s: String, url: bool) -> String {
+    if url {
+        utf8_percent_encode(&s, URL_ENCODE).to_string()
+    } else {
+        s
+    }
+}
+
+struct Listing {
+    page: Page,
+    url: bool,
+}
+
+impl Listing {
+    fn contents(&mut self) -> Vec<Object> {
+        std::mem::take(&mut self.page.objects)
+            .into_iter()
+            .map(|o| Object {
+                key: Some(encode(o.key, self.url)),
+                size: Some(i64::try_from(o.size).unwrap_or(i64::MAX)),
+                e_tag: Some(ETag::Strong(o.etag)),
+                last_modified: Some(Timestamp::from(o.modified)),
+                storage_class: Some(ObjectStorageClass::from_static(
+                    ObjectStorageClass::STANDARD,
+                )),
+                ..Default::default()
+            })
+            .collect()
+    }
+    fn prefixes(&mut self) -> Vec<CommonPrefix> {
+        std::mem::take(&mut self.page.prefixes)
+            .into_iter()
+            .map(|p| CommonPrefix {
+                prefix: Some(encode(p, self.url)),
+            })
+            .collect()
+    }
+}
+
+async fn list(
+    store: &NasStore,
+    bucket: &str,
+    req: PageRequest,
+    encoding: Option<&EncodingType>,
+) -> Result<Listing, StoreError> {
+    let bucket = store.bucket(bucket)?;
+    let url = match encoding {
+        None => false,
+        Some(e) if e.as_str() == EncodingType::URL => true,
+        Some(e) => {
+            return Err(StoreError::InvalidArgument(format!(
+                "invalid encoding type {:?}; use url",
+                e.as_str()
+            )));
+        }
+    };
+    let page = blocking(move || Ok(list_page(&bucket, &req))).await?;
+    Ok(Listing { page, url })
+}
+
+fn max_keys(requested: Option<i32>) -> Result<usize, StoreError> {
+    match requested {
+        None => Ok(MAX_KEYS),
+        Some(n) if n < 0 => Err(StoreError::InvalidArgument(
+            "max-keys must not be negative".into(),
+        )),
+        Some(n) => Ok(usize::try_from(n).unwrap_or(MAX_KEYS).min(MAX_KEYS)),
+    }
+}
+
+fn decode_token(token: &str) -> Result<(String, bool), StoreError> {
+    let invalid = || StoreError::InvalidArgument("the continuation token is not valid".into());
+    let raw = TOKEN.decode(token).map_err(|_| invalid())?;
+    let text = String::from_utf8(raw).map_err(|_| invalid())?;
+    match text.split_once(':') {
+        Some(("k", key)) => Ok((key.to_string(), false)),
+        Some(("p", prefix)) => Ok((prefix.to_string(), true)),
+        _ => Err(invalid()),
+    }
+}
+
+fn encode_token((last, is_prefix): &(String, bool)) -> String {
+    TOKEN.encode(format!("{}:{last}", if *is_prefix { "p" } else { "k" }))
+}
+
+pub(super) async fn list_objects_v2(
+    store: &NasStore,
+    req: S3Request<ListObjectsV2Input>,
+) -> S3Result<S3Response<ListObjectsV2Output>> {
+    let input = req.input;
+    let (token_after, skip_prefix) = match &input.continuation_token {
+        Some(t) => {
+            let (last, is_prefix) = decode_token(t)?;
+            (last.clone(), is_prefix.then_some(last))
+        }
+        None => (String::new(), None),
+    };
+    let after = token_after.max(input.start_after.clone().unwrap_or_default());
+    let page_req = PageRequest {
+        prefix: input.prefix.clone().unwrap_or_default(),
+        delimiter: input.delimiter.clone(),
+        after,
+        skip_prefix,
+        max: max_keys(input.max_keys)?,
+    };
+    let max = page_req.max;
+    let mut listing = list(store, &input.bucket, page_req, input.encoding_type.as_ref()).await?;
+    let url = listing.url;
+    let next = listing
+        .page
+        .truncated
+        .then(|| listing.page.last.as_ref().map(encode_token))
+        .flatten();
+    let key_count = i32::try_from(listing.page.count()).unwrap_or(i32::MAX);
+    Ok(S3Response::new(ListObjectsV2Output {
+        name: Some(input.bucket),
+        prefix: Some(encode(input.prefix.unwrap_or_default(), url)),
+        delimiter: input.delimiter.map(|d| encode(d, url)),
+        start_after: input.start_after.map(|s| encode(s, url)),
+        max_keys: Some(i32::try_from(max).unwrap_or(i32::MAX)),
+        key_count: Some(key_count),
+        continuation_token: input.continuation_token,
+        is_truncated: Some(listing.page.truncated),
+        next_continuation_token: next,
+        contents: Some(listing.contents()),
+        common_prefixes: Some(listing.prefixes()),
+        encoding_type: input.encoding_type,
+        ..Default::default()
+    }))
+}
+
+pub(super) async fn list_objects(
+    store: &NasStore,
+    req: S3Request<ListObjectsInput>,
+) -> S3Result<S3Response<ListObjectsOutput>> {
+    let input = req.input;
+    let marker = input.marker.clone().unwrap_or_default();
+    // A marker equal to a common prefix we returned means "after that whole prefix".
+    let skip_prefix = input
+        .delimiter
+        .as_ref()
+        .filter(|d| !d.is_empty() && marker.ends_with(d.as_str()))
+        .map(|_| marker.clone());
+    let page_req = PageRequest {
+        prefix: input.prefix.clone().unwrap_or_default(),
+        delimiter: input.delimiter.clone(),
+        after: marker,
+        skip_prefix,
+        max: max_keys(input.max_keys)?,
+    };
+    let max = page_req.max;
+    let mut listing = list(store, &input.bucket, page_req, input.encoding_type.as_ref()).await?;
+    let url = listing.url;
+    let next_marker = listing
+        .page
+        .truncated
+        .then(|| {
+            listing
+                .page
+                .last
+                .as_ref()
+                .map(|(l, _)| encode(l.clone(), url))
+        })
+        .flatten();
+    Ok(S3Response::new(ListObjectsOutput {
+        name: Some(input.bucket),
+        prefix: Some(encode(input.prefix.unwrap_or_default(), url)),
+        delimiter: input.delimiter.map(|d| encode(d, url)),
+        marker: input.marker.map(|m| encode(m, url)),
+        max_keys: Some(i32::try_from(max).unwrap_or(i32::MAX)),
+        is_truncated: Some(listing.page.truncated),
+        next_marker,
+        contents: Some(listing.contents()),
+        common_prefixes: Some(listing.prefixes()),
+        encoding_type: input.encoding_type,
+        ..Default::default()
+    }))
+}

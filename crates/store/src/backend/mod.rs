@@ -1,0 +1,321 @@
+//! The s3s backend: `impl S3 for NasStore` hands each operation to its family
+//! file (`bucket`, `object`, `list`, `multipart`).
+
+mod bucket;
+mod list;
+mod multipart;
+mod object;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use s3s::dto::*;
+use s3s::{S3, S3Request, S3Response, S3Result};
+
+use crate::bucket::NasBucket;
+use crate::catalog::{Catalog, CatalogError, CatalogSnapshot, Principal};
+use crate::error::StoreError;
+
+/// How the store behaves beyond what the catalog says.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// Multipart uploads idle longer than this are aborted by the sweeper.
+    pub abandoned_upload_age: Duration,
+    /// How often the catalog is checked for changes made by admin commands.
+    pub reload_interval: Duration,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self {
+            abandoned_upload_age: Duration::from_secs(7 * 24 * 3600),
+            reload_interval: Duration::from_millis(500),
+        }
+    }
+}
+
+/// What the server serves right now: the catalog snapshot and the opened buckets.
+#[derive(Debug, Default)]
+struct Live {
+    snapshot: CatalogSnapshot,
+    buckets: BTreeMap<String, Arc<NasBucket>>,
+}
+
+struct Inner {
+    catalog: Mutex<Catalog>,
+    live: RwLock<Arc<Live>>,
+    options: StoreOptions,
+}
+
+/// The S3 store over NAS buckets. Cheap to clone; all clones share state.
+#[derive(Clone)]
+pub struct NasStore {
+    inner: Arc<Inner>,
+}
+
+impl NasStore {
+    /// Opens the catalog in `data_dir` and every bucket it lists.
+    pub fn open(data_dir: &Path, options: StoreOptions) -> Result<Self, CatalogError> {
+        let catalog = Catalog::open(data_dir)?;
+        let store = Self {
+            inner: Arc::new(Inner {
+                catalog: Mutex::new(catalog),
+                live: RwLock::new(Arc::default()),
+                options,
+            }),
+        };
+        store.reload()?;
+        Ok(store)
+    }
+
+    /// Re-reads the catalog, keeping already-opened buckets whose definition is unchanged.
+    pub fn reload(&self) -> Result<(), CatalogError> {
+        let snapshot = self.with_catalog(Catalog::snapshot)?;
+        let old = self.live();
+        let mut buckets = BTreeMap::new();
+        for (name, record) in &snapshot.buckets {
+            let reused = old
+                .buckets
+                .get(name)
+                .filter(|b| b.root == record.root && b.ownership == record.ownership);
+            let bucket = match reused {
+                Some(b) => Arc::clone(b),
+                None => match NasBucket::open(record) {
+                    Ok(b) => Arc::new(b),
+                    Err(e) => {
+                        tracing::error!(bucket = %name, error = %e, "cannot open bucket; it is not served");
+                        continue;
+                    }
+                },
+            };
+            buckets.insert(name.clone(), bucket);
+        }
+        let live = Arc::new(Live { snapshot, buckets });
+        *self
+            .inner
+            .live
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = live;
+        Ok(())
+    }
+
+    /// Reloads whenever an admin command commits to the catalog, and sweeps
+    /// abandoned multipart uploads; runs until the runtime stops.
+    pub fn spawn_background_tasks(&self) {
+        let store = self.clone();
+        tokio::spawn(async move {
+            let mut last_version = store.with_catalog(|c| c.data_version()).ok();
+            let mut last_sweep = std::time::Instant::now() - Duration::from_secs(3600);
+            loop {
+                tokio::time::sleep(store.inner.options.reload_interval).await;
+                let s = store.clone();
+                let version =
+                    tokio::task::spawn_blocking(move || s.with_catalog(|c| c.data_version()).ok())
+                        .await
+                        .ok()
+                        .flatten();
+                if version != last_version {
+                    last_version = version;
+                    let s = store.clone();
+                    match tokio::task::spawn_blocking(move || s.reload()).await {
+                        Ok(Ok(())) => tracing::info!("catalog changed; reloaded"),
+                        Ok(Err(e)) => tracing::error!(error = %e, "catalog reload failed"),
+                        Err(e) => tracing::error!(error = %e, "catalog reload panicked"),
+                    }
+                }
+                if last_sweep.elapsed() >= Duration::from_secs(3600) {
+                    last_sweep = std::time::Instant::now();
+                    let s = store.clone();
+                    let _ = tokio::task::spawn_blocking(move || s.sweep_abandoned_uploads()).await;
+                }
+            }
+        });
+    }
+
+    /// Aborts multipart uploads idle for longer than the configured age.
+    pub fn sweep_abandoned_uploads(&self) {
+        let max_age = self.inner.options.abandoned_upload_age;
+        for bucket in self.live().buckets.values() {
+            multipart::sweep_abandoned(bucket, max_age);
+        }
+    }
+
+    fn live(&self) -> Arc<Live> {
+        Arc::clone(
+            &self
+                .inner
+                .live
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
+    }
+
+    fn with_catalog<T>(
+        &self,
+        f: impl FnOnce(&mut Catalog) -> Result<T, CatalogError>,
+    ) -> Result<T, CatalogError> {
+        let mut catalog = self
+            .inner
+            .catalog
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        f(&mut catalog)
+    }
+
+    /// The opened bucket called `name`.
+    fn bucket(&self, name: &str) -> Result<Arc<NasBucket>, StoreError> {
+        self.live()
+            .buckets
+            .get(name)
+            .cloned()
+            .ok_or_else(|| StoreError::NoSuchBucket(name.into()))
+    }
+
+    /// The principal holding `access_key`, as of the last reload.
+    pub fn principal(&self, access_key: &str) -> Option<Principal> {
+        self.live().snapshot.principals.get(access_key).cloned()
+    }
+
+    /// Root directory of bucket `name`, if it exists.
+    pub fn bucket_root(&self, name: &str) -> Option<PathBuf> {
+        self.live().buckets.get(name).map(|b| b.root.clone())
+    }
+}
+
+/// Runs blocking file-system work off the async threads.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| StoreError::Io {
+            context: "a file-system task stopped".into(),
+            source: std::io::Error::other(e),
+        })?
+}
+
+#[async_trait::async_trait]
+impl S3 for NasStore {
+    async fn list_buckets(
+        &self,
+        req: S3Request<ListBucketsInput>,
+    ) -> S3Result<S3Response<ListBucketsOutput>> {
+        bucket::list_buckets(self, req).await
+    }
+    async fn create_bucket(
+        &self,
+        req: S3Request<CreateBucketInput>,
+    ) -> S3Result<S3Response<CreateBucketOutput>> {
+        bucket::create_bucket(self, req).await
+    }
+    async fn head_bucket(
+        &self,
+        req: S3Request<HeadBucketInput>,
+    ) -> S3Result<S3Response<HeadBucketOutput>> {
+        bucket::head_bucket(self, req).await
+    }
+    async fn delete_bucket(
+        &self,
+        req: S3Request<DeleteBucketInput>,
+    ) -> S3Result<S3Response<DeleteBucketOutput>> {
+        bucket::delete_bucket(self, req).await
+    }
+    async fn get_bucket_location(
+        &self,
+        req: S3Request<GetBucketLocationInput>,
+    ) -> S3Result<S3Response<GetBucketLocationOutput>> {
+        bucket::get_bucket_location(self, req).await
+    }
+    async fn list_objects(
+        &self,
+        req: S3Request<ListObjectsInput>,
+    ) -> S3Result<S3Response<ListObjectsOutput>> {
+        list::list_objects(self, req).await
+    }
+    async fn list_objects_v2(
+        &self,
+        req: S3Request<ListObjectsV2Input>,
+    ) -> S3Result<S3Response<ListObjectsV2Output>> {
+        list::list_objects_v2(self, req).await
+    }
+    async fn head_object(
+        &self,
+        req: S3Request<HeadObjectInput>,
+    ) -> S3Result<S3Response<HeadObjectOutput>> {
+        object::head_object(self, req).await
+    }
+    async fn get_object(
+        &self,
+        req: S3Request<GetObjectInput>,
+    ) -> S3Result<S3Response<GetObjectOutput>> {
+        object::get_object(self, req).await
+    }
+    async fn put_object(
+        &self,
+        req: S3Request<PutObjectInput>,
+    ) -> S3Result<S3Response<PutObjectOutput>> {
+        object::put_object(self, req).await
+    }
+    async fn copy_object(
+        &self,
+        req: S3Request<CopyObjectInput>,
+    ) -> S3Result<S3Response<CopyObjectOutput>> {
+        object::copy_object(self, req).await
+    }
+    async fn delete_object(
+        &self,
+        req: S3Request<DeleteObjectInput>,
+    ) -> S3Result<S3Response<DeleteObjectOutput>> {
+        object::delete_object(self, req).await
+    }
+    async fn delete_objects(
+        &self,
+        req: S3Request<DeleteObjectsInput>,
+    ) -> S3Result<S3Response<DeleteObjectsOutput>> {
+        object::delete_objects(self, req).await
+    }
+    async fn create_multipart_upload(
+        &self,
+        req: S3Request<CreateMultipartUploadInput>,
+    ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
+        multipart::create_multipart_upload(self, req).await
+    }
+    async fn upload_part(
+        &self,
+        req: S3Request<UploadPartInput>,
+    ) -> S3Result<S3Response<UploadPartOutput>> {
+        multipart::upload_part(self, req).await
+    }
+    async fn upload_part_copy(
+        &self,
+        req: S3Request<UploadPartCopyInput>,
+    ) -> S3Result<S3Response<UploadPartCopyOutput>> {
+        multipart::upload_part_copy(self, req).await
+    }
+    async fn complete_multipart_upload(
+        &self,
+        req: S3Request<CompleteMultipartUploadInput>,
+    ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
+        multipart::complete_multipart_upload(self, req).await
+    }
+    async fn abort_multipart_upload(
+        &self,
+        req: S3Request<AbortMultipartUploadInput>,
+    ) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
+        multipart::abort_multipart_upload(self, req).await
+    }
+    async fn list_parts(
+        &self,
+        req: S3Request<ListPartsInput>,
+    ) -> S3Result<S3Response<ListPartsOutput>> {
+        multipart::list_parts(self, req).await
+    }
+    async fn list_multipart_uploads(
+        &self,
+        req: S3Request<ListMultipartUploadsInput>,
+    ) -> S3Result<S3Response<ListMultipartUploadsOutput>> {
+        multipart::list_multipart_uploads(self, req).await
+    }
+}

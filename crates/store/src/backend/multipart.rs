@@ -1,0 +1,556 @@
+//! The multipart family: Create, UploadPart, UploadPartCopy, Complete, Abort,
+//! ListParts, ListMultipartUploads. Uploads are staged in the bucket's hidden
+//! `.tread/multipart/<upload id>/` directory, on the same file system as the
+//! objects, and joined into the object by one atomic rename at completion.
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use md5::{Digest, Md5};
+use s3s::dto::*;
+use s3s::{S3Request, S3Response, S3Result};
+use serde::{Deserialize, Serialize};
+
+use super::object::{commit, copy_to_temp, find, prepare_destination};
+use super::{NasStore, blocking};
+use crate::atomic::{AtomicFile, FileOwnership};
+use crate::bucket::NasBucket;
+use crate::checksum::{self, ExpectedDigests};
+use crate::error::{IoContext, StoreError};
+use crate::key::ObjectKey;
+use crate::meta::{ObjectMeta, md5_file};
+use crate::upload;
+
+/// S3's limits on parts.
+const MIN_PART_SIZE: u64 = 5 << 20;
+const MAX_PART_SIZE: u64 = 5 << 30;
+const MAX_PART_NUMBER: i32 = 10_000;
+const MAX_LIST: usize = 1000;
+
+/// What an upload was created with, stored as `upload.json` in its directory.
+#[derive(Debug, Serialize, Deserialize)]
+struct UploadRecord {
+    key: String,
+    initiated: String,
+    #[serde(default)]
+    content_type: Option<String>,
+    #[serde(default)]
+    user: std::collections::BTreeMap<String, String>,
+}
+
+/// What a stored part is, stored as `<n>.json` beside its data file `<n>`.
+#[derive(Debug, Serialize, Deserialize)]
+struct PartRecord {
+    etag: String,
+    size: u64,
+    #[serde(default)]
+    checksums: std::collections::BTreeMap<String, String>,
+}
+
+/// An upload id: 32 lowercase hex digits, so it is safe as a directory name.
+fn upload_dir(bucket: &NasBucket, upload_id: &str) -> Result<PathBuf, StoreError> {
+    let valid = upload_id.len() == 32
+        && upload_id
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    let dir = bucket.multipart_dir().join(upload_id);
+    if valid && dir.is_dir() {
+        Ok(dir)
+    } else {
+        Err(StoreError::NoSuchUpload(upload_id.into()))
+    }
+}
+
+fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> io::Result<T> {
+    serde_json::from_slice(&fs::read(path)?).map_err(io::Error::other)
+}
+
+/// Writes `value` as JSON to `dest` atomically (temp file in the same directory, then rename).
+fn write_json(dest: &Path, value: &impl Serialize) -> io::Result<()> {
+    let dir = dest.parent().unwrap_or(Path::new("."));
+    let mut file = AtomicFile::new_in(dir)?;
+    serde_json::to_writer(file.file(), value).map_err(io::Error::other)?;
+    file.commit(
+        dest,
+        FileOwnership {
+            mode: 0o600,
+            uid: None,
+            gid: None,
+        },
+    )
+}
+
+fn load_upload(
+    bucket: &NasBucket,
+    upload_id: &str,
+    key: &ObjectKey,
+) -> Result<(PathBuf, UploadRecord), StoreError> {
+    let dir = upload_dir(bucket, upload_id)?;
+    let record: UploadRecord = read_json(&dir.join("upload.json"))
+        .map_err(|_| StoreError::NoSuchUpload(upload_id.into()))?;
+    if record.key != key.as_str() {
+        return Err(StoreError::NoSuchUpload(upload_id.into()));
+    }
+    Ok((dir, record))
+}
+
+fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+pub(super) async fn create_multipart_upload(
+    store: &NasStore,
+    req: S3Request<CreateMultipartUploadInput>,
+) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
+    let input = req.input;
+    let bucket = store.bucket(&input.bucket)?;
+    let key = ObjectKey::parse(&input.key)?;
+    if key.is_dir_marker() {
+        return Err(StoreError::InvalidArgument(
+            "a directory marker key (ending in '/') cannot hold data".into(),
+        )
+        .into());
+    }
+    let record = UploadRecord {
+        key: key.to_string(),
+        initiated: now_rfc3339(),
+        content_type: input.content_type,
+        user: input
+            .metadata
+            .map(|m| m.into_iter().collect())
+            .unwrap_or_default(),
+    };
+    let upload_id = uuid::Uuid::now_v7().simple().to_string();
+    let dir = bucket.multipart_dir().join(&upload_id);
+    blocking(move || {
+        prepare_destination(&bucket, &key, None)?;
+        fs::create_dir_all(&dir).io_context(|| format!("creating {}", dir.display()))?;
+        write_json(&dir.join("upload.json"), &record).io_context(|| "recording the upload".into())
+    })
+    .await?;
+    Ok(S3Response::new(CreateMultipartUploadOutput {
+        bucket: Some(input.bucket),
+        key: Some(input.key),
+        upload_id: Some(upload_id),
+        ..Default::default()
+    }))
+}
+
+fn check_part_number(n: i32) -> Result<(), StoreError> {
+    if (1..=MAX_PART_NUMBER).contains(&n) {
+        Ok(())
+    } else {
+        Err(StoreError::InvalidArgument(format!(
+            "part number {n} is not between 1 and 10000"
+        )))
+    }
+}
+
+/// Moves a verified part's temp file into the upload, then records it.
+fn store_part(
+    dir: &Path,
+    number: i32,
+    file: AtomicFile,
+    record: &PartRecord,
+) -> Result<(), StoreError> {
+    file.commit(
+        &dir.join(number.to_string()),
+        FileOwnership {
+            mode: 0o600,
+            uid: None,
+            gid: None,
+        },
+    )
+    .io_context(|| format!("storing part {number}"))?;
+    write_json(&dir.join(format!("{number}.json")), record)
+        .io_context(|| format!("recording part {number}"))
+}
+
+pub(super) async fn upload_part(
+    store: &NasStore,
+    req: S3Request<UploadPartInput>,
+) -> S3Result<S3Response<UploadPartOutput>> {
+    let expected = ExpectedDigests::from_headers(&req.headers)?;
+    let trailers = req.trailing_headers;
+    let input = req.input;
+    check_part_number(input.part_number)?;
+    let bucket = store.bucket(&input.bucket)?;
+    let key = ObjectKey::parse(&input.key)?;
+    let (dir, _) = load_upload(&bucket, &input.upload_id, &key)?;
+    if input
+        .content_length
+        .is_some_and(|n| u64::try_from(n).unwrap_or(0) > MAX_PART_SIZE)
+    {
+        return Err(StoreError::EntityTooLarge("a part may be at most 5 GiB".into()).into());
+    }
+    let received = upload::receive(
+        &bucket.tmp_dir(),
+        input.body,
+        input.content_length,
+        &expected,
+        trailers.as_ref(),
+    )
+    .await?;
+    let record = PartRecord {
+        etag: hex::encode(received.md5),
+        size: received.size,
+        checksums: received.checksums,
+    };
+    let etag = record.etag.clone();
+    let sums = checksum::to_dto(&record.checksums);
+    let number = input.part_number;
+    blocking(move || store_part(&dir, number, received.file, &record)).await?;
+    Ok(S3Response::new(UploadPartOutput {
+        e_tag: Some(ETag::Strong(etag)),
+        checksum_crc32: sums.checksum_crc32,
+        checksum_crc32c: sums.checksum_crc32c,
+        checksum_crc64nvme: sums.checksum_crc64nvme,
+        checksum_sha1: sums.checksum_sha1,
+        checksum_sha256: sums.checksum_sha256,
+        ..Default::default()
+    }))
+}
+
+/// Parses `bytes=first-last` (inclusive) against an object of `size` bytes.
+fn copy_range(range: Option<&str>, size: u64) -> Result<std::ops::Range<u64>, StoreError> {
+    let Some(r) = range else { return Ok(0..size) };
+    let parsed = Range::parse(r)
+        .map_err(|_| StoreError::InvalidArgument(format!("invalid copy source range {r:?}")))?;
+    parsed.check(size).map_err(|_| StoreError::InvalidRange)
+}
+
+pub(super) async fn upload_part_copy(
+    store: &NasStore,
+    req: S3Request<UploadPartCopyInput>,
+) -> S3Result<S3Response<UploadPartCopyOutput>> {
+    let input = req.input;
+    check_part_number(input.part_number)?;
+    let CopySource::Bucket {
+        bucket: src_bucket,
+        key: src_key,
+        ..
+    } = &input.copy_source
+    else {
+        return Err(StoreError::InvalidArgument("copy sources must be bucket/key".into()).into());
+    };
+    let src = store.bucket(src_bucket)?;
+    let src_key = ObjectKey::parse(src_key)?;
+    let bucket = store.bucket(&input.bucket)?;
+    let key = ObjectKey::parse(&input.key)?;
+    let (dir, _) = load_upload(&bucket, &input.upload_id, &key)?;
+    let conditions = super::object::Conditions {
+        if_match: input.copy_source_if_match,
+        if_none_match: input.copy_source_if_none_match,
+        if_modified_since: input.copy_source_if_modified_since,
+        if_unmodified_since: input.copy_source_if_unmodified_since,
+    };
+    let range = input.copy_source_range;
+    let number = input.part_number;
+    let etag = blocking(move || {
+        let obj = find(&src, &src_key)?;
+        conditions
+            .check(&obj)
+            .map_err(|_| StoreError::PreconditionFailed)?;
+        let span = copy_range(range.as_deref(), obj.meta.size)?;
+        let file = copy_to_temp(&bucket, &obj.path, span.clone())?;
+        let etag = md5_file(file.tmp_path()).io_context(|| "hashing the copied part".into())?;
+        let record = PartRecord {
+            etag: etag.clone(),
+            size: span.end - span.start,
+            checksums: Default::default(),
+        };
+        store_part(&dir, number, file, &record)?;
+        Ok(etag)
+    })
+    .await?;
+    Ok(S3Response::new(UploadPartCopyOutput {
+        copy_part_result: Some(CopyPartResult {
+            e_tag: Some(ETag::Strong(etag)),
+            last_modified: Some(Timestamp::from(SystemTime::now())),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }))
+}
+
+/// Checks the client's part list against the stored parts; returns each part's path and record.
+fn check_parts(
+    dir: &Path,
+    listed: &[CompletedPart],
+) -> Result<Vec<(PathBuf, PartRecord)>, StoreError> {
+    if listed.is_empty() {
+        return Err(StoreError::InvalidArgument(
+            "CompleteMultipartUpload must list at least one part".into(),
+        ));
+    }
+    let mut parts = Vec::with_capacity(listed.len());
+    let mut previous = 0;
+    for (i, p) in listed.iter().enumerate() {
+        let number = p
+            .part_number
+            .ok_or_else(|| StoreError::InvalidPart("a listed part has no PartNumber".into()))?;
+        if number <= previous {
+            return Err(StoreError::InvalidPartOrder);
+        }
+        previous = number;
+        let record: PartRecord = read_json(&dir.join(format!("{number}.json")))
+            .map_err(|_| StoreError::InvalidPart(format!("part {number} was not uploaded")))?;
+        let listed_etag = p
+            .e_tag
+            .as_ref()
+            .map(|e| e.value().trim_matches('"').to_string());
+        if listed_etag.as_deref() != Some(record.etag.as_str()) {
+            return Err(StoreError::InvalidPart(format!(
+                "part {number}'s ETag does not match the uploaded part"
+            )));
+        }
+        if i + 1 < listed.len() && record.size < MIN_PART_SIZE {
+            return Err(StoreError::EntityTooSmall {
+                part: number,
+                size: record.size,
+            });
+        }
+        parts.push((dir.join(number.to_string()), record));
+    }
+    Ok(parts)
+}
+
+/// Joins the parts into one temp file, returning it with the `md5-of-parts-N` ETag.
+fn join_parts(
+    bucket: &NasBucket,
+    parts: &[(PathBuf, PartRecord)],
+) -> Result<(AtomicFile, String, u64), StoreError> {
+    let mut file =
+        AtomicFile::new_in(&bucket.tmp_dir()).io_context(|| "creating a temp file".into())?;
+    let mut md5_of_md5s = Md5::new();
+    let mut size = 0;
+    for (path, record) in parts {
+        let mut part = fs::File::open(path).io_context(|| format!("opening {}", path.display()))?;
+        size += io::copy(&mut part, file.file()).io_context(|| "joining parts".into())?;
+        let digest = hex::decode(&record.etag).map_err(|e| StoreError::Io {
+            context: "reading a part's ETag".into(),
+            source: io::Error::other(e),
+        })?;
+        md5_of_md5s.update(&digest);
+    }
+    Ok((
+        file,
+        format!("{}-{}", hex::encode(md5_of_md5s.finalize()), parts.len()),
+        size,
+    ))
+}
+
+pub(super) async fn complete_multipart_upload(
+    store: &NasStore,
+    req: S3Request<CompleteMultipartUploadInput>,
+) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
+    let input = req.input;
+    let bucket = store.bucket(&input.bucket)?;
+    let key = ObjectKey::parse(&input.key)?;
+    let (dir, record) = load_upload(&bucket, &input.upload_id, &key)?;
+    let listed = input
+        .multipart_upload
+        .and_then(|m| m.parts)
+        .unwrap_or_default();
+    let k = key.clone();
+    let etag = blocking(move || {
+        let parts = check_parts(&dir, &listed)?;
+        prepare_destination(&bucket, &k, None)?;
+        let (file, etag, size) = join_parts(&bucket, &parts)?;
+        let meta = ObjectMeta {
+            etag: etag.clone(),
+            size,
+            mtime_ns: 0,
+            content_type: record.content_type,
+            user: record.user,
+            checksums: Default::default(),
+        };
+        commit(&bucket, &k, file, meta)?;
+        if let Err(e) = fs::remove_dir_all(&dir) {
+            tracing::warn!(dir = %dir.display(), error = %e, "could not remove a completed upload's parts");
+        }
+        Ok(etag)
+    })
+    .await?;
+    Ok(S3Response::new(CompleteMultipartUploadOutput {
+        bucket: Some(input.bucket),
+        key: Some(key.to_string()),
+        e_tag: Some(ETag::Strong(etag)),
+        ..Default::default()
+    }))
+}
+
+pub(super) async fn abort_multipart_upload(
+    store: &NasStore,
+    req: S3Request<AbortMultipartUploadInput>,
+) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
+    let bucket = store.bucket(&req.input.bucket)?;
+    let key = ObjectKey::parse(&req.input.key)?;
+    let (dir, _) = load_upload(&bucket, &req.input.upload_id, &key)?;
+    blocking(move || fs::remove_dir_all(&dir).io_context(|| format!("removing {}", dir.display())))
+        .await?;
+    Ok(S3Response::new(AbortMultipartUploadOutput::default()))
+}
+
+pub(super) async fn list_parts(
+    store: &NasStore,
+    req: S3Request<ListPartsInput>,
+) -> S3Result<S3Response<ListPartsOutput>> {
+    let input = req.input;
+    let bucket = store.bucket(&input.bucket)?;
+    let key = ObjectKey::parse(&input.key)?;
+    let (dir, _) = load_upload(&bucket, &input.upload_id, &key)?;
+    let marker = input.part_number_marker.unwrap_or(0);
+    let max = input
+        .max_parts
+        .map_or(MAX_LIST, |n| usize::try_from(n).unwrap_or(0).min(MAX_LIST));
+    let mut parts = blocking(move || {
+        let mut parts = Vec::new();
+        for entry in fs::read_dir(&dir)
+            .io_context(|| format!("listing {}", dir.display()))?
+            .flatten()
+        {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let Some(number) = name
+                .strip_suffix(".json")
+                .and_then(|n| n.parse::<i32>().ok())
+            else {
+                continue;
+            };
+            let Ok(record) = read_json::<PartRecord>(&entry.path()) else {
+                continue;
+            };
+            let modified = entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .unwrap_or(SystemTime::UNIX_EPOCH);
+            parts.push((number, record, modified));
+        }
+        Ok(parts)
+    })
+    .await?;
+    parts.sort_by_key(|p| p.0);
+    parts.retain(|p| p.0 > marker);
+    let truncated = parts.len() > max;
+    parts.truncate(max);
+    let next = parts.last().map(|p| p.0);
+    Ok(S3Response::new(ListPartsOutput {
+        bucket: Some(input.bucket),
+        key: Some(input.key),
+        upload_id: Some(input.upload_id),
+        part_number_marker: input.part_number_marker,
+        next_part_number_marker: next,
+        max_parts: i32::try_from(max).ok(),
+        is_truncated: Some(truncated),
+        parts: Some(
+            parts
+                .into_iter()
+                .map(|(n, r, modified)| {
+                    let sums = checksum::to_dto(&r.checksums);
+                    Part {
+                        part_number: Some(n),
+                        e_tag: Some(ETag::Strong(r.etag)),
+                        size: i64::try_from(r.size).ok(),
+                        last_modified: Some(Timestamp::from(modified)),
+                        checksum_crc32: sums.checksum_crc32,
+                        checksum_crc32c: sums.checksum_crc32c,
+                        checksum_crc64nvme: sums.checksum_crc64nvme,
+                        checksum_sha1: sums.checksum_sha1,
+                        checksum_sha256: sums.checksum_sha256,
+                    }
+                })
+                .collect(),
+        ),
+        ..Default::default()
+    }))
+}
+
+/// Every upload in the bucket as (upload id, record), sorted by key then id (ids sort by time).
+fn all_uploads(bucket: &NasBucket) -> Vec<(String, UploadRecord)> {
+    let Ok(entries) = fs::read_dir(bucket.multipart_dir()) else {
+        return Vec::new();
+    };
+    let mut uploads: Vec<_> = entries
+        .flatten()
+        .filter_map(|e| {
+            let id = e.file_name().into_string().ok()?;
+            let record = read_json::<UploadRecord>(&e.path().join("upload.json")).ok()?;
+            Some((id, record))
+        })
+        .collect();
+    uploads.sort_by(|a, b| (&a.1.key, &a.0).cmp(&(&b.1.key, &b.0)));
+    uploads
+}
+
+pub(super) async fn list_multipart_uploads(
+    store: &NasStore,
+    req: S3Request<ListMultipartUploadsInput>,
+) -> S3Result<S3Response<ListMultipartUploadsOutput>> {
+    let input = req.input;
+    let bucket = store.bucket(&input.bucket)?;
+    let prefix = input.prefix.clone().unwrap_or_default();
+    let key_marker = input.key_marker.clone().unwrap_or_default();
+    let id_marker = input.upload_id_marker.clone().unwrap_or_default();
+    let max = input
+        .max_uploads
+        .map_or(MAX_LIST, |n| usize::try_from(n).unwrap_or(0).min(MAX_LIST));
+    let mut uploads = blocking(move || Ok(all_uploads(&bucket))).await?;
+    uploads.retain(|(id, r)| {
+        r.key.starts_with(&prefix)
+            && (r.key.as_str(), id.as_str()) > (key_marker.as_str(), id_marker.as_str())
+    });
+    let truncated = uploads.len() > max;
+    uploads.truncate(max);
+    let last = uploads.last().map(|(id, r)| (r.key.clone(), id.clone()));
+    let timestamp = |s: &str| {
+        time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+            .ok()
+            .map(Timestamp::from)
+    };
+    Ok(S3Response::new(ListMultipartUploadsOutput {
+        bucket: Some(input.bucket),
+        prefix: input.prefix,
+        key_marker: input.key_marker,
+        upload_id_marker: input.upload_id_marker,
+        next_key_marker: last.as_ref().map(|l| l.0.clone()),
+        next_upload_id_marker: last.map(|l| l.1),
+        max_uploads: i32::try_from(max).ok(),
+        is_truncated: Some(truncated),
+        uploads: Some(
+            uploads
+                .into_iter()
+                .map(|(id, r)| MultipartUpload {
+                    initiated: timestamp(&r.initiated),
+                    key: Some(r.key),
+                    upload_id: Some(id),
+                    ..Default::default()
+                })
+                .collect(),
+        ),
+        ..Default::default()
+    }))
+}
+
+/// Aborts the bucket's uploads whose directory has not changed for `max_age`.
+pub(super) fn sweep_abandoned(bucket: &NasBucket, max_age: Duration) {
+    let Ok(entries) = fs::read_dir(bucket.multipart_dir()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let idle = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok());
+        if idle.is_some_and(|idle| idle > max_age) {
+            tracing::info!(bucket = %bucket.name, upload = ?entry.file_name(), "aborting an abandoned multipart upload");
+            if let Err(e) = fs::remove_dir_all(entry.path()) {
+                tracing::warn!(error = %e, "could not remove an abandoned upload");
+            }
+        }
+    }
+}

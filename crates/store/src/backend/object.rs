@@ -1,0 +1,605 @@
+//! Object operations: HeadObject, GetObject, PutObject, CopyObject, DeleteObject, DeleteObjects.
+
+use std::fs::{self, File};
+use std::io::{self, Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use futures::stream;
+use s3s::dto::*;
+use s3s::{S3Request, S3Response, S3Result};
+use tokio::sync::mpsc;
+
+use super::{NasStore, blocking};
+use crate::atomic::{AtomicFile, sync_dir};
+use crate::bucket::NasBucket;
+use crate::checksum::{self, ExpectedDigests};
+use crate::error::{IoContext, StoreError};
+use crate::key::ObjectKey;
+use crate::meta::{ObjectMeta, md5_file, mtime_ns};
+use crate::upload;
+
+/// Objects up to this size are read in one go; larger ones are streamed.
+const SMALL_OBJECT: u64 = 1 << 20;
+/// Chunk size when streaming a file out.
+const READ_CHUNK: usize = 1 << 20;
+/// MD5 of zero bytes: the ETag of directory markers.
+const EMPTY_MD5: &str = "d41d8cd98f00b204e9800998ecf8427e";
+
+/// An existing object: where it is, its file attributes and its metadata.
+pub(super) struct FoundObject {
+    pub path: PathBuf,
+    pub attrs: fs::Metadata,
+    pub meta: ObjectMeta,
+}
+
+impl FoundObject {
+    pub fn etag(&self) -> ETag {
+        ETag::Strong(self.meta.etag.clone())
+    }
+    pub fn last_modified(&self) -> Timestamp {
+        Timestamp::from(self.attrs.modified().unwrap_or(std::time::UNIX_EPOCH))
+    }
+    pub fn content_type(&self, key: &ObjectKey) -> String {
+        self.meta.content_type.clone().unwrap_or_else(|| {
+            if key.is_dir_marker() {
+                "application/x-directory".into()
+            } else {
+                mime_guess::from_path(key.as_str())
+                    .first_or_octet_stream()
+                    .to_string()
+            }
+        })
+    }
+    fn user_metadata(&self) -> Option<Metadata> {
+        (!self.meta.user.is_empty()).then(|| {
+            self.meta
+                .user
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect()
+        })
+    }
+}
+
+/// Finds the object under `key` (blocking). Directories are objects only for
+/// directory-marker keys; files only for ordinary keys.
+pub(super) fn find(bucket: &NasBucket, key: &ObjectKey) -> Result<FoundObject, StoreError> {
+    let path = bucket.path_of(key);
+    bucket.check_inside_volume(&path, key)?;
+    let no_such_key = || StoreError::NoSuchKey(key.to_string());
+    let attrs = match fs::metadata(&path) {
+        Ok(a) => a,
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+            ) =>
+        {
+            return Err(no_such_key());
+        }
+        Err(e) => return Err(e).io_context(|| format!("reading {}", path.display())),
+    };
+    let meta = if attrs.is_dir() {
+        if !key.is_dir_marker() || path == bucket.root {
+            return Err(no_such_key());
+        }
+        let stored = bucket.meta.get(&path, &key.rel_path()).unwrap_or_default();
+        ObjectMeta {
+            etag: EMPTY_MD5.into(),
+            size: 0,
+            mtime_ns: mtime_ns(&attrs),
+            ..stored
+        }
+    } else if attrs.is_file() && !key.is_dir_marker() {
+        bucket
+            .meta
+            .load_or_compute(&path, &key.rel_path(), &attrs)
+            .io_context(|| format!("reading {}", path.display()))?
+    } else {
+        return Err(no_such_key());
+    };
+    Ok(FoundObject { path, attrs, meta })
+}
+
+/// The conditional headers of a read.
+#[derive(Default)]
+pub(super) struct Conditions {
+    pub if_match: Option<ETagCondition>,
+    pub if_none_match: Option<ETagCondition>,
+    pub if_modified_since: Option<Timestamp>,
+    pub if_unmodified_since: Option<Timestamp>,
+}
+
+fn unix_seconds(t: &Timestamp) -> i64 {
+    time::OffsetDateTime::from(t.clone()).unix_timestamp()
+}
+
+fn matches(cond: &ETagCondition, etag: &ETag) -> bool {
+    match cond {
+        ETagCondition::Any => true,
+        ETagCondition::ETag(e) => e.value() == etag.value(),
+    }
+}
+
+impl Conditions {
+    /// Applies RFC 9110's precedence: If-Match, then If-Unmodified-Since (only
+    /// without If-Match), then If-None-Match, then If-Modified-Since (only
+    /// without If-None-Match).
+    pub fn check(&self, obj: &FoundObject) -> Result<(), StoreError> {
+        let etag = obj.etag();
+        let modified = unix_seconds(&obj.last_modified());
+        if let Some(c) = &self.if_match {
+            if !matches(c, &etag) {
+                return Err(StoreError::PreconditionFailed);
+            }
+        } else if let Some(t) = &self.if_unmodified_since
+            && modified > unix_seconds(t)
+        {
+            return Err(StoreError::PreconditionFailed);
+        }
+        if let Some(c) = &self.if_none_match {
+            if matches(c, &etag) {
+                return Err(StoreError::NotModified);
+            }
+        } else if let Some(t) = &self.if_modified_since
+            && modified <= unix_seconds(t)
+        {
+            return Err(StoreError::NotModified);
+        }
+        Ok(())
+    }
+}
+
+pub(super) async fn head_object(
+    store: &NasStore,
+    req: S3Request<HeadObjectInput>,
+) -> S3Result<S3Response<HeadObjectOutput>> {
+    let input = req.input;
+    let bucket = store.bucket(&input.bucket)?;
+    let key = ObjectKey::parse(&input.key)?;
+    let k = key.clone();
+    let obj = blocking(move || find(&bucket, &k)).await?;
+    Conditions {
+        if_match: input.if_match,
+        if_none_match: input.if_none_match,
+        if_modified_since: input.if_modified_since,
+        if_unmodified_since: input.if_unmodified_since,
+    }
+    .check(&obj)?;
+    let want_checksums = input.checksum_mode.is_some();
+    let sums = if want_checksums {
+        checksum::to_dto(&obj.meta.checksums)
+    } else {
+        Default::default()
+    };
+    Ok(S3Response::new(HeadObjectOutput {
+        content_length: Some(i64::try_from(obj.meta.size).unwrap_or(i64::MAX)),
+        content_type: Some(obj.content_type(&key)),
+        e_tag: Some(obj.etag()),
+        last_modified: Some(obj.last_modified()),
+        metadata: obj.user_metadata(),
+        accept_ranges: Some("bytes".into()),
+        checksum_crc32: sums.checksum_crc32,
+        checksum_crc32c: sums.checksum_crc32c,
+        checksum_crc64nvme: sums.checksum_crc64nvme,
+        checksum_sha1: sums.checksum_sha1,
+        checksum_sha256: sums.checksum_sha256,
+        ..Default::default()
+    }))
+}
+
+pub(super) async fn get_object(
+    store: &NasStore,
+    req: S3Request<GetObjectInput>,
+) -> S3Result<S3Response<GetObjectOutput>> {
+    let input = req.input;
+    let bucket = store.bucket(&input.bucket)?;
+    let key = ObjectKey::parse(&input.key)?;
+    let conditions = Conditions {
+        if_match: input.if_match,
+        if_none_match: input.if_none_match,
+        if_modified_since: input.if_modified_since,
+        if_unmodified_since: input.if_unmodified_since,
+    };
+    let range = input.range;
+    let k = key.clone();
+    let (obj, span, small) = blocking(move || {
+        let obj = find(&bucket, &k)?;
+        conditions.check(&obj)?;
+        let span = match range {
+            Some(r) => r
+                .check(obj.meta.size)
+                .map_err(|_| StoreError::InvalidRange)?,
+            None => 0..obj.meta.size,
+        };
+        let small = if span.end - span.start <= SMALL_OBJECT && obj.attrs.is_file() {
+            Some(
+                read_span(&obj.path, span.clone())
+                    .io_context(|| format!("reading {}", obj.path.display()))?,
+            )
+        } else {
+            None
+        };
+        Ok((obj, span, small))
+    })
+    .await?;
+    let len = span.end - span.start;
+    let body = match small {
+        Some(bytes) => StreamingBlob::wrap::<_, io::Error>(stream::once(async move { Ok(bytes) })),
+        None => stream_file(obj.path.clone(), span.clone()),
+    };
+    let content_range = range.map(|_| {
+        format!(
+            "bytes {}-{}/{}",
+            span.start,
+            span.end.saturating_sub(1),
+            obj.meta.size
+        )
+    });
+    let sums = if input.checksum_mode.is_some() && content_range.is_none() {
+        checksum::to_dto(&obj.meta.checksums)
+    } else {
+        Default::default()
+    };
+    Ok(S3Response::new(GetObjectOutput {
+        body: Some(body),
+        content_length: Some(i64::try_from(len).unwrap_or(i64::MAX)),
+        content_range,
+        content_type: Some(
+            input
+                .response_content_type
+                .unwrap_or_else(|| obj.content_type(&key)),
+        ),
+        e_tag: Some(obj.etag()),
+        last_modified: Some(obj.last_modified()),
+        metadata: obj.user_metadata(),
+        accept_ranges: Some("bytes".into()),
+        checksum_crc32: sums.checksum_crc32,
+        checksum_crc32c: sums.checksum_crc32c,
+        checksum_crc64nvme: sums.checksum_crc64nvme,
+        checksum_sha1: sums.checksum_sha1,
+        checksum_sha256: sums.checksum_sha256,
+        ..Default::default()
+    }))
+}
+
+fn read_span(path: &Path, span: std::ops::Range<u64>) -> io::Result<Bytes> {
+    let mut file = File::open(path)?;
+    file.seek(SeekFrom::Start(span.start))?;
+    let mut buf = BytesMut::zeroed(usize::try_from(span.end - span.start).unwrap_or(0));
+    file.read_exact(&mut buf)?;
+    Ok(buf.freeze())
+}
+
+/// Streams `span` of the file from a blocking thread, a chunk ahead of the network.
+fn stream_file(path: PathBuf, span: std::ops::Range<u64>) -> StreamingBlob {
+    let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(4);
+    tokio::task::spawn_blocking(move || {
+        let send = |r| tx.blocking_send(r).is_ok();
+        let mut file = match File::open(&path)
+            .and_then(|mut f| f.seek(SeekFrom::Start(span.start)).map(|_| f))
+        {
+            Ok(f) => f,
+            Err(e) => {
+                send(Err(e));
+                return;
+            }
+        };
+        let mut left = span.end - span.start;
+        while left > 0 {
+            let n = usize::try_from(left.min(READ_CHUNK as u64)).unwrap_or(READ_CHUNK);
+            let mut buf = BytesMut::zeroed(n);
+            let result = file.read_exact(&mut buf).map(|()| buf.freeze());
+            let failed = result.is_err();
+            if !send(result) || failed {
+                return;
+            }
+            left -= n as u64;
+        }
+    });
+    StreamingBlob::wrap(stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    }))
+}
+
+fn user_meta_map(metadata: Option<Metadata>) -> std::collections::BTreeMap<String, String> {
+    metadata
+        .map(|m| m.into_iter().collect())
+        .unwrap_or_default()
+}
+
+pub(super) async fn put_object(
+    store: &NasStore,
+    req: S3Request<PutObjectInput>,
+) -> S3Result<S3Response<PutObjectOutput>> {
+    let expected = ExpectedDigests::from_headers(&req.headers)?;
+    let trailers = req.trailing_headers;
+    let input = req.input;
+    let bucket = store.bucket(&input.bucket)?;
+    let key = ObjectKey::parse(&input.key)?;
+    if key.is_dir_marker() {
+        let b = Arc::clone(&bucket);
+        blocking(move || put_dir_marker(&b, &key)).await?;
+        return Ok(S3Response::new(PutObjectOutput {
+            e_tag: Some(ETag::Strong(EMPTY_MD5.into())),
+            ..Default::default()
+        }));
+    }
+    let (b, k) = (Arc::clone(&bucket), key.clone());
+    let if_none_match = input.if_none_match;
+    blocking(move || prepare_destination(&b, &k, if_none_match.as_ref())).await?;
+    let received = upload::receive(
+        &bucket.tmp_dir(),
+        input.body,
+        input.content_length,
+        &expected,
+        trailers.as_ref(),
+    )
+    .await?;
+    let meta = ObjectMeta {
+        etag: hex::encode(received.md5),
+        size: received.size,
+        mtime_ns: 0,
+        content_type: input.content_type,
+        user: user_meta_map(input.metadata),
+        checksums: received.checksums.clone(),
+    };
+    let etag = meta.etag.clone();
+    blocking(move || commit(&bucket, &key, received.file, meta)).await?;
+    let sums = checksum::to_dto(&received.checksums);
+    Ok(S3Response::new(PutObjectOutput {
+        e_tag: Some(ETag::Strong(etag)),
+        size: Some(i64::try_from(received.size).unwrap_or(i64::MAX)),
+        checksum_crc32: sums.checksum_crc32,
+        checksum_crc32c: sums.checksum_crc32c,
+        checksum_crc64nvme: sums.checksum_crc64nvme,
+        checksum_sha1: sums.checksum_sha1,
+        checksum_sha256: sums.checksum_sha256,
+        ..Default::default()
+    }))
+}
+
+fn put_dir_marker(bucket: &NasBucket, key: &ObjectKey) -> Result<(), StoreError> {
+    let path = bucket.path_of(key);
+    bucket.check_inside_volume(&path, key)?;
+    if path.is_file() {
+        return Err(StoreError::ParentIsObject(key.to_string()));
+    }
+    bucket.create_parents(&path.join("marker"), key)
+}
+
+/// Checks that `key` can become a file (blocking): not a directory, parents
+/// creatable, inside the volume, and absent if the client said `If-None-Match: *`.
+pub(super) fn prepare_destination(
+    bucket: &NasBucket,
+    key: &ObjectKey,
+    if_none_match: Option<&ETagCondition>,
+) -> Result<(), StoreError> {
+    let path = bucket.path_of(key);
+    bucket.check_inside_volume(&path, key)?;
+    if path.is_dir() {
+        return Err(StoreError::ObjectIsDirectory(key.to_string()));
+    }
+    if if_none_match.is_some() && path.exists() {
+        return Err(StoreError::PreconditionFailed);
+    }
+    bucket.create_parents(&path, key)
+}
+
+/// Stores `meta` on the temp file and renames it over `key` (blocking).
+pub(super) fn commit(
+    bucket: &NasBucket,
+    key: &ObjectKey,
+    mut file: AtomicFile,
+    mut meta: ObjectMeta,
+) -> Result<(), StoreError> {
+    let path = bucket.path_of(key);
+    let rel = key.rel_path();
+    let attrs = file
+        .file()
+        .metadata()
+        .io_context(|| "reading the temp file".into())?;
+    meta.mtime_ns = mtime_ns(&attrs);
+    bucket
+        .meta
+        .set(file.tmp_path(), &rel, &meta)
+        .io_context(|| format!("storing metadata of {key}"))?;
+    bucket.create_parents(&path, key)?;
+    file.commit(&path, bucket.ownership).map_err(|e| {
+        if path.is_dir() {
+            StoreError::ObjectIsDirectory(key.to_string())
+        } else {
+            StoreError::Io {
+                context: format!("storing {key}"),
+                source: e,
+            }
+        }
+    })?;
+    if !bucket.meta.travels_with_file() {
+        // Sidecar metadata must name the file's final attributes: rename keeps mtime.
+        bucket
+            .meta
+            .set(&path, &rel, &meta)
+            .io_context(|| format!("storing metadata of {key}"))?;
+    }
+    Ok(())
+}
+
+pub(super) async fn copy_object(
+    store: &NasStore,
+    req: S3Request<CopyObjectInput>,
+) -> S3Result<S3Response<CopyObjectOutput>> {
+    let input = req.input;
+    let CopySource::Bucket {
+        bucket: src_bucket,
+        key: src_key,
+        ..
+    } = &input.copy_source
+    else {
+        return Err(StoreError::InvalidArgument("copy sources must be bucket/key".into()).into());
+    };
+    let src = store.bucket(src_bucket)?;
+    let src_key = ObjectKey::parse(src_key)?;
+    let dst = store.bucket(&input.bucket)?;
+    let key = ObjectKey::parse(&input.key)?;
+    let conditions = Conditions {
+        if_match: input.copy_source_if_match,
+        if_none_match: input.copy_source_if_none_match,
+        if_modified_since: input.copy_source_if_modified_since,
+        if_unmodified_since: input.copy_source_if_unmodified_since,
+    };
+    let replace = input
+        .metadata_directive
+        .as_ref()
+        .is_some_and(|d| d.as_str() == MetadataDirective::REPLACE);
+    let (content_type, user) = (input.content_type, user_meta_map(input.metadata));
+    let meta = blocking(move || {
+        let obj = find(&src, &src_key)?;
+        conditions
+            .check(&obj)
+            .map_err(|_| StoreError::PreconditionFailed)?;
+        prepare_destination(&dst, &key, None)?;
+        let file = copy_to_temp(&dst, &obj.path, 0..obj.meta.size)?;
+        let mut meta = obj.meta.clone();
+        if meta.etag.contains('-') {
+            meta.etag = md5_file(file.tmp_path()).io_context(|| "hashing the copy".into())?;
+        }
+        if replace {
+            meta.content_type = content_type;
+            meta.user = user;
+        }
+        commit(&dst, &key, file, meta.clone())?;
+        Ok(meta)
+    })
+    .await?;
+    Ok(S3Response::new(CopyObjectOutput {
+        copy_object_result: Some(CopyObjectResult {
+            e_tag: Some(ETag::Strong(meta.etag)),
+            last_modified: Some(Timestamp::from(std::time::SystemTime::now())),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }))
+}
+
+/// Copies `span` of `src` into a fresh temp file of `bucket` (copy_file_range where the kernel can).
+pub(super) fn copy_to_temp(
+    bucket: &NasBucket,
+    src: &Path,
+    span: std::ops::Range<u64>,
+) -> Result<AtomicFile, StoreError> {
+    let mut file =
+        AtomicFile::new_in(&bucket.tmp_dir()).io_context(|| "creating a temp file".into())?;
+    let mut input = File::open(src).io_context(|| format!("opening {}", src.display()))?;
+    input
+        .seek(SeekFrom::Start(span.start))
+        .io_context(|| format!("reading {}", src.display()))?;
+    let copied = io::copy(&mut input.take(span.end - span.start), file.file())
+        .io_context(|| format!("copying {}", src.display()))?;
+    if copied != span.end - span.start {
+        return Err(StoreError::InvalidRange);
+    }
+    Ok(file)
+}
+
+pub(super) async fn delete_object(
+    store: &NasStore,
+    req: S3Request<DeleteObjectInput>,
+) -> S3Result<S3Response<DeleteObjectOutput>> {
+    let bucket = store.bucket(&req.input.bucket)?;
+    let key = ObjectKey::parse(&req.input.key)?;
+    blocking(move || remove(&bucket, &key)).await?;
+    Ok(S3Response::new(DeleteObjectOutput::default()))
+}
+
+/// Deletes the object under `key` and the directories it leaves empty (blocking).
+/// A missing object is not an error, as in S3.
+pub(super) fn remove(bucket: &NasBucket, key: &ObjectKey) -> Result<(), StoreError> {
+    let path = bucket.path_of(key);
+    bucket.check_inside_volume(&path, key)?;
+    let result = if key.is_dir_marker() {
+        match fs::remove_dir(&path) {
+            Err(e) if e.raw_os_error() == Some(libc::ENOTEMPTY) => Ok(()),
+            other => other,
+        }
+    } else if path.is_dir() {
+        Ok(())
+    } else {
+        fs::remove_file(&path)
+    };
+    match result {
+        Ok(()) => {}
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+            ) =>
+        {
+            return Ok(());
+        }
+        Err(e) => return Err(e).io_context(|| format!("deleting {key}")),
+    }
+    bucket.meta.remove(&key.rel_path());
+    bucket.remove_empty_parents(&path);
+    if let Some(parent) = path.parent().filter(|p| p.exists()) {
+        sync_dir(parent).io_context(|| format!("syncing {}", parent.display()))?;
+    }
+    Ok(())
+}
+
+pub(super) async fn delete_objects(
+    store: &NasStore,
+    req: S3Request<DeleteObjectsInput>,
+) -> S3Result<S3Response<DeleteObjectsOutput>> {
+    let policies = req
+        .credentials
+        .as_ref()
+        .and_then(|c| store.principal(&c.access_key))
+        .map(|p| p.policies);
+    let input = req.input;
+    let bucket = store.bucket(&input.bucket)?;
+    let quiet = input.delete.quiet.unwrap_or(false);
+    let keys: Vec<String> = input.delete.objects.into_iter().map(|o| o.key).collect();
+    let bucket_name = input.bucket;
+    let (deleted, errors) = blocking(move || {
+        let (mut deleted, mut errors) = (Vec::new(), Vec::new());
+        for raw in keys {
+            let allowed = policies.as_ref().is_some_and(|p| {
+                crate::iam::policy::is_allowed(
+                    p,
+                    "s3:DeleteObject",
+                    &format!("arn:aws:s3:::{bucket_name}/{raw}"),
+                )
+            });
+            let outcome = if allowed {
+                ObjectKey::parse(&raw)
+                    .and_then(|k| remove(&bucket, &k))
+                    .map_err(s3s::S3Error::from)
+            } else {
+                Err(s3s::s3_error!(AccessDenied, "access denied"))
+            };
+            match outcome {
+                Ok(()) if !quiet => deleted.push(DeletedObject {
+                    key: Some(raw),
+                    ..Default::default()
+                }),
+                Ok(()) => {}
+                Err(e) => errors.push(Error {
+                    code: Some(e.code().as_str().to_owned()),
+                    key: Some(raw),
+                    message: e.message().map(str::to_owned),
+                    version_id: None,
+                }),
+            }
+        }
+        Ok((deleted, errors))
+    })
+    .await?;
+    Ok(S3Response::new(DeleteObjectsOutput {
+        deleted: Some(deleted),
+        errors: Some(errors),
+        ..Default::default()
+    }))
+}

@@ -1,0 +1,80 @@
+//! The s3s authentication and authorization hooks over the store's catalog.
+//! Auth and access are always installed together: s3s runs access checks only
+//! when an auth provider is set.
+
+use s3s::access::{S3Access, S3AccessContext};
+use s3s::auth::{S3Auth, SecretKey};
+use s3s::dto::CopySource;
+use s3s::{S3Result, s3_error};
+
+use super::policy::{is_allowed, required_permission};
+use crate::backend::NasStore;
+
+/// Looks up secret keys of object users for SigV4 verification.
+pub struct CatalogAuth(pub NasStore);
+
+#[async_trait::async_trait]
+impl S3Auth for CatalogAuth {
+    async fn get_secret_key(&self, access_key: &str) -> S3Result<SecretKey> {
+        match self.0.principal(access_key) {
+            Some(p) => Ok(SecretKey::from(p.secret)),
+            None => Err(s3_error!(
+                InvalidAccessKeyId,
+                "the access key id you provided does not exist"
+            )),
+        }
+    }
+}
+
+/// Authorizes each request against the caller's group policies; deny wins and
+/// anything not allowed is denied.
+pub struct PolicyAccess(pub NasStore);
+
+#[async_trait::async_trait]
+impl S3Access for PolicyAccess {
+    async fn check(&self, cx: &mut S3AccessContext<'_>) -> S3Result<()> {
+        let Some(creds) = cx.credentials() else {
+            return Err(s3_error!(
+                AccessDenied,
+                "anonymous access is not allowed; sign the request"
+            ));
+        };
+        let Some(principal) = self.0.principal(&creds.access_key) else {
+            return Err(s3_error!(InvalidAccessKeyId));
+        };
+        let op = cx.s3_op().name();
+        let path = cx.s3_path();
+        let deny = || s3_error!(AccessDenied, "access denied");
+        // DeleteObjects names its keys in the body: the backend checks each one.
+        if op == "DeleteObjects" {
+            return Ok(());
+        }
+        let (action, resource) =
+            required_permission(op, path.get_bucket_name(), path.get_object_key())
+                .ok_or_else(deny)?;
+        if !is_allowed(&principal.policies, action, &resource) {
+            return Err(deny());
+        }
+        if matches!(op, "CopyObject" | "UploadPartCopy") {
+            let source = cx
+                .headers()
+                .get("x-amz-copy-source")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default();
+            let Ok(CopySource::Bucket { bucket, key, .. }) = CopySource::parse(source) else {
+                return Err(s3_error!(
+                    InvalidArgument,
+                    "x-amz-copy-source must be bucket/key"
+                ));
+            };
+            if !is_allowed(
+                &principal.policies,
+                "s3:GetObject",
+                &format!("arn:aws:s3:::{bucket}/{key}"),
+            ) {
+                return Err(deny());
+            }
+        }
+        Ok(())
+    }
+}

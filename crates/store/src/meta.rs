@@ -1,0 +1,202 @@
+//! Object metadata (ETag, content type, user metadata, checksums) kept beside
+//! the file: in a `user.tread.meta` extended attribute where the file system
+//! has them, else in a sidecar file under the bucket's hidden directory.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::{self, Read};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use md5::{Digest, Md5};
+use serde::{Deserialize, Serialize};
+
+const XATTR_NAME: &str = "user.tread.meta";
+
+/// What tread knows of an object beyond its bytes.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ObjectMeta {
+    /// The ETag without quotes: hex MD5, or `md5-of-parts-N` for multipart objects.
+    pub etag: String,
+    /// Size of the file when the ETag was computed.
+    pub size: u64,
+    /// Modification time (ns since the epoch) when the ETag was computed; a
+    /// file changed by a NAS user since then has a different one.
+    pub mtime_ns: i128,
+    /// Content-Type given at upload, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_type: Option<String>,
+    /// `x-amz-meta-*` headers given at upload, without the prefix.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub user: BTreeMap<String, String>,
+    /// Checksums given at upload, by algorithm name (`CRC32`, `SHA256`, …), base64.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub checksums: BTreeMap<String, String>,
+}
+
+impl ObjectMeta {
+    /// Whether this record still describes the file with these attributes.
+    pub fn is_fresh_for(&self, attrs: &fs::Metadata) -> bool {
+        self.size == attrs.len() && self.mtime_ns == mtime_ns(attrs)
+    }
+}
+
+/// Modification time of a file in nanoseconds since the epoch.
+pub fn mtime_ns(attrs: &fs::Metadata) -> i128 {
+    i128::from(attrs.mtime()) * 1_000_000_000 + i128::from(attrs.mtime_nsec())
+}
+
+/// Where a bucket keeps object metadata.
+#[derive(Debug, Clone)]
+pub enum MetaStore {
+    /// Extended attributes on the object file itself.
+    Xattr,
+    /// JSON files under `<bucket>/.tread/meta/<key>.json`, for file systems without xattrs.
+    Sidecar(PathBuf),
+}
+
+impl MetaStore {
+    /// Picks xattrs if `probe_dir` supports them, else sidecar files in `sidecar_dir`.
+    pub fn detect(probe_dir: &Path, sidecar_dir: PathBuf) -> Self {
+        let probe = probe_dir.join(format!(".xattr-probe-{}", std::process::id()));
+        let supported =
+            fs::write(&probe, b"").is_ok() && xattr::set(&probe, XATTR_NAME, b"{}").is_ok();
+        let _ = fs::remove_file(&probe);
+        if supported {
+            Self::Xattr
+        } else {
+            Self::Sidecar(sidecar_dir)
+        }
+    }
+
+    /// Reads the stored record of the object at `path` (key `rel` inside the bucket).
+    pub fn get(&self, path: &Path, rel: &Path) -> Option<ObjectMeta> {
+        let raw = match self {
+            Self::Xattr => xattr::get(path, XATTR_NAME).ok().flatten()?,
+            Self::Sidecar(dir) => fs::read(sidecar_path(dir, rel)).ok()?,
+        };
+        serde_json::from_slice(&raw).ok()
+    }
+
+    /// Stores `meta` for the object at `path`. For xattrs this may be called
+    /// on the open temp file before it is renamed into place, so data and
+    /// metadata appear together.
+    pub fn set(&self, path: &Path, rel: &Path, meta: &ObjectMeta) -> io::Result<()> {
+        let raw = serde_json::to_vec(meta)?;
+        match self {
+            Self::Xattr => xattr::set(path, XATTR_NAME, &raw),
+            Self::Sidecar(dir) => {
+                let dest = sidecar_path(dir, rel);
+                if let Some(parent) = dest.parent() {
+                    fs::create_dir_all(parent)?;
+                }
+                let tmp = dest.with_extension(format!("tmp{}", std::process::id()));
+                fs::write(&tmp, raw)?;
+                fs::rename(tmp, dest)
+            }
+        }
+    }
+
+    /// Whether metadata travels with the file (xattrs) rather than beside it.
+    pub fn travels_with_file(&self) -> bool {
+        matches!(self, Self::Xattr)
+    }
+
+    /// Forgets the record of a deleted object.
+    pub fn remove(&self, rel: &Path) {
+        if let Self::Sidecar(dir) = self {
+            let _ = fs::remove_file(sidecar_path(dir, rel));
+        }
+    }
+
+    /// The object's metadata, recomputing the ETag when the file changed (or
+    /// was never written through S3) and caching it for the next caller.
+    pub fn load_or_compute(
+        &self,
+        path: &Path,
+        rel: &Path,
+        attrs: &fs::Metadata,
+    ) -> io::Result<ObjectMeta> {
+        let stored = self.get(path, rel);
+        if let Some(meta) = &stored
+            && meta.is_fresh_for(attrs)
+        {
+            return Ok(meta.clone());
+        }
+        let etag = md5_file(path)?;
+        let meta = ObjectMeta {
+            etag,
+            size: attrs.len(),
+            mtime_ns: mtime_ns(attrs),
+            content_type: stored.as_ref().and_then(|m| m.content_type.clone()),
+            user: stored.map(|m| m.user).unwrap_or_default(),
+            checksums: BTreeMap::new(),
+        };
+        // A NAS user's file may not be ours to annotate; the ETag is then
+        // recomputed next time, which is correct, only slower.
+        if let Err(e) = self.set(path, rel, &meta) {
+            tracing::debug!(path = %path.display(), error = %e, "could not cache the ETag");
+        }
+        Ok(meta)
+    }
+}
+
+fn sidecar_path(dir: &Path, rel: &Path) -> PathBuf {
+    let mut p = dir.join(rel).into_os_string();
+    p.push(".json");
+    PathBuf::from(p)
+}
+
+/// Hex MD5 of a whole file.
+pub fn md5_file(path: &Path) -> io::Result<String> {
+    let mut file = fs::File::open(path)?;
+    let mut hasher = Md5::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(hex::encode(hasher.finalize()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn roundtrip(store: &MetaStore, dir: &Path) {
+        let file = dir.join("obj");
+        fs::write(&file, b"hello").expect("write");
+        let attrs = fs::metadata(&file).expect("stat");
+        let meta = store
+            .load_or_compute(&file, Path::new("obj"), &attrs)
+            .expect("compute");
+        assert_eq!(meta.etag, "5d41402abc4b2a76b9719d911017c592");
+        let cached = store.get(&file, Path::new("obj")).expect("cached");
+        assert_eq!(cached, meta);
+
+        fs::write(&file, b"hello, world").expect("rewrite");
+        let attrs = fs::metadata(&file).expect("stat");
+        let fresh = store
+            .load_or_compute(&file, Path::new("obj"), &attrs)
+            .expect("recompute");
+        assert_eq!(fresh.etag, hex::encode(Md5::digest(b"hello, world")));
+    }
+
+    #[test]
+    fn sidecar_caches_and_refreshes_etag() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = MetaStore::Sidecar(dir.path().join(".tread/meta"));
+        roundtrip(&store, dir.path());
+        assert!(dir.path().join(".tread/meta/obj.json").exists());
+    }
+
+    #[test]
+    fn detected_store_caches_and_refreshes_etag() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = MetaStore::detect(dir.path(), dir.path().join(".tread/meta"));
+        roundtrip(&store, dir.path());
+    }
+}

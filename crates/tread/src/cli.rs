@@ -1,0 +1,36 @@
+//! The command-line grammar. Doc comments are the help text.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::cmd::s3::S3Cmd;
+
+/// tread: a private S3 bucket on plain directories, image classifiers trained
+/// from it, served over HTTP, retrained on a schedule.
+#[derive(Debug, Parser)]
+#[command(name = "tread", version, about)]
+pub struct Cli {
+    /// Directory holding tread's state (the SQLite catalog, the default volume).
+    #[arg(
+        long,
+        global = true,
+        env = "TREAD_DATA_DIR",
+        default_value = "./tread-data"
+    )]
+    pub data_dir: PathBuf,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The parts of tread.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// S3 over NAS: volumes, buckets, users, groups, policies, and the S3 server.
+    #[command(subcommand)]
+    S3(S3Cmd),
+    /// Build the recipe's whole world end to end (not built yet: see the README).
+    Demo,
+}
