@@ -96,6 +96,20 @@ impl NasBucket {
         }
     }
 
+    /// Refuses `path` early when one of its parents is an existing object file;
+    /// creates nothing, so a refused upload leaves no empty directories behind.
+    pub fn check_parents(&self, path: &Path, key: &ObjectKey) -> Result<(), StoreError> {
+        let mut dir = path.parent();
+        while let Some(d) = dir.filter(|d| d.starts_with(&self.root) && *d != self.root) {
+            match fs::metadata(d) {
+                Ok(m) if m.is_dir() => return Ok(()),
+                Ok(_) => return Err(StoreError::ParentIsObject(key.to_string())),
+                Err(_) => dir = d.parent(),
+            }
+        }
+        Ok(())
+    }
+
     /// Removes the now-empty directories between `path` and the bucket root.
     pub fn remove_empty_parents(&self, path: &Path) {
         let mut dir = path.parent();

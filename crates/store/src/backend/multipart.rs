@@ -287,16 +287,18 @@ fn check_parts(
             "CompleteMultipartUpload must list at least one part".into(),
         ));
     }
+    let numbers = listed
+        .iter()
+        .map(|p| {
+            p.part_number
+                .ok_or_else(|| StoreError::InvalidPart("a listed part has no PartNumber".into()))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if numbers.windows(2).any(|w| w[0] >= w[1]) {
+        return Err(StoreError::InvalidPartOrder);
+    }
     let mut parts = Vec::with_capacity(listed.len());
-    let mut previous = 0;
-    for (i, p) in listed.iter().enumerate() {
-        let number = p
-            .part_number
-            .ok_or_else(|| StoreError::InvalidPart("a listed part has no PartNumber".into()))?;
-        if number <= previous {
-            return Err(StoreError::InvalidPartOrder);
-        }
-        previous = number;
+    for (i, (p, number)) in listed.iter().zip(numbers).enumerate() {
         let record: PartRecord = read_json(&dir.join(format!("{number}.json")))
             .map_err(|_| StoreError::InvalidPart(format!("part {number} was not uploaded")))?;
         let listed_etag = p

@@ -370,8 +370,8 @@ fn put_dir_marker(bucket: &NasBucket, key: &ObjectKey) -> Result<(), StoreError>
     bucket.create_parents(&path.join("marker"), key)
 }
 
-/// Checks that `key` can become a file (blocking): not a directory, parents
-/// creatable, inside the volume, and absent if the client said `If-None-Match: *`.
+/// Checks that `key` can become a file (blocking): not a directory, no parent
+/// is a file, inside the volume, and absent if the client said `If-None-Match: *`.
 pub(super) fn prepare_destination(
     bucket: &NasBucket,
     key: &ObjectKey,
@@ -385,7 +385,7 @@ pub(super) fn prepare_destination(
     if if_none_match.is_some() && path.exists() {
         return Err(StoreError::PreconditionFailed);
     }
-    bucket.create_parents(&path, key)
+    bucket.check_parents(&path, key)
 }
 
 /// Stores `meta` on the temp file and renames it over `key` (blocking).

@@ -1,0 +1,272 @@
+//! The multipart family: part-size rules, md5-of-parts ETags, copy parts, listing, abort.
+
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+
+use crate::common::{BUCKET, TestStore, bytes, code, get, put};
+
+const MIB: usize = 1 << 20;
+
+fn md5(data: &[u8]) -> [u8; 16] {
+    <md5::Md5 as md5::Digest>::digest(data).into()
+}
+
+async fn start(t: &TestStore, key: &str) -> String {
+    let out =
+        t.s3.create_multipart_upload()
+            .bucket(BUCKET)
+            .key(key)
+            .content_type("application/x-big")
+            .send()
+            .await
+            .expect("create");
+    out.upload_id().expect("upload id").to_string()
+}
+
+async fn upload(t: &TestStore, key: &str, id: &str, n: i32, body: Vec<u8>) -> CompletedPart {
+    let out =
+        t.s3.upload_part()
+            .bucket(BUCKET)
+            .key(key)
+            .upload_id(id)
+            .part_number(n)
+            .body(body.into())
+            .send()
+            .await
+            .expect("part");
+    CompletedPart::builder()
+        .part_number(n)
+        .e_tag(out.e_tag().expect("etag"))
+        .build()
+}
+
+async fn complete(
+    t: &TestStore,
+    key: &str,
+    id: &str,
+    parts: Vec<CompletedPart>,
+) -> Result<String, String> {
+    t.s3.complete_multipart_upload()
+        .bucket(BUCKET)
+        .key(key)
+        .upload_id(id)
+        .multipart_upload(
+            CompletedMultipartUpload::builder()
+                .set_parts(Some(parts))
+                .build(),
+        )
+        .send()
+        .await
+        .map(|o| o.e_tag().unwrap_or_default().to_string())
+        .map_err(|e| code(&e))
+}
+
+#[tokio::test]
+async fn multipart_upload_joins_parts_with_md5_of_parts_etag() {
+    let t = TestStore::start().await;
+    let (p1, p2) = (bytes(5 * MIB, 1), bytes(MIB + 17, 2));
+    let id = start(&t, "big/obj.bin").await;
+    let parts = vec![
+        upload(&t, "big/obj.bin", &id, 1, p1.clone()).await,
+        upload(&t, "big/obj.bin", &id, 2, p2.clone()).await,
+    ];
+    let etag = complete(&t, "big/obj.bin", &id, parts)
+        .await
+        .expect("complete");
+    let mut joined_md5s = md5(&p1).to_vec();
+    joined_md5s.extend(md5(&p2));
+    assert_eq!(etag, format!("\"{}-2\"", hex::encode(md5(&joined_md5s))));
+    let mut whole = p1;
+    whole.extend(p2);
+    assert_eq!(get(&t.s3, "big/obj.bin").await, whole);
+    assert_eq!(
+        std::fs::read(t.volume.join("big/obj.bin")).expect("plain file"),
+        whole
+    );
+    let head =
+        t.s3.head_object()
+            .bucket(BUCKET)
+            .key("big/obj.bin")
+            .send()
+            .await
+            .expect("head");
+    assert_eq!(head.content_type(), Some("application/x-big"));
+    assert_eq!(
+        std::fs::read_dir(t.volume.join(".tread/multipart"))
+            .expect("dir")
+            .count(),
+        0,
+        "staging cleaned"
+    );
+}
+
+#[tokio::test]
+async fn small_middle_parts_wrong_etags_and_bad_order_are_refused() {
+    let t = TestStore::start().await;
+    let id = start(&t, "m.bin").await;
+    let small = upload(&t, "m.bin", &id, 1, bytes(MIB, 1)).await;
+    let last = upload(&t, "m.bin", &id, 2, bytes(10, 2)).await;
+    assert_eq!(
+        complete(&t, "m.bin", &id, vec![small.clone(), last.clone()]).await,
+        Err("EntityTooSmall".into())
+    );
+    assert_eq!(
+        complete(&t, "m.bin", &id, vec![last.clone(), small.clone()]).await,
+        Err("InvalidPartOrder".into())
+    );
+    let forged = CompletedPart::builder()
+        .part_number(1)
+        .e_tag("\"00000000000000000000000000000000\"")
+        .build();
+    assert_eq!(
+        complete(&t, "m.bin", &id, vec![forged]).await,
+        Err("InvalidPart".into())
+    );
+    let missing = CompletedPart::builder()
+        .part_number(3)
+        .e_tag(last.e_tag().unwrap_or_default())
+        .build();
+    assert_eq!(
+        complete(&t, "m.bin", &id, vec![missing]).await,
+        Err("InvalidPart".into())
+    );
+    assert!(
+        !t.volume.join("m.bin").exists(),
+        "no object from a refused completion"
+    );
+    // A single small part is a valid upload.
+    complete(&t, "m.bin", &id, vec![small])
+        .await
+        .expect("one part");
+}
+
+#[tokio::test]
+async fn part_numbers_outside_range_and_unknown_uploads_are_errors() {
+    let t = TestStore::start().await;
+    let id = start(&t, "n.bin").await;
+    let err =
+        t.s3.upload_part()
+            .bucket(BUCKET)
+            .key("n.bin")
+            .upload_id(&id)
+            .part_number(10_001)
+            .body(b"x".to_vec().into())
+            .send()
+            .await;
+    assert_eq!(code(&err.expect_err("range")), "InvalidArgument");
+    let err =
+        t.s3.upload_part()
+            .bucket(BUCKET)
+            .key("n.bin")
+            .upload_id("0123456789abcdef0123456789abcdef")
+            .part_number(1)
+            .body(b"x".to_vec().into())
+            .send()
+            .await;
+    assert_eq!(code(&err.expect_err("unknown")), "NoSuchUpload");
+    let err =
+        t.s3.upload_part()
+            .bucket(BUCKET)
+            .key("n.bin")
+            .upload_id("../../etc")
+            .part_number(1)
+            .body(b"x".to_vec().into())
+            .send()
+            .await;
+    assert_eq!(code(&err.expect_err("hostile id")), "NoSuchUpload");
+}
+
+#[tokio::test]
+async fn upload_part_copy_takes_a_range_of_an_object() {
+    let t = TestStore::start().await;
+    let src = bytes(6 * MIB, 9);
+    put(&t.s3, "src.bin", &src).await;
+    let id = start(&t, "copied.bin").await;
+    let out =
+        t.s3.upload_part_copy()
+            .bucket(BUCKET)
+            .key("copied.bin")
+            .upload_id(&id)
+            .part_number(1)
+            .copy_source(format!("{BUCKET}/src.bin"))
+            .copy_source_range(format!("bytes=0-{}", 5 * MIB - 1))
+            .send()
+            .await
+            .expect("copy part");
+    let etag = out
+        .copy_part_result()
+        .and_then(|r| r.e_tag())
+        .expect("etag")
+        .to_string();
+    let p1 = CompletedPart::builder().part_number(1).e_tag(etag).build();
+    let p2 = upload(&t, "copied.bin", &id, 2, b"tail".to_vec()).await;
+    complete(&t, "copied.bin", &id, vec![p1, p2])
+        .await
+        .expect("complete");
+    let mut want = src[..5 * MIB].to_vec();
+    want.extend(b"tail");
+    assert_eq!(get(&t.s3, "copied.bin").await, want);
+}
+
+#[tokio::test]
+async fn uploads_and_parts_are_listed_and_abort_cleans_up() {
+    let t = TestStore::start().await;
+    let a = start(&t, "up/a").await;
+    let b = start(&t, "up/b").await;
+    upload(&t, "up/a", &a, 1, bytes(100, 1)).await;
+    upload(&t, "up/a", &a, 2, bytes(200, 2)).await;
+    let out =
+        t.s3.list_multipart_uploads()
+            .bucket(BUCKET)
+            .prefix("up/")
+            .send()
+            .await
+            .expect("list uploads");
+    let listed: Vec<_> = out
+        .uploads()
+        .iter()
+        .map(|u| {
+            (
+                u.key().unwrap_or_default(),
+                u.upload_id().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(listed, [("up/a", a.as_str()), ("up/b", b.as_str())]);
+    let parts =
+        t.s3.list_parts()
+            .bucket(BUCKET)
+            .key("up/a")
+            .upload_id(&a)
+            .send()
+            .await
+            .expect("list parts");
+    let sizes: Vec<_> = parts
+        .parts()
+        .iter()
+        .map(|p| (p.part_number(), p.size()))
+        .collect();
+    assert_eq!(sizes, [(Some(1), Some(100)), (Some(2), Some(200))]);
+    t.s3.abort_multipart_upload()
+        .bucket(BUCKET)
+        .key("up/a")
+        .upload_id(&a)
+        .send()
+        .await
+        .expect("abort");
+    let err =
+        t.s3.list_parts()
+            .bucket(BUCKET)
+            .key("up/a")
+            .upload_id(&a)
+            .send()
+            .await
+            .expect_err("aborted");
+    assert_eq!(code(&err), "NoSuchUpload");
+    let out =
+        t.s3.list_objects_v2()
+            .bucket(BUCKET)
+            .send()
+            .await
+            .expect("list");
+    assert!(out.contents().is_empty(), "staged parts are never objects");
+}

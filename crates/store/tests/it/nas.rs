@@ -1,0 +1,239 @@
+//! NAS semantics: files from outside are objects at once, keys map to safe
+//! paths, collisions with directories are clear errors.
+
+use std::os::unix::fs::PermissionsExt;
+
+use crate::common::{BUCKET, TestStore, code, get, put};
+
+#[tokio::test]
+async fn a_file_dropped_into_the_volume_is_an_object_with_a_correct_etag() {
+    let t = TestStore::start().await;
+    std::fs::create_dir_all(t.volume.join("dataset/tyre/good")).expect("mkdir");
+    std::fs::write(
+        t.volume.join("dataset/tyre/good/nfs.jpg"),
+        b"written over NFS",
+    )
+    .expect("write");
+    let out =
+        t.s3.list_objects_v2()
+            .bucket(BUCKET)
+            .prefix("dataset/tyre")
+            .send()
+            .await
+            .expect("list");
+    let o = &out.contents()[0];
+    assert_eq!(o.key(), Some("dataset/tyre/good/nfs.jpg"));
+    let md5 = hex::encode(<md5::Md5 as md5::Digest>::digest(b"written over NFS"));
+    assert_eq!(o.e_tag(), Some(format!("\"{md5}\"").as_str()));
+    assert_eq!(
+        get(&t.s3, "dataset/tyre/good/nfs.jpg").await,
+        b"written over NFS"
+    );
+    let head =
+        t.s3.head_object()
+            .bucket(BUCKET)
+            .key("dataset/tyre/good/nfs.jpg")
+            .send()
+            .await
+            .expect("head");
+    assert_eq!(head.content_type(), Some("image/jpeg"));
+
+    // Changed by a NAS user: the cached ETag must not survive.
+    std::fs::write(
+        t.volume.join("dataset/tyre/good/nfs.jpg"),
+        b"edited in place, longer",
+    )
+    .expect("rewrite");
+    let head =
+        t.s3.head_object()
+            .bucket(BUCKET)
+            .key("dataset/tyre/good/nfs.jpg")
+            .send()
+            .await
+            .expect("head");
+    let md5 = hex::encode(<md5::Md5 as md5::Digest>::digest(
+        b"edited in place, longer",
+    ));
+    assert_eq!(head.e_tag(), Some(format!("\"{md5}\"").as_str()));
+}
+
+#[tokio::test]
+async fn a_put_object_is_an_ordinary_file_with_mode_0644() {
+    let t = TestStore::start().await;
+    put(&t.s3, "x/y/z.txt", b"plain").await;
+    let path = t.volume.join("x/y/z.txt");
+    assert_eq!(std::fs::read(&path).expect("file"), b"plain");
+    assert_eq!(
+        std::fs::metadata(&path).expect("stat").permissions().mode() & 0o777,
+        0o644
+    );
+    let tmp = std::fs::read_dir(t.volume.join(".tread/tmp"))
+        .expect("tmp")
+        .count();
+    assert_eq!(tmp, 0, "no temp files left");
+}
+
+#[tokio::test]
+async fn hostile_keys_are_refused_with_a_clear_error() {
+    let t = TestStore::start().await;
+    for key in [
+        "../escape",
+        "a/../../escape",
+        "a/./b",
+        "a//b",
+        ".tread/tmp/x",
+        "a/%2e%2e/b",
+        &"n".repeat(256),
+    ] {
+        let err =
+            t.s3.put_object()
+                .bucket(BUCKET)
+                .key(key)
+                .body(b"x".to_vec().into())
+                .send()
+                .await;
+        let err = err.expect_err(key);
+        assert!(
+            matches!(
+                code(&err).as_str(),
+                "InvalidArgument" | "KeyTooLongError" | "InvalidRequest" | "InvalidURI"
+            ),
+            "{key}: {}",
+            code(&err)
+        );
+    }
+    let long = "k".repeat(1025);
+    let err =
+        t.s3.put_object()
+            .bucket(BUCKET)
+            .key(&long)
+            .body(b"x".to_vec().into())
+            .send()
+            .await
+            .expect_err("long");
+    assert_eq!(code(&err), "KeyTooLongError");
+    assert!(!t.volume.parent().expect("parent").join("escape").exists());
+}
+
+#[tokio::test]
+async fn symlinks_out_of_the_volume_are_not_followed() {
+    let t = TestStore::start().await;
+    let outside = tempfile::tempdir().expect("outside");
+    std::fs::write(outside.path().join("secret"), b"secret").expect("secret");
+    std::os::unix::fs::symlink(outside.path(), t.volume.join("link")).expect("symlink");
+    let err =
+        t.s3.get_object()
+            .bucket(BUCKET)
+            .key("link/secret")
+            .send()
+            .await
+            .expect_err("outside");
+    assert_eq!(code(&err), "InvalidArgument");
+    let err =
+        t.s3.put_object()
+            .bucket(BUCKET)
+            .key("link/planted")
+            .body(b"x".to_vec().into())
+            .send()
+            .await;
+    assert_eq!(code(&err.expect_err("outside")), "InvalidArgument");
+    assert!(!outside.path().join("planted").exists());
+    let out =
+        t.s3.list_objects_v2()
+            .bucket(BUCKET)
+            .send()
+            .await
+            .expect("list");
+    assert!(
+        out.contents()
+            .iter()
+            .all(|o| !o.key().unwrap_or_default().starts_with("link")),
+        "not listed"
+    );
+}
+
+#[tokio::test]
+async fn keys_colliding_with_directories_get_conflict_errors() {
+    let t = TestStore::start().await;
+    put(&t.s3, "a/b", b"child").await;
+    let err =
+        t.s3.put_object()
+            .bucket(BUCKET)
+            .key("a")
+            .body(b"x".to_vec().into())
+            .send()
+            .await
+            .expect_err("dir");
+    assert_eq!(code(&err), "ExistingObjectIsDirectory");
+    put(&t.s3, "f", b"file").await;
+    let err =
+        t.s3.put_object()
+            .bucket(BUCKET)
+            .key("f/g")
+            .body(b"x".to_vec().into())
+            .send()
+            .await
+            .expect_err("parent");
+    assert_eq!(code(&err), "ObjectParentIsFile");
+    assert_eq!(get(&t.s3, "a/b").await, b"child");
+    assert_eq!(get(&t.s3, "f").await, b"file");
+}
+
+#[tokio::test]
+async fn directory_markers_create_directories_without_data() {
+    let t = TestStore::start().await;
+    put(&t.s3, "folder/", b"").await;
+    assert!(t.volume.join("folder").is_dir());
+    let out =
+        t.s3.list_objects_v2()
+            .bucket(BUCKET)
+            .send()
+            .await
+            .expect("list");
+    assert_eq!(
+        out.contents()
+            .iter()
+            .filter_map(|o| o.key())
+            .collect::<Vec<_>>(),
+        ["folder/"]
+    );
+    t.s3.delete_object()
+        .bucket(BUCKET)
+        .key("folder/")
+        .send()
+        .await
+        .expect("delete marker");
+    assert!(!t.volume.join("folder").exists());
+}
+
+#[tokio::test]
+async fn admin_changes_reach_a_running_server() {
+    let t = TestStore::start().await;
+    let cat = tread_store::Catalog::open(&t.data_dir).expect("catalog");
+    let later = cat.user_create("later").expect("user");
+    let s3 = t.client(&later);
+    let err = s3
+        .list_objects_v2()
+        .bucket(BUCKET)
+        .send()
+        .await
+        .expect_err("no group yet");
+    assert!(matches!(
+        code(&err).as_str(),
+        "AccessDenied" | "InvalidAccessKeyId"
+    ));
+    let mut cat = cat;
+    cat.group_create("late", &["later".into()], &["FullAccess".into()])
+        .expect("group");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        if s3.list_objects_v2().bucket(BUCKET).send().await.is_ok() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the server did not pick up the new group"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}

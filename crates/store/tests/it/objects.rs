@@ -1,0 +1,500 @@
+//! Object operations: put/get/head/copy/delete, ranges, conditionals, digests, metadata.
+
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{ChecksumAlgorithm, Delete, MetadataDirective, ObjectIdentifier};
+use base64::Engine;
+
+use crate::common::{BUCKET, TestStore, bytes, code, get, put, status};
+
+fn md5_hex(data: &[u8]) -> String {
+    use md5::Digest;
+    hex::encode(md5::Md5::digest(data))
+}
+
+#[tokio::test]
+async fn put_then_get_returns_the_same_bytes_and_md5_etag() {
+    let t = TestStore::start().await;
+    let body = bytes(3 << 20, 7);
+    let out =
+        t.s3.put_object()
+            .bucket(BUCKET)
+            .key("a/b/c.bin")
+            .body(body.clone().into())
+            .send()
+            .await
+            .expect("put");
+    assert_eq!(
+        out.e_tag(),
+        Some(format!("\"{}\"", md5_hex(&body)).as_str())
+    );
+    assert_eq!(get(&t.s3, "a/b/c.bin").await, body);
+    let head =
+        t.s3.head_object()
+            .bucket(BUCKET)
+            .key("a/b/c.bin")
+            .send()
+            .await
+            .expect("head");
+    assert_eq!(head.content_length(), Some(3 << 20));
+    assert_eq!(head.e_tag(), out.e_tag());
+}
+
+#[tokio::test]
+async fn content_type_and_user_metadata_are_kept() {
+    let t = TestStore::start().await;
+    t.s3.put_object()
+        .bucket(BUCKET)
+        .key("meta.bin")
+        .content_type("application/x-tyre")
+        .metadata("label", "defective")
+        .body(b"x".to_vec().into())
+        .send()
+        .await
+        .expect("put");
+    let head =
+        t.s3.head_object()
+            .bucket(BUCKET)
+            .key("meta.bin")
+            .send()
+            .await
+            .expect("head");
+    assert_eq!(head.content_type(), Some("application/x-tyre"));
+    assert_eq!(
+        head.metadata()
+            .and_then(|m| m.get("label"))
+            .map(String::as_str),
+        Some("defective")
+    );
+}
+
+#[tokio::test]
+async fn ranges_return_the_requested_bytes() {
+    let t = TestStore::start().await;
+    let body = bytes(2 << 20, 3);
+    put(&t.s3, "r.bin", &body).await;
+    for (range, want) in [
+        ("bytes=0-9", &body[0..10]),
+        ("bytes=100-", &body[100..]),
+        ("bytes=-5", &body[body.len() - 5..]),
+        ("bytes=1048570-1048580", &body[1_048_570..1_048_581]),
+    ] {
+        let out =
+            t.s3.get_object()
+                .bucket(BUCKET)
+                .key("r.bin")
+                .range(range)
+                .send()
+                .await
+                .expect(range);
+        assert!(out.content_range().is_some(), "{range} has a Content-Range");
+        let got = out.body.collect().await.expect("body").into_bytes();
+        assert_eq!(&got[..], want, "{range}");
+    }
+    let err =
+        t.s3.get_object()
+            .bucket(BUCKET)
+            .key("r.bin")
+            .range("bytes=99999999-")
+            .send()
+            .await
+            .expect_err("416");
+    assert_eq!(code(&err), "InvalidRange");
+}
+
+#[tokio::test]
+async fn conditional_gets_follow_etag_and_dates() {
+    let t = TestStore::start().await;
+    put(&t.s3, "c.txt", b"v1").await;
+    let etag = format!("\"{}\"", md5_hex(b"v1"));
+    let ok =
+        t.s3.get_object()
+            .bucket(BUCKET)
+            .key("c.txt")
+            .if_match(&etag)
+            .send()
+            .await;
+    assert!(ok.is_ok(), "If-Match with the current ETag succeeds");
+    let err =
+        t.s3.get_object()
+            .bucket(BUCKET)
+            .key("c.txt")
+            .if_match("\"nope\"")
+            .send()
+            .await
+            .expect_err("412");
+    assert_eq!(status(&err), 412);
+    let err =
+        t.s3.get_object()
+            .bucket(BUCKET)
+            .key("c.txt")
+            .if_none_match(&etag)
+            .send()
+            .await
+            .expect_err("304");
+    assert_eq!(status(&err), 304);
+    let past = aws_sdk_s3::primitives::DateTime::from_secs(0);
+    let future = aws_sdk_s3::primitives::DateTime::from_secs(4_000_000_000);
+    assert!(
+        t.s3.get_object()
+            .bucket(BUCKET)
+            .key("c.txt")
+            .if_modified_since(past)
+            .send()
+            .await
+            .is_ok()
+    );
+    let err =
+        t.s3.get_object()
+            .bucket(BUCKET)
+            .key("c.txt")
+            .if_modified_since(future)
+            .send()
+            .await
+            .expect_err("304");
+    assert_eq!(status(&err), 304);
+    let err =
+        t.s3.get_object()
+            .bucket(BUCKET)
+            .key("c.txt")
+            .if_unmodified_since(past)
+            .send()
+            .await
+            .expect_err("412");
+    assert_eq!(status(&err), 412);
+    assert!(
+        t.s3.get_object()
+            .bucket(BUCKET)
+            .key("c.txt")
+            .if_unmodified_since(future)
+            .send()
+            .await
+            .is_ok()
+    );
+}
+
+#[tokio::test]
+async fn wrong_content_md5_is_refused_and_nothing_is_written() {
+    let t = TestStore::start().await;
+    let wrong = base64::engine::general_purpose::STANDARD.encode([0u8; 16]);
+    let err =
+        t.s3.put_object()
+            .bucket(BUCKET)
+            .key("d.bin")
+            .content_md5(wrong)
+            .body(b"data".to_vec().into())
+            .send()
+            .await;
+    assert_eq!(code(&err.expect_err("bad digest")), "BadDigest");
+    assert!(
+        !t.volume.join("d.bin").exists(),
+        "no object after a failed digest"
+    );
+    let right = base64::engine::general_purpose::STANDARD
+        .encode(<md5::Md5 as md5::Digest>::digest(b"data"));
+    t.s3.put_object()
+        .bucket(BUCKET)
+        .key("d.bin")
+        .content_md5(right)
+        .body(b"data".to_vec().into())
+        .send()
+        .await
+        .expect("ok");
+}
+
+#[tokio::test]
+async fn sdk_checksums_are_verified_and_returned() {
+    let t = TestStore::start().await;
+    for algo in [
+        ChecksumAlgorithm::Crc32,
+        ChecksumAlgorithm::Crc32C,
+        ChecksumAlgorithm::Sha256,
+        ChecksumAlgorithm::Sha1,
+    ] {
+        let out =
+            t.s3.put_object()
+                .bucket(BUCKET)
+                .key("sum.bin")
+                .checksum_algorithm(algo.clone())
+                .body(bytes(100_000, 1).into())
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("{algo:?}: {e:?}"));
+        let returned = out
+            .checksum_crc32()
+            .or(out.checksum_crc32_c())
+            .or(out.checksum_sha256())
+            .or(out.checksum_sha1());
+        assert!(returned.is_some(), "{algo:?} checksum echoed");
+    }
+    let err =
+        t.s3.put_object()
+            .bucket(BUCKET)
+            .key("sum2.bin")
+            .checksum_crc32("AAAAAA==")
+            .body(b"hello".to_vec().into())
+            .send()
+            .await
+            .expect_err("mismatch");
+    assert_eq!(code(&err), "BadDigest");
+    assert!(!t.volume.join("sum2.bin").exists());
+}
+
+#[tokio::test]
+async fn copy_keeps_or_replaces_metadata() {
+    let t = TestStore::start().await;
+    t.s3.put_object()
+        .bucket(BUCKET)
+        .key("src.txt")
+        .content_type("text/x-src")
+        .metadata("k", "v")
+        .body(b"copy me".to_vec().into())
+        .send()
+        .await
+        .expect("put");
+    t.s3.copy_object()
+        .bucket(BUCKET)
+        .key("dst/copy.txt")
+        .copy_source(format!("{BUCKET}/src.txt"))
+        .send()
+        .await
+        .expect("copy");
+    assert_eq!(get(&t.s3, "dst/copy.txt").await, b"copy me");
+    let head =
+        t.s3.head_object()
+            .bucket(BUCKET)
+            .key("dst/copy.txt")
+            .send()
+            .await
+            .expect("head");
+    assert_eq!(head.content_type(), Some("text/x-src"));
+    assert_eq!(
+        head.metadata().and_then(|m| m.get("k")).map(String::as_str),
+        Some("v")
+    );
+
+    t.s3.copy_object()
+        .bucket(BUCKET)
+        .key("dst/replaced.txt")
+        .copy_source(format!("{BUCKET}/src.txt"))
+        .metadata_directive(MetadataDirective::Replace)
+        .content_type("text/plain")
+        .metadata("k2", "v2")
+        .send()
+        .await
+        .expect("copy replace");
+    let head =
+        t.s3.head_object()
+            .bucket(BUCKET)
+            .key("dst/replaced.txt")
+            .send()
+            .await
+            .expect("head");
+    assert_eq!(head.content_type(), Some("text/plain"));
+    let meta = head.metadata().cloned().unwrap_or_default();
+    assert_eq!(meta.get("k2").map(String::as_str), Some("v2"));
+    assert!(!meta.contains_key("k"));
+}
+
+#[tokio::test]
+async fn delete_removes_the_file_and_empty_parents() {
+    let t = TestStore::start().await;
+    put(&t.s3, "deep/er/x.bin", b"x").await;
+    put(&t.s3, "deep/keep.bin", b"k").await;
+    t.s3.delete_object()
+        .bucket(BUCKET)
+        .key("deep/er/x.bin")
+        .send()
+        .await
+        .expect("delete");
+    assert!(!t.volume.join("deep/er").exists(), "empty parent removed");
+    assert!(t.volume.join("deep/keep.bin").exists());
+    let err =
+        t.s3.get_object()
+            .bucket(BUCKET)
+            .key("deep/er/x.bin")
+            .send()
+            .await
+            .expect_err("gone");
+    assert_eq!(code(&err), "NoSuchKey");
+    t.s3.delete_object()
+        .bucket(BUCKET)
+        .key("never-was")
+        .send()
+        .await
+        .expect("deleting a missing key succeeds");
+}
+
+#[tokio::test]
+async fn delete_objects_reports_each_key() {
+    let t = TestStore::start().await;
+    for k in ["m/1", "m/2", "m/3"] {
+        put(&t.s3, k, b"1").await;
+    }
+    let ids = ["m/1", "m/2", "m/../etc"]
+        .iter()
+        .map(|k| ObjectIdentifier::builder().key(*k).build().expect("id"))
+        .collect::<Vec<_>>();
+    let out =
+        t.s3.delete_objects()
+            .bucket(BUCKET)
+            .delete(
+                Delete::builder()
+                    .set_objects(Some(ids))
+                    .build()
+                    .expect("delete"),
+            )
+            .send()
+            .await
+            .expect("delete objects");
+    let deleted: Vec<_> = out.deleted().iter().filter_map(|d| d.key()).collect();
+    assert_eq!(deleted, ["m/1", "m/2"]);
+    assert_eq!(
+        out.errors().len(),
+        1,
+        "the hostile key is an error, not a deletion"
+    );
+    assert_eq!(out.errors()[0].code(), Some("InvalidArgument"));
+    assert_eq!(get(&t.s3, "m/3").await, b"1");
+}
+
+#[tokio::test]
+async fn buckets_are_created_listed_and_deleted_only_when_empty() {
+    let t = TestStore::start().await;
+    t.s3.create_bucket()
+        .bucket("made-by-s3")
+        .send()
+        .await
+        .expect("create");
+    let names: Vec<_> =
+        t.s3.list_buckets()
+            .send()
+            .await
+            .expect("list")
+            .buckets()
+            .iter()
+            .filter_map(|b| b.name().map(String::from))
+            .collect();
+    assert_eq!(names, ["fsxn-ontap", "made-by-s3"]);
+    t.s3.head_bucket()
+        .bucket("made-by-s3")
+        .send()
+        .await
+        .expect("head");
+    t.s3.get_bucket_location()
+        .bucket("made-by-s3")
+        .send()
+        .await
+        .expect("location");
+    t.s3.put_object()
+        .bucket("made-by-s3")
+        .key("k")
+        .body(ByteStream::from_static(b"1"))
+        .send()
+        .await
+        .expect("put");
+    let err =
+        t.s3.delete_bucket()
+            .bucket("made-by-s3")
+            .send()
+            .await
+            .expect_err("not empty");
+    assert_eq!(code(&err), "BucketNotEmpty");
+    t.s3.delete_object()
+        .bucket("made-by-s3")
+        .key("k")
+        .send()
+        .await
+        .expect("delete");
+    t.s3.delete_bucket()
+        .bucket("made-by-s3")
+        .send()
+        .await
+        .expect("delete bucket");
+    let err =
+        t.s3.head_bucket()
+            .bucket("made-by-s3")
+            .send()
+            .await
+            .expect_err("gone");
+    assert_eq!(status(&err), 404);
+}
+
+#[tokio::test]
+async fn virtual_host_style_reaches_the_bucket() {
+    let t = TestStore::start().await;
+    put(&t.s3, "vh.txt", b"virtual").await;
+    let port = t.url.rsplit(':').next().expect("port");
+    let config = aws_sdk_s3::Config::builder()
+        .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+        .region(aws_sdk_s3::config::Region::new("us-east-1"))
+        .endpoint_url(format!("http://localhost:{port}"))
+        .force_path_style(false)
+        .credentials_provider(aws_sdk_s3::config::Credentials::new(
+            &t.full.access_key_id,
+            &t.full.secret_access_key,
+            None,
+            None,
+            "test",
+        ))
+        .build();
+    // The SDK would resolve fsxn-ontap.localhost itself; send it to loopback with a Host header instead.
+    let presigned = aws_sdk_s3::Client::from_conf(config)
+        .get_object()
+        .bucket(BUCKET)
+        .key("vh.txt")
+        .presigned(
+            aws_sdk_s3::presigning::PresigningConfig::expires_in(std::time::Duration::from_secs(
+                60,
+            ))
+            .expect("cfg"),
+        )
+        .await
+        .expect("presign");
+    let url = presigned
+        .uri()
+        .replace(&format!("{BUCKET}.localhost"), "127.0.0.1");
+    let resp = reqwest::Client::new()
+        .get(url)
+        .header("host", format!("{BUCKET}.localhost:{port}"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.bytes().await.expect("body").as_ref(), b"virtual");
+}
+
+#[tokio::test]
+async fn presigned_get_and_put_work_over_plain_http() {
+    let t = TestStore::start().await;
+    let cfg = || {
+        aws_sdk_s3::presigning::PresigningConfig::expires_in(std::time::Duration::from_secs(60))
+            .expect("cfg")
+    };
+    let put_url =
+        t.s3.put_object()
+            .bucket(BUCKET)
+            .key("p/signed.txt")
+            .presigned(cfg())
+            .await
+            .expect("presign put");
+    let resp = reqwest::Client::new()
+        .put(put_url.uri())
+        .body("presigned body")
+        .send()
+        .await
+        .expect("put");
+    assert_eq!(resp.status(), 200);
+    let get_url =
+        t.s3.get_object()
+            .bucket(BUCKET)
+            .key("p/signed.txt")
+            .presigned(cfg())
+            .await
+            .expect("presign get");
+    let resp = reqwest::get(get_url.uri()).await.expect("get");
+    assert_eq!(resp.status(), 200);
+    assert_eq!(
+        resp.bytes().await.expect("body").as_ref(),
+        b"presigned body"
+    );
+}

@@ -1,0 +1,214 @@
+//! Authentication and authorization: unsigned, wrong-secret, tampered and
+//! expired requests; ReadOnlyAccess; users without a group; custom policies.
+
+use std::time::Duration;
+
+use aws_sdk_s3::presigning::PresigningConfig;
+
+use crate::common::{BUCKET, TestStore, client_with, code, put};
+
+#[tokio::test]
+async fn unsigned_requests_are_denied() {
+    let t = TestStore::start().await;
+    put(&t.s3, "k", b"v").await;
+    let resp = reqwest::get(format!("{}/{BUCKET}/k", t.url))
+        .await
+        .expect("send");
+    assert_eq!(resp.status(), 403);
+    assert!(
+        resp.text()
+            .await
+            .expect("body")
+            .contains("<Code>AccessDenied</Code>")
+    );
+    let resp = reqwest::Client::new()
+        .put(format!("{}/{BUCKET}/planted", t.url))
+        .body("x")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(resp.status(), 403);
+    assert!(!t.volume.join("planted").exists());
+}
+
+#[tokio::test]
+async fn wrong_secret_and_unknown_key_are_rejected() {
+    let t = TestStore::start().await;
+    let wrong = client_with(&t.url, &t.full.access_key_id, "not-the-secret");
+    let err = wrong
+        .list_objects_v2()
+        .bucket(BUCKET)
+        .send()
+        .await
+        .expect_err("wrong secret");
+    assert_eq!(code(&err), "SignatureDoesNotMatch");
+    let unknown = client_with(&t.url, "TRNOSUCHKEY", "whatever");
+    let err = unknown
+        .list_objects_v2()
+        .bucket(BUCKET)
+        .send()
+        .await
+        .expect_err("unknown key");
+    assert_eq!(code(&err), "InvalidAccessKeyId");
+}
+
+#[tokio::test]
+async fn tampered_and_expired_presigned_urls_are_rejected() {
+    let t = TestStore::start().await;
+    put(&t.s3, "signed", b"v").await;
+    put(&t.s3, "other", b"w").await;
+    let url =
+        t.s3.get_object()
+            .bucket(BUCKET)
+            .key("signed")
+            .presigned(PresigningConfig::expires_in(Duration::from_secs(60)).expect("cfg"))
+            .await
+            .expect("presign")
+            .uri()
+            .to_string();
+    let tampered = url.replace("/signed?", "/other?");
+    let resp = reqwest::get(&tampered).await.expect("send");
+    assert_eq!(resp.status(), 403);
+    assert!(
+        resp.text()
+            .await
+            .expect("body")
+            .contains("SignatureDoesNotMatch")
+    );
+
+    let short =
+        t.s3.get_object()
+            .bucket(BUCKET)
+            .key("signed")
+            .presigned(PresigningConfig::expires_in(Duration::from_secs(1)).expect("cfg"))
+            .await
+            .expect("presign");
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let resp = reqwest::get(short.uri()).await.expect("send");
+    assert_eq!(resp.status(), 403);
+    assert!(
+        resp.text().await.expect("body").contains("AccessDenied"),
+        "expired"
+    );
+}
+
+#[tokio::test]
+async fn read_only_users_can_read_but_not_write_or_delete() {
+    let t = TestStore::start().await;
+    put(&t.s3, "ro/k", b"v").await;
+    let ro = t.client(&t.read_only);
+    ro.get_object()
+        .bucket(BUCKET)
+        .key("ro/k")
+        .send()
+        .await
+        .expect("read");
+    ro.list_objects_v2()
+        .bucket(BUCKET)
+        .send()
+        .await
+        .expect("list");
+    let err = ro
+        .put_object()
+        .bucket(BUCKET)
+        .key("ro/new")
+        .body(b"x".to_vec().into())
+        .send()
+        .await
+        .expect_err("write");
+    assert_eq!(code(&err), "AccessDenied");
+    let err = ro
+        .delete_object()
+        .bucket(BUCKET)
+        .key("ro/k")
+        .send()
+        .await
+        .expect_err("delete");
+    assert_eq!(code(&err), "AccessDenied");
+    let err = ro
+        .create_multipart_upload()
+        .bucket(BUCKET)
+        .key("ro/mp")
+        .send()
+        .await
+        .expect_err("multipart");
+    assert_eq!(code(&err), "AccessDenied");
+    assert!(t.volume.join("ro/k").exists());
+}
+
+#[tokio::test]
+async fn users_without_a_group_cannot_read() {
+    let t = TestStore::start().await;
+    put(&t.s3, "k", b"v").await;
+    let nobody = t.client(&t.no_group);
+    let err = nobody
+        .get_object()
+        .bucket(BUCKET)
+        .key("k")
+        .send()
+        .await
+        .expect_err("no group");
+    assert_eq!(code(&err), "AccessDenied");
+    let err = nobody.list_buckets().send().await.expect_err("no group");
+    assert_eq!(code(&err), "AccessDenied");
+}
+
+#[tokio::test]
+async fn custom_policies_scope_by_prefix_and_deny_wins() {
+    let t = TestStore::start().await;
+    put(&t.s3, "dataset/a.jpg", b"a").await;
+    put(&t.s3, "private/b.jpg", b"b").await;
+    let mut cat = tread_store::Catalog::open(&t.data_dir).expect("catalog");
+    let doc = format!(
+        r#"{{"Version":"2012-10-17","Statement":[
+            {{"Effect":"Allow","Action":["s3:GetObject","s3:PutObject"],"Resource":"arn:aws:s3:::{BUCKET}/*"}},
+            {{"Effect":"Deny","Action":"s3:*","Resource":"arn:aws:s3:::{BUCKET}/private/*"}}]}}"#
+    );
+    cat.policy_create("dataset-only", &doc).expect("policy");
+    let keys = cat.user_create("scoped").expect("user");
+    cat.group_create("scoped", &["scoped".into()], &["dataset-only".into()])
+        .expect("group");
+    drop(cat);
+    let s3 = t.client(&keys);
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while s3
+        .get_object()
+        .bucket(BUCKET)
+        .key("dataset/a.jpg")
+        .send()
+        .await
+        .is_err()
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "policy never took effect"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let err = s3
+        .get_object()
+        .bucket(BUCKET)
+        .key("private/b.jpg")
+        .send()
+        .await
+        .expect_err("denied");
+    assert_eq!(code(&err), "AccessDenied");
+    let err = s3
+        .put_object()
+        .bucket(BUCKET)
+        .key("private/c")
+        .body(b"x".to_vec().into())
+        .send()
+        .await
+        .expect_err("denied");
+    assert_eq!(code(&err), "AccessDenied");
+    let err = s3
+        .copy_object()
+        .bucket(BUCKET)
+        .key("dataset/stolen.jpg")
+        .copy_source(format!("{BUCKET}/private/b.jpg"))
+        .send()
+        .await
+        .expect_err("copy from a denied source");
+    assert_eq!(code(&err), "AccessDenied");
+}
