@@ -1,0 +1,112 @@
+//! Running the `tread` binary against a temp data dir.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use aws_sdk_s3::Client;
+use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
+
+/// The binary under test.
+pub fn tread(data_dir: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tread"));
+    cmd.env("TREAD_DATA_DIR", data_dir).env("TREAD_LOG", "warn");
+    cmd
+}
+
+/// Runs `tread args…`, asserting success; returns stdout.
+pub fn run_ok(data_dir: &Path, args: &[&str]) -> String {
+    let out = tread(data_dir).args(args).output().expect("run tread");
+    assert!(out.status.success(), "tread {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).expect("utf-8 output")
+}
+
+/// Runs `tread args…`, asserting failure; returns stderr.
+pub fn run_err(data_dir: &Path, args: &[&str]) -> String {
+    let out = tread(data_dir).args(args).output().expect("run tread");
+    assert!(!out.status.success(), "tread {args:?} should have failed");
+    String::from_utf8(out.stderr).expect("utf-8 output")
+}
+
+/// A data dir with the recipe's world: volume vol1, bucket fsxn-ontap, s3user in s3group (FullAccess).
+pub struct World {
+    /// Kept alive for the test.
+    pub dir: tempfile::TempDir,
+    /// Data dir.
+    pub data: PathBuf,
+    /// Volume root.
+    pub volume: PathBuf,
+    /// s3user's access key id.
+    pub key_id: String,
+    /// s3user's secret.
+    pub secret: String,
+}
+
+impl World {
+    /// Creates the world with the CLI.
+    pub fn create() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data = dir.path().join("data");
+        let volume = dir.path().join("vol1");
+        run_ok(&data, &["s3", "volume", "create", "vol1", "--path", volume.to_str().expect("utf-8")]);
+        run_ok(&data, &["s3", "bucket", "create", "fsxn-ontap", "--volume", "vol1"]);
+        let keys: serde_json::Value =
+            serde_json::from_str(&run_ok(&data, &["s3", "user", "create", "s3user", "--json"])).expect("json");
+        run_ok(&data, &["s3", "group", "create", "s3group", "--users", "s3user", "--policy", "FullAccess"]);
+        let field = |k: &str| keys[k].as_str().expect("key field").to_string();
+        Self { key_id: field("access_key_id"), secret: field("secret_access_key"), data, volume, dir }
+    }
+
+    /// A client for s3user against `url`.
+    pub fn client(&self, url: &str) -> Client {
+        let config = aws_sdk_s3::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .endpoint_url(url)
+            .force_path_style(true)
+            .credentials_provider(Credentials::new(&self.key_id, &self.secret, None, None, "test"))
+            .build();
+        Client::from_conf(config)
+    }
+}
+
+/// A `tread s3 serve` child process; killed when dropped.
+pub struct Server {
+    /// The child.
+    pub child: Child,
+    /// Its URL.
+    pub url: String,
+}
+
+impl Server {
+    /// Starts `tread s3 serve` on a free port and waits until it answers.
+    pub fn start(data: &Path) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port();
+        let listen = format!("127.0.0.1:{port}");
+        let child = tread(data)
+            .args(["s3", "serve", "--listen", &listen])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn server");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(&listen).is_err() {
+            assert!(Instant::now() < deadline, "tread s3 serve did not start listening");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Self { child, url: format!("http://{listen}") }
+    }
+
+    /// SIGKILLs the server and reaps it.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,6 @@
+//! End-to-end tests of the `tread` binary: real processes, real HTTP on loopback.
+
+// `common` starts the binary; one module per scenario.
+mod common;
+mod crash;
+mod s3_cli;
