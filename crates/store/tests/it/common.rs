@@ -20,6 +20,8 @@ pub struct TestStore {
     pub volume: PathBuf,
     /// The endpoint URL.
     pub url: String,
+    /// The store behind the server, for calling its maintenance directly.
+    pub store: NasStore,
     /// A client of a user in a FullAccess group.
     pub s3: Client,
     /// Keys of that user.
@@ -33,12 +35,17 @@ pub struct TestStore {
 impl TestStore {
     /// Starts a store on an ephemeral loopback port.
     pub async fn start() -> Self {
+        Self::start_with(StoreOptions::default(), FileOwnership::default()).await
+    }
+
+    /// Starts a store with `options`, its bucket writing files with `ownership`.
+    pub async fn start_with(options: StoreOptions, ownership: FileOwnership) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let data_dir = dir.path().join("data");
         let volume = dir.path().join("vol1");
         let mut cat = Catalog::open(&data_dir).expect("catalog");
         cat.volume_create("vol1", &volume).expect("volume");
-        cat.bucket_create(BUCKET, "vol1", "", FileOwnership::default())
+        cat.bucket_create(BUCKET, "vol1", "", ownership)
             .expect("bucket");
         let full = cat.user_create("s3user").expect("user");
         let read_only = cat.user_create("reader").expect("user");
@@ -49,13 +56,13 @@ impl TestStore {
             .expect("group");
         drop(cat);
 
-        let store = NasStore::open(&data_dir, StoreOptions::default()).expect("store");
+        let store = NasStore::open(&data_dir, options).expect("store");
         store.spawn_background_tasks();
         let options = ServerOptions {
             listen: "127.0.0.1:0".parse().expect("addr"),
             ..Default::default()
         };
-        let server = S3Server::bind(store, &options).await.expect("bind");
+        let server = S3Server::bind(store.clone(), &options).await.expect("bind");
         let url = server.url();
         tokio::spawn(server.run(std::future::pending()));
         let s3 = client(&url, &full);
@@ -65,6 +72,7 @@ impl TestStore {
             data_dir,
             volume,
             url,
+            store,
             s3,
             full,
             read_only,

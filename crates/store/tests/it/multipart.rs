@@ -270,3 +270,33 @@ async fn uploads_and_parts_are_listed_and_abort_cleans_up() {
             .expect("list");
     assert!(out.contents().is_empty(), "staged parts are never objects");
 }
+
+#[tokio::test]
+async fn abandoned_uploads_are_swept_and_fresh_ones_kept() {
+    let options = tread_store::StoreOptions {
+        abandoned_upload_age: std::time::Duration::from_secs(1),
+        ..Default::default()
+    };
+    let t = TestStore::start_with(options, tread_store::FileOwnership::default()).await;
+    let old = start(&t, "old.bin").await;
+    upload(&t, "old.bin", &old, 1, bytes(100, 1)).await;
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let fresh = start(&t, "fresh.bin").await;
+    t.store.sweep_abandoned_uploads();
+    let err =
+        t.s3.list_parts()
+            .bucket(BUCKET)
+            .key("old.bin")
+            .upload_id(&old)
+            .send()
+            .await
+            .expect_err("swept");
+    assert_eq!(code(&err), "NoSuchUpload");
+    t.s3.list_parts()
+        .bucket(BUCKET)
+        .key("fresh.bin")
+        .upload_id(&fresh)
+        .send()
+        .await
+        .expect("fresh upload kept");
+}

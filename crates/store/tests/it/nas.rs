@@ -237,3 +237,32 @@ async fn admin_changes_reach_a_running_server() {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
 }
+
+#[tokio::test]
+async fn bucket_file_mode_is_applied_to_objects() {
+    let owner = tread_store::FileOwnership {
+        mode: 0o600,
+        uid: None,
+        gid: None,
+    };
+    let t = TestStore::start_with(tread_store::StoreOptions::default(), owner).await;
+    put(&t.s3, "private.bin", b"p").await;
+    let mode = std::fs::metadata(t.volume.join("private.bin"))
+        .expect("stat")
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o600);
+}
+
+#[tokio::test]
+async fn temp_files_left_by_a_crash_are_swept_when_the_bucket_opens() {
+    let t = TestStore::start().await;
+    let stale = t.volume.join(".tread/tmp/put-999999-0");
+    std::fs::write(&stale, b"half an upload").expect("stale temp file");
+    tread_store::NasStore::open(&t.data_dir, tread_store::StoreOptions::default()).expect("reopen");
+    assert!(
+        !stale.exists(),
+        "the stale temp file must be swept at startup"
+    );
+}

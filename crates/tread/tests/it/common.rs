@@ -17,7 +17,11 @@ pub fn tread(data_dir: &Path) -> Command {
 /// Runs `tread args…`, asserting success; returns stdout.
 pub fn run_ok(data_dir: &Path, args: &[&str]) -> String {
     let out = tread(data_dir).args(args).output().expect("run tread");
-    assert!(out.status.success(), "tread {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "tread {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).expect("utf-8 output")
 }
 
@@ -48,13 +52,47 @@ impl World {
         let dir = tempfile::tempdir().expect("tempdir");
         let data = dir.path().join("data");
         let volume = dir.path().join("vol1");
-        run_ok(&data, &["s3", "volume", "create", "vol1", "--path", volume.to_str().expect("utf-8")]);
-        run_ok(&data, &["s3", "bucket", "create", "fsxn-ontap", "--volume", "vol1"]);
-        let keys: serde_json::Value =
-            serde_json::from_str(&run_ok(&data, &["s3", "user", "create", "s3user", "--json"])).expect("json");
-        run_ok(&data, &["s3", "group", "create", "s3group", "--users", "s3user", "--policy", "FullAccess"]);
+        run_ok(
+            &data,
+            &[
+                "s3",
+                "volume",
+                "create",
+                "vol1",
+                "--path",
+                volume.to_str().expect("utf-8"),
+            ],
+        );
+        run_ok(
+            &data,
+            &["s3", "bucket", "create", "fsxn-ontap", "--volume", "vol1"],
+        );
+        let keys: serde_json::Value = serde_json::from_str(&run_ok(
+            &data,
+            &["s3", "user", "create", "s3user", "--json"],
+        ))
+        .expect("json");
+        run_ok(
+            &data,
+            &[
+                "s3",
+                "group",
+                "create",
+                "s3group",
+                "--users",
+                "s3user",
+                "--policy",
+                "FullAccess",
+            ],
+        );
         let field = |k: &str| keys[k].as_str().expect("key field").to_string();
-        Self { key_id: field("access_key_id"), secret: field("secret_access_key"), data, volume, dir }
+        Self {
+            key_id: field("access_key_id"),
+            secret: field("secret_access_key"),
+            data,
+            volume,
+            dir,
+        }
     }
 
     /// A client for s3user against `url`.
@@ -64,7 +102,13 @@ impl World {
             .region(Region::new("us-east-1"))
             .endpoint_url(url)
             .force_path_style(true)
-            .credentials_provider(Credentials::new(&self.key_id, &self.secret, None, None, "test"))
+            .credentials_provider(Credentials::new(
+                &self.key_id,
+                &self.secret,
+                None,
+                None,
+                "test",
+            ))
             .build();
         Client::from_conf(config)
     }
@@ -81,7 +125,11 @@ pub struct Server {
 impl Server {
     /// Starts `tread s3 serve` on a free port and waits until it answers.
     pub fn start(data: &Path) -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .expect("port")
+            .local_addr()
+            .expect("addr")
+            .port();
         let listen = format!("127.0.0.1:{port}");
         let child = tread(data)
             .args(["s3", "serve", "--listen", &listen])
@@ -91,10 +139,16 @@ impl Server {
             .expect("spawn server");
         let deadline = Instant::now() + Duration::from_secs(20);
         while std::net::TcpStream::connect(&listen).is_err() {
-            assert!(Instant::now() < deadline, "tread s3 serve did not start listening");
+            assert!(
+                Instant::now() < deadline,
+                "tread s3 serve did not start listening"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
-        Self { child, url: format!("http://{listen}") }
+        Self {
+            child,
+            url: format!("http://{listen}"),
+        }
     }
 
     /// SIGKILLs the server and reaps it.

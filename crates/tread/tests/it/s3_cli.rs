@@ -7,10 +7,19 @@ fn user_keys_are_printed_once_and_never_listed() {
     let w = World::create();
     let listing = run_ok(&w.data, &["s3", "user", "list"]);
     assert!(listing.contains("s3user") && listing.contains(&w.key_id));
-    assert!(!listing.contains(&w.secret), "user list must never show secrets");
-    let rotated: serde_json::Value =
-        serde_json::from_str(&run_ok(&w.data, &["s3", "user", "rotate-key", "s3user", "--json"])).expect("json");
-    assert_ne!(rotated["secret_access_key"].as_str(), Some(w.secret.as_str()));
+    assert!(
+        !listing.contains(&w.secret),
+        "user list must never show secrets"
+    );
+    let rotated: serde_json::Value = serde_json::from_str(&run_ok(
+        &w.data,
+        &["s3", "user", "rotate-key", "s3user", "--json"],
+    ))
+    .expect("json");
+    assert_ne!(
+        rotated["secret_access_key"].as_str(),
+        Some(w.secret.as_str())
+    );
     let human = run_ok(&w.data, &["s3", "user", "create", "person"]);
     assert!(human.contains("secret access key:"), "{human}");
 }
@@ -18,16 +27,47 @@ fn user_keys_are_printed_once_and_never_listed() {
 #[test]
 fn admin_mistakes_get_errors_that_say_what_to_do() {
     let w = World::create();
-    let err = run_err(&w.data, &["s3", "bucket", "create", "Bad_Name", "--volume", "vol1"]);
+    let err = run_err(
+        &w.data,
+        &["s3", "bucket", "create", "Bad_Name", "--volume", "vol1"],
+    );
     assert!(err.contains("invalid bucket name"), "{err}");
-    let err = run_err(&w.data, &["s3", "bucket", "create", "inner", "--volume", "vol1", "--nas-path", "sub"]);
+    let err = run_err(
+        &w.data,
+        &[
+            "s3",
+            "bucket",
+            "create",
+            "inner",
+            "--volume",
+            "vol1",
+            "--nas-path",
+            "sub",
+        ],
+    );
     assert!(err.contains("overlap"), "{err}");
-    let err = run_err(&w.data, &["s3", "group", "create", "g", "--policy", "NoSuchPolicy"]);
+    let err = run_err(
+        &w.data,
+        &["s3", "group", "create", "g", "--policy", "NoSuchPolicy"],
+    );
     assert!(err.contains("policy NoSuchPolicy does not exist"), "{err}");
     let bad = w.dir.path().join("bad.json");
-    std::fs::write(&bad, r#"{"Statement":[{"Effect":"Allow","Action":"s3:*","Resource":"*","Condition":{}}]}"#)
-        .expect("write");
-    let err = run_err(&w.data, &["s3", "policy", "create", "p", "--file", bad.to_str().expect("utf-8")]);
+    std::fs::write(
+        &bad,
+        r#"{"Statement":[{"Effect":"Allow","Action":"s3:*","Resource":"*","Condition":{}}]}"#,
+    )
+    .expect("write");
+    let err = run_err(
+        &w.data,
+        &[
+            "s3",
+            "policy",
+            "create",
+            "p",
+            "--file",
+            bad.to_str().expect("utf-8"),
+        ],
+    );
     assert!(err.contains("Condition is not supported"), "{err}");
 }
 
@@ -37,5 +77,8 @@ fn bucket_delete_keeps_the_files() {
     std::fs::write(w.volume.join("kept.txt"), b"nas data").expect("write");
     run_ok(&w.data, &["s3", "bucket", "delete", "fsxn-ontap"]);
     assert!(!run_ok(&w.data, &["s3", "bucket", "list"]).contains("fsxn-ontap"));
-    assert_eq!(std::fs::read(w.volume.join("kept.txt")).expect("read"), b"nas data");
+    assert_eq!(
+        std::fs::read(w.volume.join("kept.txt")).expect("read"),
+        b"nas data"
+    );
 }
