@@ -1,0 +1,135 @@
+//! The time to LIST many keys under a prefix, against a directory walk.
+//!
+//! The keys are written straight into the volume as files (as a NAS user
+//! would), `list/dNN/kNNN`, [`PER_DIR`] to a directory. The first listing
+//! finds no cached ETags and computes them (MD5 of each file, then cached in
+//! an xattr): that is the cold figure. Later listings are warm. The raw walk
+//! is a recursive `std::fs::read_dir` that also stats every file (a listing
+//! must report size and modification time); a walk without the stat is kept
+//! for information.
+
+use std::fs;
+use std::path::Path;
+
+use anyhow::{Context, ensure};
+
+use crate::Bench;
+use crate::measure::{Figure, Span};
+
+/// The prefix listed.
+pub const PREFIX: &str = "list/";
+/// Files per directory.
+pub const PER_DIR: usize = 100;
+/// Keys per ListObjectsV2 page.
+const PAGE: i32 = 1000;
+
+/// Figures in milliseconds.
+#[derive(Debug, Default)]
+pub struct ListResults {
+    /// Keys listed.
+    pub keys: usize,
+    /// First ListObjectsV2 pass (ETags computed and cached).
+    pub tread_cold: Figure,
+    /// Later ListObjectsV2 passes.
+    pub tread_warm: Figure,
+    /// Recursive read_dir plus a stat of each file.
+    pub raw_walk: Figure,
+    /// Recursive read_dir alone (file type from the directory entry), for information.
+    pub raw_readdir: Figure,
+}
+
+/// Counts files under `dir`, statting each when `stat` is set.
+fn walk(dir: &Path, stat: bool) -> anyhow::Result<usize> {
+    let mut n = 0;
+    for entry in fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
+        let entry = entry?;
+        if entry.file_type()?.is_dir() {
+            n += walk(&entry.path(), stat)?;
+        } else {
+            if stat {
+                std::hint::black_box(entry.metadata()?.len());
+            }
+            n += 1;
+        }
+    }
+    Ok(n)
+}
+
+/// Lists every key under [`PREFIX`], page by page; returns the count.
+async fn list_all(b: &Bench) -> anyhow::Result<usize> {
+    let mut token = None;
+    let mut n = 0;
+    loop {
+        let out =
+            b.s3.list_objects_v2()
+                .bucket(&b.bucket)
+                .prefix(PREFIX)
+                .max_keys(PAGE)
+                .set_continuation_token(token)
+                .send()
+                .await
+                .context("ListObjectsV2")?;
+        n += out.contents().len();
+        token = out.next_continuation_token().map(str::to_string);
+        if !out.is_truncated().unwrap_or(false) || token.is_none() {
+            return Ok(n);
+        }
+    }
+}
+
+fn populate(root: &Path, keys: usize) -> anyhow::Result<()> {
+    for i in 0..keys {
+        let dir = root.join(format!("d{:02}", i / PER_DIR));
+        if i % PER_DIR == 0 {
+            fs::create_dir_all(&dir)?;
+        }
+        fs::write(
+            dir.join(format!("k{:03}", i % PER_DIR)),
+            format!("object {i}\n"),
+        )?;
+    }
+    Ok(())
+}
+
+/// Measures the raw walks, then one cold and `b.reps` warm listings.
+pub async fn run(b: &Bench) -> anyhow::Result<ListResults> {
+    let root = b.volume.join(PREFIX);
+    let keys = b.list_keys;
+    {
+        let root = root.clone();
+        tokio::task::spawn_blocking(move || populate(&root, keys)).await??;
+    }
+    let mut r = ListResults {
+        keys,
+        ..Default::default()
+    };
+
+    for _ in 0..b.reps {
+        for (stat, fig) in [(true, &mut r.raw_walk), (false, &mut r.raw_readdir)] {
+            let root = root.clone();
+            let span = Span::start(None);
+            let n = tokio::task::spawn_blocking(move || walk(&root, stat)).await??;
+            let u = span.stop();
+            ensure!(n == keys, "the walk found {n} files, expected {keys}");
+            fig.push(u.wall * 1e3, u);
+        }
+    }
+
+    let span = Span::start(b.tread_pid);
+    let n = list_all(b).await?;
+    let u = span.stop();
+    ensure!(
+        n == keys,
+        "the cold listing found {n} keys, expected {keys}"
+    );
+    r.tread_cold.push(u.wall * 1e3, u);
+
+    for _ in 0..b.reps {
+        let span = Span::start(b.tread_pid);
+        let n = list_all(b).await?;
+        let u = span.stop();
+        ensure!(n == keys, "a warm listing found {n} keys, expected {keys}");
+        r.tread_warm.push(u.wall * 1e3, u);
+    }
+    Ok(r)
+}
