@@ -46,35 +46,24 @@ pub async fn receive(
 ) -> Result<ReceivedBody, StoreError> {
     let file = AtomicFile::new_in(tmp_dir)
         .io_context(|| format!("creating a temp file in {}", tmp_dir.display()))?;
-    let (tx, rx) = mpsc::channel::<Bytes>(CHANNEL_DEPTH);
+    // Hashing (MD5 is the slowest step) and writing run on two threads, so a
+    // large upload uses both while the runtime receives the next chunks.
+    let (to_writer, from_net) = mpsc::channel::<Bytes>(CHANNEL_DEPTH);
+    let (to_hasher, for_hash) = mpsc::channel::<Bytes>(CHANNEL_DEPTH);
+    let writer = tokio::task::spawn_blocking(move || write_all(file, from_net));
     let hasher = expected.hasher();
-    let writer = tokio::task::spawn_blocking(move || write_all(file, rx, hasher));
+    let hashing = tokio::task::spawn_blocking(move || hash_all(for_hash, hasher));
 
-    let mut send_result = Ok(());
-    if let Some(mut body) = body {
-        while let Some(chunk) = body.next().await {
-            match chunk {
-                Ok(bytes) => {
-                    if tx.send(bytes).await.is_err() {
-                        break; // the writer failed; its error is reported below
-                    }
-                }
-                Err(e) => {
-                    send_result = Err(StoreError::InvalidArgument(format!(
-                        "reading the request body: {e}"
-                    )));
-                    break;
-                }
-            }
-        }
-    }
-    drop(tx);
-    let written = writer.await.map_err(|e| StoreError::Io {
-        context: "the upload writer stopped".into(),
+    let received = forward(body, &to_writer, &to_hasher).await;
+    drop((to_writer, to_hasher));
+    let stopped = |e: tokio::task::JoinError| StoreError::Io {
+        context: "an upload thread stopped".into(),
         source: std::io::Error::other(e),
-    })?;
-    send_result?;
-    let (file, md5, size, computed) = written?;
+    };
+    let written = writer.await.map_err(stopped)?;
+    let (md5, size, computed) = hashing.await.map_err(stopped)?;
+    received?;
+    let file = written?;
     if let Some(expected_len) = declared_len
         && u64::try_from(expected_len).ok() != Some(size)
     {
@@ -92,26 +81,50 @@ pub async fn receive(
     })
 }
 
-type Written = (AtomicFile, [u8; 16], u64, s3s::dto::Checksum);
+/// Hands each chunk of `body` to the writer and the hasher.
+async fn forward(
+    body: Option<StreamingBlob>,
+    to_writer: &mpsc::Sender<Bytes>,
+    to_hasher: &mpsc::Sender<Bytes>,
+) -> Result<(), StoreError> {
+    let Some(mut body) = body else { return Ok(()) };
+    while let Some(chunk) = body.next().await {
+        let bytes = chunk
+            .map_err(|e| StoreError::InvalidArgument(format!("reading the request body: {e}")))?;
+        // A closed channel means its thread failed; that error is reported by the caller.
+        if to_hasher.send(bytes.clone()).await.is_err() || to_writer.send(bytes).await.is_err() {
+            break;
+        }
+    }
+    Ok(())
+}
 
 fn write_all(
     mut file: AtomicFile,
     mut rx: mpsc::Receiver<Bytes>,
-    mut hasher: s3s::checksum::ChecksumHasher,
-) -> Result<Written, StoreError> {
-    let mut md5 = Md5::new();
-    let mut size = 0u64;
+) -> Result<AtomicFile, StoreError> {
     {
         let mut out = BufWriter::with_capacity(WRITE_BUFFER, file.file());
         while let Some(chunk) = rx.blocking_recv() {
-            md5.update(&chunk);
-            hasher.update(&chunk);
-            size += chunk.len() as u64;
             out.write_all(&chunk)
                 .io_context(|| "writing an upload to its temp file".into())?;
         }
         out.flush()
             .io_context(|| "writing an upload to its temp file".into())?;
     }
-    Ok((file, md5.finalize().into(), size, hasher.finalize()))
+    Ok(file)
+}
+
+fn hash_all(
+    mut rx: mpsc::Receiver<Bytes>,
+    mut hasher: s3s::checksum::ChecksumHasher,
+) -> ([u8; 16], u64, s3s::dto::Checksum) {
+    let mut md5 = Md5::new();
+    let mut size = 0u64;
+    while let Some(chunk) = rx.blocking_recv() {
+        md5.update(&chunk);
+        hasher.update(&chunk);
+        size += chunk.len() as u64;
+    }
+    (md5.finalize().into(), size, hasher.finalize())
 }

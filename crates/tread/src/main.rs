@@ -8,6 +8,11 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+/// Large transfers allocate a fresh buffer per chunk; glibc's malloc maps and
+/// unmaps each one (page faults, kernel zeroing), mimalloc reuses them.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     init_tracing();

@@ -5,7 +5,7 @@ use std::io::{self, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use futures::stream;
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result};
@@ -23,7 +23,7 @@ use crate::upload;
 /// Objects up to this size are read in one go; larger ones are streamed.
 const SMALL_OBJECT: u64 = 1 << 20;
 /// Chunk size when streaming a file out.
-const READ_CHUNK: usize = 1 << 20;
+const READ_CHUNK: u64 = 1 << 20;
 /// MD5 of zero bytes: the ETag of directory markers.
 const EMPTY_MD5: &str = "d41d8cd98f00b204e9800998ecf8427e";
 
@@ -268,9 +268,22 @@ pub(super) async fn get_object(
 fn read_span(path: &Path, span: std::ops::Range<u64>) -> io::Result<Bytes> {
     let mut file = File::open(path)?;
     file.seek(SeekFrom::Start(span.start))?;
-    let mut buf = BytesMut::zeroed(usize::try_from(span.end - span.start).unwrap_or(0));
-    file.read_exact(&mut buf)?;
-    Ok(buf.freeze())
+    read_chunk(&mut file, span.end - span.start)
+}
+
+/// Reads exactly `len` bytes into a fresh buffer. `read_to_end` fills spare
+/// capacity without zeroing it first, which a zeroed buffer would cost on
+/// every chunk of a large GET.
+fn read_chunk(file: &mut File, len: u64) -> io::Result<Bytes> {
+    let mut buf = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
+    file.take(len).read_to_end(&mut buf)?;
+    if (buf.len() as u64) < len {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "the file shrank while being read",
+        ));
+    }
+    Ok(Bytes::from(buf))
 }
 
 /// Streams `span` of the file from a blocking thread, a chunk ahead of the network.
@@ -289,14 +302,13 @@ fn stream_file(path: PathBuf, span: std::ops::Range<u64>) -> StreamingBlob {
         };
         let mut left = span.end - span.start;
         while left > 0 {
-            let n = usize::try_from(left.min(READ_CHUNK as u64)).unwrap_or(READ_CHUNK);
-            let mut buf = BytesMut::zeroed(n);
-            let result = file.read_exact(&mut buf).map(|()| buf.freeze());
+            let n = left.min(READ_CHUNK);
+            let result = read_chunk(&mut file, n);
             let failed = result.is_err();
             if !send(result) || failed {
                 return;
             }
-            left -= n as u64;
+            left -= n;
         }
     });
     StreamingBlob::wrap(stream::unfold(rx, |mut rx| async move {
