@@ -35,6 +35,28 @@ pub struct ReceivedBody {
     pub checksums: BTreeMap<String, String>,
 }
 
+/// What is known of a body once its file is committed.
+#[derive(Debug)]
+pub struct BodySummary {
+    /// MD5 of the bytes.
+    pub md5: [u8; 16],
+    /// Number of bytes.
+    pub size: u64,
+    /// Checksums computed and verified (algorithm → base64).
+    pub checksums: BTreeMap<String, String>,
+}
+
+impl ReceivedBody {
+    /// The body's digests and size, to answer the client after the file is committed.
+    pub fn summary(&self) -> BodySummary {
+        BodySummary {
+            md5: self.md5,
+            size: self.size,
+            checksums: self.checksums.clone(),
+        }
+    }
+}
+
 /// Streams `body` into a temp file in `tmp_dir`, verifying the declared length
 /// and digests. On any error the temp file is gone.
 pub async fn receive(
@@ -63,7 +85,23 @@ pub async fn receive(
     let written = writer.await.map_err(stopped)?;
     let (md5, size, computed) = hashing.await.map_err(stopped)?;
     received?;
-    let file = written?;
+    finish(
+        written?,
+        (md5, size, computed),
+        declared_len,
+        expected,
+        trailers,
+    )
+}
+
+/// Checks the declared length and the digests of a fully written body.
+fn finish(
+    file: AtomicFile,
+    (md5, size, computed): Hashed,
+    declared_len: Option<i64>,
+    expected: &ExpectedDigests,
+    trailers: Option<&TrailingHeaders>,
+) -> Result<ReceivedBody, StoreError> {
     if let Some(expected_len) = declared_len
         && u64::try_from(expected_len).ok() != Some(size)
     {
@@ -79,6 +117,60 @@ pub async fn receive(
         size,
         checksums,
     })
+}
+
+/// Bodies declared up to this size are gathered in memory and stored in one
+/// blocking step, which saves small PUTs the thread hand-offs of streaming.
+pub const IN_MEMORY_LIMIT: i64 = 1 << 20;
+
+/// Reads a small body into memory, refusing one that grows past `IN_MEMORY_LIMIT`.
+pub async fn gather(body: Option<StreamingBlob>) -> Result<Vec<Bytes>, StoreError> {
+    let mut chunks = Vec::new();
+    let mut total = 0usize;
+    let Some(mut body) = body else {
+        return Ok(chunks);
+    };
+    while let Some(chunk) = body.next().await {
+        let bytes = chunk
+            .map_err(|e| StoreError::InvalidArgument(format!("reading the request body: {e}")))?;
+        total += bytes.len();
+        if total > usize::try_from(IN_MEMORY_LIMIT).unwrap_or(usize::MAX) {
+            return Err(StoreError::InvalidArgument(
+                "the body is longer than its Content-Length".into(),
+            ));
+        }
+        chunks.push(bytes);
+    }
+    Ok(chunks)
+}
+
+/// Writes a gathered body to a temp file in `tmp_dir` and verifies it (blocking).
+pub fn write_gathered(
+    tmp_dir: &Path,
+    chunks: &[Bytes],
+    declared_len: Option<i64>,
+    expected: &ExpectedDigests,
+    trailers: Option<&TrailingHeaders>,
+) -> Result<ReceivedBody, StoreError> {
+    let mut file = AtomicFile::new_in(tmp_dir)
+        .io_context(|| format!("creating a temp file in {}", tmp_dir.display()))?;
+    let mut md5 = Md5::new();
+    let mut hasher = expected.hasher();
+    let mut size = 0u64;
+    for chunk in chunks {
+        md5.update(chunk);
+        hasher.update(chunk);
+        size += chunk.len() as u64;
+        file.write_all(chunk)
+            .io_context(|| "writing an upload to its temp file".into())?;
+    }
+    finish(
+        file,
+        (md5.finalize().into(), size, hasher.finalize()),
+        declared_len,
+        expected,
+        trailers,
+    )
 }
 
 /// Hands each chunk of `body` to the writer and the hasher.
@@ -115,10 +207,10 @@ fn write_all(
     Ok(file)
 }
 
-fn hash_all(
-    mut rx: mpsc::Receiver<Bytes>,
-    mut hasher: s3s::checksum::ChecksumHasher,
-) -> ([u8; 16], u64, s3s::dto::Checksum) {
+/// MD5, size and the requested checksums of a body.
+type Hashed = ([u8; 16], u64, s3s::dto::Checksum);
+
+fn hash_all(mut rx: mpsc::Receiver<Bytes>, mut hasher: s3s::checksum::ChecksumHasher) -> Hashed {
     let mut md5 = Md5::new();
     let mut size = 0u64;
     while let Some(chunk) = rx.blocking_recv() {

@@ -339,27 +339,50 @@ pub(super) async fn put_object(
             ..Default::default()
         }));
     }
-    let (b, k) = (Arc::clone(&bucket), key.clone());
     let if_none_match = input.if_none_match;
-    blocking(move || prepare_destination(&b, &k, if_none_match.as_ref())).await?;
-    let received = upload::receive(
-        &bucket.tmp_dir(),
-        input.body,
-        input.content_length,
-        &expected,
-        trailers.as_ref(),
-    )
-    .await?;
-    let meta = ObjectMeta {
+    let declared = input.content_length;
+    let (content_type, user) = (input.content_type, user_meta_map(input.metadata));
+    let meta_of = move |received: &upload::ReceivedBody| ObjectMeta {
         etag: hex::encode(received.md5),
         size: received.size,
         mtime_ns: 0,
-        content_type: input.content_type,
-        user: user_meta_map(input.metadata),
+        content_type,
+        user,
         checksums: received.checksums.clone(),
     };
-    let etag = meta.etag.clone();
-    blocking(move || commit(&bucket, &key, received.file, meta)).await?;
+    let received = if declared.is_some_and(|n| n <= upload::IN_MEMORY_LIMIT) {
+        let chunks = upload::gather(input.body).await?;
+        blocking(move || {
+            prepare_destination(&bucket, &key, if_none_match.as_ref())?;
+            let received = upload::write_gathered(
+                &bucket.tmp_dir(),
+                &chunks,
+                declared,
+                &expected,
+                trailers.as_ref(),
+            )?;
+            let (meta, summary) = (meta_of(&received), received.summary());
+            commit(&bucket, &key, received.file, meta)?;
+            Ok(summary)
+        })
+        .await?
+    } else {
+        let (b, k) = (Arc::clone(&bucket), key.clone());
+        blocking(move || prepare_destination(&b, &k, if_none_match.as_ref())).await?;
+        let received = upload::receive(
+            &bucket.tmp_dir(),
+            input.body,
+            declared,
+            &expected,
+            trailers.as_ref(),
+        )
+        .await?;
+        let summary = received.summary();
+        let meta = meta_of(&received);
+        blocking(move || commit(&bucket, &key, received.file, meta)).await?;
+        summary
+    };
+    let etag = hex::encode(received.md5);
     let sums = checksum::to_dto(&received.checksums);
     Ok(S3Response::new(PutObjectOutput {
         e_tag: Some(ETag::Strong(etag)),
