@@ -343,6 +343,14 @@ impl Catalog {
             )));
         }
         let root = vol.path.join(nas_path);
+        if self.data_dir.starts_with(&root) {
+            return Err(CatalogError::Invalid(format!(
+                "bucket {name} at {} would serve tread's own data dir {} (its catalog holds secret keys); \
+                 choose a --nas-path beside it or move the data dir (--data-dir)",
+                root.display(),
+                self.data_dir.display()
+            )));
+        }
         for other in self.bucket_list()? {
             if other.root.starts_with(&root) || root.starts_with(&other.root) {
                 return Err(CatalogError::Invalid(format!(
@@ -774,6 +782,19 @@ mod tests {
             .bucket_create("inner", "vol1", "sub", FileOwnership::default())
             .expect_err("overlap");
         assert!(err.to_string().contains("overlap"), "{err}");
+    }
+
+    #[test]
+    fn a_bucket_may_not_serve_the_data_dir() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cat = Catalog::open(&dir.path().join("tread-data")).expect("open");
+        cat.volume_create("here", dir.path()).expect("volume");
+        let err = cat
+            .bucket_create("everything", "here", "", FileOwnership::default())
+            .expect_err("exposes");
+        assert!(err.to_string().contains("data dir"), "{err}");
+        cat.bucket_create("beside", "here", "data", FileOwnership::default())
+            .expect("a sibling directory is fine");
     }
 
     #[test]

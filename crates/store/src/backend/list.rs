@@ -145,6 +145,12 @@ impl Walk<'_> {
                     if !real.starts_with(&self.bucket.volume_root) {
                         return None;
                     }
+                    // A link to a directory above this one would make the walk endless.
+                    let loops = real.is_dir()
+                        && fs::canonicalize(dir).map_or(true, |d| d.starts_with(&real));
+                    if loops {
+                        return None;
+                    }
                     real.is_dir()
                 } else {
                     ft.is_dir()

@@ -266,3 +266,18 @@ async fn temp_files_left_by_a_crash_are_swept_when_the_bucket_opens() {
         "the stale temp file must be swept at startup"
     );
 }
+
+#[tokio::test]
+async fn a_symlink_loop_inside_the_volume_does_not_trap_the_listing() {
+    let t = TestStore::start().await;
+    put(&t.s3, "a/file", b"1").await;
+    std::os::unix::fs::symlink(t.volume.join("a"), t.volume.join("a/loop")).expect("symlink");
+    let out =
+        t.s3.list_objects_v2()
+            .bucket(BUCKET)
+            .send()
+            .await
+            .expect("list");
+    let keys: Vec<_> = out.contents().iter().filter_map(|o| o.key()).collect();
+    assert_eq!(keys, ["a/file"]);
+}
