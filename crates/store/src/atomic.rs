@@ -69,13 +69,24 @@ impl AtomicFile {
 
     /// Applies `owner`, fsyncs, renames over `dest`, and fsyncs `dest`'s directory.
     pub fn commit(mut self, dest: &Path, owner: FileOwnership) -> io::Result<()> {
+        self.sync(owner)?;
+        self.place(dest)
+    }
+
+    /// Applies `owner` and makes the data durable, before the file is placed.
+    pub fn sync(&mut self, owner: FileOwnership) -> io::Result<()> {
         self.file.flush()?;
         self.file
             .set_permissions(fs::Permissions::from_mode(owner.mode))?;
         if owner.uid.is_some() || owner.gid.is_some() {
             std::os::unix::fs::fchown(&self.file, owner.uid, owner.gid)?;
         }
-        self.file.sync_all()?;
+        self.file.sync_all()
+    }
+
+    /// Renames the synced file over `dest` and fsyncs `dest`'s directory. On
+    /// failure the temp file stays, so the caller may fix the cause and retry.
+    pub fn place(&mut self, dest: &Path) -> io::Result<()> {
         fs::rename(&self.tmp, dest)?;
         self.committed = true;
         sync_dir(dest.parent().unwrap_or(Path::new(".")))
@@ -143,5 +154,25 @@ mod tests {
         assert_eq!(fs::read(&dest).expect("read"), b"new");
         let mode = fs::metadata(&dest).expect("stat").permissions().mode() & 0o777;
         assert_eq!(mode, 0o644);
+    }
+
+    /// A concurrent delete can remove the destination's directory before the
+    /// rename; the temp file must survive that so the caller can retry.
+    #[test]
+    fn a_failed_place_keeps_the_temp_file_for_a_retry() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let dest = dir.path().join("gone/obj");
+        let mut f = AtomicFile::new_in(&dir.path().join("tmp")).expect("new");
+        f.write_all(b"data").expect("write");
+        f.sync(FileOwnership::default()).expect("sync");
+        let err = f.place(&dest).expect_err("parent missing");
+        assert_eq!(err.kind(), io::ErrorKind::NotFound);
+        assert!(
+            f.tmp_path().exists(),
+            "the temp file must survive a failed rename"
+        );
+        fs::create_dir(dir.path().join("gone")).expect("mkdir");
+        f.place(&dest).expect("retry");
+        assert_eq!(fs::read(&dest).expect("read"), b"data");
     }
 }

@@ -441,17 +441,9 @@ pub(super) fn commit(
         .meta
         .set(file.tmp_path(), &rel, &meta)
         .io_context(|| format!("storing metadata of {key}"))?;
-    bucket.create_parents(&path, key)?;
-    file.commit(&path, bucket.ownership).map_err(|e| {
-        if path.is_dir() {
-            StoreError::ObjectIsDirectory(key.to_string())
-        } else {
-            StoreError::Io {
-                context: format!("storing {key}"),
-                source: e,
-            }
-        }
-    })?;
+    file.sync(bucket.ownership)
+        .io_context(|| format!("storing {key}"))?;
+    place(bucket, key, &path, &mut file)?;
     if !bucket.meta.travels_with_file() {
         // Sidecar metadata must name the file's final attributes: rename keeps mtime.
         bucket
@@ -460,6 +452,33 @@ pub(super) fn commit(
             .io_context(|| format!("storing metadata of {key}"))?;
     }
     Ok(())
+}
+
+/// Attempts at placing a file whose parent directory a concurrent delete
+/// removed between our `create_parents` and the rename.
+const PLACE_ATTEMPTS: usize = 5;
+
+/// Renames the synced temp file to `path`, recreating parents that a
+/// concurrent delete of a sibling key removed as empty meanwhile.
+fn place(
+    bucket: &NasBucket,
+    key: &ObjectKey,
+    path: &Path,
+    file: &mut AtomicFile,
+) -> Result<(), StoreError> {
+    for attempt in 1..=PLACE_ATTEMPTS {
+        bucket.create_parents(path, key)?;
+        match file.place(path) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound && attempt < PLACE_ATTEMPTS => continue,
+            Err(_) if path.is_dir() => return Err(StoreError::ObjectIsDirectory(key.to_string())),
+            Err(e) => return Err(e).io_context(|| format!("storing {key}")),
+        }
+    }
+    Err(StoreError::Io {
+        context: format!("storing {key}"),
+        source: io::Error::other("its directory kept disappearing"),
+    })
 }
 
 pub(super) async fn copy_object(
