@@ -72,14 +72,15 @@ struct Walk<'a> {
 }
 
 enum Entry {
-    File(String),
+    /// A file, with its attributes when readdir gave them cheaply (not for symlinks).
+    File(String, Option<fs::Metadata>),
     Dir(String),
 }
 
 impl Entry {
     fn form(&self) -> String {
         match self {
-            Entry::File(n) => n.clone(),
+            Entry::File(n, _) => n.clone(),
             Entry::Dir(n) => format!("{n}/"),
         }
     }
@@ -157,8 +158,11 @@ impl Walk<'_> {
                 };
                 Some(if is_dir {
                     Entry::Dir(name)
-                } else if ft.is_file() || ft.is_symlink() {
-                    Entry::File(name)
+                } else if ft.is_file() {
+                    // Relative to the open directory: no second walk of the whole path.
+                    Entry::File(name, e.metadata().ok())
+                } else if ft.is_symlink() {
+                    Entry::File(name, None)
                 } else {
                     return None;
                 })
@@ -173,21 +177,21 @@ impl Walk<'_> {
         let entries = self.read_entries(dir, base.is_empty());
         if entries.is_empty() && !base.is_empty() {
             // An empty directory is a directory-marker object.
-            return self.visit_file(dir, base);
+            return self.visit_file(dir, base, None);
         }
         for entry in entries {
             let full = format!("{base}{}", entry.form());
-            let keep_going = match &entry {
+            let keep_going = match entry {
                 Entry::Dir(name) => {
                     if self.skips_subtree(&full) {
                         continue;
                     }
                     match self.common_prefix(&full) {
                         Some(cp) => self.emit(Err(cp)),
-                        _ => self.walk(&dir.join(name), &full),
+                        _ => self.walk(&dir.join(&name), &full),
                     }
                 }
-                Entry::File(name) => self.visit_file(&dir.join(name), &full),
+                Entry::File(name, attrs) => self.visit_file(&dir.join(name), &full, attrs),
             };
             if !keep_going {
                 return false;
@@ -196,7 +200,7 @@ impl Walk<'_> {
         true
     }
 
-    fn visit_file(&mut self, path: &Path, key: &str) -> bool {
+    fn visit_file(&mut self, path: &Path, key: &str, attrs: Option<fs::Metadata>) -> bool {
         let req = self.req;
         if !key.starts_with(req.prefix.as_str())
             || key <= req.after.as_str()
@@ -210,7 +214,7 @@ impl Walk<'_> {
         if let Some(cp) = self.common_prefix(key) {
             return self.emit(Err(cp));
         }
-        let Ok(attrs) = fs::metadata(path) else {
+        let Some(attrs) = attrs.or_else(|| fs::metadata(path).ok()) else {
             return true;
         };
         let (size, etag) = if attrs.is_dir() {
