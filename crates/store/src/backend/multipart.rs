@@ -500,14 +500,26 @@ pub(super) async fn list_multipart_uploads(
     let max = input
         .max_uploads
         .map_or(MAX_LIST, |n| usize::try_from(n).unwrap_or(0).min(MAX_LIST));
+    let delimiter = input.delimiter.clone().filter(|d| !d.is_empty());
+    // A key marker that is a common prefix we returned means "after that whole prefix".
+    let skip_prefix = delimiter
+        .as_ref()
+        .filter(|d| key_marker.ends_with(d.as_str()))
+        .map(|_| key_marker.clone());
     let mut uploads = blocking(move || Ok(all_uploads(&bucket))).await?;
     uploads.retain(|(id, r)| {
         r.key.starts_with(&prefix)
             && (r.key.as_str(), id.as_str()) > (key_marker.as_str(), id_marker.as_str())
+            && !skip_prefix
+                .as_ref()
+                .is_some_and(|p| r.key.starts_with(p.as_str()))
     });
-    let truncated = uploads.len() > max;
-    uploads.truncate(max);
-    let last = uploads.last().map(|(id, r)| (r.key.clone(), id.clone()));
+    let page = upload_page(
+        uploads,
+        input.prefix.as_deref().unwrap_or_default(),
+        delimiter.as_deref(),
+        max,
+    );
     let timestamp = |s: &str| {
         time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
             .ok()
@@ -516,14 +528,21 @@ pub(super) async fn list_multipart_uploads(
     Ok(S3Response::new(ListMultipartUploadsOutput {
         bucket: Some(input.bucket),
         prefix: input.prefix,
+        delimiter,
         key_marker: input.key_marker,
         upload_id_marker: input.upload_id_marker,
-        next_key_marker: last.as_ref().map(|l| l.0.clone()),
-        next_upload_id_marker: last.map(|l| l.1),
+        next_key_marker: page.next.as_ref().map(|l| l.0.clone()),
+        next_upload_id_marker: page.next.and_then(|l| l.1),
         max_uploads: i32::try_from(max).ok(),
-        is_truncated: Some(truncated),
+        is_truncated: Some(page.truncated),
+        common_prefixes: Some(
+            page.prefixes
+                .into_iter()
+                .map(|p| CommonPrefix { prefix: Some(p) })
+                .collect(),
+        ),
         uploads: Some(
-            uploads
+            page.uploads
                 .into_iter()
                 .map(|(id, r)| MultipartUpload {
                     initiated: timestamp(&r.initiated),
@@ -535,6 +554,59 @@ pub(super) async fn list_multipart_uploads(
         ),
         ..Default::default()
     }))
+}
+
+/// One page of ListMultipartUploads.
+struct UploadPage {
+    uploads: Vec<(String, UploadRecord)>,
+    prefixes: Vec<String>,
+    truncated: bool,
+    /// Key marker and upload-id marker for the next page.
+    next: Option<(String, Option<String>)>,
+}
+
+/// Takes up to `max` uploads (sorted by key, then id), rolling keys that hold
+/// `delimiter` after `prefix` up into common prefixes, as ListObjects does.
+fn upload_page(
+    sorted: Vec<(String, UploadRecord)>,
+    prefix: &str,
+    delimiter: Option<&str>,
+    max: usize,
+) -> UploadPage {
+    let mut page = UploadPage {
+        uploads: Vec::new(),
+        prefixes: Vec::new(),
+        truncated: false,
+        next: None,
+    };
+    for (id, record) in sorted {
+        let common = delimiter.and_then(|d| {
+            let rest = record.key.get(prefix.len()..)?;
+            rest.find(d)
+                .map(|i| record.key[..prefix.len() + i + d.len()].to_string())
+        });
+        if common.is_some() && common.as_ref() == page.prefixes.last() {
+            continue;
+        }
+        if page.uploads.len() + page.prefixes.len() >= max {
+            page.truncated = true;
+            break;
+        }
+        match common {
+            Some(p) => {
+                page.next = Some((p.clone(), None));
+                page.prefixes.push(p);
+            }
+            None => {
+                page.next = Some((record.key.clone(), Some(id.clone())));
+                page.uploads.push((id, record));
+            }
+        }
+    }
+    if !page.truncated {
+        page.next = None;
+    }
+    page
 }
 
 /// Aborts the bucket's uploads whose directory has not changed for `max_age`.

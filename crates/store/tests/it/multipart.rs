@@ -300,3 +300,42 @@ async fn abandoned_uploads_are_swept_and_fresh_ones_kept() {
         .await
         .expect("fresh upload kept");
 }
+
+#[tokio::test]
+async fn listing_uploads_with_a_delimiter_rolls_up_prefixes_across_pages() {
+    let t = TestStore::start().await;
+    for key in ["top.bin", "dir1/a", "dir1/b", "dir2/c"] {
+        start(&t, key).await;
+    }
+    let (mut keys, mut prefixes) = (Vec::new(), Vec::new());
+    let (mut key_marker, mut id_marker) = (None, None);
+    loop {
+        let out =
+            t.s3.list_multipart_uploads()
+                .bucket(BUCKET)
+                .delimiter("/")
+                .max_uploads(1)
+                .set_key_marker(key_marker)
+                .set_upload_id_marker(id_marker)
+                .send()
+                .await
+                .expect("list uploads");
+        keys.extend(
+            out.uploads()
+                .iter()
+                .filter_map(|u| u.key().map(String::from)),
+        );
+        prefixes.extend(
+            out.common_prefixes()
+                .iter()
+                .filter_map(|p| p.prefix().map(String::from)),
+        );
+        if !out.is_truncated().unwrap_or(false) {
+            break;
+        }
+        key_marker = out.next_key_marker().map(String::from);
+        id_marker = out.next_upload_id_marker().map(String::from);
+    }
+    assert_eq!(prefixes, ["dir1/", "dir2/"]);
+    assert_eq!(keys, ["top.bin"]);
+}
