@@ -70,7 +70,8 @@ impl AtomicFile {
     /// Applies `owner`, fsyncs, renames over `dest`, and fsyncs `dest`'s directory.
     pub fn commit(mut self, dest: &Path, owner: FileOwnership) -> io::Result<()> {
         self.sync(owner)?;
-        self.place(dest)
+        self.rename_to(dest)?;
+        sync_dir(dest.parent().unwrap_or(Path::new(".")))
     }
 
     /// Applies `owner` and makes the data durable, before the file is placed.
@@ -84,12 +85,13 @@ impl AtomicFile {
         self.file.sync_all()
     }
 
-    /// Renames the synced file over `dest` and fsyncs `dest`'s directory. On
-    /// failure the temp file stays, so the caller may fix the cause and retry.
-    pub fn place(&mut self, dest: &Path) -> io::Result<()> {
+    /// Renames the synced file over `dest`; the caller then fsyncs `dest`'s
+    /// directory. On failure the temp file stays, so the caller may fix the
+    /// cause and retry.
+    pub fn rename_to(&mut self, dest: &Path) -> io::Result<()> {
         fs::rename(&self.tmp, dest)?;
         self.committed = true;
-        sync_dir(dest.parent().unwrap_or(Path::new(".")))
+        Ok(())
     }
 }
 
@@ -165,14 +167,14 @@ mod tests {
         let mut f = AtomicFile::new_in(&dir.path().join("tmp")).expect("new");
         f.write_all(b"data").expect("write");
         f.sync(FileOwnership::default()).expect("sync");
-        let err = f.place(&dest).expect_err("parent missing");
+        let err = f.rename_to(&dest).expect_err("parent missing");
         assert_eq!(err.kind(), io::ErrorKind::NotFound);
         assert!(
             f.tmp_path().exists(),
             "the temp file must survive a failed rename"
         );
         fs::create_dir(dir.path().join("gone")).expect("mkdir");
-        f.place(&dest).expect("retry");
+        f.rename_to(&dest).expect("retry");
         assert_eq!(fs::read(&dest).expect("read"), b"data");
     }
 }

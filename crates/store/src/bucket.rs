@@ -20,6 +20,8 @@ pub struct NasBucket {
     pub root: PathBuf,
     /// The volume's root: no path may resolve outside it.
     pub volume_root: PathBuf,
+    /// tread's data dir (the catalog holds secrets): no path may resolve into it.
+    pub data_dir: PathBuf,
     /// Mode and owner of files written through S3.
     pub ownership: FileOwnership,
     /// Where object metadata is kept.
@@ -41,6 +43,7 @@ impl NasBucket {
             name: record.name.clone(),
             root: record.root.clone(),
             volume_root: record.volume_root.clone(),
+            data_dir: record.data_dir.clone(),
             ownership: record.ownership,
             meta,
             created: record.created.clone(),
@@ -63,13 +66,23 @@ impl NasBucket {
         self.root.join(key.rel_path())
     }
 
-    /// Refuses `path` if an existing prefix of it resolves, through a symbolic
-    /// link, outside the volume.
+    /// Whether a resolved (canonical) path may be served: inside the volume,
+    /// not inside any bucket's hidden directory, and outside tread's data dir
+    /// (unless the volume is the default one, which lives in the data dir and
+    /// so cannot reach the catalog beside it).
+    pub fn may_serve(&self, real: &Path) -> bool {
+        real.strip_prefix(&self.volume_root)
+            .is_ok_and(|rel| !rel.components().any(|c| c.as_os_str() == HIDDEN_DIR))
+            && (self.volume_root.starts_with(&self.data_dir) || !real.starts_with(&self.data_dir))
+    }
+
+    /// Refuses `path` if its longest existing prefix resolves, through a
+    /// symbolic link, to a place [`Self::may_serve`] refuses.
     pub fn check_inside_volume(&self, path: &Path, key: &ObjectKey) -> Result<(), StoreError> {
         let mut probe = path;
         loop {
             match fs::canonicalize(probe) {
-                Ok(real) if real.starts_with(&self.volume_root) => return Ok(()),
+                Ok(real) if self.may_serve(&real) => return Ok(()),
                 Ok(_) => return Err(StoreError::OutsideVolume(key.to_string())),
                 Err(_) => match probe.parent() {
                     Some(parent) if parent.starts_with(&self.root) => probe = parent,
@@ -84,16 +97,27 @@ impl NasBucket {
         let Some(parent) = path.parent() else {
             return Ok(());
         };
+        let missing: Vec<&Path> = parent
+            .ancestors()
+            .take_while(|d| *d != self.root && !d.exists())
+            .collect();
         match fs::create_dir_all(parent) {
-            Ok(()) => Ok(()),
+            Ok(()) => {}
             Err(e)
                 if e.kind() == io::ErrorKind::AlreadyExists
                     || e.raw_os_error() == Some(libc::ENOTDIR) =>
             {
-                Err(StoreError::ParentIsObject(key.to_string()))
+                return Err(StoreError::ParentIsObject(key.to_string()));
             }
-            Err(e) => Err(e).io_context(|| format!("creating {}", parent.display())),
+            Err(e) => return Err(e).io_context(|| format!("creating {}", parent.display())),
         }
+        // A new directory survives a crash only once its own parent is synced.
+        for dir in missing.iter().rev() {
+            if let Some(up) = dir.parent() {
+                atomic::sync_dir(up).io_context(|| format!("syncing {}", up.display()))?;
+            }
+        }
+        Ok(())
     }
 
     /// Refuses `path` early when one of its parents is an existing object file;

@@ -101,6 +101,9 @@ pub struct BucketRecord {
     /// Mode and owner given to object files.
     #[serde(skip)]
     pub ownership: FileOwnership,
+    /// tread's data dir, which no path of the bucket may resolve into.
+    #[serde(skip)]
+    pub data_dir: PathBuf,
     /// Creation time, RFC 3339.
     pub created: String,
 }
@@ -380,6 +383,7 @@ impl Catalog {
             volume_root: vol.path,
             ownership,
             created,
+            data_dir: self.data_dir.clone(),
         })
     }
 
@@ -404,6 +408,7 @@ impl Catalog {
                 },
                 created: r.get(6)?,
                 volume_root,
+                data_dir: self.data_dir.clone(),
             })
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::{self, Read};
+use std::io::{self, Read, Seek};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
@@ -46,6 +46,45 @@ pub fn mtime_ns(attrs: &fs::Metadata) -> i128 {
     i128::from(attrs.mtime()) * 1_000_000_000 + i128::from(attrs.mtime_nsec())
 }
 
+/// The object whose metadata is read or written: by path, or by an open file
+/// (so that attributes, metadata and data all come from the same inode even
+/// if the object is replaced meanwhile).
+#[derive(Debug, Clone, Copy)]
+pub enum At<'a> {
+    /// The file at this path.
+    Path(&'a Path),
+    /// This open file.
+    File(&'a fs::File),
+}
+
+impl At<'_> {
+    fn get_xattr(self) -> Option<Vec<u8>> {
+        use xattr::FileExt;
+        match self {
+            At::Path(p) => xattr::get(p, XATTR_NAME).ok().flatten(),
+            At::File(f) => f.get_xattr(XATTR_NAME).ok().flatten(),
+        }
+    }
+
+    fn set_xattr(self, raw: &[u8]) -> io::Result<()> {
+        use xattr::FileExt;
+        match self {
+            At::Path(p) => xattr::set(p, XATTR_NAME, raw),
+            At::File(f) => f.set_xattr(XATTR_NAME, raw),
+        }
+    }
+
+    fn md5(self) -> io::Result<String> {
+        match self {
+            At::Path(p) => md5_of(&mut fs::File::open(p)?),
+            At::File(mut f) => {
+                f.seek(io::SeekFrom::Start(0))?;
+                md5_of(&mut f)
+            }
+        }
+    }
+}
+
 /// Where a bucket keeps object metadata.
 #[derive(Debug, Clone)]
 pub enum MetaStore {
@@ -69,10 +108,10 @@ impl MetaStore {
         }
     }
 
-    /// Reads the stored record of the object at `path` (key `rel` inside the bucket).
-    pub fn get(&self, path: &Path, rel: &Path) -> Option<ObjectMeta> {
+    /// Reads the stored record of the object `at` (key `rel` inside the bucket).
+    pub fn get(&self, at: At<'_>, rel: &Path) -> Option<ObjectMeta> {
         let raw = match self {
-            Self::Xattr => xattr::get(path, XATTR_NAME).ok().flatten()?,
+            Self::Xattr => at.get_xattr()?,
             Self::Sidecar(dir) => fs::read(sidecar_path(dir, rel)).ok()?,
         };
         serde_json::from_slice(&raw).ok()
@@ -81,10 +120,10 @@ impl MetaStore {
     /// Stores `meta` for the object at `path`. For xattrs this may be called
     /// on the open temp file before it is renamed into place, so data and
     /// metadata appear together.
-    pub fn set(&self, path: &Path, rel: &Path, meta: &ObjectMeta) -> io::Result<()> {
+    pub fn set(&self, at: At<'_>, rel: &Path, meta: &ObjectMeta) -> io::Result<()> {
         let raw = serde_json::to_vec(meta)?;
         match self {
-            Self::Xattr => xattr::set(path, XATTR_NAME, &raw),
+            Self::Xattr => at.set_xattr(&raw),
             Self::Sidecar(dir) => {
                 let dest = sidecar_path(dir, rel);
                 if let Some(parent) = dest.parent() {
@@ -113,17 +152,17 @@ impl MetaStore {
     /// was never written through S3) and caching it for the next caller.
     pub fn load_or_compute(
         &self,
-        path: &Path,
+        at: At<'_>,
         rel: &Path,
         attrs: &fs::Metadata,
     ) -> io::Result<ObjectMeta> {
-        let stored = self.get(path, rel);
+        let stored = self.get(at, rel);
         if let Some(meta) = &stored
             && meta.is_fresh_for(attrs)
         {
             return Ok(meta.clone());
         }
-        let etag = md5_file(path)?;
+        let etag = at.md5()?;
         let meta = ObjectMeta {
             etag,
             size: attrs.len(),
@@ -134,8 +173,8 @@ impl MetaStore {
         };
         // A NAS user's file may not be ours to annotate; the ETag is then
         // recomputed next time, which is correct, only slower.
-        if let Err(e) = self.set(path, rel, &meta) {
-            tracing::debug!(path = %path.display(), error = %e, "could not cache the ETag");
+        if let Err(e) = self.set(at, rel, &meta) {
+            tracing::debug!(key = %rel.display(), error = %e, "could not cache the ETag");
         }
         Ok(meta)
     }
@@ -149,7 +188,11 @@ fn sidecar_path(dir: &Path, rel: &Path) -> PathBuf {
 
 /// Hex MD5 of a whole file.
 pub fn md5_file(path: &Path) -> io::Result<String> {
-    let mut file = fs::File::open(path)?;
+    md5_of(&mut fs::File::open(path)?)
+}
+
+/// Hex MD5 of everything `file` yields from its current position.
+fn md5_of(file: &mut impl Read) -> io::Result<String> {
     let mut hasher = Md5::new();
     let mut buf = vec![0u8; 1 << 20];
     loop {
@@ -171,16 +214,18 @@ mod tests {
         fs::write(&file, b"hello").expect("write");
         let attrs = fs::metadata(&file).expect("stat");
         let meta = store
-            .load_or_compute(&file, Path::new("obj"), &attrs)
+            .load_or_compute(At::Path(&file), Path::new("obj"), &attrs)
             .expect("compute");
         assert_eq!(meta.etag, "5d41402abc4b2a76b9719d911017c592");
-        let cached = store.get(&file, Path::new("obj")).expect("cached");
+        let cached = store
+            .get(At::Path(&file), Path::new("obj"))
+            .expect("cached");
         assert_eq!(cached, meta);
 
         fs::write(&file, b"hello, world").expect("rewrite");
         let attrs = fs::metadata(&file).expect("stat");
         let fresh = store
-            .load_or_compute(&file, Path::new("obj"), &attrs)
+            .load_or_compute(At::Path(&file), Path::new("obj"), &attrs)
             .expect("recompute");
         assert_eq!(fresh.etag, hex::encode(Md5::digest(b"hello, world")));
     }

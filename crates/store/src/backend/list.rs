@@ -143,7 +143,7 @@ impl Walk<'_> {
                 let ft = e.file_type().ok()?;
                 let is_dir = if ft.is_symlink() {
                     let real = fs::canonicalize(e.path()).ok()?;
-                    if !real.starts_with(&self.bucket.volume_root) {
+                    if !self.bucket.may_serve(&real) {
                         return None;
                     }
                     // A link to a directory above this one would make the walk endless.
@@ -220,11 +220,11 @@ impl Walk<'_> {
         let (size, etag) = if attrs.is_dir() {
             (0, "d41d8cd98f00b204e9800998ecf8427e".to_string())
         } else {
-            match self
-                .bucket
-                .meta
-                .load_or_compute(path, Path::new(key), &attrs)
-            {
+            match self.bucket.meta.load_or_compute(
+                crate::meta::At::Path(path),
+                Path::new(key),
+                &attrs,
+            ) {
                 Ok(m) => (attrs.len(), m.etag),
                 Err(e) => {
                     tracing::warn!(key, error = %e, "cannot read a file while listing; skipping it");
@@ -248,19 +248,36 @@ fn list_page(bucket: &NasBucket, req: &PageRequest) -> Page {
         Some(i) => &req.prefix[..=i],
         None => "",
     };
-    let start_ok = dir_part.is_empty() || crate::key::ObjectKey::parse(dir_part).is_ok();
     let mut walk = Walk {
         bucket,
         req,
         page: Page::default(),
     };
-    if start_ok {
-        let dir = bucket.root.join(dir_part.trim_end_matches('/'));
-        if dir.is_dir() {
-            walk.walk(&dir, dir_part);
-        }
+    let start = if dir_part.is_empty() {
+        Some(bucket.root.clone())
+    } else {
+        crate::key::ObjectKey::parse(dir_part).ok().and_then(|k| {
+            let dir = bucket.path_of(&k);
+            // The prefix itself may name a symbolic link out of the volume.
+            bucket.check_inside_volume(&dir, &k).ok().map(|()| dir)
+        })
+    };
+    if let Some(dir) = start.filter(|d| d.is_dir()) {
+        walk.walk(&dir, dir_part);
     }
     walk.page
+}
+
+/// The marker itself, if it is a common prefix that a listing with `prefix`
+/// and `delimiter` returns: the page after it then skips everything under it.
+pub(super) fn marker_as_common_prefix(
+    marker: &str,
+    prefix: &str,
+    delimiter: Option<&str>,
+) -> Option<String> {
+    let d = delimiter.filter(|d| !d.is_empty())?;
+    let rest = marker.strip_prefix(prefix)?;
+    (rest.find(d).map(|i| i + d.len()) == Some(rest.len())).then(|| marker.to_string())
 }
 
 fn encode(s: String, url: bool) -> String {
@@ -401,13 +418,10 @@ pub(super) async fn list_objects(
     let input = req.input;
     let marker = input.marker.clone().unwrap_or_default();
     // A marker equal to a common prefix we returned means "after that whole prefix".
-    let skip_prefix = input
-        .delimiter
-        .as_ref()
-        .filter(|d| !d.is_empty() && marker.ends_with(d.as_str()))
-        .map(|_| marker.clone());
+    let prefix = input.prefix.clone().unwrap_or_default();
+    let skip_prefix = marker_as_common_prefix(&marker, &prefix, input.delimiter.as_deref());
     let page_req = PageRequest {
-        prefix: input.prefix.clone().unwrap_or_default(),
+        prefix,
         delimiter: input.delimiter.clone(),
         after: marker,
         skip_prefix,

@@ -256,7 +256,7 @@ pub(super) async fn upload_part_copy(
             .check(&obj)
             .map_err(|_| StoreError::PreconditionFailed)?;
         let span = copy_range(range.as_deref(), obj.meta.size)?;
-        let file = copy_to_temp(&bucket, &obj.path, span.clone())?;
+        let file = copy_to_temp(&bucket, &obj, span.clone())?;
         let etag = md5_file(file.tmp_path()).io_context(|| "hashing the copied part".into())?;
         let record = PartRecord {
             etag: etag.clone(),
@@ -502,10 +502,8 @@ pub(super) async fn list_multipart_uploads(
         .map_or(MAX_LIST, |n| usize::try_from(n).unwrap_or(0).min(MAX_LIST));
     let delimiter = input.delimiter.clone().filter(|d| !d.is_empty());
     // A key marker that is a common prefix we returned means "after that whole prefix".
-    let skip_prefix = delimiter
-        .as_ref()
-        .filter(|d| key_marker.ends_with(d.as_str()))
-        .map(|_| key_marker.clone());
+    let skip_prefix =
+        super::list::marker_as_common_prefix(&key_marker, &prefix, delimiter.as_deref());
     let mut uploads = blocking(move || Ok(all_uploads(&bucket))).await?;
     uploads.retain(|(id, r)| {
         r.key.starts_with(&prefix)

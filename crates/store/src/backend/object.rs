@@ -2,7 +2,7 @@
 
 use std::fs::{self, File};
 use std::io::{self, Read, Seek, SeekFrom};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -17,7 +17,7 @@ use crate::bucket::NasBucket;
 use crate::checksum::{self, ExpectedDigests};
 use crate::error::{IoContext, StoreError};
 use crate::key::ObjectKey;
-use crate::meta::{ObjectMeta, md5_file, mtime_ns};
+use crate::meta::{At, ObjectMeta, md5_file, mtime_ns};
 use crate::upload;
 
 /// Objects up to this size are read in one go; larger ones are streamed.
@@ -27,10 +27,14 @@ const READ_CHUNK: u64 = 1 << 20;
 /// MD5 of zero bytes: the ETag of directory markers.
 const EMPTY_MD5: &str = "d41d8cd98f00b204e9800998ecf8427e";
 
-/// An existing object: where it is, its file attributes and its metadata.
+/// An existing object, pinned: its data, attributes and metadata all come
+/// from one open file, so a PUT replacing it meanwhile cannot mix versions.
 pub(super) struct FoundObject {
-    pub path: PathBuf,
+    /// The open file; `None` for a directory marker, which has no data.
+    pub file: Option<File>,
+    /// Its attributes (fstat of `file`).
     pub attrs: fs::Metadata,
+    /// Its metadata (ETag, content type, user metadata, checksums).
     pub meta: ObjectMeta,
 }
 
@@ -69,38 +73,51 @@ pub(super) fn find(bucket: &NasBucket, key: &ObjectKey) -> Result<FoundObject, S
     let path = bucket.path_of(key);
     bucket.check_inside_volume(&path, key)?;
     let no_such_key = || StoreError::NoSuchKey(key.to_string());
-    let attrs = match fs::metadata(&path) {
-        Ok(a) => a,
-        Err(e)
-            if matches!(
-                e.kind(),
-                io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
-            ) =>
-        {
-            return Err(no_such_key());
-        }
-        Err(e) => return Err(e).io_context(|| format!("reading {}", path.display())),
+    let missing = |e: &io::Error| {
+        matches!(
+            e.kind(),
+            io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+        )
     };
-    let meta = if attrs.is_dir() {
+    let reading = || format!("reading {}", path.display());
+    let file = match File::open(&path) {
+        Ok(f) => f,
+        Err(e) if missing(&e) => return Err(no_such_key()),
+        Err(e) => return Err(e).io_context(reading),
+    };
+    let attrs = file.metadata().io_context(reading)?;
+    if attrs.is_dir() {
         if !key.is_dir_marker() || path == bucket.root {
             return Err(no_such_key());
         }
-        let stored = bucket.meta.get(&path, &key.rel_path()).unwrap_or_default();
-        ObjectMeta {
+        let stored = bucket
+            .meta
+            .get(At::Path(&path), &key.rel_path())
+            .unwrap_or_default();
+        let meta = ObjectMeta {
             etag: EMPTY_MD5.into(),
             size: 0,
             mtime_ns: mtime_ns(&attrs),
             ..stored
-        }
-    } else if attrs.is_file() && !key.is_dir_marker() {
-        bucket
-            .meta
-            .load_or_compute(&path, &key.rel_path(), &attrs)
-            .io_context(|| format!("reading {}", path.display()))?
-    } else {
+        };
+        return Ok(FoundObject {
+            file: None,
+            attrs,
+            meta,
+        });
+    }
+    if !attrs.is_file() || key.is_dir_marker() {
         return Err(no_such_key());
-    };
-    Ok(FoundObject { path, attrs, meta })
+    }
+    let meta = bucket
+        .meta
+        .load_or_compute(At::File(&file), &key.rel_path(), &attrs)
+        .io_context(reading)?;
+    Ok(FoundObject {
+        file: Some(file),
+        attrs,
+        meta,
+    })
 }
 
 /// The conditional headers of a read.
@@ -205,7 +222,7 @@ pub(super) async fn get_object(
     };
     let range = input.range;
     let k = key.clone();
-    let (obj, span, small) = blocking(move || {
+    let (mut obj, span, small) = blocking(move || {
         let obj = find(&bucket, &k)?;
         conditions.check(&obj)?;
         let span = match range {
@@ -214,11 +231,8 @@ pub(super) async fn get_object(
                 .map_err(|_| StoreError::InvalidRange)?,
             None => 0..obj.meta.size,
         };
-        let small = if span.end - span.start <= SMALL_OBJECT && obj.attrs.is_file() {
-            Some(
-                read_span(&obj.path, span.clone())
-                    .io_context(|| format!("reading {}", obj.path.display()))?,
-            )
+        let small = if span.end - span.start <= SMALL_OBJECT {
+            Some(read_span(obj.file.as_ref(), span.clone()).io_context(|| format!("reading {k}"))?)
         } else {
             None
         };
@@ -228,7 +242,10 @@ pub(super) async fn get_object(
     let len = span.end - span.start;
     let body = match small {
         Some(bytes) => StreamingBlob::wrap::<_, io::Error>(stream::once(async move { Ok(bytes) })),
-        None => stream_file(obj.path.clone(), span.clone()),
+        None => match obj.file.take() {
+            Some(file) => stream_file(file, span.clone()),
+            None => StreamingBlob::wrap::<_, io::Error>(stream::empty()),
+        },
     };
     let content_range = range.map(|_| {
         format!(
@@ -265,8 +282,11 @@ pub(super) async fn get_object(
     }))
 }
 
-fn read_span(path: &Path, span: std::ops::Range<u64>) -> io::Result<Bytes> {
-    let mut file = File::open(path)?;
+/// Reads `span` of an object's data; a directory marker (no file) has none.
+fn read_span(file: Option<&File>, span: std::ops::Range<u64>) -> io::Result<Bytes> {
+    let Some(mut file) = file else {
+        return Ok(Bytes::new());
+    };
     file.seek(SeekFrom::Start(span.start))?;
     read_chunk(&mut file, span.end - span.start)
 }
@@ -274,9 +294,9 @@ fn read_span(path: &Path, span: std::ops::Range<u64>) -> io::Result<Bytes> {
 /// Reads exactly `len` bytes into a fresh buffer. `read_to_end` fills spare
 /// capacity without zeroing it first, which a zeroed buffer would cost on
 /// every chunk of a large GET.
-fn read_chunk(file: &mut File, len: u64) -> io::Result<Bytes> {
+fn read_chunk(file: &mut impl Read, len: u64) -> io::Result<Bytes> {
     let mut buf = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
-    file.take(len).read_to_end(&mut buf)?;
+    file.by_ref().take(len).read_to_end(&mut buf)?;
     if (buf.len() as u64) < len {
         return Err(io::Error::new(
             io::ErrorKind::UnexpectedEof,
@@ -287,19 +307,14 @@ fn read_chunk(file: &mut File, len: u64) -> io::Result<Bytes> {
 }
 
 /// Streams `span` of the file from a blocking thread, a chunk ahead of the network.
-fn stream_file(path: PathBuf, span: std::ops::Range<u64>) -> StreamingBlob {
+fn stream_file(mut file: File, span: std::ops::Range<u64>) -> StreamingBlob {
     let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(4);
     tokio::task::spawn_blocking(move || {
         let send = |r| tx.blocking_send(r).is_ok();
-        let mut file = match File::open(&path)
-            .and_then(|mut f| f.seek(SeekFrom::Start(span.start)).map(|_| f))
-        {
-            Ok(f) => f,
-            Err(e) => {
-                send(Err(e));
-                return;
-            }
-        };
+        if let Err(e) = file.seek(SeekFrom::Start(span.start)) {
+            send(Err(e));
+            return;
+        }
         let mut left = span.end - span.start;
         while left > 0 {
             let n = left.min(READ_CHUNK);
@@ -412,6 +427,11 @@ pub(super) fn prepare_destination(
     key: &ObjectKey,
     if_none_match: Option<&ETagCondition>,
 ) -> Result<(), StoreError> {
+    if key.is_dir_marker() {
+        return Err(StoreError::InvalidArgument(format!(
+            "{key} is a directory marker (it ends in '/') and cannot hold data"
+        )));
+    }
     let path = bucket.path_of(key);
     bucket.check_inside_volume(&path, key)?;
     if path.is_dir() {
@@ -439,7 +459,7 @@ pub(super) fn commit(
     meta.mtime_ns = mtime_ns(&attrs);
     bucket
         .meta
-        .set(file.tmp_path(), &rel, &meta)
+        .set(At::File(file.file()), &rel, &meta)
         .io_context(|| format!("storing metadata of {key}"))?;
     file.sync(bucket.ownership)
         .io_context(|| format!("storing {key}"))?;
@@ -448,7 +468,7 @@ pub(super) fn commit(
         // Sidecar metadata must name the file's final attributes: rename keeps mtime.
         bucket
             .meta
-            .set(&path, &rel, &meta)
+            .set(At::Path(&path), &rel, &meta)
             .io_context(|| format!("storing metadata of {key}"))?;
     }
     Ok(())
@@ -466,19 +486,27 @@ fn place(
     path: &Path,
     file: &mut AtomicFile,
 ) -> Result<(), StoreError> {
-    for attempt in 1..=PLACE_ATTEMPTS {
-        bucket.create_parents(path, key)?;
-        match file.place(path) {
-            Ok(()) => return Ok(()),
-            Err(e) if e.kind() == io::ErrorKind::NotFound && attempt < PLACE_ATTEMPTS => continue,
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let may_retry = attempt < PLACE_ATTEMPTS;
+        match bucket.create_parents(path, key) {
+            Err(StoreError::Io { source, .. })
+                if source.kind() == io::ErrorKind::NotFound && may_retry =>
+            {
+                continue;
+            }
+            other => other?,
+        }
+        match file.rename_to(path) {
+            Ok(()) => break,
+            Err(e) if e.kind() == io::ErrorKind::NotFound && may_retry => continue,
             Err(_) if path.is_dir() => return Err(StoreError::ObjectIsDirectory(key.to_string())),
             Err(e) => return Err(e).io_context(|| format!("storing {key}")),
         }
     }
-    Err(StoreError::Io {
-        context: format!("storing {key}"),
-        source: io::Error::other("its directory kept disappearing"),
-    })
+    let dir = path.parent().unwrap_or(&bucket.root);
+    sync_dir(dir).io_context(|| format!("syncing {}", dir.display()))
 }
 
 pub(super) async fn copy_object(
@@ -515,7 +543,7 @@ pub(super) async fn copy_object(
             .check(&obj)
             .map_err(|_| StoreError::PreconditionFailed)?;
         prepare_destination(&dst, &key, None)?;
-        let file = copy_to_temp(&dst, &obj.path, 0..obj.meta.size)?;
+        let file = copy_to_temp(&dst, &obj, 0..obj.meta.size)?;
         let mut meta = obj.meta.clone();
         if meta.etag.contains('-') {
             meta.etag = md5_file(file.tmp_path()).io_context(|| "hashing the copy".into())?;
@@ -538,20 +566,24 @@ pub(super) async fn copy_object(
     }))
 }
 
-/// Copies `span` of `src` into a fresh temp file of `bucket` (copy_file_range where the kernel can).
+/// Copies `span` of an object into a fresh temp file of `bucket` (copy_file_range where the kernel can).
 pub(super) fn copy_to_temp(
     bucket: &NasBucket,
-    src: &Path,
+    src: &FoundObject,
     span: std::ops::Range<u64>,
 ) -> Result<AtomicFile, StoreError> {
+    let Some(mut input) = src.file.as_ref() else {
+        return Err(StoreError::InvalidArgument(
+            "a directory marker has no data to copy".into(),
+        ));
+    };
     let mut file =
         AtomicFile::new_in(&bucket.tmp_dir()).io_context(|| "creating a temp file".into())?;
-    let mut input = File::open(src).io_context(|| format!("opening {}", src.display()))?;
     input
         .seek(SeekFrom::Start(span.start))
-        .io_context(|| format!("reading {}", src.display()))?;
+        .io_context(|| "reading the copy source".into())?;
     let copied = io::copy(&mut input.take(span.end - span.start), file.file())
-        .io_context(|| format!("copying {}", src.display()))?;
+        .io_context(|| "copying the copy source".into())?;
     if copied != span.end - span.start {
         return Err(StoreError::InvalidRange);
     }

@@ -221,3 +221,42 @@ async fn listing_reports_size_and_etag() {
     let etag = o.e_tag().expect("etag");
     assert_eq!(etag.len(), 34, "quoted hex md5: {etag}");
 }
+
+#[tokio::test]
+async fn a_v1_marker_equal_to_the_prefix_lists_everything_under_it() {
+    let t = TestStore::start().await;
+    populate(&t).await;
+    let out =
+        t.s3.list_objects()
+            .bucket(BUCKET)
+            .prefix("b/")
+            .marker("b/")
+            .delimiter("/")
+            .send()
+            .await
+            .expect("list");
+    let keys: Vec<_> = out.contents().iter().filter_map(|o| o.key()).collect();
+    let prefixes: Vec<_> = out
+        .common_prefixes()
+        .iter()
+        .filter_map(|p| p.prefix())
+        .collect();
+    assert_eq!(keys, ["b/z", "b/é"]);
+    assert_eq!(prefixes, ["b/x y/"]);
+}
+
+#[tokio::test]
+async fn a_prefix_through_a_symlink_out_of_the_volume_lists_nothing() {
+    let t = TestStore::start().await;
+    let outside = tempfile::tempdir().expect("outside");
+    std::fs::write(outside.path().join("secret.txt"), b"s").expect("write");
+    std::os::unix::fs::symlink(outside.path(), t.volume.join("link")).expect("symlink");
+    let out =
+        t.s3.list_objects_v2()
+            .bucket(BUCKET)
+            .prefix("link/")
+            .send()
+            .await
+            .expect("list");
+    assert!(out.contents().is_empty(), "{:?}", out.contents());
+}

@@ -281,3 +281,58 @@ async fn a_symlink_loop_inside_the_volume_does_not_trap_the_listing() {
     let keys: Vec<_> = out.contents().iter().filter_map(|o| o.key()).collect();
     assert_eq!(keys, ["a/file"]);
 }
+
+#[tokio::test]
+async fn symlinks_into_tread_private_places_are_refused() {
+    let t = TestStore::start().await;
+    std::os::unix::fs::symlink(t.data_dir.join("tread.db"), t.volume.join("db")).expect("symlink");
+    std::os::unix::fs::symlink(t.volume.join(".tread"), t.volume.join("hidden")).expect("symlink");
+    let err =
+        t.s3.get_object()
+            .bucket(BUCKET)
+            .key("db")
+            .send()
+            .await
+            .expect_err("catalog");
+    assert_eq!(code(&err), "InvalidArgument");
+    let err =
+        t.s3.get_object()
+            .bucket(BUCKET)
+            .key("hidden/tmp/x")
+            .send()
+            .await
+            .expect_err("hidden");
+    assert_eq!(code(&err), "InvalidArgument");
+    let out =
+        t.s3.list_objects_v2()
+            .bucket(BUCKET)
+            .send()
+            .await
+            .expect("list");
+    assert!(out.contents().is_empty(), "{:?}", out.contents());
+}
+
+#[tokio::test]
+async fn directory_marker_keys_never_receive_data() {
+    let t = TestStore::start().await;
+    put(&t.s3, "a", b"object a").await;
+    let err =
+        t.s3.copy_object()
+            .bucket(BUCKET)
+            .key("a/")
+            .copy_source(format!("{BUCKET}/a"))
+            .send()
+            .await
+            .expect_err("marker destination");
+    assert_eq!(code(&err), "InvalidArgument");
+    assert_eq!(get(&t.s3, "a").await, b"object a");
+    put(&t.s3, "dir/", b"").await;
+    let err =
+        t.s3.copy_object()
+            .bucket(BUCKET)
+            .key("c")
+            .copy_source(format!("{BUCKET}/dir/"))
+            .send()
+            .await;
+    assert_eq!(code(&err.expect_err("marker source")), "InvalidArgument");
+}
