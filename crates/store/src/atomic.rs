@@ -6,9 +6,6 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-
-static COUNTER: AtomicU64 = AtomicU64::new(0);
 
 /// Ownership and mode given to files the store creates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,8 +40,8 @@ impl AtomicFile {
     /// Creates a fresh temp file in `tmp_dir`, which must be on the destination's file system.
     pub fn new_in(tmp_dir: &Path) -> io::Result<Self> {
         fs::create_dir_all(tmp_dir)?;
-        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let tmp = tmp_dir.join(format!("put-{}-{n}", std::process::id()));
+        // Random, so that gateways on several hosts sharing the volume never collide.
+        let tmp = tmp_dir.join(format!("put-{}", uuid::Uuid::new_v4().simple()));
         let file = OpenOptions::new()
             .write(true)
             .create_new(true)

@@ -120,7 +120,7 @@ pub struct UserInfo {
 }
 
 /// A user's keys, shown once at creation or rotation.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Clone, Serialize)]
 pub struct UserKeys {
     /// User name.
     pub user: String,
@@ -142,7 +142,7 @@ pub struct GroupInfo {
 }
 
 /// What the server needs to authenticate and authorize one access key.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Principal {
     /// User name.
     pub user: String,
@@ -150,6 +150,25 @@ pub struct Principal {
     pub secret: String,
     /// Policies of every group the user is in.
     pub policies: Vec<Policy>,
+}
+
+// Secrets stay out of logs: these types print everything but the secret key.
+impl std::fmt::Debug for UserKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UserKeys")
+            .field("user", &self.user)
+            .field("access_key_id", &self.access_key_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for Principal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Principal")
+            .field("user", &self.user)
+            .field("policies", &self.policies)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A consistent read of the catalog, taken at one moment.
@@ -800,6 +819,17 @@ mod tests {
         assert!(err.to_string().contains("data dir"), "{err}");
         cat.bucket_create("beside", "here", "data", FileOwnership::default())
             .expect("a sibling directory is fine");
+    }
+
+    #[test]
+    fn debug_output_never_shows_secrets() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut cat = Catalog::open(dir.path()).expect("open");
+        let keys = cat.user_create("u").expect("user");
+        let snap = cat.snapshot().expect("snapshot");
+        let printed = format!("{keys:?} {snap:?}");
+        assert!(!printed.contains(&keys.secret_access_key), "{printed}");
+        assert!(printed.contains(&keys.access_key_id));
     }
 
     #[test]

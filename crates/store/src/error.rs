@@ -37,6 +37,9 @@ pub enum StoreError {
     /// No object under that key.
     #[error("no object under key {0}")]
     NoSuchKey(String),
+    /// The bucket name breaks S3's naming rules or the bucket would overlap another.
+    #[error("{0}")]
+    InvalidBucketName(String),
     /// The bucket name is taken.
     #[error("bucket {0} already exists")]
     BucketAlreadyExists(String),
@@ -126,6 +129,22 @@ impl<T> IoContext<T> for std::io::Result<T> {
     }
 }
 
+impl From<crate::catalog::CatalogError> for StoreError {
+    fn from(e: crate::catalog::CatalogError) -> Self {
+        use crate::catalog::CatalogError as C;
+        match e {
+            C::AlreadyExists { name, .. } => Self::BucketAlreadyExists(name),
+            C::Invalid(msg) => Self::InvalidBucketName(msg),
+            C::NotFound { name, .. } => Self::NoSuchBucket(name),
+            C::Db(e) => Self::Database(e),
+            other => Self::Io {
+                context: "updating the catalog".into(),
+                source: std::io::Error::other(other.to_string()),
+            },
+        }
+    }
+}
+
 fn custom(code: &'static str, status: http::StatusCode, msg: String) -> S3Error {
     let mut err = S3Error::with_message(S3ErrorCode::Custom(code.into()), msg);
     err.set_status_code(status);
@@ -147,6 +166,7 @@ impl From<StoreError> for S3Error {
             E::NoSuchBucket(_) => S3ErrorCode::NoSuchBucket,
             E::NoSuchKey(_) => S3ErrorCode::NoSuchKey,
             E::BucketAlreadyExists(_) => S3ErrorCode::BucketAlreadyOwnedByYou,
+            E::InvalidBucketName(_) => S3ErrorCode::InvalidBucketName,
             E::BucketNotEmpty(_) => S3ErrorCode::BucketNotEmpty,
             E::ObjectIsDirectory(_) => {
                 return custom("ExistingObjectIsDirectory", H::CONFLICT, msg);

@@ -3,25 +3,13 @@
 use std::fs;
 
 use s3s::dto::*;
-use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
+use s3s::{S3Request, S3Response, S3Result, s3_error};
 
 use super::{NasStore, blocking};
 use crate::atomic::FileOwnership;
-use crate::catalog::{CatalogError, DEFAULT_VOLUME};
+use crate::catalog::DEFAULT_VOLUME;
 use crate::error::{IoContext, StoreError};
 use crate::key::HIDDEN_DIR;
-
-fn catalog_error(e: CatalogError) -> S3Error {
-    match e {
-        CatalogError::AlreadyExists { .. } => s3_error!(BucketAlreadyOwnedByYou, "{e}"),
-        CatalogError::Invalid(msg) => S3Error::with_message(S3ErrorCode::InvalidBucketName, msg),
-        CatalogError::NotFound { .. } => s3_error!(NoSuchBucket, "{e}"),
-        other => {
-            tracing::error!(error = %other, "catalog error");
-            s3_error!(InternalError, "internal error; see the server log")
-        }
-    }
-}
 
 fn timestamp(rfc3339: &str) -> Option<Timestamp> {
     time::OffsetDateTime::parse(rfc3339, &time::format_description::well_known::Rfc3339)
@@ -62,7 +50,7 @@ pub(super) async fn create_bucket(
     })
     .await
     .map_err(|e| s3_error!(InternalError, "{e}"))?
-    .map_err(catalog_error)?;
+    .map_err(StoreError::from)?;
     Ok(S3Response::new(CreateBucketOutput {
         location: Some(format!("/{name}")),
     }))
@@ -114,6 +102,6 @@ pub(super) async fn delete_bucket(
     })
     .await
     .map_err(|e| s3_error!(InternalError, "{e}"))?
-    .map_err(catalog_error)?;
+    .map_err(StoreError::from)?;
     Ok(S3Response::new(DeleteBucketOutput {}))
 }

@@ -72,8 +72,9 @@ struct Walk<'a> {
 }
 
 enum Entry {
-    /// A file, with its attributes when readdir gave them cheaply (not for symlinks).
-    File(String, Option<fs::Metadata>),
+    /// A file; its directory entry (for a cheap stat relative to the open
+    /// directory) unless it is a symlink, which must be followed.
+    File(String, Option<fs::DirEntry>),
     Dir(String),
 }
 
@@ -160,7 +161,7 @@ impl Walk<'_> {
                     Entry::Dir(name)
                 } else if ft.is_file() {
                     // Relative to the open directory: no second walk of the whole path.
-                    Entry::File(name, e.metadata().ok())
+                    Entry::File(name, Some(e))
                 } else if ft.is_symlink() {
                     Entry::File(name, None)
                 } else {
@@ -191,7 +192,7 @@ impl Walk<'_> {
                         _ => self.walk(&dir.join(&name), &full),
                     }
                 }
-                Entry::File(name, attrs) => self.visit_file(&dir.join(name), &full, attrs),
+                Entry::File(name, entry) => self.visit_file(&dir.join(name), &full, entry),
             };
             if !keep_going {
                 return false;
@@ -200,7 +201,7 @@ impl Walk<'_> {
         true
     }
 
-    fn visit_file(&mut self, path: &Path, key: &str, attrs: Option<fs::Metadata>) -> bool {
+    fn visit_file(&mut self, path: &Path, key: &str, entry: Option<fs::DirEntry>) -> bool {
         let req = self.req;
         if !key.starts_with(req.prefix.as_str())
             || key <= req.after.as_str()
@@ -214,7 +215,12 @@ impl Walk<'_> {
         if let Some(cp) = self.common_prefix(key) {
             return self.emit(Err(cp));
         }
-        let Some(attrs) = attrs.or_else(|| fs::metadata(path).ok()) else {
+        // Stat only what passed the filters above: relative to the open directory when we can.
+        let attrs = match entry {
+            Some(e) => e.metadata(),
+            None => fs::metadata(path),
+        };
+        let Ok(attrs) = attrs else {
             return true;
         };
         let (size, etag) = if attrs.is_dir() {

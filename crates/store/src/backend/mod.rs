@@ -1,5 +1,6 @@
 //! The s3s backend: `impl S3 for NasStore` hands each operation to its family
-//! file (`bucket`, `object`, `list`, `multipart`).
+//! file (`bucket`, `object`, `list`, `multipart`), inside a span named after
+//! the operation with its bucket and key.
 
 mod bucket;
 mod list;
@@ -198,120 +199,160 @@ async fn blocking<T: Send + 'static>(
 
 #[async_trait::async_trait]
 impl S3 for NasStore {
+    #[tracing::instrument(level = "debug", skip_all)]
+
     async fn list_buckets(
         &self,
         req: S3Request<ListBucketsInput>,
     ) -> S3Result<S3Response<ListBucketsOutput>> {
         bucket::list_buckets(self, req).await
     }
+    #[tracing::instrument(level = "debug", skip_all, fields(bucket = %req.input.bucket))]
+
     async fn create_bucket(
         &self,
         req: S3Request<CreateBucketInput>,
     ) -> S3Result<S3Response<CreateBucketOutput>> {
         bucket::create_bucket(self, req).await
     }
+    #[tracing::instrument(level = "debug", skip_all, fields(bucket = %req.input.bucket))]
+
     async fn head_bucket(
         &self,
         req: S3Request<HeadBucketInput>,
     ) -> S3Result<S3Response<HeadBucketOutput>> {
         bucket::head_bucket(self, req).await
     }
+    #[tracing::instrument(level = "debug", skip_all, fields(bucket = %req.input.bucket))]
+
     async fn delete_bucket(
         &self,
         req: S3Request<DeleteBucketInput>,
     ) -> S3Result<S3Response<DeleteBucketOutput>> {
         bucket::delete_bucket(self, req).await
     }
+    #[tracing::instrument(level = "debug", skip_all, fields(bucket = %req.input.bucket))]
+
     async fn get_bucket_location(
         &self,
         req: S3Request<GetBucketLocationInput>,
     ) -> S3Result<S3Response<GetBucketLocationOutput>> {
         bucket::get_bucket_location(self, req).await
     }
+    #[tracing::instrument(level = "debug", skip_all, fields(bucket = %req.input.bucket))]
+
     async fn list_objects(
         &self,
         req: S3Request<ListObjectsInput>,
     ) -> S3Result<S3Response<ListObjectsOutput>> {
         list::list_objects(self, req).await
     }
+    #[tracing::instrument(level = "debug", skip_all, fields(bucket = %req.input.bucket))]
+
     async fn list_objects_v2(
         &self,
         req: S3Request<ListObjectsV2Input>,
     ) -> S3Result<S3Response<ListObjectsV2Output>> {
         list::list_objects_v2(self, req).await
     }
+    #[tracing::instrument(level = "debug", skip_all, fields(bucket = %req.input.bucket, key = %req.input.key))]
+
     async fn head_object(
         &self,
         req: S3Request<HeadObjectInput>,
     ) -> S3Result<S3Response<HeadObjectOutput>> {
         object::head_object(self, req).await
     }
+    #[tracing::instrument(level = "debug", skip_all, fields(bucket = %req.input.bucket, key = %req.input.key))]
+
     async fn get_object(
         &self,
         req: S3Request<GetObjectInput>,
     ) -> S3Result<S3Response<GetObjectOutput>> {
         object::get_object(self, req).await
     }
+    #[tracing::instrument(level = "debug", skip_all, fields(bucket = %req.input.bucket, key = %req.input.key))]
+
     async fn put_object(
         &self,
         req: S3Request<PutObjectInput>,
     ) -> S3Result<S3Response<PutObjectOutput>> {
         object::put_object(self, req).await
     }
+    #[tracing::instrument(level = "debug", skip_all, fields(bucket = %req.input.bucket, key = %req.input.key))]
+
     async fn copy_object(
         &self,
         req: S3Request<CopyObjectInput>,
     ) -> S3Result<S3Response<CopyObjectOutput>> {
         object::copy_object(self, req).await
     }
+    #[tracing::instrument(level = "debug", skip_all, fields(bucket = %req.input.bucket, key = %req.input.key))]
+
     async fn delete_object(
         &self,
         req: S3Request<DeleteObjectInput>,
     ) -> S3Result<S3Response<DeleteObjectOutput>> {
         object::delete_object(self, req).await
     }
+    #[tracing::instrument(level = "debug", skip_all, fields(bucket = %req.input.bucket))]
+
     async fn delete_objects(
         &self,
         req: S3Request<DeleteObjectsInput>,
     ) -> S3Result<S3Response<DeleteObjectsOutput>> {
         object::delete_objects(self, req).await
     }
+    #[tracing::instrument(level = "debug", skip_all, fields(bucket = %req.input.bucket, key = %req.input.key))]
+
     async fn create_multipart_upload(
         &self,
         req: S3Request<CreateMultipartUploadInput>,
     ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
         multipart::create_multipart_upload(self, req).await
     }
+    #[tracing::instrument(level = "debug", skip_all, fields(bucket = %req.input.bucket, key = %req.input.key))]
+
     async fn upload_part(
         &self,
         req: S3Request<UploadPartInput>,
     ) -> S3Result<S3Response<UploadPartOutput>> {
         multipart::upload_part(self, req).await
     }
+    #[tracing::instrument(level = "debug", skip_all, fields(bucket = %req.input.bucket, key = %req.input.key))]
+
     async fn upload_part_copy(
         &self,
         req: S3Request<UploadPartCopyInput>,
     ) -> S3Result<S3Response<UploadPartCopyOutput>> {
         multipart::upload_part_copy(self, req).await
     }
+    #[tracing::instrument(level = "debug", skip_all, fields(bucket = %req.input.bucket, key = %req.input.key))]
+
     async fn complete_multipart_upload(
         &self,
         req: S3Request<CompleteMultipartUploadInput>,
     ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
         multipart::complete_multipart_upload(self, req).await
     }
+    #[tracing::instrument(level = "debug", skip_all, fields(bucket = %req.input.bucket, key = %req.input.key))]
+
     async fn abort_multipart_upload(
         &self,
         req: S3Request<AbortMultipartUploadInput>,
     ) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
         multipart::abort_multipart_upload(self, req).await
     }
+    #[tracing::instrument(level = "debug", skip_all, fields(bucket = %req.input.bucket, key = %req.input.key))]
+
     async fn list_parts(
         &self,
         req: S3Request<ListPartsInput>,
     ) -> S3Result<S3Response<ListPartsOutput>> {
         multipart::list_parts(self, req).await
     }
+    #[tracing::instrument(level = "debug", skip_all, fields(bucket = %req.input.bucket))]
+
     async fn list_multipart_uploads(
         &self,
         req: S3Request<ListMultipartUploadsInput>,

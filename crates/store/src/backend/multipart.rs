@@ -40,7 +40,7 @@ struct UploadRecord {
     user: std::collections::BTreeMap<String, String>,
 }
 
-/// What a stored part is, stored as `<n>.json` beside its data file `<n>`.
+/// What a stored part is, stored as `<n>.json` beside its data file `<n>-<etag>`.
 #[derive(Debug, Serialize, Deserialize)]
 struct PartRecord {
     etag: String,
@@ -150,6 +150,13 @@ fn check_part_number(n: i32) -> Result<(), StoreError> {
     }
 }
 
+/// Where part `number` with `etag` is stored. Naming the data by its ETag
+/// keeps the record and the data of one upload together when the same part
+/// number is uploaded twice at once: the record written last names its own data.
+fn part_path(dir: &Path, number: i32, etag: &str) -> PathBuf {
+    dir.join(format!("{number}-{etag}"))
+}
+
 /// Moves a verified part's temp file into the upload, then records it.
 fn store_part(
     dir: &Path,
@@ -158,7 +165,7 @@ fn store_part(
     record: &PartRecord,
 ) -> Result<(), StoreError> {
     file.commit(
-        &dir.join(number.to_string()),
+        &part_path(dir, number, &record.etag),
         FileOwnership {
             mode: 0o600,
             uid: None,
@@ -316,7 +323,7 @@ fn check_parts(
                 size: record.size,
             });
         }
-        parts.push((dir.join(number.to_string()), record));
+        parts.push((part_path(dir, number, &record.etag), record));
     }
     Ok(parts)
 }
