@@ -69,20 +69,24 @@ struct Walk<'a> {
     bucket: &'a NasBucket,
     req: &'a PageRequest,
     page: Page,
+    /// Real paths of the symlinked directories the walk is inside, to stop
+    /// links that lead back into one another.
+    entered: Vec<std::path::PathBuf>,
 }
 
 enum Entry {
     /// A file; its directory entry (for a cheap stat relative to the open
     /// directory) unless it is a symlink, which must be followed.
     File(String, Option<fs::DirEntry>),
-    Dir(String),
+    /// A directory, with its real path when reached through a symbolic link.
+    Dir(String, Option<std::path::PathBuf>),
 }
 
 impl Entry {
     fn form(&self) -> String {
         match self {
             Entry::File(n, _) => n.clone(),
-            Entry::Dir(n) => format!("{n}/"),
+            Entry::Dir(n, _) => format!("{n}/"),
         }
     }
 }
@@ -142,31 +146,28 @@ impl Walk<'_> {
                     return None;
                 }
                 let ft = e.file_type().ok()?;
-                let is_dir = if ft.is_symlink() {
+                if ft.is_symlink() {
                     let real = fs::canonicalize(e.path()).ok()?;
                     if !self.bucket.may_serve(&real) {
                         return None;
                     }
-                    // A link to a directory above this one would make the walk endless.
-                    let loops = real.is_dir()
-                        && fs::canonicalize(dir).map_or(true, |d| d.starts_with(&real));
-                    if loops {
-                        return None;
+                    if !real.is_dir() {
+                        return Some(Entry::File(name, None));
                     }
-                    real.is_dir()
-                } else {
-                    ft.is_dir()
-                };
-                Some(if is_dir {
-                    Entry::Dir(name)
+                    // A link back to a directory the walk is already inside would never end.
+                    let inside_already = fs::canonicalize(dir)
+                        .map_or(true, |d| d.starts_with(&real))
+                        || self.entered.iter().any(|e| e.starts_with(&real));
+                    return (!inside_already).then_some(Entry::Dir(name, Some(real)));
+                }
+                if ft.is_dir() {
+                    Some(Entry::Dir(name, None))
                 } else if ft.is_file() {
                     // Relative to the open directory: no second walk of the whole path.
-                    Entry::File(name, Some(e))
-                } else if ft.is_symlink() {
-                    Entry::File(name, None)
+                    Some(Entry::File(name, Some(e)))
                 } else {
-                    return None;
-                })
+                    None
+                }
             })
             .collect();
         entries.sort_by_cached_key(Entry::form);
@@ -183,13 +184,21 @@ impl Walk<'_> {
         for entry in entries {
             let full = format!("{base}{}", entry.form());
             let keep_going = match entry {
-                Entry::Dir(name) => {
+                Entry::Dir(name, real) => {
                     if self.skips_subtree(&full) {
                         continue;
                     }
                     match self.common_prefix(&full) {
                         Some(cp) => self.emit(Err(cp)),
-                        _ => self.walk(&dir.join(&name), &full),
+                        None => {
+                            let through_link = real.is_some();
+                            self.entered.extend(real);
+                            let more = self.walk(&dir.join(&name), &full);
+                            if through_link {
+                                self.entered.pop();
+                            }
+                            more
+                        }
                     }
                 }
                 Entry::File(name, entry) => self.visit_file(&dir.join(name), &full, entry),
@@ -258,6 +267,7 @@ fn list_page(bucket: &NasBucket, req: &PageRequest) -> Page {
         bucket,
         req,
         page: Page::default(),
+        entered: Vec::new(),
     };
     let start = if dir_part.is_empty() {
         Some(bucket.root.clone())

@@ -336,3 +336,24 @@ async fn directory_marker_keys_never_receive_data() {
             .await;
     assert_eq!(code(&err.expect_err("marker source")), "InvalidArgument");
 }
+
+#[tokio::test]
+async fn symlinks_pointing_at_each_other_end_the_listing() {
+    let t = TestStore::start().await;
+    put(&t.s3, "a/x", b"1").await;
+    put(&t.s3, "b/y", b"2").await;
+    std::os::unix::fs::symlink(t.volume.join("b"), t.volume.join("a/to-b")).expect("symlink");
+    std::os::unix::fs::symlink(t.volume.join("a"), t.volume.join("b/to-a")).expect("symlink");
+    let out =
+        t.s3.list_objects_v2()
+            .bucket(BUCKET)
+            .send()
+            .await
+            .expect("list");
+    let keys: Vec<_> = out.contents().iter().filter_map(|o| o.key()).collect();
+    assert!(
+        keys.len() < 10,
+        "the walk followed the links around: {keys:?}"
+    );
+    assert!(keys.contains(&"a/x") && keys.contains(&"b/y"), "{keys:?}");
+}
