@@ -71,9 +71,10 @@ impl NasBucket {
     /// (unless the volume is the default one, which lives in the data dir and
     /// so cannot reach the catalog beside it).
     pub fn may_serve(&self, real: &Path) -> bool {
-        real.strip_prefix(&self.volume_root)
-            .is_ok_and(|rel| !rel.components().any(|c| c.as_os_str() == HIDDEN_DIR))
-            && (self.volume_root.starts_with(&self.data_dir) || !real.starts_with(&self.data_dir))
+        real.strip_prefix(&self.volume_root).is_ok_and(|rel| {
+            !rel.components()
+                .any(|c| c.as_os_str().eq_ignore_ascii_case(HIDDEN_DIR))
+        }) && (self.volume_root.starts_with(&self.data_dir) || !real.starts_with(&self.data_dir))
     }
 
     /// Refuses `path` if its longest existing prefix resolves, through a

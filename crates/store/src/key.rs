@@ -60,7 +60,8 @@ impl ObjectKey {
             if decoded.contains('\0') {
                 return invalid("the key holds an encoded NUL");
             }
-            if i == 0 && segment == HIDDEN_DIR {
+            // Case-insensitively: on an SMB share `.TREAD` is the same directory.
+            if i == 0 && segment.eq_ignore_ascii_case(HIDDEN_DIR) {
                 return invalid("keys under .tread/ are reserved for tread itself");
             }
         }
@@ -128,6 +129,7 @@ mod tests {
             "a%00b",
             "a\\..\\b",
             ".tread/tmp/x",
+            ".TREAD/tmp/x",
             ".tread",
             long_segment.as_str(),
             long_key.as_str(),

@@ -157,6 +157,13 @@ fn part_path(dir: &Path, number: i32, etag: &str) -> PathBuf {
     dir.join(format!("{number}-{etag}"))
 }
 
+/// The upload id an upload directory is named by.
+fn upload_id_of(dir: &Path) -> String {
+    dir.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
 /// Moves a verified part's temp file into the upload, then records it.
 fn store_part(
     dir: &Path,
@@ -172,7 +179,17 @@ fn store_part(
             gid: None,
         },
     )
-    .io_context(|| format!("storing part {number}"))?;
+    .map_err(|e| {
+        // The upload was aborted or completed while this part arrived.
+        if dir.exists() {
+            StoreError::Io {
+                context: format!("storing part {number}"),
+                source: e,
+            }
+        } else {
+            StoreError::NoSuchUpload(upload_id_of(dir))
+        }
+    })?;
     write_json(&dir.join(format!("{number}.json")), record)
         .io_context(|| format!("recording part {number}"))
 }

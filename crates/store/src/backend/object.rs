@@ -269,6 +269,12 @@ pub(super) async fn get_object(
                 .response_content_type
                 .unwrap_or_else(|| obj.content_type(&key)),
         ),
+        // The response-* query parameters of (presigned) GETs override these headers.
+        content_disposition: input.response_content_disposition,
+        content_encoding: input.response_content_encoding,
+        content_language: input.response_content_language,
+        cache_control: input.response_cache_control,
+        expires: input.response_expires,
         e_tag: Some(obj.etag()),
         last_modified: Some(obj.last_modified()),
         metadata: obj.user_metadata(),
@@ -498,6 +504,8 @@ fn place(
             }
             other => other?,
         }
+        // Again, just before the rename: a dangling link may have gained a target.
+        bucket.check_inside_volume(path, key)?;
         match file.rename_to(path) {
             Ok(()) => break,
             Err(e) if e.kind() == io::ErrorKind::NotFound && may_retry => continue,

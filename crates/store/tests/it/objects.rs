@@ -498,3 +498,38 @@ async fn presigned_get_and_put_work_over_plain_http() {
         b"presigned body"
     );
 }
+
+#[tokio::test]
+async fn response_overrides_of_a_presigned_get_set_the_headers() {
+    let t = TestStore::start().await;
+    put(&t.s3, "report.csv", b"a,b").await;
+    let url =
+        t.s3.get_object()
+            .bucket(BUCKET)
+            .key("report.csv")
+            .response_content_disposition("attachment; filename=\"r.csv\"")
+            .response_content_type("text/csv")
+            .response_cache_control("no-cache")
+            .presigned(
+                aws_sdk_s3::presigning::PresigningConfig::expires_in(
+                    std::time::Duration::from_secs(60),
+                )
+                .expect("cfg"),
+            )
+            .await
+            .expect("presign");
+    let resp = reqwest::get(url.uri()).await.expect("get");
+    assert_eq!(resp.status(), 200);
+    let header = |name: &str| {
+        resp.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(String::from)
+    };
+    assert_eq!(
+        header("content-disposition").as_deref(),
+        Some("attachment; filename=\"r.csv\"")
+    );
+    assert_eq!(header("content-type").as_deref(), Some("text/csv"));
+    assert_eq!(header("cache-control").as_deref(), Some("no-cache"));
+}
