@@ -186,7 +186,8 @@ pub struct Catalog {
     data_dir: PathBuf,
 }
 
-fn now() -> String {
+/// The current time as RFC 3339, the form timestamps take in the catalog and in upload records.
+pub(crate) fn now() -> String {
     time::OffsetDateTime::now_utc()
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default()

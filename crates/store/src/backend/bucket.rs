@@ -5,17 +5,11 @@ use std::fs;
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
-use super::{NasStore, blocking};
+use super::{NasStore, blocking, timestamp};
 use crate::atomic::FileOwnership;
 use crate::catalog::DEFAULT_VOLUME;
 use crate::error::{IoContext, StoreError};
 use crate::key::HIDDEN_DIR;
-
-fn timestamp(rfc3339: &str) -> Option<Timestamp> {
-    time::OffsetDateTime::parse(rfc3339, &time::format_description::well_known::Rfc3339)
-        .ok()
-        .map(Timestamp::from)
-}
 
 pub(super) async fn list_buckets(
     store: &NasStore,

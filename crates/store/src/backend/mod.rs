@@ -185,6 +185,13 @@ impl NasStore {
     }
 }
 
+/// An S3 timestamp from the RFC 3339 form the catalog and upload records keep.
+fn timestamp(rfc3339: &str) -> Option<Timestamp> {
+    time::OffsetDateTime::parse(rfc3339, &time::format_description::well_known::Rfc3339)
+        .ok()
+        .map(Timestamp::from)
+}
+
 /// Runs blocking file-system work off the async threads.
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,

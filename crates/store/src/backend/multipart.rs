@@ -14,7 +14,7 @@ use s3s::{S3Request, S3Response, S3Result};
 use serde::{Deserialize, Serialize};
 
 use super::object::{commit, copy_to_temp, find, prepare_destination};
-use super::{NasStore, blocking};
+use super::{NasStore, blocking, timestamp};
 use crate::atomic::{AtomicFile, FileOwnership};
 use crate::bucket::NasBucket;
 use crate::checksum::{self, ExpectedDigests};
@@ -96,12 +96,6 @@ fn load_upload(
     Ok((dir, record))
 }
 
-fn now_rfc3339() -> String {
-    time::OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
-}
-
 pub(super) async fn create_multipart_upload(
     store: &NasStore,
     req: S3Request<CreateMultipartUploadInput>,
@@ -117,7 +111,7 @@ pub(super) async fn create_multipart_upload(
     }
     let record = UploadRecord {
         key: key.to_string(),
-        initiated: now_rfc3339(),
+        initiated: crate::catalog::now(),
         content_type: input.content_type,
         user: input
             .metadata
@@ -542,11 +536,6 @@ pub(super) async fn list_multipart_uploads(
         delimiter.as_deref(),
         max,
     );
-    let timestamp = |s: &str| {
-        time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
-            .ok()
-            .map(Timestamp::from)
-    };
     Ok(S3Response::new(ListMultipartUploadsOutput {
         bucket: Some(input.bucket),
         prefix: input.prefix,
