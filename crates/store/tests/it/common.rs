@@ -40,9 +40,23 @@ impl TestStore {
 
     /// Starts a store with `options`, its bucket writing files with `ownership`.
     pub async fn start_with(options: StoreOptions, ownership: FileOwnership) -> Self {
+        Self::start_on(options, ownership, |_| Ok(()))
+            .await
+            .expect("start")
+    }
+
+    /// Starts a store whose volume directory `prepare` sets up first (say, a
+    /// small file system mounted there); fails if `prepare` does.
+    pub async fn start_on(
+        options: StoreOptions,
+        ownership: FileOwnership,
+        prepare: impl FnOnce(&std::path::Path) -> Result<(), String>,
+    ) -> Result<Self, String> {
         let dir = tempfile::tempdir().expect("tempdir");
         let data_dir = dir.path().join("data");
         let volume = dir.path().join("vol1");
+        std::fs::create_dir_all(&volume).expect("volume dir");
+        prepare(&volume)?;
         let mut cat = Catalog::open(&data_dir).expect("catalog");
         cat.volume_create("vol1", &volume).expect("volume");
         cat.bucket_create(BUCKET, "vol1", "", ownership)
@@ -67,7 +81,7 @@ impl TestStore {
         tokio::spawn(server.run(std::future::pending()));
         let s3 = client(&url, &full);
         let volume = std::fs::canonicalize(&volume).expect("canonical volume");
-        Self {
+        Ok(Self {
             _dir: dir,
             data_dir,
             volume,
@@ -77,7 +91,7 @@ impl TestStore {
             full,
             read_only,
             no_group,
-        }
+        })
     }
 
     /// A path-style client for `keys`.

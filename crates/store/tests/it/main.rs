@@ -3,6 +3,7 @@
 
 // One module per family of operations; `common` builds a fresh world per test.
 mod common;
+mod full_disk;
 mod list;
 mod multipart;
 mod nas;
