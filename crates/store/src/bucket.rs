@@ -9,7 +9,7 @@ use crate::atomic::{self, FileOwnership};
 use crate::catalog::BucketRecord;
 use crate::error::{IoContext, StoreError};
 use crate::key::{HIDDEN_DIR, ObjectKey};
-use crate::meta::MetaStore;
+use crate::meta::{At, MetaStore};
 
 /// A bucket served from a directory of a volume.
 #[derive(Debug)]
@@ -139,10 +139,21 @@ impl NasBucket {
     pub fn remove_empty_parents(&self, path: &Path) {
         let mut dir = path.parent();
         while let Some(d) = dir {
-            if d == self.root || !d.starts_with(&self.root) || fs::remove_dir(d).is_err() {
+            if d == self.root
+                || !d.starts_with(&self.root)
+                || self.is_marked(d)
+                || fs::remove_dir(d).is_err()
+            {
                 break;
             }
             dir = d.parent();
         }
+    }
+
+    /// Whether directory `dir` was created as a directory-marker object
+    /// (`PUT a/b/`), which outlives the objects under it, as in S3.
+    pub fn is_marked(&self, dir: &Path) -> bool {
+        let rel = dir.strip_prefix(&self.root).unwrap_or(dir);
+        self.meta.get(At::Path(dir), rel).is_some()
     }
 }

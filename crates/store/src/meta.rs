@@ -141,10 +141,16 @@ impl MetaStore {
         matches!(self, Self::Xattr)
     }
 
-    /// Forgets the record of a deleted object.
-    pub fn remove(&self, rel: &Path) {
-        if let Self::Sidecar(dir) = self {
-            let _ = fs::remove_file(sidecar_path(dir, rel));
+    /// Forgets the record of the object at `path`: its sidecar, or its xattr
+    /// where the path still exists (a directory that stops being a marker).
+    pub fn remove(&self, path: &Path, rel: &Path) {
+        match self {
+            Self::Xattr => {
+                let _ = xattr::remove(path, XATTR_NAME);
+            }
+            Self::Sidecar(dir) => {
+                let _ = fs::remove_file(sidecar_path(dir, rel));
+            }
         }
     }
 

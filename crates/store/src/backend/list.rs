@@ -177,9 +177,10 @@ impl Walk<'_> {
     /// Walks `dir`, whose keys start with `base`; returns false once the page is full.
     fn walk(&mut self, dir: &Path, base: &str) -> bool {
         let entries = self.read_entries(dir, base.is_empty());
-        if entries.is_empty() && !base.is_empty() {
-            // An empty directory is a directory-marker object.
-            return self.visit_file(dir, base, None);
+        // An empty directory, or one PUT as `base`, is the directory-marker object `base`.
+        let is_marker = !base.is_empty() && (entries.is_empty() || self.bucket.is_marked(dir));
+        if is_marker && !self.visit_file(dir, base, None) {
+            return false;
         }
         for entry in entries {
             let full = format!("{base}{}", entry.form());

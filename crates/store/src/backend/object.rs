@@ -90,10 +90,12 @@ pub(super) fn find(bucket: &NasBucket, key: &ObjectKey) -> Result<FoundObject, S
         if !key.is_dir_marker() || path == bucket.root {
             return Err(no_such_key());
         }
-        let stored = bucket
-            .meta
-            .get(At::Path(&path), &key.rel_path())
-            .unwrap_or_default();
+        let stored = bucket.meta.get(At::Path(&path), &key.rel_path());
+        let empty = fs::read_dir(&path).is_ok_and(|mut entries| entries.next().is_none());
+        // A directory is the object `key/` if it was PUT as a marker, or is empty (as listed).
+        let Some(stored) = stored.or_else(|| empty.then(ObjectMeta::default)) else {
+            return Err(no_such_key());
+        };
         let meta = ObjectMeta {
             etag: EMPTY_MD5.into(),
             size: 0,
@@ -423,7 +425,15 @@ fn put_dir_marker(bucket: &NasBucket, key: &ObjectKey) -> Result<(), StoreError>
     if path.is_file() {
         return Err(StoreError::ParentIsObject(key.to_string()));
     }
-    bucket.create_parents(&path.join("marker"), key)
+    bucket.create_parents(&path.join("marker"), key)?;
+    let marker = ObjectMeta {
+        etag: EMPTY_MD5.into(),
+        ..ObjectMeta::default()
+    };
+    bucket
+        .meta
+        .set(At::Path(&path), &key.rel_path(), &marker)
+        .io_context(|| format!("marking {key}"))
 }
 
 /// Checks that `key` can become a file (blocking): not a directory, no parent
@@ -614,6 +624,8 @@ pub(super) fn remove(bucket: &NasBucket, key: &ObjectKey) -> Result<(), StoreErr
     let path = bucket.path_of(key);
     bucket.check_inside_volume(&path, key)?;
     let result = if key.is_dir_marker() {
+        // A directory that still holds objects stays; only its marker goes.
+        bucket.meta.remove(&path, &key.rel_path());
         match fs::remove_dir(&path) {
             Err(e) if e.raw_os_error() == Some(libc::ENOTEMPTY) => Ok(()),
             other => other,
@@ -635,7 +647,7 @@ pub(super) fn remove(bucket: &NasBucket, key: &ObjectKey) -> Result<(), StoreErr
         }
         Err(e) => return Err(e).io_context(|| format!("deleting {key}")),
     }
-    bucket.meta.remove(&key.rel_path());
+    bucket.meta.remove(&path, &key.rel_path());
     bucket.remove_empty_parents(&path);
     if let Some(parent) = path.parent().filter(|p| p.exists()) {
         sync_dir(parent).io_context(|| format!("syncing {}", parent.display()))?;

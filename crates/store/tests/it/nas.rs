@@ -357,3 +357,91 @@ async fn symlinks_pointing_at_each_other_end_the_listing() {
     );
     assert!(keys.contains(&"a/x") && keys.contains(&"b/y"), "{keys:?}");
 }
+
+#[tokio::test]
+async fn a_directory_marker_outlives_the_objects_under_it() {
+    let t = TestStore::start().await;
+    put(&t.s3, "m/", b"").await;
+    put(&t.s3, "m/x", b"x").await;
+    let listed = |out: aws_sdk_s3::operation::list_objects_v2::ListObjectsV2Output| {
+        out.contents()
+            .iter()
+            .filter_map(|o| o.key().map(String::from))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        listed(
+            t.s3.list_objects_v2()
+                .bucket(BUCKET)
+                .send()
+                .await
+                .expect("list")
+        ),
+        ["m/", "m/x"]
+    );
+    t.s3.delete_object()
+        .bucket(BUCKET)
+        .key("m/x")
+        .send()
+        .await
+        .expect("delete child");
+    assert!(t.volume.join("m").is_dir(), "the marker's directory stays");
+    assert_eq!(
+        listed(
+            t.s3.list_objects_v2()
+                .bucket(BUCKET)
+                .send()
+                .await
+                .expect("list")
+        ),
+        ["m/"]
+    );
+
+    put(&t.s3, "m/y", b"y").await;
+    t.s3.delete_object()
+        .bucket(BUCKET)
+        .key("m/")
+        .send()
+        .await
+        .expect("delete marker");
+    assert_eq!(
+        listed(
+            t.s3.list_objects_v2()
+                .bucket(BUCKET)
+                .send()
+                .await
+                .expect("list")
+        ),
+        ["m/y"]
+    );
+    let err =
+        t.s3.head_object()
+            .bucket(BUCKET)
+            .key("m/")
+            .send()
+            .await
+            .expect_err("marker gone");
+    assert_eq!(crate::common::status(&err), 404);
+    assert_eq!(get(&t.s3, "m/y").await, b"y");
+}
+
+#[tokio::test]
+async fn a_plain_directory_with_objects_is_not_a_marker_object() {
+    let t = TestStore::start().await;
+    put(&t.s3, "plain/x", b"x").await;
+    let err =
+        t.s3.head_object()
+            .bucket(BUCKET)
+            .key("plain/")
+            .send()
+            .await
+            .expect_err("not a marker");
+    assert_eq!(crate::common::status(&err), 404);
+    std::fs::create_dir(t.volume.join("empty")).expect("mkdir");
+    t.s3.head_object()
+        .bucket(BUCKET)
+        .key("empty/")
+        .send()
+        .await
+        .expect("an empty directory is listed, so it answers HEAD");
+}
