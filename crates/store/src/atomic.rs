@@ -90,6 +90,15 @@ impl AtomicFile {
         self.committed = true;
         Ok(())
     }
+
+    /// Like [`Self::rename_to`], but fails with `AlreadyExists` instead of
+    /// replacing `dest`: a hard link never overwrites, so of several
+    /// create-only writers exactly one wins.
+    pub fn link_new(&mut self, dest: &Path) -> io::Result<()> {
+        fs::hard_link(&self.tmp, dest)?;
+        self.committed = true;
+        fs::remove_file(&self.tmp)
+    }
 }
 
 impl Write for AtomicFile {

@@ -13,7 +13,7 @@ use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result};
 use serde::{Deserialize, Serialize};
 
-use super::object::{commit, copy_to_temp, find, prepare_destination};
+use super::object::{Placement, commit, copy_to_temp, find, prepare_destination};
 use super::{NasStore, blocking, timestamp};
 use crate::atomic::{AtomicFile, FileOwnership};
 use crate::bucket::NasBucket;
@@ -389,7 +389,7 @@ pub(super) async fn complete_multipart_upload(
             user: record.user,
             checksums: Default::default(),
         };
-        commit(&bucket, &k, file, meta)?;
+        commit(&bucket, &k, file, meta, Placement::Replace)?;
         if let Err(e) = fs::remove_dir_all(&dir) {
             tracing::warn!(dir = %dir.display(), error = %e, "could not remove a completed upload's parts");
         }

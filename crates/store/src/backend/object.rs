@@ -363,6 +363,11 @@ pub(super) async fn put_object(
         }));
     }
     let if_none_match = input.if_none_match;
+    let placement = if if_none_match.is_some() {
+        Placement::CreateOnly
+    } else {
+        Placement::Replace
+    };
     let declared = input.content_length;
     let (content_type, user) = (input.content_type, user_meta_map(input.metadata));
     let meta_of = move |received: &upload::ReceivedBody| ObjectMeta {
@@ -385,7 +390,7 @@ pub(super) async fn put_object(
                 trailers.as_ref(),
             )?;
             let (meta, summary) = (meta_of(&received), received.summary());
-            commit(&bucket, &key, received.file, meta)?;
+            commit(&bucket, &key, received.file, meta, placement)?;
             Ok(summary)
         })
         .await?
@@ -402,7 +407,7 @@ pub(super) async fn put_object(
         .await?;
         let summary = received.summary();
         let meta = meta_of(&received);
-        blocking(move || commit(&bucket, &key, received.file, meta)).await?;
+        blocking(move || commit(&bucket, &key, received.file, meta, placement)).await?;
         summary
     };
     let etag = hex::encode(received.md5);
@@ -465,6 +470,7 @@ pub(super) fn commit(
     key: &ObjectKey,
     mut file: AtomicFile,
     mut meta: ObjectMeta,
+    mode: Placement,
 ) -> Result<(), StoreError> {
     let path = bucket.path_of(key);
     let rel = key.rel_path();
@@ -479,7 +485,7 @@ pub(super) fn commit(
         .io_context(|| format!("storing metadata of {key}"))?;
     file.sync(bucket.ownership)
         .io_context(|| format!("storing {key}"))?;
-    place(bucket, key, &path, &mut file)?;
+    place(bucket, key, &path, &mut file, mode)?;
     if !bucket.meta.travels_with_file() {
         // Sidecar metadata must name the file's final attributes: rename keeps mtime.
         bucket
@@ -488,6 +494,15 @@ pub(super) fn commit(
             .io_context(|| format!("storing metadata of {key}"))?;
     }
     Ok(())
+}
+
+/// Whether a commit may replace an existing object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Placement {
+    /// Replace whatever is there (the usual PUT).
+    Replace,
+    /// Only create: `If-None-Match: *` fails if the key exists, atomically.
+    CreateOnly,
 }
 
 /// Attempts at placing a file whose parent directory a concurrent delete
@@ -501,6 +516,7 @@ fn place(
     key: &ObjectKey,
     path: &Path,
     file: &mut AtomicFile,
+    mode: Placement,
 ) -> Result<(), StoreError> {
     let mut attempt = 0;
     loop {
@@ -516,9 +532,16 @@ fn place(
         }
         // Again, just before the rename: a dangling link may have gained a target.
         bucket.check_inside_volume(path, key)?;
-        match file.rename_to(path) {
+        let placed = match mode {
+            Placement::Replace => file.rename_to(path),
+            Placement::CreateOnly => file.link_new(path),
+        };
+        match placed {
             Ok(()) => break,
             Err(e) if e.kind() == io::ErrorKind::NotFound && may_retry => continue,
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && mode == Placement::CreateOnly => {
+                return Err(StoreError::PreconditionFailed);
+            }
             Err(_) if path.is_dir() => return Err(StoreError::ObjectIsDirectory(key.to_string())),
             Err(e) => return Err(e).io_context(|| format!("storing {key}")),
         }
@@ -570,7 +593,7 @@ pub(super) async fn copy_object(
             meta.content_type = content_type;
             meta.user = user;
         }
-        commit(&dst, &key, file, meta.clone())?;
+        commit(&dst, &key, file, meta.clone(), Placement::Replace)?;
         Ok(meta)
     })
     .await?;

@@ -533,3 +533,47 @@ async fn response_overrides_of_a_presigned_get_set_the_headers() {
     assert_eq!(header("content-type").as_deref(), Some("text/csv"));
     assert_eq!(header("cache-control").as_deref(), Some("no-cache"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn of_concurrent_create_only_puts_exactly_one_wins() {
+    let t = TestStore::start().await;
+    let attempts = (0..8u8).map(|i| {
+        let s3 = t.s3.clone();
+        tokio::spawn(async move {
+            s3.put_object()
+                .bucket(BUCKET)
+                .key("once")
+                .if_none_match("*")
+                .body(bytes(2 << 20, i).into())
+                .send()
+                .await
+        })
+    });
+    let mut won = Vec::new();
+    for (i, attempt) in futures::future::join_all(attempts)
+        .await
+        .into_iter()
+        .enumerate()
+    {
+        match attempt.expect("task") {
+            Ok(_) => won.push(i),
+            Err(e) => assert_eq!(status(&e), 412, "a losing create-only PUT is 412"),
+        }
+    }
+    assert_eq!(won.len(), 1, "winners: {won:?}");
+    let winner = u8::try_from(won[0]).expect("small index");
+    assert_eq!(
+        get(&t.s3, "once").await,
+        bytes(2 << 20, winner),
+        "the object is the winner's"
+    );
+    let err =
+        t.s3.put_object()
+            .bucket(BUCKET)
+            .key("once")
+            .if_none_match("*")
+            .body(b"late".to_vec().into())
+            .send()
+            .await;
+    assert_eq!(status(&err.expect_err("exists")), 412);
+}
