@@ -90,10 +90,10 @@ pub(super) fn find(bucket: &NasBucket, key: &ObjectKey) -> Result<FoundObject, S
         if !key.is_dir_marker() || path == bucket.root {
             return Err(no_such_key());
         }
-        let stored = bucket.meta.get(At::Path(&path), &key.rel_path());
-        let empty = fs::read_dir(&path).is_ok_and(|mut entries| entries.next().is_none());
         // A directory is the object `key/` if it was PUT as a marker, or is empty (as listed).
-        let Some(stored) = stored.or_else(|| empty.then(ObjectMeta::default)) else {
+        let empty = || fs::read_dir(&path).is_ok_and(|mut entries| entries.next().is_none());
+        let stored = bucket.meta.get(At::Path(&path), &key.rel_path());
+        let Some(stored) = stored.or_else(|| empty().then(ObjectMeta::default)) else {
             return Err(no_such_key());
         };
         let meta = ObjectMeta {
@@ -647,8 +647,8 @@ pub(super) fn remove(bucket: &NasBucket, key: &ObjectKey) -> Result<(), StoreErr
     let path = bucket.path_of(key);
     bucket.check_inside_volume(&path, key)?;
     let result = if key.is_dir_marker() {
-        // A directory that still holds objects stays; only its marker goes.
-        bucket.meta.remove(&path, &key.rel_path());
+        // A directory that still holds objects stays; only its marker goes
+        // (the metadata is removed below, for every deleted key).
         match fs::remove_dir(&path) {
             Err(e) if e.raw_os_error() == Some(libc::ENOTEMPTY) => Ok(()),
             other => other,

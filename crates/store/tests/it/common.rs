@@ -176,3 +176,19 @@ pub fn bytes(len: usize, seed: u8) -> Vec<u8> {
         })
         .collect()
 }
+
+/// The keys of a listing page (`out.contents()`, v1 or v2), in order.
+pub fn listed_keys(contents: &[aws_sdk_s3::types::Object]) -> Vec<String> {
+    contents
+        .iter()
+        .filter_map(|o| o.key().map(String::from))
+        .collect()
+}
+
+/// The common prefixes of a listing page (`out.common_prefixes()`), in order.
+pub fn listed_prefixes(prefixes: &[aws_sdk_s3::types::CommonPrefix]) -> Vec<String> {
+    prefixes
+        .iter()
+        .filter_map(|p| p.prefix().map(String::from))
+        .collect()
+}

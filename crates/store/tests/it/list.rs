@@ -2,7 +2,7 @@
 
 use aws_sdk_s3::types::EncodingType;
 
-use crate::common::{BUCKET, TestStore, put};
+use crate::common::{BUCKET, TestStore, listed_keys, listed_prefixes, put};
 
 async fn all_keys_v2(t: &TestStore, prefix: &str, page: i32) -> Vec<String> {
     let mut keys = Vec::new();
@@ -17,11 +17,7 @@ async fn all_keys_v2(t: &TestStore, prefix: &str, page: i32) -> Vec<String> {
                 .send()
                 .await
                 .expect("list");
-        keys.extend(
-            out.contents()
-                .iter()
-                .filter_map(|o| o.key().map(String::from)),
-        );
+        keys.extend(listed_keys(out.contents()));
         token = out.next_continuation_token().map(String::from);
         if !out.is_truncated().unwrap_or(false) {
             return keys;
@@ -70,12 +66,8 @@ async fn delimiter_rolls_up_common_prefixes() {
             .send()
             .await
             .expect("list");
-    let keys: Vec<_> = out.contents().iter().filter_map(|o| o.key()).collect();
-    let prefixes: Vec<_> = out
-        .common_prefixes()
-        .iter()
-        .filter_map(|p| p.prefix())
-        .collect();
+    let keys = listed_keys(out.contents());
+    let prefixes = listed_prefixes(out.common_prefixes());
     assert_eq!(keys, ["a-b", "a0"]);
     assert_eq!(prefixes, ["a/", "b/", "c/"]);
 
@@ -87,12 +79,8 @@ async fn delimiter_rolls_up_common_prefixes() {
             .send()
             .await
             .expect("list");
-    let keys: Vec<_> = out.contents().iter().filter_map(|o| o.key()).collect();
-    let prefixes: Vec<_> = out
-        .common_prefixes()
-        .iter()
-        .filter_map(|p| p.prefix())
-        .collect();
+    let keys = listed_keys(out.contents());
+    let prefixes = listed_prefixes(out.common_prefixes());
     assert_eq!(keys, ["b/z", "b/é"]);
     assert_eq!(prefixes, ["b/x y/"]);
 }
@@ -116,11 +104,7 @@ async fn delimiter_pages_never_repeat_a_prefix() {
                 .send()
                 .await
                 .expect("list");
-        seen.extend(
-            out.common_prefixes()
-                .iter()
-                .filter_map(|p| p.prefix().map(String::from)),
-        );
+        seen.extend(listed_prefixes(out.common_prefixes()));
         token = out.next_continuation_token().map(String::from);
         if !out.is_truncated().unwrap_or(false) {
             break;
@@ -140,7 +124,7 @@ async fn start_after_and_prefix_narrow_the_listing() {
             .send()
             .await
             .expect("list");
-    let keys: Vec<_> = out.contents().iter().filter_map(|o| o.key()).collect();
+    let keys = listed_keys(out.contents());
     assert_eq!(keys, ["b/x y/z", "b/z", "b/é", "c/"]);
     let out =
         t.s3.list_objects_v2()
@@ -149,7 +133,7 @@ async fn start_after_and_prefix_narrow_the_listing() {
             .send()
             .await
             .expect("list");
-    let keys: Vec<_> = out.contents().iter().filter_map(|o| o.key()).collect();
+    let keys = listed_keys(out.contents());
     assert_eq!(keys, ["a-b", "a/b", "a0"]);
 }
 
@@ -168,11 +152,7 @@ async fn list_v1_pages_with_markers() {
                 .send()
                 .await
                 .expect("list v1");
-        keys.extend(
-            out.contents()
-                .iter()
-                .filter_map(|o| o.key().map(String::from)),
-        );
+        keys.extend(listed_keys(out.contents()));
         if !out.is_truncated().unwrap_or(false) {
             break;
         }
@@ -201,7 +181,7 @@ async fn url_encoding_is_applied_and_decoded_by_the_sdk() {
             .send()
             .await
             .expect("list");
-    let keys: Vec<_> = out.contents().iter().filter_map(|o| o.key()).collect();
+    let keys = listed_keys(out.contents());
     // The SDK does not decode: the wire form is what we sent.
     assert_eq!(keys, ["sp%20ace/%C3%BC%2Bx"]);
 }
@@ -235,12 +215,8 @@ async fn a_v1_marker_equal_to_the_prefix_lists_everything_under_it() {
             .send()
             .await
             .expect("list");
-    let keys: Vec<_> = out.contents().iter().filter_map(|o| o.key()).collect();
-    let prefixes: Vec<_> = out
-        .common_prefixes()
-        .iter()
-        .filter_map(|p| p.prefix())
-        .collect();
+    let keys = listed_keys(out.contents());
+    let prefixes = listed_prefixes(out.common_prefixes());
     assert_eq!(keys, ["b/z", "b/é"]);
     assert_eq!(prefixes, ["b/x y/"]);
 }

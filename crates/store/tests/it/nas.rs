@@ -3,7 +3,7 @@
 
 use std::os::unix::fs::PermissionsExt;
 
-use crate::common::{BUCKET, TestStore, code, get, put};
+use crate::common::{BUCKET, TestStore, code, get, listed_keys, put};
 
 #[tokio::test]
 async fn a_file_dropped_into_the_volume_is_an_object_with_a_correct_etag() {
@@ -190,13 +190,7 @@ async fn directory_markers_create_directories_without_data() {
             .send()
             .await
             .expect("list");
-    assert_eq!(
-        out.contents()
-            .iter()
-            .filter_map(|o| o.key())
-            .collect::<Vec<_>>(),
-        ["folder/"]
-    );
+    assert_eq!(listed_keys(out.contents()), ["folder/"]);
     t.s3.delete_object()
         .bucket(BUCKET)
         .key("folder/")
@@ -278,7 +272,7 @@ async fn a_symlink_loop_inside_the_volume_does_not_trap_the_listing() {
             .send()
             .await
             .expect("list");
-    let keys: Vec<_> = out.contents().iter().filter_map(|o| o.key()).collect();
+    let keys = listed_keys(out.contents());
     assert_eq!(keys, ["a/file"]);
 }
 
@@ -350,12 +344,15 @@ async fn symlinks_pointing_at_each_other_end_the_listing() {
             .send()
             .await
             .expect("list");
-    let keys: Vec<_> = out.contents().iter().filter_map(|o| o.key()).collect();
+    let keys = listed_keys(out.contents());
     assert!(
         keys.len() < 10,
         "the walk followed the links around: {keys:?}"
     );
-    assert!(keys.contains(&"a/x") && keys.contains(&"b/y"), "{keys:?}");
+    assert!(
+        keys.iter().any(|k| k == "a/x") && keys.iter().any(|k| k == "b/y"),
+        "{keys:?}"
+    );
 }
 
 #[tokio::test]
@@ -364,10 +361,7 @@ async fn a_directory_marker_outlives_the_objects_under_it() {
     put(&t.s3, "m/", b"").await;
     put(&t.s3, "m/x", b"x").await;
     let listed = |out: aws_sdk_s3::operation::list_objects_v2::ListObjectsV2Output| {
-        out.contents()
-            .iter()
-            .filter_map(|o| o.key().map(String::from))
-            .collect::<Vec<_>>()
+        listed_keys(out.contents())
     };
     assert_eq!(
         listed(
