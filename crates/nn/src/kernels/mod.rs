@@ -1,0 +1,3 @@
+//! Compute kernels: the device-specific part of the engine.
+
+pub mod conv;

@@ -1,0 +1,194 @@
+//! Batch normalisation over the channels of an image batch.
+
+use crate::layer::{Layer, Mode, Param, param_name};
+use crate::tensor::Tensor;
+use rayon::prelude::*;
+
+const EPSILON: f32 = 1e-5;
+const MOMENTUM: f32 = 0.1;
+
+/// BatchNorm2d as in PyTorch (eps 1e-5, momentum 0.1, running variance
+/// unbiased), optionally followed by a fused ReLU.
+pub struct BatchNorm2d {
+    channels: usize,
+    relu: bool,
+    weight: Param,
+    bias: Param,
+    running_mean: Param,
+    running_var: Param,
+    /// Per-channel mean and 1/σ of the last training batch, for backward.
+    batch_mean: Vec<f32>,
+    batch_inv_std: Vec<f32>,
+}
+
+impl BatchNorm2d {
+    /// A batch norm with γ = 1, β = 0 and fresh running statistics.
+    pub fn new(channels: usize, relu: bool) -> Self {
+        let ones = || Tensor::from_vec(&[channels], vec![1.0; channels]).unwrap_or_default();
+        Self {
+            channels,
+            relu,
+            weight: Param::trainable(ones()),
+            bias: Param::trainable(Tensor::zeros(&[channels])),
+            running_mean: Param::state(Tensor::zeros(&[channels])),
+            running_var: Param::state(ones()),
+            batch_mean: vec![0.0; channels],
+            batch_inv_std: vec![1.0; channels],
+        }
+    }
+
+    fn update_batch_statistics(&mut self, input: &Tensor) {
+        let plane = plane_len(input);
+        let count = input.batch() * plane;
+        let stats: Vec<(f64, f64)> = (0..self.channels)
+            .into_par_iter()
+            .map(|c| channel_mean_var(input, c, self.channels, plane))
+            .collect();
+        let unbias = count as f64 / (count.saturating_sub(1).max(1)) as f64;
+        for (c, (mean, var)) in stats.into_iter().enumerate() {
+            self.batch_mean[c] = mean as f32;
+            self.batch_inv_std[c] = 1.0 / (var as f32 + EPSILON).sqrt();
+            let running_mean = &mut self.running_mean.value.data_mut()[c];
+            *running_mean = (1.0 - MOMENTUM) * *running_mean + MOMENTUM * mean as f32;
+            let running_var = &mut self.running_var.value.data_mut()[c];
+            *running_var = (1.0 - MOMENTUM) * *running_var + MOMENTUM * (var * unbias) as f32;
+        }
+    }
+
+    /// Per-channel scale and shift that the forward pass applies.
+    fn affine(&self, mode: Mode) -> Vec<(f32, f32)> {
+        let gamma = self.weight.value.data();
+        let beta = self.bias.value.data();
+        (0..self.channels)
+            .map(|c| {
+                let (mean, inv_std) = match mode {
+                    Mode::Train => (self.batch_mean[c], self.batch_inv_std[c]),
+                    Mode::Infer => (
+                        self.running_mean.value.data()[c],
+                        1.0 / (self.running_var.value.data()[c] + EPSILON).sqrt(),
+                    ),
+                };
+                let scale = gamma[c] * inv_std;
+                (scale, beta[c] - mean * scale)
+            })
+            .collect()
+    }
+}
+
+fn plane_len(t: &Tensor) -> usize {
+    t.shape().iter().skip(2).product()
+}
+
+/// Mean and biased variance of one channel, accumulated in f64 because a
+/// batch of 64 images at 112² sums 800k values.
+fn channel_mean_var(input: &Tensor, c: usize, channels: usize, plane: usize) -> (f64, f64) {
+    let planes = || input.data().chunks_exact(plane).skip(c).step_by(channels);
+    let count = (input.batch() * plane).max(1) as f64;
+    let mean = planes().flatten().map(|&v| v as f64).sum::<f64>() / count;
+    let var = planes()
+        .flatten()
+        .map(|&v| (v as f64 - mean).powi(2))
+        .sum::<f64>()
+        / count;
+    (mean, var)
+}
+
+impl Layer for BatchNorm2d {
+    fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>, String> {
+        match input {
+            [_, c, _, _] if *c == self.channels => Ok(input.to_vec()),
+            _ => Err(format!(
+                "expects [batch, {}, height, width], got {input:?}",
+                self.channels
+            )),
+        }
+    }
+
+    fn forward(&mut self, input: &Tensor, output: &mut Tensor, mode: Mode) {
+        if mode == Mode::Train {
+            self.update_batch_statistics(input);
+        }
+        let affine = self.affine(mode);
+        let plane = plane_len(input);
+        let relu = self.relu;
+        output
+            .data_mut()
+            .par_chunks_mut(plane)
+            .zip(input.data().par_chunks(plane))
+            .enumerate()
+            .for_each(|(p, (out, inp))| {
+                let (scale, shift) = affine[p % affine.len()];
+                for (o, &x) in out.iter_mut().zip(inp) {
+                    let y = x * scale + shift;
+                    *o = if relu { y.max(0.0) } else { y };
+                }
+            });
+    }
+
+    fn backward(
+        &mut self,
+        input: &Tensor,
+        output: &Tensor,
+        grad_output: &Tensor,
+        grad_input: Option<&mut Tensor>,
+    ) {
+        let plane = plane_len(input);
+        let channels = self.channels;
+        let relu = self.relu;
+        let (mean, inv_std) = (&self.batch_mean, &self.batch_inv_std);
+        // Σg and Σg·x̂ per channel, with the fused ReLU's mask applied to g.
+        let sums: Vec<(f64, f64)> = (0..channels)
+            .into_par_iter()
+            .map(|c| {
+                let mut sum_g = 0.0f64;
+                let mut sum_gx = 0.0f64;
+                let planes = input.data().chunks_exact(plane).skip(c).step_by(channels);
+                let grads = grad_output
+                    .data()
+                    .chunks_exact(plane)
+                    .skip(c)
+                    .step_by(channels);
+                let outs = output.data().chunks_exact(plane).skip(c).step_by(channels);
+                for ((x, g), o) in planes.zip(grads).zip(outs) {
+                    for ((&x, &g), &o) in x.iter().zip(g).zip(o) {
+                        let g = if relu && o <= 0.0 { 0.0 } else { g };
+                        sum_g += g as f64;
+                        sum_gx += (g * (x - mean[c]) * inv_std[c]) as f64;
+                    }
+                }
+                (sum_g, sum_gx)
+            })
+            .collect();
+        for (c, (sum_g, sum_gx)) in sums.iter().enumerate() {
+            self.bias.grad.data_mut()[c] += *sum_g as f32;
+            self.weight.grad.data_mut()[c] += *sum_gx as f32;
+        }
+        let Some(grad_input) = grad_input else { return };
+        let count = (input.batch() * plane) as f32;
+        let gamma = self.weight.value.data();
+        grad_input
+            .data_mut()
+            .par_chunks_mut(plane)
+            .zip(input.data().par_chunks(plane))
+            .zip(grad_output.data().par_chunks(plane))
+            .zip(output.data().par_chunks(plane))
+            .enumerate()
+            .for_each(|(p, (((dx, x), g), o))| {
+                let c = p % channels;
+                let k = gamma[c] * inv_std[c] / count;
+                let (sum_g, sum_gx) = (sums[c].0 as f32, sums[c].1 as f32);
+                for (((dx, &x), &g), &o) in dx.iter_mut().zip(x).zip(g).zip(o) {
+                    let g = if relu && o <= 0.0 { 0.0 } else { g };
+                    let x_hat = (x - mean[c]) * inv_std[c];
+                    *dx = k * (count * g - sum_g - x_hat * sum_gx);
+                }
+            });
+    }
+
+    fn visit_params(&mut self, prefix: &str, visit: &mut dyn FnMut(&str, &mut Param)) {
+        visit(&param_name(prefix, "weight"), &mut self.weight);
+        visit(&param_name(prefix, "bias"), &mut self.bias);
+        visit(&param_name(prefix, "running_mean"), &mut self.running_mean);
+        visit(&param_name(prefix, "running_var"), &mut self.running_var);
+    }
+}
