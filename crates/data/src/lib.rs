@@ -3,6 +3,7 @@
 //! tyre set that stands in for the recipe's photos.
 
 pub mod dataset;
+pub mod inspect;
 pub mod loader;
 pub mod objects;
 pub mod split;

@@ -145,3 +145,74 @@ fn resize(
         .map_err(|e| failed(&e))?;
     Ok(resized)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use image::{ImageFormat, RgbImage};
+
+    fn png(width: u32, height: u32) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        let image = RgbImage::from_fn(width, height, |x, y| image::Rgb([x as u8, y as u8, 128]));
+        let written = image.write_to(&mut Cursor::new(&mut bytes), ImageFormat::Png);
+        assert!(written.is_ok());
+        bytes
+    }
+
+    /// A BMP header that claims `width`×`height` pixels and holds none.
+    fn bmp_header(width: i32, height: i32) -> Vec<u8> {
+        let mut b = b"BM".to_vec();
+        b.extend_from_slice(&(54u32 + 4).to_le_bytes());
+        b.extend_from_slice(&[0; 4]);
+        b.extend_from_slice(&54u32.to_le_bytes());
+        b.extend_from_slice(&40u32.to_le_bytes());
+        b.extend_from_slice(&width.to_le_bytes());
+        b.extend_from_slice(&height.to_le_bytes());
+        b.extend_from_slice(&1u16.to_le_bytes());
+        b.extend_from_slice(&24u16.to_le_bytes());
+        b.extend_from_slice(&[0; 24]);
+        b.extend_from_slice(&[0; 4]);
+        b
+    }
+
+    #[test]
+    fn decompression_bomb_is_refused_before_decoding() {
+        let err = decode(&bmp_header(20_000, 20_000)).err();
+        assert!(
+            matches!(
+                err,
+                Some(ImageInputError::TooLarge {
+                    width: 20_000,
+                    height: 20_000
+                })
+            ),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn garbage_and_truncated_images_are_errors() {
+        assert!(matches!(
+            decode(b"hello, not an image"),
+            Err(ImageInputError::Decode(_))
+        ));
+        let whole = png(64, 48);
+        assert!(decode(&whole).is_ok());
+        assert!(matches!(
+            decode(&whole[..whole.len() / 2]),
+            Err(ImageInputError::Decode(_))
+        ));
+    }
+
+    #[test]
+    fn output_has_the_configured_side() -> Result<(), ImageInputError> {
+        let preprocess = Preprocess {
+            size: 32,
+            ..Preprocess::default()
+        };
+        let mut out = vec![f32::NAN; preprocess.tensor_len()];
+        preprocess.load(&png(50, 20), &mut out)?;
+        assert!(out.iter().all(|v| v.is_finite()));
+        Ok(())
+    }
+}

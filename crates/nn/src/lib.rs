@@ -10,6 +10,7 @@
 //! module a GPU backend would replace.
 
 pub mod adam;
+pub mod device;
 pub mod fpenv;
 mod init;
 pub mod kernels;
@@ -21,6 +22,7 @@ pub mod tensor;
 pub mod weights;
 
 pub use adam::Adam;
+pub use device::{Device, DeviceChoice, DeviceError};
 pub use layer::Mode;
 pub use network::{Architecture, Network, NetworkError};
 pub use tensor::Tensor;

@@ -4,7 +4,9 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
+use crate::cmd::data::DataCmd;
 use crate::cmd::s3::S3Cmd;
+use crate::cmd::train::{EvalArgs, TrainArgs};
 
 /// tread: a private S3 bucket on plain directories, image classifiers trained
 /// from it, served over HTTP, retrained on a schedule.
@@ -31,6 +33,13 @@ pub enum Command {
     /// S3 over NAS: volumes, buckets, users, groups, policies, and the S3 server.
     #[command(subcommand)]
     S3(S3Cmd),
+    /// Datasets: inspect one, or generate the synthetic tyre set.
+    #[command(subcommand)]
+    Data(DataCmd),
+    /// Train an image classifier from a bucket or a directory and write model.tar.gz.
+    Train(Box<TrainArgs>),
+    /// Score a model.tar.gz on a dataset: accuracy, per-class precision/recall/F1, confusion.
+    Eval(EvalArgs),
     /// Build the recipe's whole world end to end (not built yet: see the README).
     Demo,
 }

@@ -14,6 +14,8 @@ use clap::Parser;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
+    // Before any thread exists, so every thread inherits it.
+    tread_nn::fpenv::flush_denormals_to_zero();
     let cli = cli::Cli::parse();
     init_tracing();
     match cmd::run(cli) {

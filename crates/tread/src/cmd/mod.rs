@@ -1,6 +1,8 @@
 //! One module per part of the command line, each with its `run`.
 
+pub mod data;
 pub mod s3;
+pub mod train;
 
 use crate::cli::{Cli, Command};
 
@@ -8,6 +10,9 @@ use crate::cli::{Cli, Command};
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::S3(cmd) => s3::run(&cli.data_dir, cmd),
+        Command::Data(cmd) => data::run(cmd),
+        Command::Train(args) => train::train(*args),
+        Command::Eval(args) => train::eval(args),
         Command::Demo => anyhow::bail!(
             "`tread demo` arrives with the pipeline part (issue 5); today tread serves S3: see `tread s3 --help` and the README's S3 quick start"
         ),
