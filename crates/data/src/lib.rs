@@ -7,6 +7,7 @@ pub mod inspect;
 pub mod loader;
 pub mod objects;
 pub mod split;
+pub mod synth;
 pub mod transform;
 
 pub use dataset::{Dataset, DatasetError, Sample};

@@ -185,6 +185,14 @@ impl Shared {
             return Fetched::Cached(Arc::clone(tensor));
         }
         let key = &self.samples[index].key;
+        if self
+            .failures
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains_key(key)
+        {
+            return Fetched::Failed;
+        }
         match self.dir.get(key).await {
             Ok(bytes) => Fetched::Bytes(bytes),
             Err(e) => {

@@ -4,3 +4,4 @@
 mod common;
 mod crash;
 mod s3_cli;
+mod train;
