@@ -1,3 +1,4 @@
 //! Compute kernels: the device-specific part of the engine.
 
 pub mod conv;
+pub mod matmul;

@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# The training benchmark (issue 3), in one run on this machine:
+#   1. step:   seed-cnn training step (batch 64, 224x224, Adam) in tread's
+#              engine against PyTorch at its best on the same machine
+#              (bench/train/pytorch_seed_cnn.py: 2 threads, flush-to-zero,
+#              the faster of NCHW and channels-last, malloc thresholds raised).
+#   2. recipe: the recipe's configuration from tread's own S3 store: 1856
+#              synthetic tyres, split 1500,356, 2 epochs, batch 64, for
+#              seed-cnn and resnet-small: wall time and held-out accuracy.
+#   3. loader: from run 2's seed-cnn epochs: epoch 1 reads every image from
+#              the bucket (GET, decode, resize) while epoch 2 trains on the
+#              tensors cached in memory, so epoch1/epoch2 - 1 is the loader's
+#              overhead.
+#
+#   bash bench/train.sh                 # everything (~15 min on 2 cores)
+#   PARTS=step bash bench/train.sh      # or PARTS=recipe
+#
+# Environment: STEPS (timed steps, default 5), TORCH_VENV (default
+# target/bench-torch-venv; made here, torch from PyPI), TREAD_PORT (19100),
+# COUNT (1856), KEEP=1 keeps the temp directory. See bench/RESULTS.md.
+set -euo pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+PARTS=${PARTS:-step recipe}
+STEPS=${STEPS:-5}
+TORCH_VENV=${TORCH_VENV:-$REPO/target/bench-torch-venv}
+TREAD_PORT=${TREAD_PORT:-19100}
+COUNT=${COUNT:-1856}
+say() { printf '[train.sh] %s\n' "$*" >&2; }
+json() { python3 -c "import json,sys; d=json.loads(sys.stdin.read()); print($1)"; }
+
+cd "$REPO"
+say "building release binaries"
+cargo build --release -p tread -p tread-bench-train
+TREAD=$REPO/target/release/tread
+echo "date:   $(date -u '+%Y-%m-%d %H:%M UTC')"
+echo "commit: $(git rev-parse --short HEAD)$(git diff --quiet || echo ' (with uncommitted changes)')"
+echo "cpu:    $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
+echo "load:   $(cut -d' ' -f1-3 /proc/loadavg) (1/5/15 min) at start"
+
+step_bench() {
+    if [ ! -x "$TORCH_VENV/bin/python" ]; then
+        say "making $TORCH_VENV with PyTorch (CPU index first, PyPI otherwise; large)"
+        python3 -m venv "$TORCH_VENV"
+        "$TORCH_VENV/bin/pip" install -q --index-url https://download.pytorch.org/whl/cpu torch==2.15.0 2>/dev/null ||
+            "$TORCH_VENV/bin/pip" install -q -r bench/train/requirements.txt
+    fi
+    say "tread: seed-cnn, batch 64, $STEPS steps after 1 warm-up"
+    local ours theirs
+    ours=$("$REPO/target/release/tread-bench-train" --model seed-cnn --batch 64 --steps "$STEPS" --warmup 1)
+    say "PyTorch: the same"
+    theirs=$(MALLOC_MMAP_THRESHOLD_=1073741824 MALLOC_TRIM_THRESHOLD_=17179869184 \
+        "$TORCH_VENV/bin/python" bench/train/pytorch_seed_cnn.py --steps "$STEPS" --warmup 1 --batch 64 | tail -n1)
+    echo "tread:   $ours"
+    echo "pytorch: $theirs"
+    local a b
+    a=$(json 'd["median_step_s"]' <<<"$ours")
+    b=$(json 'd["median_step_s"]' <<<"$theirs")
+    python3 -c "a,b=$a,$b; print(f'seed-cnn step: tread {a:.2f} s ({64/a:.1f} img/s), PyTorch {b:.2f} s ({64/b:.1f} img/s): tread = {b/a:.2f}x PyTorch (floor 1.0x)')"
+}
+
+recipe_bench() {
+    mkdir -p "$REPO/target"
+    WORK=$(mktemp -d "$REPO/target/bench-train.XXXXXX")
+    local data=$WORK/data pid
+    t() { "$TREAD" --data-dir "$data" "$@"; }
+    t s3 volume create vol1 --path "$WORK/vol1" >&2
+    t s3 bucket create fsxn-ontap --volume vol1 >&2
+    local keys
+    keys=$(t s3 user create s3user --json)
+    t s3 group create s3group --users s3user --policy FullAccess >&2
+    export AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_REGION=us-east-1
+    AWS_ACCESS_KEY_ID=$(json 'd["access_key_id"]' <<<"$keys")
+    AWS_SECRET_ACCESS_KEY=$(json 'd["secret_access_key"]' <<<"$keys")
+    export AWS_ENDPOINT_URL=http://127.0.0.1:$TREAD_PORT
+    t s3 serve --listen "127.0.0.1:$TREAD_PORT" >"$WORK/s3.log" 2>&1 &
+    pid=$!
+    trap 'kill $pid 2>/dev/null || true; [ "${KEEP:-0}" = 1 ] || rm -rf "$WORK"' EXIT
+    for _ in $(seq 100); do curl -s -o /dev/null "$AWS_ENDPOINT_URL" && break; sleep 0.1; done
+    say "synthesising $COUNT tyres into s3://fsxn-ontap/dataset/tyre"
+    "$TREAD" data synth s3://fsxn-ontap/dataset/tyre --count "$COUNT" --seed 77
+    for model in seed-cnn resnet-small; do
+        say "training $model: split 1500,356, 2 epochs, batch 64"
+        local started ended out
+        started=$(date +%s.%N)
+        out=$("$TREAD" train s3://fsxn-ontap/dataset/tyre --model "$model" --epochs 2 --batch-size 64 \
+            --split "$((COUNT * 1500 / 1856)),$((COUNT - COUNT * 1500 / 1856))" --seed 77 --lr 1e-3 \
+            --out s3://fsxn-ontap/models/tyre-quality/ 2>"$WORK/train-$model.log")
+        ended=$(date +%s.%N)
+        local uri metrics
+        uri=$(sed -n 's/^model s3:\/\/fsxn-ontap\///p' <<<"$out")
+        metrics=$WORK/vol1/${uri%model.tar.gz}metrics.jsonl
+        python3 - "$metrics" "$model" "$started" "$ended" <<'PY'
+import json, sys
+path, model, started, ended = sys.argv[1], sys.argv[2], float(sys.argv[3]), float(sys.argv[4])
+lines = [json.loads(l) for l in open(path)]
+epochs = [l for l in lines if "epoch" in l]
+ev = next(l["evaluation"] for l in lines if "evaluation" in l)
+print(f"{model}: wall {ended - started:.1f} s, held-out accuracy {ev['accuracy'] * 100:.2f} % "
+      f"on {ev['images']} images, train accuracy by epoch "
+      + ", ".join(f"{e['accuracy'] * 100:.1f} %" for e in epochs))
+for e in epochs:
+    print(f"  epoch {e['epoch']}: {e['seconds']:.1f} s, {e['images_per_s']:.1f} img/s, loss {e['loss']:.4f}")
+if len(epochs) >= 2:
+    first, second = epochs[0]["seconds"], epochs[1]["seconds"]
+    print(f"  loader: epoch 1 from the bucket {first:.1f} s vs epoch 2 from memory {second:.1f} s: "
+          f"{(first / second - 1) * 100:+.1f} % (floor: at most +5 %)")
+PY
+        echo "  $out" | grep -m1 accuracy || true
+    done
+}
+
+for part in $PARTS; do
+    case $part in
+        step) step_bench ;;
+        recipe) recipe_bench ;;
+        *) say "unknown part $part (step, recipe)"; exit 2 ;;
+    esac
+done
