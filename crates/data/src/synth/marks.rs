@@ -92,7 +92,7 @@ impl Scene {
     /// Chooses this photo's defects; wear must be known before painting.
     pub(super) fn plan_defects(&mut self, rng: &mut Rng8) -> Vec<Defect> {
         use Defect::{Bulge, Chunk, Crack, Crazing, Cut, Worn};
-        let n = [1, 1, 2, 2, 2, 3, 3, 3, 4, 5][rng.random_range(0..10)];
+        let n = [2, 2, 3, 3, 3, 4, 4, 5, 5, 6][rng.random_range(0..10)];
         let kinds: &[Defect] = match self.view {
             View::Wheel(_) => &[
                 Crack, Crack, Crazing, Crazing, Cut, Bulge, Bulge, Chunk, Worn,
@@ -115,10 +115,10 @@ impl Scene {
 
     pub(super) fn draw_defect(&self, defect: Defect, rng: &mut Rng8, c: &mut Canvas) {
         // Most defects are plain to see; some are faint, as in real photos.
-        let k = if rng.random_bool(0.15) {
-            pick(rng, 0.1, 0.35)
+        let k = if rng.random_bool(0.08) {
+            pick(rng, 0.2, 0.45)
         } else {
-            pick(rng, 0.4, 1.0)
+            pick(rng, 0.7, 1.3)
         };
         let zone = match (&self.view, defect) {
             (_, Defect::Chunk) | (View::Band(_), Defect::Cut) => Zone::Tread,
