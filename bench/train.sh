@@ -62,7 +62,7 @@ step_bench() {
 recipe_bench() {
     mkdir -p "$REPO/target"
     WORK=$(mktemp -d "$REPO/target/bench-train.XXXXXX")
-    local data=$WORK/data pid
+    local data=$WORK/data
     t() { "$TREAD" --data-dir "$data" "$@"; }
     t s3 volume create vol1 --path "$WORK/vol1" >&2
     t s3 bucket create fsxn-ontap --volume vol1 >&2
@@ -74,8 +74,8 @@ recipe_bench() {
     AWS_SECRET_ACCESS_KEY=$(json 'd["secret_access_key"]' <<<"$keys")
     export AWS_ENDPOINT_URL=http://127.0.0.1:$TREAD_PORT
     t s3 serve --listen "127.0.0.1:$TREAD_PORT" >"$WORK/s3.log" 2>&1 &
-    pid=$!
-    trap 'kill $pid 2>/dev/null || true; [ "${KEEP:-0}" = 1 ] || rm -rf "$WORK"' EXIT
+    S3_PID=$!
+    trap 'kill $S3_PID 2>/dev/null || true; [ "${KEEP:-0}" = 1 ] || rm -rf "$WORK"' EXIT
     for _ in $(seq 100); do curl -s -o /dev/null "$AWS_ENDPOINT_URL" && break; sleep 0.1; done
     say "synthesising $COUNT tyres into s3://fsxn-ontap/dataset/tyre"
     "$TREAD" data synth s3://fsxn-ontap/dataset/tyre --count "$COUNT" --seed 77
