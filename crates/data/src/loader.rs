@@ -112,6 +112,13 @@ impl Loader {
         Batches { receiver }
     }
 
+    /// Fetches and decodes the samples at `indices` into the cache (as far
+    /// as it holds them) before training starts, so that every epoch,
+    /// the first included, trains from memory.
+    pub fn preload(&self, indices: Vec<usize>, batch_size: usize) {
+        self.batches(indices, batch_size).for_each(drop);
+    }
+
     /// Images skipped so far, by key, with the reason.
     pub fn failures(&self) -> BTreeMap<String, String> {
         self.shared

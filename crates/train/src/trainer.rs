@@ -33,6 +33,8 @@ pub struct TrainOptions {
     pub preprocess: Preprocess,
     /// How images are fetched and cached.
     pub loader: LoaderOptions,
+    /// Decode the whole training split into memory before the first epoch.
+    pub preload: bool,
 }
 
 /// Why training could not run.
@@ -91,6 +93,9 @@ pub fn train(
         options.loader.clone(),
         runtime,
     );
+    if options.preload {
+        loader.preload(train_split.clone(), options.batch_size);
+    }
     let mut adam = Adam::new(options.learning_rate);
     let mut history = Vec::new();
     for epoch in 1..=options.epochs {

@@ -40,6 +40,10 @@ pub struct TrainArgs {
     pub size: u32,
     #[command(flatten)]
     pub loading: LoadingArgs,
+    /// Fetch and decode the whole training split into memory before the
+    /// first epoch (it must fit in --cache-mib).
+    #[arg(long)]
+    pub preload: bool,
     /// Where to compute: auto, cpu or cuda.
     #[arg(long, default_value = "auto")]
     pub device: DeviceChoice,
@@ -111,6 +115,7 @@ pub fn train(args: TrainArgs) -> anyhow::Result<()> {
             ..Preprocess::default()
         },
         loader: args.loading.options(),
+        preload: args.preload,
     };
     let mut trained = tread_train::train(
         &dir,
