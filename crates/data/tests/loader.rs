@@ -16,7 +16,7 @@ fn write_dataset(root: &std::path::Path) {
     std::fs::write(root.join("red/broken.png"), b"\x89PNG\r\n\x1a\n truncated").expect("write");
 }
 
-fn loader(cache_bytes: u64) -> (tempfile::TempDir, tokio::runtime::Runtime, Loader, Dataset) {
+fn open_loader(cache_bytes: u64) -> (tempfile::TempDir, tokio::runtime::Runtime, Loader, Dataset) {
     let dir = tempfile::tempdir().expect("tempdir");
     write_dataset(dir.path());
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
@@ -44,7 +44,7 @@ fn loader(cache_bytes: u64) -> (tempfile::TempDir, tokio::runtime::Runtime, Load
 
 #[test]
 fn batches_follow_the_order_and_skip_the_corrupt_image() {
-    let (_dir, _runtime, loader, dataset) = loader(1 << 20);
+    let (_dir, _runtime, loader, dataset) = open_loader(1 << 20);
     let order: Vec<usize> = (0..dataset.samples.len()).rev().collect();
     let batches: Vec<_> = loader.batches(order.clone(), 4).collect();
     let indices: Vec<usize> = batches.iter().flat_map(|b| b.indices.clone()).collect();
@@ -70,10 +70,10 @@ fn batches_follow_the_order_and_skip_the_corrupt_image() {
 #[test]
 fn preload_fills_the_cache_up_to_its_budget() {
     let one_image = (3 * 8 * 8 * size_of::<f32>()) as u64;
-    let (_dir, _runtime, loader, dataset) = loader(1 << 20);
+    let (_dir, _runtime, loader, dataset) = open_loader(1 << 20);
     loader.preload((0..dataset.samples.len()).collect(), 4);
     assert_eq!(loader.cached(), 10, "every readable image is in memory");
-    let (_dir, _runtime, small, dataset) = loader(3 * one_image);
+    let (_dir, _runtime, small, dataset) = open_loader(3 * one_image);
     small.preload((0..dataset.samples.len()).collect(), 4);
     assert_eq!(small.cached(), 3, "the budget caps the cache");
 }
