@@ -10,6 +10,9 @@ use rayon::prelude::*;
 use serde::Serialize;
 use std::collections::BTreeMap;
 
+/// Images fetched before they are decoded together.
+const INSPECT_CHUNK: usize = 256;
+
 /// The figures of one class.
 #[derive(Clone, Debug, Default, Serialize, PartialEq)]
 pub struct ClassSummary {
@@ -64,28 +67,6 @@ pub async fn inspect(dir: &ObjectDir, dataset: &Dataset, concurrency: usize) -> 
         classes[s.class].images += 1;
         classes[s.class].bytes += s.size;
     }
-    let fetched: Vec<_> = futures::stream::iter(&dataset.samples)
-        .map(|s| async move { (s.key.clone(), dir.get(&s.key).await) })
-        .buffered(concurrency.max(1))
-        .collect()
-        .await;
-    let outcomes: Vec<(String, Outcome)> = fetched
-        .into_par_iter()
-        .map(|(key, bytes)| {
-            let outcome = match bytes
-                .map_err(|e| e.to_string())
-                .and_then(|b| decode(&b).map_err(|e| e.to_string()))
-            {
-                Ok(image) => Outcome::Decoded {
-                    width: image.width(),
-                    height: image.height(),
-                    color: image.color(),
-                },
-                Err(reason) => Outcome::Failed(reason),
-            };
-            (key, outcome)
-        })
-        .collect();
     let mut inspection = Inspection {
         classes,
         excluded: dataset
@@ -96,8 +77,33 @@ pub async fn inspect(dir: &ObjectDir, dataset: &Dataset, concurrency: usize) -> 
         digest: dataset.digest(),
         ..Inspection::default()
     };
-    for (key, outcome) in outcomes {
-        inspection.record(key, outcome);
+    // A chunk at a time, so memory holds one chunk of encoded images
+    // rather than the whole dataset.
+    let mut chunks = futures::stream::iter(&dataset.samples)
+        .map(|s| async move { (s.key.clone(), dir.get(&s.key).await) })
+        .buffered(concurrency.max(1))
+        .chunks(INSPECT_CHUNK);
+    while let Some(fetched) = chunks.next().await {
+        let outcomes: Vec<(String, Outcome)> = fetched
+            .into_par_iter()
+            .map(|(key, bytes)| {
+                let decoded = bytes
+                    .map_err(|e| e.to_string())
+                    .and_then(|b| decode(&b).map_err(|e| e.to_string()));
+                let outcome = match decoded {
+                    Ok(image) => Outcome::Decoded {
+                        width: image.width(),
+                        height: image.height(),
+                        color: image.color(),
+                    },
+                    Err(reason) => Outcome::Failed(reason),
+                };
+                (key, outcome)
+            })
+            .collect();
+        for (key, outcome) in outcomes {
+            inspection.record(key, outcome);
+        }
     }
     inspection
 }
