@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 
 use crate::cmd::data::DataCmd;
 use crate::cmd::s3::S3Cmd;
+use crate::cmd::serve::{DeployArgs, EndpointCmd, PredictArgs, ServeArgs};
 use crate::cmd::train::{EvalArgs, TrainArgs};
 
 /// tread: a private S3 bucket on plain directories, image classifiers trained
@@ -40,6 +41,17 @@ pub enum Command {
     Train(Box<TrainArgs>),
     /// Score a model.tar.gz on a dataset: accuracy, per-class precision/recall/F1, confusion.
     Eval(EvalArgs),
+    /// Run the endpoint server: predictions over HTTP (SageMaker-style and
+    /// KServe v2), the management API, and /metrics.
+    Serve(ServeArgs),
+    /// Deploy a model to an endpoint, creating it or swapping its model
+    /// without downtime.
+    Deploy(DeployArgs),
+    /// Send images (files or s3:// keys) to an endpoint and print its answers.
+    Predict(PredictArgs),
+    /// List, describe, roll back or delete endpoints.
+    #[command(subcommand)]
+    Endpoint(EndpointCmd),
     /// Build the recipe's whole world end to end (not built yet: see the README).
     Demo,
 }

@@ -95,6 +95,24 @@ impl World {
         }
     }
 
+    /// `tread` as s3user against the store at `url`, with nothing from the
+    /// developer's own AWS setup leaking in.
+    pub fn tread_as_s3user(&self, url: &str) -> Command {
+        let mut cmd = tread(&self.data);
+        cmd.env_remove("AWS_PROFILE")
+            .env_remove("AWS_SESSION_TOKEN")
+            .env("AWS_CONFIG_FILE", self.dir.path().join("no-aws-config"))
+            .env(
+                "AWS_SHARED_CREDENTIALS_FILE",
+                self.dir.path().join("no-aws-credentials"),
+            )
+            .env("AWS_ENDPOINT_URL", url)
+            .env("AWS_ACCESS_KEY_ID", &self.key_id)
+            .env("AWS_SECRET_ACCESS_KEY", &self.secret)
+            .env("AWS_REGION", "us-east-1");
+        cmd
+    }
+
     /// A client for s3user against `url`.
     pub fn client(&self, url: &str) -> Client {
         let config = aws_sdk_s3::Config::builder()
@@ -125,14 +143,19 @@ pub struct Server {
 impl Server {
     /// Starts `tread s3 serve` on a free port and waits until it answers.
     pub fn start(data: &Path) -> Self {
+        Self::spawn(tread(data).args(["s3", "serve"]))
+    }
+
+    /// Starts `command --listen <free port>` and waits until it answers.
+    pub fn spawn(command: &mut Command) -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .expect("port")
             .local_addr()
             .expect("addr")
             .port();
         let listen = format!("127.0.0.1:{port}");
-        let child = tread(data)
-            .args(["s3", "serve", "--listen", &listen])
+        let child = command
+            .args(["--listen", &listen])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -141,7 +164,7 @@ impl Server {
         while std::net::TcpStream::connect(&listen).is_err() {
             assert!(
                 Instant::now() < deadline,
-                "tread s3 serve did not start listening"
+                "{command:?} did not start listening"
             );
             std::thread::sleep(Duration::from_millis(50));
         }

@@ -4,4 +4,5 @@
 mod common;
 mod crash;
 mod s3_cli;
+mod serve;
 mod train;

@@ -2,26 +2,16 @@
 //! NAS bucket over S3, inspect it, train from the bucket, store the model in
 //! the bucket, load it back and evaluate it.
 
-use crate::common::{Server, World, tread};
-use std::process::{Command, Output};
+use crate::common::{Server, World};
+use std::process::Output;
 
-/// `tread args…` as s3user against the server, with nothing from the
-/// developer's own AWS setup leaking in.
+/// `tread args…` as s3user against the store.
 fn tread_s3(world: &World, server: &Server, args: &[&str]) -> Output {
-    let mut cmd: Command = tread(&world.data);
-    cmd.args(args)
-        .env_remove("AWS_PROFILE")
-        .env_remove("AWS_SESSION_TOKEN")
-        .env("AWS_CONFIG_FILE", world.dir.path().join("no-aws-config"))
-        .env(
-            "AWS_SHARED_CREDENTIALS_FILE",
-            world.dir.path().join("no-aws-credentials"),
-        )
-        .env("AWS_ENDPOINT_URL", &server.url)
-        .env("AWS_ACCESS_KEY_ID", &world.key_id)
-        .env("AWS_SECRET_ACCESS_KEY", &world.secret)
-        .env("AWS_REGION", "us-east-1");
-    cmd.output().expect("run tread")
+    world
+        .tread_as_s3user(&server.url)
+        .args(args)
+        .output()
+        .expect("run tread")
 }
 
 fn ok(world: &World, server: &Server, args: &[&str]) -> (String, String) {

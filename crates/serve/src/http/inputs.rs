@@ -1,0 +1,173 @@
+//! Request payloads turned into network inputs: image bytes (decoded and
+//! preprocessed off the async threads), base64 images in JSON, or tensors
+//! already preprocessed by the caller.
+
+use crate::endpoints::Deployment;
+use crate::http::error::ApiError;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use bytes::Bytes;
+use serde_json::Value;
+
+/// Most images one request may carry.
+pub const MAX_IMAGES_PER_REQUEST: usize = 64;
+
+/// What a request asks to classify.
+pub enum Payload {
+    /// Encoded images (JPEG, PNG, …).
+    Images(Vec<Bytes>),
+    /// Preprocessed inputs, each `[3, size, size]` flattened.
+    Tensors(Vec<Vec<f32>>),
+}
+
+impl Payload {
+    fn len(&self) -> usize {
+        match self {
+            Payload::Images(v) => v.len(),
+            Payload::Tensors(v) => v.len(),
+        }
+    }
+}
+
+/// A JSON body of the invocations route: a list, or `{"instances": list}`,
+/// of base64 images (strings or `{"b64": …}`) or of tensors (nested or
+/// flat numbers).
+pub fn json_payload(body: &[u8]) -> Result<Payload, ApiError> {
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("the body is not valid JSON: {e}")))?;
+    let items = match value {
+        Value::Array(items) => items,
+        Value::Object(mut fields) => match fields
+            .remove("instances")
+            .or_else(|| fields.remove("images"))
+        {
+            Some(Value::Array(items)) => items,
+            _ => {
+                return Err(ApiError::bad_request(
+                    "a JSON body is a list of base64 images or of tensors, or {\"instances\": [...]}",
+                ));
+            }
+        },
+        _ => {
+            return Err(ApiError::bad_request(
+                "a JSON body must be a list or an object",
+            ));
+        }
+    };
+    items_payload(items)
+}
+
+/// Items of a JSON list: all images or all tensors.
+pub fn items_payload(items: Vec<Value>) -> Result<Payload, ApiError> {
+    if items.is_empty() {
+        return Err(ApiError::bad_request("the request holds no inputs"));
+    }
+    if items.iter().all(|i| image_text(i).is_some()) {
+        let images = items
+            .iter()
+            .filter_map(image_text)
+            .enumerate()
+            .map(|(n, text)| {
+                BASE64.decode(text).map(Bytes::from).map_err(|e| {
+                    ApiError::bad_request(format!("input {n} is not valid base64: {e}"))
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        return Ok(Payload::Images(images));
+    }
+    let tensors = items
+        .iter()
+        .enumerate()
+        .map(|(n, item)| {
+            let mut values = Vec::new();
+            flatten(item, &mut values)
+                .map_err(|e| ApiError::bad_request(format!("input {n}: {e}")))?;
+            Ok(values)
+        })
+        .collect::<Result<_, ApiError>>()?;
+    Ok(Payload::Tensors(tensors))
+}
+
+fn image_text(item: &Value) -> Option<&str> {
+    match item {
+        Value::String(s) => Some(s),
+        Value::Object(o) => o.get("b64").and_then(Value::as_str),
+        _ => None,
+    }
+}
+
+/// Appends the numbers of a nested list, row-major.
+pub fn flatten(value: &Value, out: &mut Vec<f32>) -> Result<(), String> {
+    match value {
+        Value::Number(n) => {
+            let v = n.as_f64().ok_or("a number is out of range")?;
+            out.push(v as f32);
+            Ok(())
+        }
+        Value::Array(items) => items.iter().try_for_each(|i| flatten(i, out)),
+        other => Err(format!("expected numbers, found {other}")),
+    }
+}
+
+/// Network inputs for `payload` on the model `deployment` serves.
+pub async fn prepare(deployment: &Deployment, payload: Payload) -> Result<Vec<Vec<f32>>, ApiError> {
+    if payload.len() > MAX_IMAGES_PER_REQUEST {
+        return Err(ApiError::new(
+            axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "{} inputs in one request; at most {MAX_IMAGES_PER_REQUEST}",
+                payload.len()
+            ),
+        ));
+    }
+    let preprocess = &deployment.info.input;
+    let expected = preprocess.tensor_len();
+    match payload {
+        Payload::Tensors(tensors) => {
+            if let Some((n, t)) = tensors
+                .iter()
+                .enumerate()
+                .find(|(_, t)| t.len() != expected)
+            {
+                return Err(ApiError::bad_request(format!(
+                    "input {n} holds {} values; this model takes [3, {s}, {s}] = {expected}",
+                    t.len(),
+                    s = preprocess.size
+                )));
+            }
+            Ok(tensors)
+        }
+        Payload::Images(images) => {
+            let tasks = images.into_iter().map(|bytes| {
+                let preprocess = preprocess.clone();
+                tokio::task::spawn_blocking(move || {
+                    let mut out = vec![0.0; preprocess.tensor_len()];
+                    preprocess.load(&bytes, &mut out).map(|()| out)
+                })
+            });
+            let mut inputs = Vec::new();
+            for task in futures::future::join_all(tasks).await {
+                let decoded = task.map_err(|e| {
+                    ApiError::new(
+                        axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                        format!("preprocessing stopped: {e}"),
+                    )
+                })?;
+                inputs.push(decoded?);
+            }
+            Ok(inputs)
+        }
+    }
+}
+
+/// Class probabilities for each input, batched with other requests.
+pub async fn infer(
+    deployment: &Deployment,
+    inputs: Vec<Vec<f32>>,
+) -> Result<Vec<Vec<f32>>, ApiError> {
+    let answers = futures::future::join_all(inputs.into_iter().map(|i| deployment.infer(i))).await;
+    answers
+        .into_iter()
+        .collect::<Result<_, _>>()
+        .map_err(|e| ApiError::new(axum::http::StatusCode::INTERNAL_SERVER_ERROR, e))
+}

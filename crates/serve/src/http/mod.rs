@@ -1,0 +1,147 @@
+//! The HTTP server: SageMaker-style invocations, the Open Inference
+//! Protocol, the management API and `/metrics`, on one listener.
+
+pub mod api;
+pub mod error;
+pub mod inputs;
+pub mod invocations;
+pub mod v2;
+
+use crate::auth::ApiToken;
+use crate::endpoints::{Deployment, Endpoints};
+use crate::metrics::UNKNOWN_ENDPOINT;
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use error::ApiError;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// What every handler shares.
+pub struct ServerState {
+    /// The endpoints and their models.
+    pub endpoints: Arc<Endpoints>,
+    /// The management token.
+    pub token: ApiToken,
+    /// Whether inference and health routes need the token too (when the
+    /// server listens beyond loopback without `--public-inference`).
+    pub protect_inference: bool,
+}
+
+/// Largest request body: a big photo, or a JSON batch of them.
+pub const MAX_BODY_BYTES: usize = 64 << 20;
+
+/// Every route of the server.
+pub fn router(state: Arc<ServerState>) -> Router {
+    let management = Router::new()
+        .route("/api/endpoints", get(api::list))
+        .route(
+            "/api/endpoints/{name}",
+            put(api::deploy).get(api::describe).delete(api::delete),
+        )
+        .route("/api/endpoints/{name}/rollback", post(api::rollback))
+        .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
+    let mut inference = Router::new()
+        .route("/ping", get(invocations::ping))
+        .route("/endpoints/{name}/invocations", post(invocations::invoke))
+        .route("/v2", get(v2::server_metadata))
+        .route("/v2/health/live", get(v2::live))
+        .route("/v2/health/ready", get(v2::ready))
+        .route("/v2/models/{name}", get(v2::model_metadata))
+        .route("/v2/models/{name}/ready", get(v2::model_ready))
+        .route("/v2/models/{name}/infer", post(v2::infer_route))
+        .route(
+            "/v2/models/{name}/versions/{version}",
+            get(v2::model_metadata),
+        )
+        .route(
+            "/v2/models/{name}/versions/{version}/ready",
+            get(v2::model_ready),
+        )
+        .route(
+            "/v2/models/{name}/versions/{version}/infer",
+            post(v2::infer_route),
+        )
+        .route("/metrics", get(metrics));
+    if state.protect_inference {
+        inference =
+            inference.route_layer(middleware::from_fn_with_state(state.clone(), require_token));
+    }
+    management
+        .merge(inference)
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("no such route: see the README for the API")
+}
+
+async fn metrics(State(state): State<Arc<ServerState>>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        state.endpoints.metrics().render(),
+    )
+        .into_response()
+}
+
+async fn require_token(
+    State(state): State<Arc<ServerState>>,
+    headers: HeaderMap,
+    request: Request,
+    next: Next,
+) -> Response {
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    match presented {
+        Some(token) if state.token.matches(token.trim()) => next.run(request).await,
+        Some(_) => ApiError::new(StatusCode::UNAUTHORIZED, "the bearer token is wrong").into_response(),
+        None => ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "this route needs `Authorization: Bearer <token>`: the token is in the server's data dir (api-token) or TREAD_TOKEN",
+        )
+        .into_response(),
+    }
+}
+
+/// Runs an inference request on the endpoint's current model, counting it
+/// and its latency; requests to unknown endpoints are counted apart.
+pub async fn timed<T: IntoResponse>(
+    state: &ServerState,
+    name: &str,
+    work: impl AsyncFnOnce(Arc<Deployment>) -> Result<T, ApiError>,
+) -> Response {
+    let start = Instant::now();
+    let (label, response) = match state.endpoints.current(name) {
+        Some(deployment) => (name, work(deployment).await.into_response()),
+        None => (UNKNOWN_ENDPOINT, missing(state, name).into_response()),
+    };
+    let status = response.status().as_u16();
+    if status >= 400 {
+        tracing::debug!(endpoint = %name, status, "inference request refused");
+    }
+    state
+        .endpoints
+        .metrics()
+        .observe_request(label, start.elapsed().as_secs_f64(), status);
+    response
+}
+
+fn missing(state: &ServerState, name: &str) -> ApiError {
+    match state.endpoints.unavailable(name) {
+        Some(reason) => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("endpoint {name} has no model loaded: {reason}"),
+        ),
+        None => ApiError::not_found(format!("endpoint {name} does not exist")),
+    }
+}

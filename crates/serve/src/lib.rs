@@ -1,0 +1,117 @@
+//! tread's serving part: named endpoints that load a `model.tar.gz` (or an
+//! ONNX classifier) from a bucket and answer predictions over HTTP —
+//! SageMaker's invocations route, the Open Inference Protocol, a management
+//! API and Prometheus metrics — swapping models without a failed request.
+
+pub mod auth;
+pub mod batcher;
+pub mod catalog;
+pub mod endpoints;
+pub mod engine;
+pub mod http;
+pub mod metrics;
+pub mod model;
+#[cfg(feature = "onnx")]
+pub mod onnx;
+
+pub use auth::ApiToken;
+pub use batcher::BatchOptions;
+pub use endpoints::{DeployError, EndpointView, Endpoints};
+pub use model::{LoadError, ModelInfo};
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use thiserror::Error;
+
+/// How the endpoint server is set up.
+#[derive(Clone, Debug)]
+pub struct ServeOptions {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// The SQLite file holding endpoint definitions.
+    pub database: PathBuf,
+    /// The directory holding the API token.
+    pub data_dir: PathBuf,
+    /// Dynamic batching.
+    pub batch: BatchOptions,
+    /// Serve inference without the token even when not on loopback.
+    pub public_inference: bool,
+}
+
+/// Why the server could not start.
+#[derive(Debug, Error)]
+pub enum ServeError {
+    /// The endpoint catalog could not be opened.
+    #[error(transparent)]
+    Deploy(#[from] DeployError),
+    /// The token file or the listener failed.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// The failure.
+        source: std::io::Error,
+    },
+}
+
+/// A bound endpoint server, endpoints restored, not yet answering.
+pub struct Server {
+    listener: tokio::net::TcpListener,
+    state: Arc<http::ServerState>,
+}
+
+impl Server {
+    /// Opens the catalog and the token, restores every endpoint's model and
+    /// binds the listener.
+    pub async fn bind(options: &ServeOptions) -> Result<Self, ServeError> {
+        let io = |context: String| move |source| ServeError::Io { context, source };
+        let token = ApiToken::load_or_create(&options.data_dir).map_err(io(format!(
+            "cannot create the API token in {}",
+            options.data_dir.display()
+        )))?;
+        let endpoints = Arc::new(Endpoints::open(
+            &options.database,
+            options.batch,
+            Arc::default(),
+        )?);
+        endpoints.restore().await?;
+        let listener = tokio::net::TcpListener::bind(options.listen)
+            .await
+            .map_err(io(format!("cannot listen on {}", options.listen)))?;
+        let exposed = !options.listen.ip().is_loopback();
+        if exposed {
+            tracing::warn!(
+                listen = %options.listen,
+                "listening beyond loopback: the management API needs the token; inference {}",
+                if options.public_inference { "is open to anyone who can reach this address" } else { "needs the token too (--public-inference opens it)" }
+            );
+        }
+        let state = Arc::new(http::ServerState {
+            endpoints,
+            token,
+            protect_inference: exposed && !options.public_inference,
+        });
+        Ok(Self { listener, state })
+    }
+
+    /// The address actually bound (useful with port 0).
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// The endpoints, for a host process (`tread up`) that deploys itself.
+    pub fn endpoints(&self) -> Arc<Endpoints> {
+        self.state.endpoints.clone()
+    }
+
+    /// Answers requests until `shutdown` completes.
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        axum::serve(self.listener, http::router(self.state))
+            .with_graceful_shutdown(shutdown)
+            .await
+    }
+}

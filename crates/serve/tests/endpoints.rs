@@ -1,0 +1,441 @@
+//! The endpoint server over real HTTP on loopback: deploy, predict, the
+//! management API and its token, redeploys under load, refused redeploys,
+//! rollback, restart, and every kind of bad input.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use base64::Engine as _;
+use common::{SIZE, TestServer, jpeg, model_file, png};
+use reqwest::Method;
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use tread_serve::BatchOptions;
+
+fn probabilities_sum(answer: &Value) -> f64 {
+    answer["probabilities"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|p| p.as_f64().unwrap())
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deploy_then_predict_images_and_json_and_describe() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = model_file(dir.path(), "v1", 1);
+    let server = TestServer::start(dir.path(), BatchOptions::default()).await;
+
+    let (status, view) = server.deploy("tyre", &model).await;
+    assert_eq!(status, 200, "{view}");
+    assert_eq!(view["status"], "InService");
+    assert_eq!(view["model"]["version"], "v1");
+    assert_eq!(view["model"]["classes"], json!(["defective", "good"]));
+
+    for (content_type, body) in [
+        ("image/jpeg", jpeg(0)),
+        ("image/png", png(9)),
+        ("application/x-image", jpeg(3)),
+    ] {
+        let (status, answer) = server.invoke("tyre", content_type, body).await;
+        assert_eq!(status, 200, "{content_type}: {answer}");
+        assert!(
+            ["defective", "good"].contains(&answer["class"].as_str().unwrap()),
+            "{answer}"
+        );
+        assert!((probabilities_sum(&answer) - 1.0).abs() < 1e-4, "{answer}");
+        assert_eq!(answer["model_version"], "v1");
+    }
+
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let list = json!([b64.encode(jpeg(1)), { "b64": b64.encode(png(2)) }]);
+    let (status, answer) = server
+        .invoke("tyre", "application/json", list.to_string().into_bytes())
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["predictions"].as_array().unwrap().len(), 2);
+
+    // A preprocessed tensor gives the same answer as the image it came from.
+    let preprocess = tread_data::Preprocess {
+        size: SIZE,
+        ..Default::default()
+    };
+    let mut tensor = vec![0.0; preprocess.tensor_len()];
+    preprocess.load(&jpeg(1), &mut tensor).unwrap();
+    let (status, from_tensor) = server
+        .invoke(
+            "tyre",
+            "application/json",
+            json!({ "instances": [tensor] }).to_string().into_bytes(),
+        )
+        .await;
+    assert_eq!(status, 200, "{from_tensor}");
+    let from_image = &answer["predictions"][0]["probabilities"];
+    let from_tensor = &from_tensor["predictions"][0]["probabilities"];
+    for class in ["defective", "good"] {
+        let (a, b) = (
+            from_image[class].as_f64().unwrap(),
+            from_tensor[class].as_f64().unwrap(),
+        );
+        assert!((a - b).abs() < 1e-5, "{class}: {a} vs {b}");
+    }
+
+    let (status, described) = server.api(Method::GET, "/api/endpoints/tyre").await;
+    assert_eq!(status, 200);
+    assert_eq!(described["history"].as_array().unwrap().len(), 1);
+    assert_eq!(described["history"][0]["model_uri"], model.as_str());
+    let (_, listed) = server.api(Method::GET, "/api/endpoints").await;
+    assert_eq!(listed[0]["name"], "tyre");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn management_needs_the_token_and_inference_on_loopback_does_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = model_file(dir.path(), "v1", 1);
+    let server = TestServer::start(dir.path(), BatchOptions::default()).await;
+    let put = |token: Option<&str>| {
+        let mut request = server
+            .http
+            .put(format!("{}/api/endpoints/tyre", server.url))
+            .body(json!({ "model": model }).to_string());
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request.send()
+    };
+    assert_eq!(put(None).await.unwrap().status().as_u16(), 401);
+    assert_eq!(
+        put(Some("tread_not-the-token"))
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        401
+    );
+    let (status, _) = server.get("/api/endpoints").await;
+    assert_eq!(status, 401);
+    assert_eq!(
+        put(Some(server.token.secret()))
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        200
+    );
+    let (status, _) = server.invoke("tyre", "image/jpeg", jpeg(0)).await;
+    assert_eq!(status, 200);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_gets_a_clear_4xx_and_the_server_keeps_serving() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = model_file(dir.path(), "v1", 1);
+    let server = TestServer::start(dir.path(), BatchOptions::default()).await;
+    assert_eq!(server.deploy("tyre", &model).await.0, 200);
+
+    let mut truncated = jpeg(0);
+    truncated.truncate(truncated.len() / 3);
+    let cases: Vec<(&str, &str, Vec<u8>, u16, &str)> = vec![
+        (
+            "tyre",
+            "image/jpeg",
+            b"hello, not an image".to_vec(),
+            400,
+            "not a readable image",
+        ),
+        ("tyre", "image/jpeg", truncated, 400, "not a readable image"),
+        ("tyre", "image/png", pixel_bomb(), 413, "more than the"),
+        ("tyre", "text/plain", jpeg(0), 415, "Content-Type"),
+        (
+            "tyre",
+            "application/json",
+            b"{not json".to_vec(),
+            400,
+            "not valid JSON",
+        ),
+        (
+            "tyre",
+            "application/json",
+            b"[[1, 2, 3]]".to_vec(),
+            400,
+            "holds 3 values",
+        ),
+        (
+            "tyre",
+            "application/json",
+            b"[\"%%%\"]".to_vec(),
+            400,
+            "base64",
+        ),
+        ("tyre", "application/json", b"[]".to_vec(), 400, "no inputs"),
+        (
+            "nowhere",
+            "image/jpeg",
+            jpeg(0),
+            404,
+            "endpoint nowhere does not exist",
+        ),
+    ];
+    for (endpoint, content_type, body, want, fragment) in cases {
+        let (status, answer) = server.invoke(endpoint, content_type, body).await;
+        assert_eq!(status, want, "{content_type} {fragment}: {answer}");
+        let message = answer["error"].as_str().unwrap_or_default();
+        assert!(message.contains(fragment), "{message:?} lacks {fragment:?}");
+    }
+    let (status, answer) = server
+        .post_json(
+            "/v2/models/tyre/infer",
+            &json!({ "inputs": [{ "name": "x", "shape": [1], "datatype": "INT8", "data": [1] }] }),
+        )
+        .await;
+    assert_eq!(status, 400, "{answer}");
+    assert!(answer["error"].as_str().unwrap().contains("datatype INT8"));
+    let (status, answer) = server.deploy("-not.valid", &model).await;
+    assert_eq!(status, 400, "{answer}");
+
+    let (status, answer) = server.invoke("tyre", "image/jpeg", jpeg(0)).await;
+    assert_eq!(status, 200, "still serving after bad input: {answer}");
+    server.stop().await;
+}
+
+/// A PNG that claims 10 000 × 10 000 pixels in a few kilobytes.
+fn pixel_bomb() -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut encoder = png::Encoder::new(&mut out, 10_000, 10_000);
+    encoder.set_color(png::ColorType::Grayscale);
+    encoder.set_compression(png::Compression::Fast);
+    let mut writer = encoder.write_header().unwrap();
+    let mut stream = writer.stream_writer().unwrap();
+    let row = vec![0u8; 10_000];
+    for _ in 0..10_000 {
+        std::io::Write::write_all(&mut stream, &row).unwrap();
+    }
+    stream.finish().unwrap();
+    drop(writer);
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redeploy_under_load_switches_versions_without_a_failed_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let v1 = model_file(dir.path(), "v1", 1);
+    let v2 = model_file(dir.path(), "v2", 2);
+    let server = Arc::new(TestServer::start(dir.path(), BatchOptions::default()).await);
+    assert_eq!(server.deploy("tyre", &v1).await.0, 200);
+
+    let running = Arc::new(AtomicBool::new(true));
+    let clients: Vec<_> = (0..4)
+        .map(|c| {
+            let (server, running) = (server.clone(), running.clone());
+            tokio::spawn(async move {
+                let mut seen = Vec::new();
+                while running.load(Ordering::Relaxed) {
+                    let (status, answer) = server.invoke("tyre", "image/jpeg", jpeg(c)).await;
+                    assert_eq!(
+                        status, 200,
+                        "a request failed during the redeploy: {answer}"
+                    );
+                    seen.push(answer["model_version"].as_str().unwrap().to_string());
+                }
+                seen
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (status, view) = server.deploy("tyre", &v2).await;
+    assert_eq!(status, 200, "{view}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    running.store(false, Ordering::Relaxed);
+    for client in clients {
+        let seen = client.await.unwrap();
+        let switch = seen
+            .iter()
+            .position(|v| v == "v2")
+            .expect("v2 answered after the redeploy");
+        assert!(switch > 0, "v1 answered before the redeploy");
+        assert!(seen[..switch].iter().all(|v| v == "v1"), "{seen:?}");
+        assert!(
+            seen[switch..].iter().all(|v| v == "v2"),
+            "went back to v1: {seen:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrupt_redeploy_is_refused_and_the_old_version_keeps_answering() {
+    let dir = tempfile::tempdir().unwrap();
+    let v1 = model_file(dir.path(), "v1", 1);
+    let good = std::fs::read(model_file(dir.path(), "v2", 2)).unwrap();
+    let server = TestServer::start(dir.path(), BatchOptions::default()).await;
+    assert_eq!(server.deploy("tyre", &v1).await.0, 200);
+
+    let truncated = dir.path().join("truncated.tar.gz");
+    std::fs::write(&truncated, &good[..good.len() / 2]).unwrap();
+    let garbage = dir.path().join("garbage.tar.gz");
+    std::fs::write(&garbage, b"definitely not a model").unwrap();
+    let missing = dir.path().join("missing/model.tar.gz");
+    for (path, fragment) in [
+        (&truncated, "not a usable model"),
+        (&garbage, "not a usable model"),
+        (&missing, "cannot fetch"),
+    ] {
+        let (status, answer) = server.deploy("tyre", path.to_str().unwrap()).await;
+        assert!(status == 422, "{status}: {answer}");
+        assert!(
+            answer["error"].as_str().unwrap().contains(fragment),
+            "{answer}"
+        );
+        let (status, answer) = server.invoke("tyre", "image/jpeg", jpeg(0)).await;
+        assert_eq!(
+            (status, answer["model_version"].as_str()),
+            (200, Some("v1"))
+        );
+    }
+    let (_, described) = server.api(Method::GET, "/api/endpoints/tyre").await;
+    assert_eq!(
+        described["history"].as_array().unwrap().len(),
+        1,
+        "{described}"
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rollback_returns_to_the_previous_model_and_delete_removes_the_endpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let v1 = model_file(dir.path(), "v1", 1);
+    let v2 = model_file(dir.path(), "v2", 2);
+    let server = TestServer::start(dir.path(), BatchOptions::default()).await;
+    let (status, answer) = server
+        .api(Method::POST, "/api/endpoints/tyre/rollback")
+        .await;
+    assert_eq!(status, 404, "{answer}");
+    assert_eq!(server.deploy("tyre", &v1).await.0, 200);
+    let (status, answer) = server
+        .api(Method::POST, "/api/endpoints/tyre/rollback")
+        .await;
+    assert_eq!(status, 409, "nothing to roll back to: {answer}");
+    assert_eq!(server.deploy("tyre", &v2).await.0, 200);
+
+    let (status, view) = server
+        .api(Method::POST, "/api/endpoints/tyre/rollback")
+        .await;
+    assert_eq!(status, 200, "{view}");
+    assert_eq!(view["model"]["version"], "v1");
+    let (_, answer) = server.invoke("tyre", "image/jpeg", jpeg(0)).await;
+    assert_eq!(answer["model_version"], "v1");
+    let actions: Vec<&str> = view["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, ["deploy", "deploy", "rollback"]);
+
+    let (status, _) = server.api(Method::DELETE, "/api/endpoints/tyre").await;
+    assert_eq!(status, 204);
+    let (status, _) = server.invoke("tyre", "image/jpeg", jpeg(0)).await;
+    assert_eq!(status, 404);
+    let (status, _) = server.api(Method::DELETE, "/api/endpoints/tyre").await;
+    assert_eq!(status, 404);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn endpoints_come_back_with_their_models_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let v1 = model_file(dir.path(), "v1", 1);
+    let v2 = model_file(dir.path(), "v2", 2);
+    let server = TestServer::start(dir.path(), BatchOptions::default()).await;
+    assert_eq!(server.deploy("a", &v1).await.0, 200);
+    assert_eq!(server.deploy("b", &v1).await.0, 200);
+    assert_eq!(server.deploy("b", &v2).await.0, 200);
+    server.stop().await;
+
+    let server = TestServer::start(dir.path(), BatchOptions::default()).await;
+    for (endpoint, version) in [("a", "v1"), ("b", "v2")] {
+        let (status, answer) = server.invoke(endpoint, "image/jpeg", jpeg(0)).await;
+        assert_eq!(status, 200, "{answer}");
+        assert_eq!(answer["model_version"], version);
+    }
+    let (status, ready) = server.get("/v2/health/ready").await;
+    assert_eq!(status, 200, "{ready}");
+    server.stop().await;
+
+    // A model that vanished while the server was down: that endpoint says
+    // why, the others serve.
+    std::fs::remove_file(&v2).unwrap();
+    let server = TestServer::start(dir.path(), BatchOptions::default()).await;
+    let (status, answer) = server.invoke("b", "image/jpeg", jpeg(0)).await;
+    assert_eq!(status, 503, "{answer}");
+    assert!(
+        answer["error"]
+            .as_str()
+            .unwrap()
+            .contains("no model loaded"),
+        "{answer}"
+    );
+    assert_eq!(server.invoke("a", "image/jpeg", jpeg(0)).await.0, 200);
+    assert_eq!(server.get("/v2/health/ready").await.0, 503);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_arriving_together_share_forward_passes() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = model_file(dir.path(), "v1", 1);
+    let batching = BatchOptions {
+        max_batch: 8,
+        max_wait: Duration::from_millis(200),
+    };
+    let server = Arc::new(TestServer::start(dir.path(), batching).await);
+    assert_eq!(server.deploy("tyre", &model).await.0, 200);
+    let requests: Vec<_> = (0..8)
+        .map(|c| {
+            let server = server.clone();
+            tokio::spawn(async move { server.invoke("tyre", "image/jpeg", jpeg(c)).await.0 })
+        })
+        .collect();
+    for request in requests {
+        assert_eq!(request.await.unwrap(), 200);
+    }
+    let (_, metrics) = server.get("/metrics").await;
+    let passes = metric(
+        &metrics,
+        "tread_inference_batch_size_count{endpoint=\"tyre\"}",
+    );
+    let images = metric(
+        &metrics,
+        "tread_inference_batch_size_sum{endpoint=\"tyre\"}",
+    );
+    assert_eq!(images, 8.0, "{metrics}");
+    assert!(passes < 8.0, "8 requests took {passes} forward passes");
+    assert_eq!(
+        metric(
+            &metrics,
+            "tread_inference_requests_total{endpoint=\"tyre\"}"
+        ),
+        8.0
+    );
+    assert!(
+        metrics.contains("tread_endpoint_model{endpoint=\"tyre\",version=\"v1\""),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("tread_inference_latency_seconds_bucket"),
+        "{metrics}"
+    );
+}
+
+fn metric(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{series} not in {text}"))
+}

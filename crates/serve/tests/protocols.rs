@@ -1,0 +1,192 @@
+//! The Open Inference Protocol (KServe v2) routes, and ONNX models trained
+//! elsewhere, over real HTTP on loopback.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use base64::Engine as _;
+use common::{SIZE, TestServer, jpeg, model_file};
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+use tread_serve::BatchOptions;
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+fn output<'a>(answer: &'a Value, name: &str) -> &'a Value {
+    answer["outputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["name"] == name)
+        .unwrap_or_else(|| panic!("no output {name} in {answer}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn v2_health_metadata_and_infer_with_tensors_and_images() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = model_file(dir.path(), "v7", 1);
+    let server = TestServer::start(dir.path(), BatchOptions::default()).await;
+    assert_eq!(server.deploy("tyre", &model).await.0, 200);
+
+    let (status, body) = server.get("/v2").await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap()["name"],
+        "tread"
+    );
+    assert_eq!(server.get("/v2/health/live").await.0, 200);
+    assert_eq!(server.get("/v2/health/ready").await.0, 200);
+    assert_eq!(server.get("/ping").await.0, 200);
+    for path in ["/v2/models/tyre", "/v2/models/tyre/versions/v7"] {
+        let (status, body) = server.get(path).await;
+        assert_eq!(status, 200, "{path}: {body}");
+        let meta: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(meta["versions"], json!(["v7"]));
+        assert_eq!(meta["inputs"][0]["shape"], json!([-1, 3, SIZE, SIZE]));
+    }
+    assert_eq!(server.get("/v2/models/tyre/ready").await.0, 200);
+    assert_eq!(server.get("/v2/models/tyre/versions/v7/ready").await.0, 200);
+    assert_eq!(server.get("/v2/models/tyre/versions/v1/ready").await.0, 404);
+    assert_eq!(server.get("/v2/models/other").await.0, 404);
+
+    // Two preprocessed images in one FP32 tensor, nested as clients send.
+    let preprocess = tread_data::Preprocess {
+        size: SIZE,
+        ..Default::default()
+    };
+    let mut first = vec![0.0; preprocess.tensor_len()];
+    preprocess.load(&jpeg(1), &mut first).unwrap();
+    let second = vec![0.25; preprocess.tensor_len()];
+    let data: Vec<f32> = first.iter().chain(&second).copied().collect();
+    let request = json!({
+        "id": "req-1",
+        "inputs": [{ "name": "input", "shape": [2, 3, SIZE, SIZE], "datatype": "FP32", "data": data }],
+    });
+    let (status, answer) = server
+        .post_json("/v2/models/tyre/versions/v7/infer", &request)
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(
+        (
+            answer["id"].as_str(),
+            answer["model_name"].as_str(),
+            answer["model_version"].as_str()
+        ),
+        (Some("req-1"), Some("tyre"), Some("v7"))
+    );
+    let probabilities = output(&answer, "probabilities");
+    assert_eq!(probabilities["shape"], json!([2, 2]));
+    let p: Vec<f64> = probabilities["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect();
+    assert!(
+        (p[0] + p[1] - 1.0).abs() < 1e-4 && (p[2] + p[3] - 1.0).abs() < 1e-4,
+        "{p:?}"
+    );
+    let classes = output(&answer, "class");
+    assert_eq!(classes["datatype"], "BYTES");
+    let best = if p[0] > p[1] { "defective" } else { "good" };
+    assert_eq!(classes["data"][0], best);
+
+    // The same first image as BYTES (base64), asking for the class only.
+    let image = base64::engine::general_purpose::STANDARD.encode(jpeg(1));
+    let request = json!({
+        "inputs": [{ "name": "image", "shape": [1], "datatype": "BYTES", "data": [image] }],
+        "outputs": [{ "name": "class" }],
+    });
+    let (status, answer) = server.post_json("/v2/models/tyre/infer", &request).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["outputs"].as_array().unwrap().len(), 1);
+    assert_eq!(output(&answer, "class")["data"][0], best);
+
+    let wrong_shape = json!({ "inputs": [{ "name": "input", "shape": [1, 3, 2, 2], "datatype": "FP32", "data": vec![0.0; 12] }] });
+    let (status, answer) = server
+        .post_json("/v2/models/tyre/infer", &wrong_shape)
+        .await;
+    assert_eq!(status, 400, "{answer}");
+    let unknown_output = json!({ "inputs": request["inputs"], "outputs": [{ "name": "logits" }] });
+    let (status, answer) = server
+        .post_json("/v2/models/tyre/infer", &unknown_output)
+        .await;
+    assert_eq!(status, 400, "{answer}");
+    assert!(answer["error"].as_str().unwrap().contains("unknown output"));
+    let (status, _) = server
+        .post_json("/v2/models/tyre/versions/v1/infer", &request)
+        .await;
+    assert_eq!(status, 404);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_onnx_classifier_deploys_and_answers_what_numpy_computes() {
+    let dir = tempfile::tempdir().unwrap();
+    let models = dir.path().join("onnx");
+    std::fs::create_dir_all(&models).unwrap();
+    std::fs::copy(fixture("tiny.onnx"), models.join("model.onnx")).unwrap();
+    std::fs::copy(fixture("tiny.json"), models.join("model.json")).unwrap();
+    let server = TestServer::start(dir.path(), BatchOptions::default()).await;
+    let uri = models.join("model.onnx");
+    let (status, view) = server.deploy("tiny", uri.to_str().unwrap()).await;
+    assert_eq!(status, 200, "{view}");
+    assert_eq!(view["model"]["architecture"], "onnx");
+    assert_eq!(view["model"]["version"], "tiny-onnx-1");
+
+    let expected: Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture("tiny-expected.json")).unwrap())
+            .unwrap();
+    let n = 3 * 32 * 32;
+    let full: Vec<f32> = vec![0.5; n];
+    let ramp: Vec<f32> = (0..n)
+        .map(|i| -2.0 + 4.0 * i as f32 / (n - 1) as f32)
+        .collect();
+    let (status, answer) = server
+        .invoke(
+            "tiny",
+            "application/json",
+            json!([full, ramp]).to_string().into_bytes(),
+        )
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    for (row, logits) in expected["logits"].as_array().unwrap().iter().enumerate() {
+        let (a, b) = (logits[0].as_f64().unwrap(), logits[1].as_f64().unwrap());
+        let want_defective = 1.0 / (1.0 + (b - a).exp());
+        let got = answer["predictions"][row]["probabilities"]["defective"]
+            .as_f64()
+            .unwrap();
+        assert!(
+            (got - want_defective).abs() < 1e-4,
+            "row {row}: {got} vs {want_defective}"
+        );
+    }
+    let (status, answer) = server.invoke("tiny", "image/jpeg", jpeg(4)).await;
+    assert_eq!(status, 200, "{answer}");
+
+    // A broken graph, or one without its JSON, is refused; the model stays.
+    let broken = models.join("broken.onnx");
+    std::fs::write(&broken, b"\x08\x07not a protobuf graph").unwrap();
+    std::fs::copy(fixture("tiny.json"), models.join("broken.json")).unwrap();
+    let (status, answer) = server.deploy("tiny", broken.to_str().unwrap()).await;
+    assert_eq!(status, 422, "{answer}");
+    assert!(
+        answer["error"].as_str().unwrap().contains("ONNX"),
+        "{answer}"
+    );
+    let lonely = models.join("lonely.onnx");
+    std::fs::copy(fixture("tiny.onnx"), &lonely).unwrap();
+    let (status, answer) = server.deploy("tiny", lonely.to_str().unwrap()).await;
+    assert_eq!(status, 422, "{answer}");
+    assert!(
+        answer["error"].as_str().unwrap().contains("lonely.json"),
+        "{answer}"
+    );
+    assert_eq!(server.invoke("tiny", "image/jpeg", jpeg(4)).await.0, 200);
+    server.stop().await;
+}

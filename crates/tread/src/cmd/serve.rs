@@ -1,0 +1,364 @@
+//! `tread serve`, `tread deploy`, `tread predict` and `tread endpoint …`:
+//! the endpoint server, and the CLI that talks to it over its HTTP API.
+
+use anyhow::{Context, bail};
+use clap::{Args, Subcommand};
+use serde_json::Value;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+use tread_serve::{ApiToken, BatchOptions, ServeOptions, Server};
+
+/// Options of `tread serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    #[command(flatten)]
+    pub batching: BatchingArgs,
+    /// Answer inference without the token even when listening beyond
+    /// loopback.
+    #[arg(long)]
+    pub public_inference: bool,
+}
+
+/// Dynamic batching of requests that arrive together.
+#[derive(Debug, Args)]
+pub struct BatchingArgs {
+    /// Most images in one forward pass.
+    #[arg(long, default_value_t = 16)]
+    pub max_batch: usize,
+    /// How long a request may wait for others to share its forward pass,
+    /// in milliseconds; 0 batches only what queued while the model was busy.
+    #[arg(long, default_value_t = 0)]
+    pub max_wait_ms: u64,
+}
+
+impl BatchingArgs {
+    /// The batcher's options.
+    pub fn options(&self) -> BatchOptions {
+        BatchOptions {
+            max_batch: self.max_batch.max(1),
+            max_wait: Duration::from_millis(self.max_wait_ms),
+        }
+    }
+}
+
+/// Where the endpoint server is.
+#[derive(Debug, Args)]
+pub struct ServerArgs {
+    /// The endpoint server's URL.
+    #[arg(long, env = "TREAD_SERVER", default_value = "http://127.0.0.1:8080")]
+    pub server: String,
+}
+
+/// Options of `tread deploy`.
+#[derive(Debug, Args)]
+pub struct DeployArgs {
+    /// The model: s3://…/model.tar.gz, s3://…/model.onnx (with model.json
+    /// beside it), or a path.
+    pub model: String,
+    /// The endpoint to create or update.
+    #[arg(long)]
+    pub endpoint: String,
+    #[command(flatten)]
+    pub server: ServerArgs,
+}
+
+/// Options of `tread predict`.
+#[derive(Debug, Args)]
+pub struct PredictArgs {
+    /// The endpoint to ask.
+    #[arg(long)]
+    pub endpoint: String,
+    /// Images: files or s3://bucket/key.
+    #[arg(required = true)]
+    pub images: Vec<String>,
+    /// Print the server's JSON answers.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub server: ServerArgs,
+}
+
+/// `tread endpoint …`.
+#[derive(Debug, Subcommand)]
+pub enum EndpointCmd {
+    /// Every endpoint with its model.
+    List(ServerArgs),
+    /// One endpoint: its model, status and deploy history.
+    Describe {
+        /// The endpoint.
+        name: String,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Return an endpoint to the model it served before.
+    Rollback {
+        /// The endpoint.
+        name: String,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Remove an endpoint.
+    Delete {
+        /// The endpoint.
+        name: String,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+}
+
+/// Runs the endpoint server until Ctrl-C.
+pub fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async {
+        let server = Server::bind(&serve_options(data_dir, &args)).await?;
+        eprintln!(
+            "tread endpoints on http://{} (token in {})",
+            server.local_addr()?,
+            ApiToken::path(data_dir).display()
+        );
+        server
+            .run(async {
+                let _ = tokio::signal::ctrl_c().await;
+            })
+            .await?;
+        Ok(())
+    })
+}
+
+/// The server options for a data dir.
+pub fn serve_options(data_dir: &Path, args: &ServeArgs) -> ServeOptions {
+    ServeOptions {
+        listen: args.listen,
+        database: data_dir.join(tread_store::catalog::DB_FILE),
+        data_dir: data_dir.to_path_buf(),
+        batch: args.batching.options(),
+        public_inference: args.public_inference,
+    }
+}
+
+/// `tread deploy`.
+pub fn deploy(data_dir: &Path, args: DeployArgs) -> anyhow::Result<()> {
+    let client = ApiClient::new(&args.server, data_dir);
+    let body = serde_json::json!({ "model": args.model });
+    let view = block_on(client.call(
+        reqwest::Method::PUT,
+        &endpoint_path(&args.endpoint),
+        Some(body.to_string().into_bytes()),
+    ))?;
+    println!(
+        "endpoint {} serves {} (version {})",
+        args.endpoint,
+        args.model,
+        view["model"]["version"].as_str().unwrap_or("?")
+    );
+    println!(
+        "invoke: {}{}",
+        client.base,
+        view["invocations"].as_str().unwrap_or("")
+    );
+    Ok(())
+}
+
+/// `tread endpoint …`.
+pub fn endpoint(data_dir: &Path, cmd: EndpointCmd) -> anyhow::Result<()> {
+    match cmd {
+        EndpointCmd::List(server) => {
+            let client = ApiClient::new(&server, data_dir);
+            let list = block_on(client.call(reqwest::Method::GET, "/api/endpoints", None))?;
+            print_list(&list);
+        }
+        EndpointCmd::Describe { name, server } => {
+            let client = ApiClient::new(&server, data_dir);
+            let view = block_on(client.call(reqwest::Method::GET, &endpoint_path(&name), None))?;
+            println!("{}", serde_json::to_string_pretty(&view)?);
+        }
+        EndpointCmd::Rollback { name, server } => {
+            let client = ApiClient::new(&server, data_dir);
+            let path = format!("{}/rollback", endpoint_path(&name));
+            let view = block_on(client.call(reqwest::Method::POST, &path, None))?;
+            println!(
+                "endpoint {name} rolled back to {}",
+                view["model"]["uri"].as_str().unwrap_or("?")
+            );
+        }
+        EndpointCmd::Delete { name, server } => {
+            let client = ApiClient::new(&server, data_dir);
+            block_on(client.call(reqwest::Method::DELETE, &endpoint_path(&name), None))?;
+            println!("endpoint {name} deleted");
+        }
+    }
+    Ok(())
+}
+
+fn print_list(list: &Value) {
+    println!("{:<32} {:<10} {:<24} MODEL", "NAME", "STATUS", "VERSION");
+    for e in list.as_array().into_iter().flatten() {
+        println!(
+            "{:<32} {:<10} {:<24} {}",
+            e["name"].as_str().unwrap_or(""),
+            e["status"].as_str().unwrap_or(""),
+            e["model"]["version"].as_str().unwrap_or("-"),
+            e["model"]["uri"].as_str().unwrap_or("-"),
+        );
+    }
+}
+
+/// `tread predict`.
+pub fn predict(data_dir: &Path, args: PredictArgs) -> anyhow::Result<()> {
+    let client = ApiClient::new(&args.server, data_dir);
+    let path = format!("/endpoints/{}/invocations", args.endpoint);
+    block_on(async {
+        for image in &args.images {
+            let bytes = read_image(image).await?;
+            let answer = client
+                .send(
+                    reqwest::Method::POST,
+                    &path,
+                    Some((content_type(image), bytes.to_vec())),
+                )
+                .await
+                .with_context(|| format!("predicting {image}"))?;
+            if args.json {
+                println!("{answer}");
+            } else {
+                println!("{image}\t{}", summary(&answer));
+            }
+        }
+        Ok(())
+    })
+}
+
+/// `good (good 0.931, defective 0.069)`.
+fn summary(answer: &Value) -> String {
+    let mut probabilities: Vec<(&String, f64)> = answer["probabilities"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(c, p)| (c, p.as_f64().unwrap_or(0.0)))
+        .collect();
+    probabilities.sort_by(|a, b| b.1.total_cmp(&a.1));
+    let listed: Vec<String> = probabilities
+        .iter()
+        .map(|(c, p)| format!("{c} {p:.3}"))
+        .collect();
+    format!(
+        "{} ({})",
+        answer["class"].as_str().unwrap_or("?"),
+        listed.join(", ")
+    )
+}
+
+async fn read_image(image: &str) -> anyhow::Result<bytes::Bytes> {
+    if image.starts_with("s3://") {
+        Ok(tread_serve::model::fetch(image).await?)
+    } else {
+        Ok(tokio::fs::read(image)
+            .await
+            .with_context(|| format!("reading {image}"))?
+            .into())
+    }
+}
+
+fn content_type(image: &str) -> &'static str {
+    let extension = image.rsplit('.').next().unwrap_or("").to_ascii_lowercase();
+    match extension.as_str() {
+        "jpg" | "jpeg" => "image/jpeg",
+        "png" => "image/png",
+        "webp" => "image/webp",
+        "bmp" => "image/bmp",
+        "gif" => "image/gif",
+        _ => "application/x-image",
+    }
+}
+
+fn endpoint_path(name: &str) -> String {
+    format!("/api/endpoints/{name}")
+}
+
+fn block_on<T>(work: impl Future<Output = anyhow::Result<T>>) -> anyhow::Result<T> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?
+        .block_on(work)
+}
+
+/// The endpoint server's HTTP API, with the token from `TREAD_TOKEN` or
+/// the data dir.
+struct ApiClient {
+    base: String,
+    token: Option<String>,
+    http: reqwest::Client,
+}
+
+impl ApiClient {
+    fn new(server: &ServerArgs, data_dir: &Path) -> Self {
+        let token = std::env::var("TREAD_TOKEN").ok().or_else(|| {
+            ApiToken::read(data_dir)
+                .ok()
+                .map(|t| t.secret().to_string())
+        });
+        Self {
+            base: server.server.trim_end_matches('/').to_string(),
+            token,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    /// A management call with a JSON body.
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> anyhow::Result<Value> {
+        self.send(method, path, body.map(|b| ("application/json", b)))
+            .await
+    }
+
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<(&str, Vec<u8>)>,
+    ) -> anyhow::Result<Value> {
+        let url = format!("{}{path}", self.base);
+        let mut request = self.http.request(method, &url);
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        if let Some((content_type, bytes)) = body {
+            request = request
+                .header(reqwest::header::CONTENT_TYPE, content_type)
+                .body(bytes);
+        }
+        let response = request.send().await.with_context(|| {
+            format!("cannot reach the endpoint server at {}: start it with `tread serve` or set --server/TREAD_SERVER", self.base)
+        })?;
+        let status = response.status();
+        let text = response.text().await?;
+        if status == reqwest::StatusCode::NO_CONTENT {
+            return Ok(Value::Null);
+        }
+        let value: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        if !status.is_success() {
+            let message = value["error"]
+                .as_str()
+                .map_or_else(|| value.to_string(), str::to_string);
+            if status == reqwest::StatusCode::UNAUTHORIZED && self.token.is_none() {
+                bail!(
+                    "{message} (no token found: set TREAD_TOKEN or --data-dir to the server's data dir)"
+                );
+            }
+            bail!("{message} (HTTP {status})");
+        }
+        Ok(value)
+    }
+}
