@@ -59,6 +59,7 @@ struct Shared {
     options: LoaderOptions,
     cache: Mutex<TensorCache>,
     failures: Mutex<BTreeMap<String, String>>,
+    decoders: Option<rayon::ThreadPool>,
 }
 
 /// Decoded images by dataset index, up to a byte budget.
@@ -92,6 +93,7 @@ impl Loader {
             options,
             cache: Mutex::default(),
             failures: Mutex::default(),
+            decoders: decode_pool(),
         };
         Self {
             shared: Arc::new(shared),
@@ -180,6 +182,30 @@ async fn produce(
     }
 }
 
+/// Decoding gets threads of its own, in Linux's idle scheduling class. On
+/// rayon's global pool, which the training kernels use, a worker busy
+/// decoding holds up a whole parallel matrix product while the other core
+/// waits; as idle-class threads, decoders take only the time the training
+/// leaves free, and all of it when the training waits for its next batch.
+fn decode_pool() -> Option<rayon::ThreadPool> {
+    use thread_priority::{
+        NormalThreadSchedulePolicy, ThreadPriority, ThreadSchedulePolicy,
+        set_thread_priority_and_policy, thread_native_id,
+    };
+    let threads = std::thread::available_parallelism().map_or(2, usize::from);
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .thread_name(|i| format!("decode-{i}"))
+        .start_handler(|_| {
+            let idle = ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Idle);
+            // Where the class is not available the decoders run at normal
+            // priority, which is only slower.
+            let _ = set_thread_priority_and_policy(thread_native_id(), ThreadPriority::Min, idle);
+        })
+        .build()
+        .ok()
+}
+
 impl Shared {
     async fn fetch(&self, index: usize) -> Fetched {
         if let Some(tensor) = self
@@ -212,10 +238,16 @@ impl Shared {
     /// Decodes what is not cached, on all cores, straight into the batch.
     fn assemble(&self, items: Vec<(usize, Fetched)>) -> Batch {
         let len = self.preprocess.tensor_len();
-        let decoded: Vec<(usize, Option<Arc<Vec<f32>>>)> = items
-            .into_par_iter()
-            .map(|(index, fetched)| (index, self.decode(index, fetched, len)))
-            .collect();
+        let decode_all = || -> Vec<(usize, Option<Arc<Vec<f32>>>)> {
+            items
+                .into_par_iter()
+                .map(|(index, fetched)| (index, self.decode(index, fetched, len)))
+                .collect()
+        };
+        let decoded = match &self.decoders {
+            Some(pool) => pool.install(decode_all),
+            None => decode_all(),
+        };
         let kept: Vec<(usize, Arc<Vec<f32>>)> = decoded
             .into_iter()
             .filter_map(|(i, t)| t.map(|t| (i, t)))
