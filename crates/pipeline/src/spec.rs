@@ -1,0 +1,469 @@
+//! The pipeline file (`pipeline.toml`): the recipe's EventBridge rule,
+//! notebook and lifecycle script in one declarative file, checked as a
+//! whole when applied so that a mistake is reported before anything runs.
+//!
+//! ```toml
+//! name = "tyre-quality"
+//! data = "s3://fsxn-ontap/dataset/tyre"
+//! schedule = "rate(1 day)"
+//! retrain_on_data_change = true   # debounced: settle_seconds of quiet first
+//!
+//! [instance]
+//! type = "local-2cpu"
+//! hourly_price = 0.23             # in your currency; cost = billed seconds × price
+//! max_runtime_minutes = 60
+//!
+//! [[steps]]
+//! kind = "train"
+//! model = "resnet-small"
+//! epochs = 4
+//! out = "s3://fsxn-ontap/models/tyre-quality/"
+//!
+//! [[steps]]
+//! kind = "gate"
+//! min_accuracy = 0.6
+//! beat_production = true
+//!
+//! [[steps]]
+//! kind = "deploy"
+//! endpoint = "tyre-quality-classifier"
+//! ```
+
+use serde::Deserialize;
+use std::str::FromStr;
+use thiserror::Error;
+use tread_nn::Architecture;
+use tread_schedule::Schedule;
+
+/// Why a pipeline file was refused.
+#[derive(Debug, Error)]
+pub enum SpecError {
+    /// Not valid TOML, or a field of the wrong type or name.
+    #[error("the pipeline file does not parse: {0}")]
+    Toml(#[from] toml::de::Error),
+    /// The schedule expression is not valid EventBridge grammar.
+    #[error("schedule: {0}")]
+    Schedule(#[from] tread_schedule::ScheduleError),
+    /// A field's value is not allowed; the message says which and why.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// A whole pipeline file.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineSpec {
+    /// The pipeline's name: letters, digits, `-` and `_`.
+    pub name: String,
+    /// The dataset: `s3://bucket/prefix` or a directory.
+    pub data: String,
+    /// When to run (`rate(1 day)`, `cron(0 3 * * ? *)`, `at(…)`); no
+    /// schedule means manual and data-change runs only.
+    #[serde(default, deserialize_with = "schedule")]
+    pub schedule: Option<Schedule>,
+    /// Run when objects under the data prefix change.
+    #[serde(default)]
+    pub retrain_on_data_change: bool,
+    /// Quiet time after the last change before a data-change run starts.
+    #[serde(default = "default_settle")]
+    pub settle_seconds: u64,
+    /// The compute a run holds.
+    #[serde(default)]
+    pub instance: InstanceSpec,
+    /// What a run does, in order.
+    pub steps: Vec<Step>,
+}
+
+fn default_settle() -> u64 {
+    60
+}
+
+fn schedule<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Schedule>, D::Error> {
+    let text = String::deserialize(d)?;
+    Schedule::from_str(&text)
+        .map(Some)
+        .map_err(serde::de::Error::custom)
+}
+
+/// The instance a run starts, and what it costs.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct InstanceSpec {
+    /// A label for the kind of machine (`local-2cpu`, `ml.g4dn.xlarge`).
+    #[serde(rename = "type", default = "default_type")]
+    pub kind: String,
+    /// Price per hour; cost is billed seconds × price / 3600.
+    #[serde(default)]
+    pub hourly_price: f64,
+    /// A run still going after this long is stopped and marked failed.
+    #[serde(default = "default_max_runtime")]
+    pub max_runtime_minutes: u64,
+}
+
+fn default_type() -> String {
+    "local".to_string()
+}
+
+fn default_max_runtime() -> u64 {
+    120
+}
+
+impl Default for InstanceSpec {
+    fn default() -> Self {
+        Self {
+            kind: default_type(),
+            hourly_price: 0.0,
+            max_runtime_minutes: default_max_runtime(),
+        }
+    }
+}
+
+/// One step of a run.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Step {
+    /// Train a model from the pipeline's data (the train part).
+    Train(TrainStep),
+    /// Score the trained model on its held-out split.
+    Evaluate {},
+    /// Stop the run unless the model is good enough.
+    Gate(Gate),
+    /// Record the model in the registry.
+    Register {},
+    /// Deploy the model to an endpoint (registering and promoting it).
+    Deploy {
+        /// The endpoint to create or update.
+        endpoint: String,
+    },
+    /// Any shell command, with the S3 endpoint and keys in its environment.
+    Run {
+        /// The command, run by `sh -c`.
+        command: String,
+    },
+}
+
+impl Step {
+    /// The step's kind as written in the file.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Step::Train(_) => "train",
+            Step::Evaluate {} => "evaluate",
+            Step::Gate(_) => "gate",
+            Step::Register {} => "register",
+            Step::Deploy { .. } => "deploy",
+            Step::Run { .. } => "run",
+        }
+    }
+}
+
+/// The options of `tread train` a train step takes.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TrainStep {
+    /// The network.
+    #[serde(default = "default_model")]
+    pub model: Architecture,
+    /// Passes over the training split.
+    #[serde(default = "default_epochs")]
+    pub epochs: usize,
+    /// Images per step.
+    #[serde(default = "default_batch_size")]
+    pub batch_size: usize,
+    /// Counts (`1500,356`) or fractions (`0.8,0.2`).
+    #[serde(default = "default_split")]
+    pub split: String,
+    /// Seed of the split, shuffles and initial weights.
+    #[serde(default)]
+    pub seed: u64,
+    /// Adam's learning rate.
+    #[serde(default = "default_lr")]
+    pub lr: f32,
+    /// Input side in pixels.
+    #[serde(default = "default_size")]
+    pub size: u32,
+    /// Where models go: `<out>/<version>/model.tar.gz`.
+    pub out: String,
+}
+
+fn default_model() -> Architecture {
+    Architecture::ResnetSmall
+}
+fn default_epochs() -> usize {
+    2
+}
+fn default_batch_size() -> usize {
+    64
+}
+fn default_split() -> String {
+    "0.8,0.2".to_string()
+}
+fn default_lr() -> f32 {
+    1e-3
+}
+fn default_size() -> u32 {
+    224
+}
+
+/// What a model must reach to pass.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Gate {
+    /// Held-out accuracy at least this (0–1).
+    pub min_accuracy: Option<f64>,
+    /// Held-out accuracy above the production model's on the same split.
+    #[serde(default)]
+    pub beat_production: bool,
+}
+
+impl FromStr for PipelineSpec {
+    type Err = SpecError;
+
+    fn from_str(text: &str) -> Result<Self, SpecError> {
+        let spec: PipelineSpec = toml::from_str(text)?;
+        spec.check()?;
+        Ok(spec)
+    }
+}
+
+impl PipelineSpec {
+    /// Checks what the types alone cannot: names, ranges, and that every
+    /// step has the model it needs from an earlier train step.
+    fn check(&self) -> Result<(), SpecError> {
+        let invalid = |m: String| Err(SpecError::Invalid(m));
+        if !valid_name(&self.name) {
+            return invalid(format!(
+                "name {:?}: use 1-63 letters, digits, '-' or '_', starting with a letter or digit",
+                self.name
+            ));
+        }
+        if self.data.trim().is_empty() {
+            return invalid("data: give the dataset, s3://bucket/prefix or a directory".into());
+        }
+        if self.steps.is_empty() {
+            return invalid("steps: a pipeline needs at least one step".into());
+        }
+        if !(self.instance.hourly_price.is_finite() && self.instance.hourly_price >= 0.0) {
+            return invalid("instance.hourly_price must be a number ≥ 0".into());
+        }
+        if self.instance.max_runtime_minutes == 0 {
+            return invalid("instance.max_runtime_minutes must be at least 1".into());
+        }
+        let mut trained = false;
+        for (n, step) in self.steps.iter().enumerate() {
+            let at = format!("step {} ({})", n + 1, step.kind());
+            match step {
+                Step::Train(train) => {
+                    check_train(train).map_err(|m| SpecError::Invalid(format!("{at}: {m}")))?;
+                    trained = true;
+                }
+                Step::Run { command } if command.trim().is_empty() => {
+                    return invalid(format!("{at}: command is empty"));
+                }
+                Step::Run { .. } => {}
+                _ if !trained => {
+                    return invalid(format!(
+                        "{at}: needs a model, so a train step must come first"
+                    ));
+                }
+                Step::Gate(gate) => {
+                    check_gate(gate).map_err(|m| SpecError::Invalid(format!("{at}: {m}")))?
+                }
+                Step::Deploy { endpoint } if !valid_name(endpoint) => {
+                    return invalid(format!(
+                        "{at}: endpoint {endpoint:?} is not a valid endpoint name"
+                    ));
+                }
+                Step::Evaluate {} | Step::Register {} | Step::Deploy { .. } => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+fn check_train(train: &TrainStep) -> Result<(), String> {
+    if train.epochs == 0 || train.batch_size == 0 {
+        return Err("epochs and batch_size must be at least 1".into());
+    }
+    if !(train.lr.is_finite() && train.lr > 0.0) {
+        return Err("lr must be a positive number".into());
+    }
+    if train.size < train.model.min_input_size() as u32 {
+        return Err(format!(
+            "size must be at least {} for {}",
+            train.model.min_input_size(),
+            train.model
+        ));
+    }
+    if train.out.trim().is_empty() {
+        return Err("out: give where models go, s3://bucket/prefix or a directory".into());
+    }
+    Ok(())
+}
+
+fn check_gate(gate: &Gate) -> Result<(), String> {
+    match gate.min_accuracy {
+        Some(a) if !(0.0..=1.0).contains(&a) => {
+            Err(format!("min_accuracy {a} is not between 0 and 1"))
+        }
+        None if !gate.beat_production => {
+            Err("give min_accuracy, beat_production = true, or both".into())
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The rule endpoint names follow, so a pipeline can name its endpoint.
+fn valid_name(name: &str) -> bool {
+    (1..=63).contains(&name.len())
+        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DEMO: &str = r#"
+name = "tyre-quality"
+data = "s3://fsxn-ontap/dataset/tyre"
+schedule = "rate(1 day)"
+retrain_on_data_change = true
+
+[instance]
+type = "local-2cpu"
+hourly_price = 0.23
+max_runtime_minutes = 30
+
+[[steps]]
+kind = "train"
+model = "seed-cnn"
+epochs = 3
+split = "1500,356"
+out = "s3://fsxn-ontap/models/tyre-quality/"
+
+[[steps]]
+kind = "evaluate"
+
+[[steps]]
+kind = "gate"
+min_accuracy = 0.55
+beat_production = true
+
+[[steps]]
+kind = "deploy"
+endpoint = "tyre-quality-classifier"
+
+[[steps]]
+kind = "run"
+command = "echo done"
+"#;
+
+    #[test]
+    fn a_full_pipeline_file_reads_with_defaults_filled_in() -> Result<(), SpecError> {
+        let spec: PipelineSpec = DEMO.parse()?;
+        assert_eq!(spec.name, "tyre-quality");
+        assert_eq!(
+            spec.schedule.as_ref().map(ToString::to_string).as_deref(),
+            Some("rate(1 day)")
+        );
+        assert_eq!(spec.settle_seconds, 60);
+        assert_eq!(spec.instance.kind, "local-2cpu");
+        let kinds: Vec<&str> = spec.steps.iter().map(Step::kind).collect();
+        assert_eq!(kinds, ["train", "evaluate", "gate", "deploy", "run"]);
+        let Step::Train(train) = &spec.steps[0] else {
+            panic!("first step is train");
+        };
+        assert_eq!(
+            (train.model, train.epochs, train.batch_size, train.size),
+            (Architecture::SeedCnn, 3, 64, 224)
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn a_minimal_file_needs_only_name_data_and_steps() -> Result<(), SpecError> {
+        let spec: PipelineSpec =
+            "name = \"p\"\ndata = \"/srv/d\"\n[[steps]]\nkind = \"run\"\ncommand = \"true\"\n"
+                .parse()?;
+        assert!(spec.schedule.is_none());
+        assert_eq!(spec.instance, InstanceSpec::default());
+        Ok(())
+    }
+
+    #[test]
+    fn mistakes_are_refused_with_a_message_naming_them() {
+        let head = "name = \"p\"\ndata = \"s3://b/d\"\n";
+        let train = "[[steps]]\nkind = \"train\"\nout = \"s3://b/m/\"\n";
+        let cases: Vec<(String, &str)> = vec![
+            (
+                format!("{head}schedule = \"rate(1 days)\"\n{train}"),
+                "schedule",
+            ),
+            (
+                format!("{head}schedule = \"cron(0 3 * * * *)\"\n{train}"),
+                "schedule",
+            ),
+            (head.to_string(), "steps"),
+            (format!("{head}steps = []\n"), "at least one step"),
+            (
+                "name = \"no good\"\ndata = \"x\"\n[[steps]]\nkind = \"run\"\ncommand = \"true\"\n"
+                    .to_string(),
+                "name",
+            ),
+            (
+                format!("{head}[[steps]]\nkind = \"deploy\"\nendpoint = \"e\"\n"),
+                "train step must come first",
+            ),
+            (
+                format!("{head}{train}[[steps]]\nkind = \"gate\"\n"),
+                "min_accuracy",
+            ),
+            (
+                format!("{head}{train}[[steps]]\nkind = \"gate\"\nmin_accuracy = 1.5\n"),
+                "between 0 and 1",
+            ),
+            (
+                format!("{head}{train}[[steps]]\nkind = \"deploy\"\nendpoint = \"a/b\"\n"),
+                "endpoint",
+            ),
+            (
+                format!(
+                    "{head}[[steps]]\nkind = \"train\"\nout = \"s3://b/m/\"\nmodel = \"vgg\"\n"
+                ),
+                "vgg",
+            ),
+            (
+                format!("{head}[[steps]]\nkind = \"train\"\nout = \"s3://b/m/\"\nepochs = 0\n"),
+                "epochs",
+            ),
+            (
+                format!("{head}[[steps]]\nkind = \"train\"\nout = \"s3://b/m/\"\nepoch = 3\n"),
+                "epoch",
+            ),
+            (
+                format!("{head}[[steps]]\nkind = \"teleport\"\n"),
+                "teleport",
+            ),
+            (
+                format!("{head}[[steps]]\nkind = \"run\"\ncommand = \" \"\n"),
+                "command is empty",
+            ),
+            (
+                format!("{head}[instance]\nhourly_price = -1.0\n{train}"),
+                "hourly_price",
+            ),
+            (format!("{head}colour = \"red\"\n{train}"), "colour"),
+        ];
+        for (text, fragment) in cases {
+            match text.parse::<PipelineSpec>() {
+                Ok(_) => panic!("accepted:\n{text}"),
+                Err(e) => assert!(
+                    e.to_string().contains(fragment),
+                    "{e} lacks {fragment:?} for:\n{text}"
+                ),
+            }
+        }
+    }
+}
