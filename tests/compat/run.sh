@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# S3 client compatibility of `tread s3 serve`, with stock boto3 and AWS CLI
-# from PyPI at their default settings (CRC checksums, aws-chunked trailers).
+# Client compatibility of `tread s3 serve` (and, last, `tread serve`), with
+# stock boto3 and AWS CLI from PyPI at their default settings (CRC checksums,
+# aws-chunked trailers).
 #
 # Builds the recipe's world (volume vol1, NAS bucket fsxn-ontap, user s3user in
 # group s3group with FullAccess) in a temp dir, serves it, and runs:
@@ -12,6 +13,8 @@
 #   f. boto3 upload_file / download_file (multipart) of 20 MB
 #   g. uploads over HTTPS (self-signed cert), where botocore streams
 #      aws-chunked bodies with a CRC32 trailer (over HTTP it sends a header)
+#   h. the recipe's predictor: boto3's sagemaker-runtime invoke_endpoint
+#      against `tread serve`, on a model trained from the bucket
 #
 # Usage: tests/compat/run.sh        (from any directory)
 # Env:   TREAD_BIN  the tread binary (default: target/release/tread)
@@ -258,4 +261,27 @@ AWS_CA_BUNDLE=$TMP/tls.crt "$PY" "$HERE/s3check.py" transfer "$TEP" "$TMP/tls-sm
 cmp "$TMP/tls-small.bin" "$TMP/tls-small.down" || fail "boto3 round trip over TLS differs"
 pass "g. over HTTPS (aws-chunked + CRC32 trailer): aws s3 cp 100 KB and 20 MB (multipart), boto3 upload_file: byte-exact"
 
-echo "PASS: all S3 compatibility checks (${SECONDS}s)"
+# ---- h. the recipe's predictor: boto3 sagemaker-runtime against tread serve --------
+# A model trained from the bucket, deployed to `tread serve`, invoked the way
+# the recipe's notebook calls its SageMaker endpoint.
+with_store() { TREAD_LOG=error AWS_ENDPOINT_URL=$EP "$TREAD_BIN" "$@" || fail "tread $* failed (exit $?)"; }
+with_store data synth "s3://$BUCKET/predict-tyre" --count 32 --size 64 --seed 1 >/dev/null
+MODEL=$(with_store train "s3://$BUCKET/predict-tyre" --size 64 --epochs 1 --batch-size 16 \
+    --out "s3://$BUCKET/models/predict/" 2>/dev/null | sed -n 's/^model //p')
+[[ $MODEL == s3://$BUCKET/models/predict/*/model.tar.gz ]] || fail "tread train printed no model URI"
+SPORT=$(free_port)
+TREAD_LOG=warn,aws_runtime=error AWS_ENDPOINT_URL=$EP "$TREAD_BIN" serve --listen "127.0.0.1:$SPORT" >"$TMP/serve.log" 2>&1 &
+SERVER_PIDS+=("$!")
+LOGS+=("$TMP/serve.log")
+for ((i = 0; ; i++)); do
+    curl -s -o /dev/null --max-time 2 "http://127.0.0.1:$SPORT/ping" && break
+    ((i < 100)) || fail "tread serve not answering after 10 s"
+    sleep 0.1
+done
+with_store deploy "$MODEL" --endpoint tyre-quality-classifier --server "http://127.0.0.1:$SPORT" >/dev/null
+IMAGE=$(find "$VOL/predict-tyre/good" -name '*.jpg' | sort | head -n1)
+class=$("$PY" "$HERE/invoke.py" "http://127.0.0.1:$SPORT" tyre-quality-classifier "$IMAGE") ||
+    fail "boto3 sagemaker-runtime invoke_endpoint against tread serve"
+pass "h. boto3 sagemaker-runtime invoke_endpoint on a model trained from the bucket and deployed to tread serve: $class"
+
+echo "PASS: all compatibility checks (${SECONDS}s)"

@@ -48,20 +48,23 @@ impl Layer for Linear {
     fn forward(&mut self, input: &Tensor, output: &mut Tensor, _mode: Mode) {
         let (weight, bias) = (self.weight.value.data(), self.bias.value.data());
         let n_in = self.in_features;
-        output
+        let items = output
             .data_mut()
             .par_chunks_mut(self.out_features)
-            .zip(input.data().par_chunks(n_in))
-            .for_each(|(y, x)| {
+            .zip(input.data().par_chunks(n_in));
+        // Fewer items than threads (serving one image): split each item's
+        // features across the threads instead, or one core streams all the
+        // weights alone.
+        if input.batch() < rayon::current_num_threads() {
+            items.for_each(|(y, x)| split_item(x, weight, bias, y));
+        } else {
+            items.for_each(|(y, x)| {
                 y.copy_from_slice(bias);
-                for start in (0..n_in).step_by(CHUNK) {
-                    let xs = &x[start..(start + CHUNK).min(n_in)];
-                    for (o, y) in y.iter_mut().enumerate() {
-                        let row = &weight[o * n_in + start..][..xs.len()];
-                        *y += dot(xs, row);
-                    }
+                for (start, xs) in (0..).step_by(CHUNK).zip(x.chunks(CHUNK)) {
+                    add_chunk(xs, start, weight, n_in, y);
                 }
             });
+        }
     }
 
     fn backward(
@@ -111,6 +114,40 @@ impl Layer for Linear {
 }
 
 /// Dot product in eight lanes so the compiler vectorises it.
+/// Adds to `y` each output's dot product of `xs` (the features from
+/// `start` on) with its weights.
+fn add_chunk(xs: &[f32], start: usize, weight: &[f32], n_in: usize, y: &mut [f32]) {
+    for (o, y) in y.iter_mut().enumerate() {
+        *y += dot(xs, &weight[o * n_in + start..][..xs.len()]);
+    }
+}
+
+/// One item's outputs with its features' chunks spread over the threads,
+/// their partial sums added at the end.
+fn split_item(x: &[f32], weight: &[f32], bias: &[f32], y: &mut [f32]) {
+    let n_in = x.len();
+    let sums = x
+        .par_chunks(CHUNK)
+        .enumerate()
+        .fold(
+            || vec![0.0f32; y.len()],
+            |mut partial, (c, xs)| {
+                add_chunk(xs, c * CHUNK, weight, n_in, &mut partial);
+                partial
+            },
+        )
+        .reduce(
+            || vec![0.0f32; y.len()],
+            |mut a, b| {
+                a.iter_mut().zip(b).for_each(|(a, b)| *a += b);
+                a
+            },
+        );
+    for ((y, b), s) in y.iter_mut().zip(bias).zip(sums) {
+        *y = b + s;
+    }
+}
+
 fn dot(a: &[f32], b: &[f32]) -> f32 {
     let mut lanes = [0.0f32; 8];
     let (a8, a_rest) = a.split_at(a.len() - a.len() % 8);
@@ -128,5 +165,46 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
 fn axpy(y: &mut [f32], a: f32, x: &[f32]) {
     for (y, &x) in y.iter_mut().zip(x) {
         *y += a * x;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    #[test]
+    fn one_item_split_across_threads_matches_a_batch_and_a_plain_sum() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
+        let n_in = 3 * CHUNK + 123;
+        let mut layer = Linear::new(n_in, 3, &mut rng);
+        let x: Vec<f32> = (0..n_in)
+            .map(|i| ((i * 37 % 101) as f32 - 50.0) / 50.0)
+            .collect();
+        let (w, b) = (layer.weight.value.data(), layer.bias.value.data());
+        let expected: Vec<f64> = (0..3)
+            .map(|o| {
+                let dot: f64 = (0..n_in)
+                    .map(|i| f64::from(x[i]) * f64::from(w[o * n_in + i]))
+                    .sum();
+                f64::from(b[o]) + dot
+            })
+            .collect();
+        let single = Tensor::from_vec(&[1, n_in], x.clone()).expect("shape");
+        let batch = Tensor::from_vec(&[8, n_in], x.repeat(8)).expect("shape");
+        let (mut one, mut eight) = (Tensor::zeros(&[1, 3]), Tensor::zeros(&[8, 3]));
+        layer.forward(&single, &mut one, Mode::Infer);
+        layer.forward(&batch, &mut eight, Mode::Infer);
+        for o in 0..3 {
+            let got = one.data()[o];
+            assert!(
+                (f64::from(got) - expected[o]).abs() < 1e-3,
+                "{got} vs {}",
+                expected[o]
+            );
+            for item in 0..8 {
+                assert!((eight.data()[item * 3 + o] - got).abs() < 1e-4);
+            }
+        }
     }
 }
