@@ -120,7 +120,7 @@ impl ConvGeometry {
         self.out_height() * self.out_width()
     }
 
-    fn in_pixels(&self) -> usize {
+    pub(super) fn in_pixels(&self) -> usize {
         self.in_height * self.in_width
     }
 
@@ -355,15 +355,15 @@ impl Tile {
 
 /// Rows `[first_row, first_row + n)` of every channel plane of one image,
 /// borrowed mutably so that tasks can write disjoint parts of one tensor.
-struct Band<'a> {
-    planes: Vec<&'a mut [f32]>,
-    first_row: usize,
+pub(super) struct Band<'a> {
+    pub(super) planes: Vec<&'a mut [f32]>,
+    pub(super) first_row: usize,
     width: usize,
 }
 
 /// Cuts an NCHW tensor into one band per (image, row range), image-major.
 /// `ranges` must be sorted and disjoint.
-fn carve_bands<'a>(
+pub(super) fn carve_bands<'a>(
     data: &'a mut [f32],
     channels: usize,
     plane: (usize, usize),
@@ -399,7 +399,7 @@ thread_local! {
 }
 
 /// Runs `f` on `len` floats of this thread's scratch (contents unspecified).
-fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
+pub(super) fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
     SCRATCH.with(|cell| {
         // Never re-entered: `f` runs gemm single-threaded and no rayon call,
         // so this thread cannot pick up another task while it holds the borrow.

@@ -2,3 +2,4 @@
 
 pub mod conv;
 pub mod matmul;
+pub mod winograd;

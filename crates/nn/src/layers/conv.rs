@@ -2,6 +2,7 @@
 
 use crate::init;
 use crate::kernels::conv::{ConvGeometry, conv2d_backward, conv2d_forward};
+use crate::kernels::winograd;
 use crate::layer::{Layer, Mode, Param, param_name};
 use crate::tensor::Tensor;
 use rand::Rng;
@@ -103,10 +104,16 @@ impl Layer for Conv2d {
         Ok(vec![g.batch, g.out_channels, g.out_height(), g.out_width()])
     }
 
-    fn forward(&mut self, input: &Tensor, output: &mut Tensor, _mode: Mode) {
+    fn forward(&mut self, input: &Tensor, output: &mut Tensor, mode: Mode) {
         if let Ok(g) = self.geometry(input.shape()) {
             let bias = self.bias.as_ref().map(|b| b.value.data());
-            conv2d_forward(
+            // Training keeps the exact path the backward pass mirrors.
+            let forward = if mode == Mode::Infer && winograd::applies(&g) {
+                winograd::forward
+            } else {
+                conv2d_forward
+            };
+            forward(
                 &g,
                 input.data(),
                 self.weight.value.data(),
@@ -143,5 +150,46 @@ impl Layer for Conv2d {
         if let Some(bias) = &mut self.bias {
             visit(&param_name(prefix, "bias"), bias);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    #[test]
+    fn inference_takes_the_winograd_path_and_agrees_with_training() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+        let spec = ConvSpec {
+            in_channels: 16,
+            out_channels: 8,
+            kernel: 3,
+            stride: 1,
+            padding: 1,
+            bias: true,
+            relu: true,
+        };
+        let mut conv = Conv2d::new(spec, &mut rng);
+        let shape = [1, 16, 30, 30];
+        let values = (0..shape.iter().product::<usize>())
+            .map(|i| ((i * 7919 % 211) as f32 - 105.0) / 105.0)
+            .collect();
+        let input = Tensor::from_vec(&shape, values).expect("shape");
+        let geometry = conv.geometry(input.shape()).expect("geometry");
+        assert!(
+            winograd::applies(&geometry),
+            "this case must exercise the Winograd path"
+        );
+        let (mut trained, mut inferred) = (
+            Tensor::zeros(&[1, 8, 30, 30]),
+            Tensor::zeros(&[1, 8, 30, 30]),
+        );
+        conv.forward(&input, &mut trained, Mode::Train);
+        conv.forward(&input, &mut inferred, Mode::Infer);
+        for (a, b) in trained.data().iter().zip(inferred.data()) {
+            assert!((a - b).abs() <= 1e-4 * (1.0 + a.abs()), "{a} vs {b}");
+        }
+        assert!(trained.data().iter().any(|&v| v > 0.0));
     }
 }

@@ -195,13 +195,9 @@ mod tests {
         let (mut one, mut eight) = (Tensor::zeros(&[1, 3]), Tensor::zeros(&[8, 3]));
         layer.forward(&single, &mut one, Mode::Infer);
         layer.forward(&batch, &mut eight, Mode::Infer);
-        for o in 0..3 {
+        for (o, want) in expected.iter().enumerate() {
             let got = one.data()[o];
-            assert!(
-                (f64::from(got) - expected[o]).abs() < 1e-3,
-                "{got} vs {}",
-                expected[o]
-            );
+            assert!((f64::from(got) - want).abs() < 1e-3, "{got} vs {want}");
             for item in 0..8 {
                 assert!((eight.data()[item * 3 + o] - got).abs() < 1e-4);
             }
