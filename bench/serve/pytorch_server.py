@@ -25,11 +25,23 @@ PyTorch at its best on the 2-core benchmark machine, honestly:
     rewrite; one pass over each activation fewer, same function up to float
     rounding). The weights are first loaded unfused with
     load_state_dict(strict=True) so names and shapes are checked exactly.
+  * Eager modules by default. Forward pass alone at batch 1, 224x224, on a
+    quiet machine (median of 100 round-robin calls, main thread):
+        resnet-small  eager NCHW 5.04 ms, eager channels-last 2.87, folded
+                      BN channels-last 2.57, TorchScript-frozen 2.61,
+                      torch.compile channels-last 2.43 ms
+        seed-cnn      eager NCHW 17.7 ms, channels-last 19.9, TorchScript
+                      17.8, torch.compile 17.1 ms
+    torch.compile is 3-5% faster but needs ~30 s of compiling per memory
+    format on a cold cache (bench/serve.sh waits 30 s for the server) and
+    specialises to batch 1; it is available as --optimize compile.
   * Memory format: --memory-format auto (default) times a forward pass in
     NCHW and in channels-last at startup and keeps the faster, per model (it
-    differs by model: see the measurements below). The decoded image is
+    differs by model: see the measurements above). The decoded image is
     HWC, so channels-last input needs no copy.
-  * Inference is serialised by a lock (see INFERENCE_LOCK below for why).
+  * Forward passes run one at a time on the main thread, batching what
+    queued meanwhile as tread serve does (see the comment above class Job:
+    called from another thread, a pass took twice as long).
   * HTTP: the stdlib ThreadingHTTPServer with HTTP/1.1 keep-alive, exact
     Content-Length, Nagle off, no per-request logging.
 
@@ -39,7 +51,14 @@ PIL decode, convert("RGB"), bytes -> float32 in [0, 1], then (only if the
 image is not already size x size, as tread) an antialiased bilinear resize
 of the float tensor (F.interpolate(mode="bilinear", antialias=True,
 align_corners=False)), then (x - mean) / std with model.json's statistics.
-Done with numpy/torch ops (torchvision is not needed).
+Done with numpy/torch ops (torchvision is not needed; against torchvision's
+transforms the tensors differ by at most 2.4e-7).
+
+Checked against tread (2026-11-26): on 64 PNG images the probabilities of
+this server and of `tread serve` agree to 2.4e-7 for both networks, the
+classes on every image; on JPEGs to 1e-4 (PIL's libjpeg-turbo and tread's
+decoder round a few pixels differently), and on mixed-size images (resize
+path) to 2e-5. Accuracy and confusion on every image equal `tread eval --all`.
 
 The networks mirror crates/nn/src/network.rs; their parameter names are
 the safetensors names. seed-cnn reuses bench/train/pytorch_seed_cnn.py's
@@ -51,10 +70,12 @@ Install: python3 -m venv venv && venv/bin/pip install -r requirements.txt
 """
 
 import argparse
+import copy
 import hashlib
 import io
 import json
 import os
+import queue
 import statistics
 import sys
 import tarfile
@@ -247,51 +268,123 @@ class Preprocess:
         return x.contiguous(memory_format=fmt)
 
 
-def time_forward(model: nn.Module, size: int, channels_last: bool, reps: int) -> float:
-    """Median seconds of one forward pass of a single image."""
+def prepare(model: nn.Module, optimize: str, channels_last: bool, size: int) -> nn.Module:
+    """The model in one memory format, optimised, warmed up (compiled)."""
     fmt = torch.channels_last if channels_last else torch.contiguous_format
-    model.to(memory_format=fmt)
+    model = copy.deepcopy(model).to(memory_format=fmt)
     x = torch.randn(1, 3, size, size).contiguous(memory_format=fmt)
-    times = []
     with torch.inference_mode():
-        for i in range(reps + 2):
-            t0 = time.perf_counter()
+        if optimize == "jit":
+            with warnings.catch_warnings():  # TorchScript is deprecated for torch.compile
+                warnings.simplefilter("ignore", FutureWarning)
+                model = torch.jit.optimize_for_inference(torch.jit.freeze(torch.jit.trace(model, x)))
+        elif optimize == "compile":
+            eager = model
+            model = torch.compile(model)
+            try:
+                model(x)
+            except Exception as e:  # noqa: BLE001 - e.g. no C compiler for inductor
+                print(f"torch.compile failed ({type(e).__name__}: {e}); serving eager",
+                      file=sys.stderr)
+                model = eager
+        for _ in range(3):
             model(x)
-            if i >= 2:
-                times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+    return model
 
 
-# Why a lock (measured on the 2-core machine, see bench/serve/README-less
-# notes in the report): with the lock, one forward pass at a time uses both
-# intra-op threads; without it, concurrent requests each run their own
-# 2-thread OpenMP team on 2 cores, oversubscribing the CPU. Without the lock
-# p50 at concurrency 1 is the same (there is nothing to contend with) and
-# throughput at concurrency 16 is lower. Decoding and preprocessing stay
-# outside the lock so they overlap with another request's forward pass.
-INFERENCE_LOCK = threading.Lock()
+def pick_memory_format(candidates: dict, size: int, rounds: int) -> tuple[bool, dict]:
+    """Times the prepared models round-robin, one call each per round, so a
+    burst of background load hits both alike; returns (channels_last, ms)."""
+    times = {cl: [] for cl in candidates}
+    inputs = {cl: torch.randn(1, 3, size, size).contiguous(
+        memory_format=torch.channels_last if cl else torch.contiguous_format) for cl in candidates}
+    with torch.inference_mode():
+        for _ in range(rounds):
+            for cl, model in candidates.items():
+                t0 = time.perf_counter()
+                model(inputs[cl])
+                times[cl].append(time.perf_counter() - t0)
+    ms = {cl: 1e3 * statistics.median(t) for cl, t in times.items()}
+    return min(ms, key=ms.get), ms
+
+
+# How forward passes are scheduled (--inference):
+#   main (default): handler threads decode and preprocess their own request,
+#     then queue the tensor for one inference loop on the process's main
+#     thread, which runs one forward pass at a time, batching whatever queued
+#     meanwhile (up to --max-batch, no waiting: what tread serve does with its
+#     defaults --max-batch 16 --max-wait-ms 0). Why the main thread: measured
+#     on the 2-core machine with torch 2.15 (OpenMP backend), resnet-small's
+#     forward pass at 224 took 2.5 ms called from the main thread and 5.0 ms
+#     called from any other thread (each non-main caller gets its own
+#     OpenMP team), and preprocessing 0.58 vs 0.85 ms.
+#   lock: the forward pass runs in the handler thread under a lock (serialised,
+#     no batching, but on a non-main thread).
+#   concurrent: handler threads run forward passes at once, each with its own
+#     2-thread OpenMP team on the 2 cores (oversubscribed).
+# Serialising keeps both intra-op threads for one pass at a time; decoding
+# and preprocessing stay outside it, overlapping another request's pass.
+class Job:
+    __slots__ = ("x", "done", "probs", "error")
+
+    def __init__(self, x: torch.Tensor):
+        self.x, self.done, self.probs, self.error = x, threading.Event(), None, None
 
 
 class Endpoint:
     def __init__(self, name: str, card: dict, model: nn.Module, preprocess: Preprocess,
-                 use_lock: bool):
+                 inference: str, max_batch: int):
         self.name = name
         self.path = f"/endpoints/{name}/invocations"
         self.classes = card["classes"]
         self.version = card["version"]
         self.model = model
         self.preprocess = preprocess
-        self.lock = INFERENCE_LOCK if use_lock else None
+        self.inference = inference
+        self.max_batch = max_batch
+        self.lock = threading.Lock()
+        self.queue = queue.SimpleQueue()
+
+    def forward(self, x: torch.Tensor) -> list:
+        with torch.inference_mode():
+            return torch.softmax(self.model(x), dim=1).tolist()
+
+    def run_inference_loop(self) -> None:
+        """The main thread's loop (--inference main): one pass at a time over
+        everything queued, up to max_batch."""
+        fmt = torch.channels_last if self.preprocess.channels_last else torch.contiguous_format
+        while True:
+            jobs = [self.queue.get()]
+            while len(jobs) < self.max_batch:
+                try:
+                    jobs.append(self.queue.get_nowait())
+                except queue.Empty:
+                    break
+            try:
+                x = jobs[0].x if len(jobs) == 1 else torch.cat([j.x for j in jobs]).contiguous(
+                    memory_format=fmt)
+                for job, probs in zip(jobs, self.forward(x)):
+                    job.probs = probs
+            except Exception as e:  # noqa: BLE001 - handed to each waiting request
+                for job in jobs:
+                    job.error = e
+            for job in jobs:
+                job.done.set()
 
     def infer(self, body: bytes) -> bytes:
         x = self.preprocess(body)
-        with torch.inference_mode():
-            if self.lock is not None:
-                with self.lock:
-                    logits = self.model(x)
-            else:
-                logits = self.model(x)
-            probs = torch.softmax(logits[0], dim=0).tolist()
+        if self.inference == "main":
+            job = Job(x)
+            self.queue.put(job)
+            job.done.wait()
+            if job.error is not None:
+                raise job.error
+            probs = job.probs
+        elif self.inference == "lock":
+            with self.lock:
+                probs = self.forward(x)[0]
+        else:
+            probs = self.forward(x)[0]
         best = max(range(len(probs)), key=probs.__getitem__)
         # The same fields as tread's answer, so both bodies are alike.
         return json.dumps({"class": self.classes[best], "endpoint": self.name,
@@ -357,9 +450,18 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--memory-format", choices=("auto", "nchw", "channels-last"), default="auto",
                    help="auto: time both at startup, keep the faster (default)")
+    p.add_argument("--optimize", choices=("eager", "compile", "jit"), default="eager",
+                   help="eager (default): plain modules; compile: torch.compile (needs a C "
+                        "compiler; a cold start compiles for ~30 s per memory format, longer "
+                        "than bench/serve.sh waits; forward 3-5%% faster at batch 1, see the "
+                        "docstring); jit: TorchScript trace+freeze+optimize_for_inference")
     p.add_argument("--no-fuse", action="store_true", help="keep batch norm as its own op")
-    p.add_argument("--no-lock", action="store_true",
-                   help="let concurrent requests run forward passes at once")
+    p.add_argument("--inference", choices=("main", "lock", "concurrent"), default="main",
+                   help="where forward passes run (see the comment above class Job)")
+    p.add_argument("--max-batch", type=int, default=16,
+                   help="most queued requests in one forward pass with --inference main "
+                        "(default 16, as tread serve; 1 with --optimize compile, whose "
+                        "graphs are specialised to batch 1)")
     return p.parse_args()
 
 
@@ -379,32 +481,35 @@ def main() -> None:
     size = int(card["input"]["size"])
 
     if args.memory_format == "auto":
-        reps = 5 if card["architecture"] == "seed-cnn" else 20
-        # Two alternating rounds, best of each, so a burst of noise during
-        # one measurement does not decide.
-        timings = {False: float("inf"), True: float("inf")}
-        for cl in (False, True, False, True):
-            timings[cl] = min(timings[cl], time_forward(model, size, cl, reps))
-        channels_last = timings[True] < timings[False]
-        print(f"forward at {size}x{size}: nchw {1e3 * timings[False]:.2f} ms, "
-              f"channels-last {1e3 * timings[True]:.2f} ms", file=sys.stderr)
+        candidates = {cl: prepare(model, args.optimize, cl, size) for cl in (False, True)}
+        rounds = 10 if card["architecture"] == "seed-cnn" else 40
+        channels_last, ms = pick_memory_format(candidates, size, rounds)
+        model = candidates[channels_last]
+        print(f"forward at {size}x{size} ({args.optimize}): nchw {ms[False]:.2f} ms, "
+              f"channels-last {ms[True]:.2f} ms", file=sys.stderr)
     else:
         channels_last = args.memory_format == "channels-last"
-    model.to(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+        model = prepare(model, args.optimize, channels_last, size)
 
+    max_batch = 1 if args.optimize == "compile" else max(1, args.max_batch)
     endpoint = Endpoint(args.name, card, model, Preprocess(card["input"], channels_last),
-                        use_lock=not args.no_lock)
+                        args.inference, max_batch)
     print(f"{card['architecture']} {card['version']} ({len(card['classes'])} classes, "
           f"{size}x{size}) at http://{args.host}:{args.port}{endpoint.path}; "
           f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
           f"{'channels-last' if channels_last else 'nchw'}, "
-          f"batch norm {'kept' if args.no_fuse else 'fused'}, "
-          f"{'no lock' if args.no_lock else 'lock'}", file=sys.stderr)
+          f"batch norm {'kept' if args.no_fuse else 'fused'}, {args.optimize}, "
+          f"inference {args.inference}"
+          f"{f' (max batch {max_batch})' if args.inference == 'main' else ''}", file=sys.stderr)
 
     server = Server((args.host, args.port), handler_for(endpoint))
+    threading.Thread(target=server.serve_forever, name="http", daemon=True).start()
     print("ready", flush=True)
     try:
-        server.serve_forever()
+        if args.inference == "main":
+            endpoint.run_inference_loop()
+        else:
+            threading.Event().wait()
     except KeyboardInterrupt:
         pass
     finally:
