@@ -226,7 +226,7 @@ impl Endpoints {
     }
 
     fn activate(&self, name: &str, model: LoadedModel, action: &str) -> Result<(), DeployError> {
-        let now = now_rfc3339();
+        let now = tread_train::clock::now_rfc3339();
         let revision =
             self.catalog
                 .activate(name, &model.info.uri, &model.info.version, action, &now)?;
@@ -273,12 +273,6 @@ fn check_name(name: &str) -> Result<(), DeployError> {
     } else {
         Err(DeployError::InvalidName(name.to_string()))
     }
-}
-
-fn now_rfc3339() -> String {
-    time::OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
 }
 
 fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
