@@ -79,11 +79,28 @@ impl ObjectDir {
         if !prefix.is_empty() && !prefix.ends_with('/') {
             prefix.push('/');
         }
+        let client = match PROCESS_ACCESS.get() {
+            Some(access) => access.client(),
+            None => s3_client().await,
+        };
         Ok(Self::S3 {
-            client: s3_client().await,
+            client,
             bucket: bucket.to_string(),
             prefix,
         })
+    }
+
+    /// Opens `s3://bucket/prefix` as `access`, whatever the environment
+    /// says; a local path is opened as with [`ObjectDir::open`].
+    pub async fn open_as(uri: &str, access: &S3Access) -> Result<Self, ObjectsError> {
+        match Self::open(uri).await? {
+            Self::S3 { bucket, prefix, .. } => Ok(Self::S3 {
+                client: access.client(),
+                bucket,
+                prefix,
+            }),
+            local => Ok(local),
+        }
     }
 
     /// The directory as a URI (`s3://bucket/prefix/` or the path).
@@ -199,6 +216,56 @@ impl ObjectDir {
             }
         }
     }
+}
+
+/// An S3 endpoint and the keys to use there, given explicitly rather than
+/// through the environment: a pipeline's own user, or `tread up`'s.
+#[derive(Clone)]
+pub struct S3Access {
+    /// The endpoint URL (`http://127.0.0.1:9000`).
+    pub endpoint: String,
+    /// Access key id.
+    pub access_key_id: String,
+    /// Secret access key.
+    pub secret_access_key: String,
+}
+
+impl std::fmt::Debug for S3Access {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("S3Access")
+            .field("endpoint", &self.endpoint)
+            .field("access_key_id", &self.access_key_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl S3Access {
+    fn client(&self) -> aws_sdk_s3::Client {
+        let credentials = aws_sdk_s3::config::Credentials::new(
+            &self.access_key_id,
+            &self.secret_access_key,
+            None,
+            None,
+            "tread",
+        );
+        let config = aws_sdk_s3::Config::builder()
+            .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+            .region(aws_sdk_s3::config::Region::new("us-east-1"))
+            .endpoint_url(&self.endpoint)
+            .force_path_style(true)
+            .credentials_provider(credentials)
+            .build();
+        aws_sdk_s3::Client::from_conf(config)
+    }
+}
+
+static PROCESS_ACCESS: std::sync::OnceLock<S3Access> = std::sync::OnceLock::new();
+
+/// Makes every later [`ObjectDir::open`] of an `s3://` URI in this process
+/// use `access` instead of the environment: `tread up` reads models from its
+/// own store as a user of its own. Only the first call counts.
+pub fn use_process_access(access: S3Access) {
+    let _ = PROCESS_ACCESS.set(access);
 }
 
 /// A client from the standard AWS chain. Path-style addressing when an

@@ -1,7 +1,19 @@
-//! tread's pipeline part: what a pipeline file says (data, schedule,
-//! triggers, instance, steps), checked before anything runs. Runs, the
-//! instances they hold and the model registry build on it.
+//! tread's pipeline part: pipeline files (data, schedule, triggers,
+//! instance, steps), runs of those steps on instances that stop the moment
+//! a run ends, the model registry, and the scheduler and API of `tread up`.
 
+pub mod catalog;
+pub mod http;
+pub mod identity;
+pub mod instance;
+pub mod log;
+pub mod runner;
+pub mod service;
 pub mod spec;
 
+pub use catalog::{Catalog, RunState};
+pub use identity::Identities;
+pub use instance::{InstanceBackend, LocalBackend};
+pub use runner::{Runner, RunnerSettings, StepResult};
+pub use service::{PipelineError, Pipelines};
 pub use spec::{Gate, InstanceSpec, PipelineSpec, SpecError, Step, TrainStep};

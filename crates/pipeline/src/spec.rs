@@ -70,6 +70,11 @@ pub struct PipelineSpec {
     /// The compute a run holds.
     #[serde(default)]
     pub instance: InstanceSpec,
+    /// A store policy (`FullAccess`, `ReadOnlyAccess` or a custom one) for
+    /// the pipeline's S3 user instead of the default: read on `data`, read
+    /// and write on each train step's `out`.
+    #[serde(default)]
+    pub policy: Option<String>,
     /// What a run does, in order.
     pub steps: Vec<Step>,
 }
@@ -98,6 +103,10 @@ pub struct InstanceSpec {
     /// A run still going after this long is stopped and marked failed.
     #[serde(default = "default_max_runtime")]
     pub max_runtime_minutes: u64,
+    /// A shell command run on the instance before the first step (the
+    /// recipe's lifecycle configuration).
+    #[serde(default)]
+    pub on_start: Option<String>,
 }
 
 fn default_type() -> String {
@@ -114,6 +123,7 @@ impl Default for InstanceSpec {
             kind: default_type(),
             hourly_price: 0.0,
             max_runtime_minutes: default_max_runtime(),
+            on_start: None,
         }
     }
 }

@@ -59,6 +59,7 @@ pub enum ServeError {
 pub struct Server {
     listener: tokio::net::TcpListener,
     state: Arc<http::ServerState>,
+    management: Option<axum::Router>,
 }
 
 impl Server {
@@ -92,7 +93,11 @@ impl Server {
             token,
             protect_inference: exposed && !options.public_inference,
         });
-        Ok(Self { listener, state })
+        Ok(Self {
+            listener,
+            state,
+            management: None,
+        })
     }
 
     /// The address actually bound (useful with port 0).
@@ -105,12 +110,18 @@ impl Server {
         self.state.endpoints.clone()
     }
 
+    /// Adds management routes of a host process (`tread up`'s pipelines),
+    /// served behind the same bearer token as `/api/endpoints`.
+    pub fn mount_management(&mut self, routes: axum::Router) {
+        self.management = Some(routes);
+    }
+
     /// Answers requests until `shutdown` completes.
     pub async fn run(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        axum::serve(self.listener, http::router(self.state))
+        axum::serve(self.listener, http::router(self.state, self.management))
             .with_graceful_shutdown(shutdown)
             .await
     }

@@ -667,6 +667,28 @@ impl Catalog {
         Ok(())
     }
 
+    /// Creates custom policy `name` or replaces its document; groups that
+    /// have it keep it, so a pipeline's access follows its file.
+    pub fn policy_put(&self, name: &str, document: &str) -> Result<()> {
+        validate_name("policy", name)?;
+        if Policy::builtin(name).is_some() {
+            return Err(CatalogError::AlreadyExists {
+                kind: "built-in policy",
+                name: name.into(),
+            });
+        }
+        Policy::parse(document).map_err(|source| CatalogError::Policy {
+            name: name.into(),
+            source,
+        })?;
+        self.conn.execute(
+            "INSERT INTO store_policies (name, document) VALUES (?1, ?2)
+             ON CONFLICT(name) DO UPDATE SET document = excluded.document",
+            [name, document],
+        )?;
+        Ok(())
+    }
+
     /// Policy names: the built-in ones, then custom ones.
     pub fn policy_list(&self) -> Result<Vec<String>> {
         let mut names = vec!["FullAccess".to_string(), "ReadOnlyAccess".to_string()];

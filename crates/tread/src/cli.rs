@@ -5,9 +5,12 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 use crate::cmd::data::DataCmd;
+use crate::cmd::demo::DemoArgs;
+use crate::cmd::pipeline::{InstanceCmd, ModelCmd, PipelineCmd, RunCmd};
 use crate::cmd::s3::S3Cmd;
 use crate::cmd::serve::{DeployArgs, EndpointCmd, PredictArgs, ServeArgs};
 use crate::cmd::train::{EvalArgs, TrainArgs};
+use crate::cmd::up::UpArgs;
 
 /// tread: a private S3 bucket on plain directories, image classifiers trained
 /// from it, served over HTTP, retrained on a schedule.
@@ -52,6 +55,23 @@ pub enum Command {
     /// List, describe, roll back or delete endpoints.
     #[command(subcommand)]
     Endpoint(EndpointCmd),
-    /// Build the recipe's whole world end to end (not built yet: see the README).
-    Demo,
+    /// Run everything in one process: the S3 store (:9000), the endpoints,
+    /// the API and /metrics (:8080), and the pipeline scheduler.
+    Up(UpArgs),
+    /// Pipelines: apply a pipeline file, list, describe, run, pause, resume.
+    #[command(subcommand)]
+    Pipeline(PipelineCmd),
+    /// Runs of pipelines: list, describe, logs, cancel.
+    #[command(subcommand)]
+    Run(RunCmd),
+    /// The model registry: versions, promotion, lineage.
+    #[command(subcommand)]
+    Model(ModelCmd),
+    /// Instances runs held, with their billed seconds and cost.
+    #[command(subcommand)]
+    Instance(InstanceCmd),
+    /// Build the recipe's whole world end to end in a fresh data dir:
+    /// store, bucket, user, tyre images, a pipeline run, a deployed endpoint,
+    /// predictions and a summary.
+    Demo(DemoArgs),
 }

@@ -34,8 +34,9 @@ pub struct ServerState {
 /// Largest request body: a big photo, or a JSON batch of them.
 pub const MAX_BODY_BYTES: usize = 64 << 20;
 
-/// Every route of the server.
-pub fn router(state: Arc<ServerState>) -> Router {
+/// Every route of the server, with a host's own management routes, if
+/// any, behind the token.
+pub fn router(state: Arc<ServerState>, host: Option<Router>) -> Router {
     let management = Router::new()
         .route("/api/endpoints", get(api::list))
         .route(
@@ -70,11 +71,15 @@ pub fn router(state: Arc<ServerState>) -> Router {
         inference =
             inference.route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     }
-    management
+    let mut all = management
         .merge(inference)
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .with_state(state)
+        .with_state(state.clone());
+    if let Some(host) = host {
+        all = all.merge(host.route_layer(middleware::from_fn_with_state(state, require_token)));
+    }
+    all
 }
 
 async fn not_found() -> ApiError {

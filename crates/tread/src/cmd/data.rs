@@ -94,29 +94,38 @@ fn inspect(uri: &str, concurrency: usize, json: bool) -> anyhow::Result<()> {
 /// several PUTs in flight.
 fn synth(uri: &str, spec: SynthSpec) -> anyhow::Result<()> {
     let started = Instant::now();
-    let plan = spec.plan()?;
     let runtime = runtime()?;
     let dir = runtime.block_on(ObjectDir::open(uri))?;
+    let [defective, good] = write_synth(&runtime, &dir, &spec)?;
+    println!(
+        "wrote {} images ({defective} defective, {good} good) to {} in {:.1} s",
+        defective + good,
+        dir.uri(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// Draws the synthetic set into `dir`; returns the counts written
+/// (defective, good).
+pub fn write_synth(
+    runtime: &tokio::runtime::Runtime,
+    dir: &ObjectDir,
+    spec: &SynthSpec,
+) -> anyhow::Result<[usize; 2]> {
+    let plan = spec.plan()?;
     let mut written = [0usize; 2];
     for chunk in plan.chunks(SYNTH_CHUNK) {
         let images = chunk
             .par_iter()
             .map(|item| spec.render(item))
             .collect::<Result<Vec<SynthImage>, _>>()?;
-        runtime.block_on(upload(&dir, &images))?;
+        runtime.block_on(upload(dir, &images))?;
         for image in &images {
             written[usize::from(image.class == TyreClass::Good)] += 1;
         }
     }
-    println!(
-        "wrote {} images ({} defective, {} good) to {} in {:.1} s",
-        plan.len(),
-        written[0],
-        written[1],
-        dir.uri(),
-        started.elapsed().as_secs_f64()
-    );
-    Ok(())
+    Ok(written)
 }
 
 async fn upload(dir: &ObjectDir, images: &[SynthImage]) -> anyhow::Result<()> {

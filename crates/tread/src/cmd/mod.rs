@@ -1,9 +1,13 @@
 //! One module per part of the command line, each with its `run`.
 
+pub mod api;
 pub mod data;
+pub mod demo;
+pub mod pipeline;
 pub mod s3;
 pub mod serve;
 pub mod train;
+pub mod up;
 
 use crate::cli::{Cli, Command};
 
@@ -18,8 +22,11 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Deploy(args) => serve::deploy(&cli.data_dir, args),
         Command::Predict(args) => serve::predict(&cli.data_dir, args),
         Command::Endpoint(cmd) => serve::endpoint(&cli.data_dir, cmd),
-        Command::Demo => anyhow::bail!(
-            "`tread demo` arrives with the pipeline part (issue 5); today tread serves S3: see `tread s3 --help` and the README's S3 quick start"
-        ),
+        Command::Up(args) => up::up(&cli.data_dir, args),
+        Command::Pipeline(cmd) => pipeline::pipeline(&cli.data_dir, cmd),
+        Command::Run(cmd) => pipeline::run(&cli.data_dir, cmd),
+        Command::Model(cmd) => pipeline::model(&cli.data_dir, cmd),
+        Command::Instance(cmd) => pipeline::instance(&cli.data_dir, cmd),
+        Command::Demo(args) => demo::demo(&cli.data_dir, args),
     }
 }

@@ -328,7 +328,7 @@ fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
 }
 
 /// Resolves on ctrl-c or SIGTERM.
-async fn shutdown_signal() {
+pub async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };

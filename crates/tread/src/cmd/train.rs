@@ -3,6 +3,7 @@
 use anyhow::Context;
 use bytes::Bytes;
 use clap::Args;
+use std::path::{Path, PathBuf};
 use tread_data::{Dataset, LoaderOptions, ObjectDir, Preprocess, Sample, SplitSpec};
 use tread_nn::{Architecture, DeviceChoice};
 use tread_train::{ConsoleProgress, Model, TrainOptions};
@@ -47,6 +48,10 @@ pub struct TrainArgs {
     /// Where to compute: auto, cpu or cuda.
     #[arg(long, default_value = "auto")]
     pub device: DeviceChoice,
+    /// Also write a JSON summary here: the model's URI, version, dataset
+    /// digest and held-out evaluation (what a pipeline's train step reads).
+    #[arg(long)]
+    pub result: Option<PathBuf>,
 }
 
 /// How images are fetched.
@@ -84,6 +89,13 @@ pub struct EvalArgs {
     /// Images per forward pass.
     #[arg(long, default_value_t = 64)]
     pub batch_size: usize,
+    /// Evaluate on the held-out split of this other model (trained on the
+    /// same data), to compare two models on the same images.
+    #[arg(long, value_name = "MODEL")]
+    pub split_of: Option<String>,
+    /// Also write the evaluation as JSON here.
+    #[arg(long)]
+    pub result: Option<PathBuf>,
     #[command(flatten)]
     pub loading: LoadingArgs,
 }
@@ -131,8 +143,26 @@ pub fn train(args: TrainArgs) -> anyhow::Result<()> {
         .block_on(version_dir.put("metrics.jsonl", Bytes::from(metrics_lines(&trained.card)?)))?;
     print!("{}", trained.card.evaluation.table());
     report_skipped(&trained.card.dataset.skipped);
-    println!("model {}", version_dir.uri_of("model.tar.gz"));
+    let uri = version_dir.uri_of("model.tar.gz");
+    if let Some(path) = &args.result {
+        let card = &trained.card;
+        write_result(
+            path,
+            &serde_json::json!({
+                "model": uri,
+                "version": card.version,
+                "dataset_digest": card.dataset.digest,
+                "evaluation": card.evaluation,
+            }),
+        )?;
+    }
+    println!("model {uri}");
     Ok(())
+}
+
+fn write_result(path: &Path, value: &serde_json::Value) -> anyhow::Result<()> {
+    std::fs::write(path, serde_json::to_vec_pretty(value)?)
+        .with_context(|| format!("writing {}", path.display()))
 }
 
 /// One JSON line per epoch, then one with the held-out evaluation.
@@ -166,13 +196,22 @@ pub fn eval(args: EvalArgs) -> anyhow::Result<()> {
     let dir = runtime.block_on(ObjectDir::open(&args.data))?;
     let dataset = runtime.block_on(list_dataset(&dir))?;
     let samples = relabel(&dataset, &card.classes)?;
-    let indices = if !args.all && dataset.digest() == card.dataset.digest {
-        let split: SplitSpec = card.hyperparameters.split.parse()?;
+    let indices = if let Some(other) = &args.split_of {
+        let reference = runtime.block_on(read_model(other))?.card;
+        if dataset.digest() != reference.dataset.digest {
+            anyhow::bail!(
+                "--split-of {other}: that model was trained on other data than {}, so its held-out split does not exist here",
+                args.data
+            );
+        }
+        eprintln!("evaluating the held-out split of {other}");
+        held_out(&reference, samples.len())?
+    } else if !args.all && dataset.digest() == card.dataset.digest {
         eprintln!(
             "same data as the model was trained on: evaluating its held-out split ({})",
             card.hyperparameters.split
         );
-        split.split(samples.len(), card.hyperparameters.seed)?.1
+        held_out(&card, samples.len())?
     } else {
         eprintln!("evaluating all {} images", samples.len());
         (0..samples.len()).collect()
@@ -193,7 +232,19 @@ pub fn eval(args: EvalArgs) -> anyhow::Result<()> {
     );
     print!("{}", evaluation.table());
     report_skipped(&loader.failures().into_iter().collect::<Vec<_>>());
+    if let Some(path) = &args.result {
+        write_result(
+            path,
+            &serde_json::json!({ "model": args.model, "evaluation": evaluation }),
+        )?;
+    }
     Ok(())
+}
+
+/// The indices of a model's held-out split over a dataset of `len` images.
+fn held_out(card: &tread_train::ModelCard, len: usize) -> anyhow::Result<Vec<usize>> {
+    let split: SplitSpec = card.hyperparameters.split.parse()?;
+    Ok(split.split(len, card.hyperparameters.seed)?.1)
 }
 
 /// The dataset's samples with class indices of the model, refusing a class

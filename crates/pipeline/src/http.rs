@@ -1,0 +1,212 @@
+//! The pipeline part of the management API (`/api/pipelines`, `/api/runs`,
+//! `/api/models`, `/api/instances`, `/api/lineage`). The host mounts it
+//! behind the same bearer token as the endpoint routes.
+
+use crate::catalog::{InstanceView, ModelVersion, RunView};
+use crate::log::{read_from, step_log_path};
+use crate::service::{Lineage, PipelineError, PipelineView, Pipelines};
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use tread_serve::http::error::ApiError;
+
+/// A pipeline API error as HTTP.
+pub struct Failure(ApiError);
+
+impl From<PipelineError> for Failure {
+    fn from(e: PipelineError) -> Self {
+        let status = match &e {
+            PipelineError::Spec(_) => StatusCode::BAD_REQUEST,
+            PipelineError::NotFound(_) => StatusCode::NOT_FOUND,
+            PipelineError::Conflict(_) => StatusCode::CONFLICT,
+            PipelineError::Deploy(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            PipelineError::Catalog(_) | PipelineError::Identity(_) => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
+        };
+        Self(ApiError::new(status, e.to_string()))
+    }
+}
+
+impl From<rusqlite::Error> for Failure {
+    fn from(e: rusqlite::Error) -> Self {
+        PipelineError::Catalog(e).into()
+    }
+}
+
+impl axum::response::IntoResponse for Failure {
+    fn into_response(self) -> axum::response::Response {
+        self.0.into_response()
+    }
+}
+
+type Answer<T> = Result<Json<T>, Failure>;
+
+/// Every pipeline route.
+pub fn router(pipelines: Arc<Pipelines>) -> Router {
+    Router::new()
+        .route("/api/pipelines", get(list).post(apply))
+        .route("/api/pipelines/{name}", get(describe))
+        .route("/api/pipelines/{name}/runs", post(trigger))
+        .route("/api/pipelines/{name}/pause", post(pause))
+        .route("/api/pipelines/{name}/resume", post(resume))
+        .route("/api/runs", get(runs))
+        .route("/api/runs/{id}", get(run))
+        .route("/api/runs/{id}/logs", get(logs))
+        .route("/api/runs/{id}/cancel", post(cancel))
+        .route("/api/models", get(models))
+        .route("/api/models/{name}/{version}", get(model))
+        .route("/api/models/{name}/{version}/promote", post(promote))
+        .route("/api/instances", get(instances))
+        .route("/api/lineage/{endpoint}", get(lineage))
+        .with_state(pipelines)
+}
+
+type S = State<Arc<Pipelines>>;
+
+async fn list(State(p): S) -> Answer<Vec<PipelineView>> {
+    Ok(Json(p.list()?))
+}
+
+/// `POST /api/pipelines` with the pipeline file (TOML) as the body.
+async fn apply(State(p): S, body: String) -> Answer<PipelineView> {
+    Ok(Json(p.apply(&body).await?))
+}
+
+async fn describe(State(p): S, Path(name): Path<String>) -> Answer<PipelineView> {
+    Ok(Json(p.describe(&name)?))
+}
+
+#[derive(Deserialize)]
+struct TriggerQuery {
+    via: Option<String>,
+}
+
+async fn trigger(
+    State(p): S,
+    Path(name): Path<String>,
+    Query(q): Query<TriggerQuery>,
+) -> Result<(StatusCode, Json<RunView>), Failure> {
+    let trigger = if q.via.as_deref() == Some("cli") {
+        "manual"
+    } else {
+        "api"
+    };
+    Ok((StatusCode::CREATED, Json(p.trigger(&name, trigger)?)))
+}
+
+async fn pause(State(p): S, Path(name): Path<String>) -> Answer<PipelineView> {
+    Ok(Json(p.set_paused(&name, true)?))
+}
+
+async fn resume(State(p): S, Path(name): Path<String>) -> Answer<PipelineView> {
+    Ok(Json(p.set_paused(&name, false)?))
+}
+
+#[derive(Deserialize)]
+struct RunsQuery {
+    pipeline: Option<String>,
+    limit: Option<i64>,
+}
+
+async fn runs(State(p): S, Query(q): Query<RunsQuery>) -> Answer<Vec<RunView>> {
+    Ok(Json(
+        p.catalog()
+            .runs(q.pipeline.as_deref(), q.limit.unwrap_or(50))?,
+    ))
+}
+
+fn find_run(p: &Pipelines, id: i64) -> Result<RunView, Failure> {
+    p.catalog()
+        .run(id)?
+        .ok_or_else(|| PipelineError::NotFound(format!("run {id} does not exist")).into())
+}
+
+async fn run(State(p): S, Path(id): Path<i64>) -> Answer<RunView> {
+    Ok(Json(find_run(&p, id)?))
+}
+
+async fn cancel(State(p): S, Path(id): Path<i64>) -> Answer<RunView> {
+    Ok(Json(p.cancel(id)?))
+}
+
+#[derive(Deserialize)]
+struct LogsQuery {
+    step: i64,
+    offset: Option<u64>,
+}
+
+/// A piece of one step's log.
+#[derive(Serialize)]
+struct LogChunk {
+    text: String,
+    next_offset: u64,
+    /// The step's state: when it is no longer pending or running, the
+    /// text up to `next_offset` is the whole log.
+    step_state: String,
+}
+
+async fn logs(State(p): S, Path(id): Path<i64>, Query(q): Query<LogsQuery>) -> Answer<LogChunk> {
+    let run = find_run(&p, id)?;
+    let step = run
+        .steps
+        .iter()
+        .find(|s| s.index == q.step)
+        .map(|s| (s.kind.clone(), s.state.clone()))
+        .or_else(|| (q.step == 0).then(|| ("on-start".to_string(), on_start_state(&run))))
+        .ok_or_else(|| PipelineError::NotFound(format!("run {id} has no step {}", q.step)))?;
+    // The state is read before the file, so a finished state means the
+    // file already holds everything.
+    let path = step_log_path(p.runs_dir(), id, q.step, &step.0);
+    let (text, next_offset) = read_from(&path, q.offset.unwrap_or(0)).map_err(|e| {
+        Failure(ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            e.to_string(),
+        ))
+    })?;
+    Ok(Json(LogChunk {
+        text,
+        next_offset,
+        step_state: step.1,
+    }))
+}
+
+/// The on-start script runs before step 1: it is over once step 1 began.
+fn on_start_state(run: &RunView) -> String {
+    let step_one_began = run.steps.first().is_some_and(|s| s.state != "pending");
+    if step_one_began || run.state.is_final() {
+        "succeeded".to_string()
+    } else {
+        "running".to_string()
+    }
+}
+
+#[derive(Deserialize)]
+struct ModelsQuery {
+    name: Option<String>,
+}
+
+async fn models(State(p): S, Query(q): Query<ModelsQuery>) -> Answer<Vec<ModelVersion>> {
+    Ok(Json(p.catalog().models(q.name.as_deref())?))
+}
+
+async fn model(State(p): S, Path((name, version)): Path<(String, i64)>) -> Answer<ModelVersion> {
+    p.catalog().model(&name, version)?.map(Json).ok_or_else(|| {
+        PipelineError::NotFound(format!("model {name} has no version {version}")).into()
+    })
+}
+
+async fn promote(State(p): S, Path((name, version)): Path<(String, i64)>) -> Answer<ModelVersion> {
+    Ok(Json(p.promote(&name, version).await?))
+}
+
+async fn instances(State(p): S) -> Answer<Vec<InstanceView>> {
+    Ok(Json(p.catalog().instances()?))
+}
+
+async fn lineage(State(p): S, Path(endpoint): Path<String>) -> Answer<Lineage> {
+    Ok(Json(p.lineage(&endpoint)?))
+}

@@ -1,0 +1,122 @@
+//! Each pipeline's own S3 identity in tread's store: user, group and policy
+//! `pipeline-<name>`. By default the policy reads the data prefix and writes
+//! the model prefixes the train steps name; a pipeline file's `policy`
+//! attaches a named policy instead.
+
+use crate::catalog::StepKeys;
+use crate::spec::{PipelineSpec, Step};
+use std::path::PathBuf;
+use tread_store::catalog::{Catalog as StoreCatalog, CatalogError};
+
+/// Creates pipeline users in the store of a data dir.
+pub struct Identities {
+    data_dir: PathBuf,
+    changed: Box<dyn Fn() + Send + Sync>,
+}
+
+impl Identities {
+    /// Users go into the store catalog of `data_dir`; `changed` is called
+    /// after each change, so a running S3 server knows a new user before
+    /// the pipeline's first step uses it.
+    pub fn new(data_dir: PathBuf, changed: Box<dyn Fn() + Send + Sync>) -> Self {
+        Self { data_dir, changed }
+    }
+
+    /// Makes sure the pipeline's user, group and policy exist and match the
+    /// file; returns the user and its keys (new keys only on creation).
+    /// `None` when the data is not in a bucket.
+    pub fn ensure(
+        &self,
+        spec: &PipelineSpec,
+        known: Option<StepKeys>,
+    ) -> Result<Option<(String, StepKeys)>, String> {
+        if !spec.data.starts_with("s3://") {
+            return Ok(None);
+        }
+        let name = format!("pipeline-{}", spec.name);
+        let mut store = StoreCatalog::open(&self.data_dir).map_err(|e| e.to_string())?;
+        let policy = match &spec.policy {
+            Some(policy) => policy.clone(),
+            None => {
+                store
+                    .policy_put(&name, &default_policy(spec))
+                    .map_err(|e| e.to_string())?;
+                name.clone()
+            }
+        };
+        let existing = store
+            .user_list()
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .find(|u| u.user == name);
+        let keys = match (existing, known) {
+            (Some(user), Some(keys)) if user.access_key_id == keys.access_key_id => keys,
+            (Some(_), _) => rekey(store.user_rotate_key(&name))?,
+            (None, _) => rekey(store.user_create(&name))?,
+        };
+        match store.group_create(
+            &name,
+            std::slice::from_ref(&name),
+            std::slice::from_ref(&policy),
+        ) {
+            Ok(_) => {}
+            Err(CatalogError::AlreadyExists { .. }) => {
+                let group = store
+                    .group_list()
+                    .map_err(|e| e.to_string())?
+                    .into_iter()
+                    .find(|g| g.name == name);
+                if group.is_some_and(|g| !g.policies.contains(&policy)) {
+                    return Err(format!(
+                        "group {name} exists without policy {policy}: delete the group and apply again"
+                    ));
+                }
+                let _ = store.group_add_user(&name, &name);
+            }
+            Err(e) => return Err(e.to_string()),
+        }
+        (self.changed)();
+        Ok(Some((name, keys)))
+    }
+}
+
+fn rekey(keys: Result<tread_store::catalog::UserKeys, CatalogError>) -> Result<StepKeys, String> {
+    keys.map(|k| StepKeys {
+        access_key_id: k.access_key_id,
+        secret_access_key: k.secret_access_key,
+    })
+    .map_err(|e| e.to_string())
+}
+
+/// Read on the data prefix, read and write on every train step's `out`.
+fn default_policy(spec: &PipelineSpec) -> String {
+    let mut buckets = Vec::new();
+    let mut read = Vec::new();
+    let mut write = Vec::new();
+    let mut add = |uri: &str, to: &mut Vec<String>| {
+        if let Some(rest) = uri.strip_prefix("s3://") {
+            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+            buckets.push(format!("arn:aws:s3:::{bucket}"));
+            to.push(format!(
+                "arn:aws:s3:::{bucket}/{}*",
+                prefix.trim_end_matches('*')
+            ));
+        }
+    };
+    add(&spec.data, &mut read);
+    for step in &spec.steps {
+        if let Step::Train(train) = step {
+            add(&train.out, &mut write);
+        }
+    }
+    buckets.sort();
+    buckets.dedup();
+    let mut statements = vec![
+        serde_json::json!({"Effect": "Allow", "Action": ["s3:ListBucket", "s3:GetBucketLocation"], "Resource": buckets}),
+        serde_json::json!({"Effect": "Allow", "Action": ["s3:GetObject"], "Resource": read}),
+    ];
+    if !write.is_empty() {
+        statements.push(serde_json::json!({"Effect": "Allow", "Action": ["s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload"], "Resource": write}));
+    }
+    serde_json::json!({"Version": "2012-10-17", "Statement": statements}).to_string()
+}

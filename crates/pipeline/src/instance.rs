@@ -1,0 +1,263 @@
+//! Instances: the compute a run holds, started when the run starts and
+//! stopped the moment it ends. [`InstanceBackend`] is what a backend
+//! implements; [`LocalBackend`] runs each step as a process group of this
+//! machine in a working directory of its own. A Kubernetes backend (one Job
+//! per run) implements the same three calls.
+
+use crate::log::StepLog;
+use async_trait::async_trait;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use thiserror::Error;
+use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+
+/// Why an instance could not start, run a command or stop.
+#[derive(Debug, Error)]
+pub enum InstanceError {
+    /// The backend failed at the operating-system level.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// The failure.
+        source: std::io::Error,
+    },
+}
+
+fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> InstanceError {
+    let context = context.into();
+    move |source| InstanceError::Io { context, source }
+}
+
+/// A command to run on an instance.
+#[derive(Clone, Debug)]
+pub struct Command {
+    /// The program.
+    pub program: PathBuf,
+    /// Its arguments.
+    pub args: Vec<String>,
+    /// Variables added to a clean environment.
+    pub env: Vec<(String, String)>,
+}
+
+/// Starts instances.
+#[async_trait]
+pub trait InstanceBackend: Send + Sync {
+    /// The backend's name, recorded with each instance.
+    fn name(&self) -> &'static str;
+    /// Starts an instance for run `run`.
+    async fn start(&self, run: i64) -> Result<Box<dyn Instance>, InstanceError>;
+    /// Stops whatever an instance with this working directory left running
+    /// when tread itself stopped under it.
+    async fn reclaim(&self, workdir: &Path);
+}
+
+/// A started instance.
+#[async_trait]
+pub trait Instance: Send + Sync {
+    /// The instance's working directory, recorded in the catalog.
+    fn workdir(&self) -> &Path;
+    /// Runs a command to its end, its output going to `log`; returns
+    /// whether it exited with success.
+    async fn exec(&self, command: &Command, log: &StepLog) -> Result<bool, InstanceError>;
+    /// Reads a file a command wrote in the working directory.
+    async fn read_file(&self, name: &str) -> Result<Vec<u8>, InstanceError>;
+    /// Stops the instance: every process it still runs, then its files.
+    async fn stop(&self);
+}
+
+/// Instances as process groups on this machine.
+pub struct LocalBackend {
+    root: PathBuf,
+}
+
+impl LocalBackend {
+    /// Instances get working directories under `root`.
+    pub fn new(root: PathBuf) -> Self {
+        Self { root }
+    }
+}
+
+#[async_trait]
+impl InstanceBackend for LocalBackend {
+    fn name(&self) -> &'static str {
+        "local"
+    }
+
+    async fn start(&self, run: i64) -> Result<Box<dyn Instance>, InstanceError> {
+        let workdir = self.root.join(format!("run-{run}"));
+        tokio::fs::create_dir_all(&workdir)
+            .await
+            .map_err(io(format!("creating {}", workdir.display())))?;
+        Ok(Box::new(LocalInstance {
+            workdir,
+            groups: Mutex::default(),
+        }))
+    }
+
+    async fn reclaim(&self, workdir: &Path) {
+        kill_processes_in(workdir);
+        let _ = tokio::fs::remove_dir_all(workdir).await;
+    }
+}
+
+struct LocalInstance {
+    workdir: PathBuf,
+    groups: Mutex<Vec<i32>>,
+}
+
+#[async_trait]
+impl Instance for LocalInstance {
+    fn workdir(&self) -> &Path {
+        &self.workdir
+    }
+
+    async fn exec(&self, command: &Command, log: &StepLog) -> Result<bool, InstanceError> {
+        let mut child = tokio::process::Command::new(&command.program)
+            .args(&command.args)
+            .env_clear()
+            .envs(inherited_env())
+            .envs(command.env.iter().cloned())
+            .current_dir(&self.workdir)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            // Its own group, so stopping the instance reaches every
+            // process a shell step starts, not just the shell.
+            .process_group(0)
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(io(format!("starting {}", command.program.display())))?;
+        if let Some(pid) = child.id() {
+            lock(&self.groups).push(pid as i32);
+        }
+        let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
+        let copy = async {
+            tokio::join!(copy_lines(stdout, log), copy_lines(stderr, log));
+        };
+        tokio::pin!(copy);
+        let mut copied = false;
+        let status = {
+            let wait = child.wait();
+            tokio::pin!(wait);
+            tokio::select! {
+                status = &mut wait => status,
+                () = &mut copy => {
+                    copied = true;
+                    wait.await
+                }
+            }
+        }
+        .map_err(io(format!("waiting for {}", command.program.display())))?;
+        if !copied {
+            // A process the step left in the background may hold the pipes
+            // open; the step is over when its own process is.
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(1), copy).await;
+        }
+        Ok(status.success())
+    }
+
+    async fn read_file(&self, name: &str) -> Result<Vec<u8>, InstanceError> {
+        let path = self.workdir.join(name);
+        tokio::fs::read(&path)
+            .await
+            .map_err(io(format!("reading {}", path.display())))
+    }
+
+    async fn stop(&self) {
+        for group in lock(&self.groups).drain(..) {
+            if let Some(pid) = rustix::process::Pid::from_raw(group) {
+                // ESRCH (the group is gone) is the usual, good outcome.
+                let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
+            }
+        }
+        kill_processes_in(&self.workdir);
+        let _ = tokio::fs::remove_dir_all(&self.workdir).await;
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// The few variables a step needs from tread's own environment; the rest
+/// (the developer's AWS keys among them) stay out.
+fn inherited_env() -> impl Iterator<Item = (String, String)> {
+    ["PATH", "HOME", "LANG", "TMPDIR", "TREAD_LOG"]
+        .into_iter()
+        .filter_map(|k| std::env::var(k).ok().map(|v| (k.to_string(), v)))
+}
+
+async fn copy_lines(stream: Option<impl AsyncRead + Unpin>, log: &StepLog) {
+    let Some(stream) = stream else { return };
+    let mut reader = BufReader::new(stream);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        match reader.read_until(b'\n', &mut line).await {
+            Ok(0) | Err(_) => return,
+            Ok(_) => log.line(&String::from_utf8_lossy(&line)),
+        }
+    }
+}
+
+/// Kills every process whose working directory is `dir` or below: what a
+/// step left behind, found even after tread restarted and forgot the
+/// process groups it started.
+fn kill_processes_in(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        let inside =
+            std::fs::read_link(entry.path().join("cwd")).is_ok_and(|cwd| cwd.starts_with(dir));
+        if let (true, Some(pid)) = (inside, rustix::process::Pid::from_raw(pid)) {
+            let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn stopping_an_instance_kills_what_its_steps_left_running() -> anyhow::Result<()> {
+        let root = tempfile::tempdir()?;
+        let backend = LocalBackend::new(root.path().to_path_buf());
+        let instance = backend.start(1).await?;
+        let log = StepLog::create(&root.path().join("step.log"), vec![])?;
+        let command = Command {
+            program: "sh".into(),
+            args: vec!["-c".into(), "sleep 60 & echo $! > pid; echo started".into()],
+            env: vec![],
+        };
+        assert!(instance.exec(&command, &log).await?);
+        let pid: i32 = String::from_utf8(instance.read_file("pid").await?)?
+            .trim()
+            .parse()?;
+        let alive = |pid: i32| Path::new(&format!("/proc/{pid}")).exists();
+        assert!(alive(pid), "the background sleep runs after its step");
+        instance.stop().await;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while alive(pid)
+            && std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .is_ok_and(|s| !s.contains(") Z"))
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "process {pid} survived the stop"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        assert!(!instance.workdir().exists());
+        Ok(())
+    }
+}

@@ -1,0 +1,582 @@
+//! One run: start an instance, run the steps in order, stop the instance
+//! the moment the run ends, however it ends. `train`, `evaluate` and `run`
+//! execute on the instance (the train part runs there as `tread train`);
+//! `gate`, `register` and `deploy` are decisions the daemon makes itself, so
+//! a gated-out or failed run never reaches the endpoint.
+
+use crate::catalog::{Catalog, ModelVersion, NewModel, RunState, StepKeys};
+use crate::instance::{Command, Instance, InstanceBackend};
+use crate::log::{StepLog, step_log_path};
+use crate::spec::{Gate, PipelineSpec, Step, TrainStep};
+use serde::Deserialize;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+use tread_serve::Endpoints;
+
+/// What the runner needs from the daemon around it.
+pub struct RunnerSettings {
+    /// The `tread` binary, run on instances for `train` and `evaluate`.
+    pub program: PathBuf,
+    /// The S3 endpoint steps talk to (`AWS_ENDPOINT_URL`).
+    pub s3_endpoint: Option<String>,
+    /// Where step logs go.
+    pub runs_dir: PathBuf,
+}
+
+/// Runs pipelines' runs.
+pub struct Runner {
+    catalog: Arc<Catalog>,
+    endpoints: Arc<Endpoints>,
+    backend: Arc<dyn InstanceBackend>,
+    settings: RunnerSettings,
+}
+
+/// What `tread train --result` and `tread eval --result` write: the
+/// contract between the train part on an instance and the runner.
+#[derive(Debug, Deserialize)]
+pub struct StepResult {
+    /// The model's URI (train).
+    pub model: Option<String>,
+    /// The model's artifact version (train).
+    pub version: Option<String>,
+    /// Digest of the dataset trained on (train).
+    pub dataset_digest: Option<String>,
+    /// The held-out evaluation: `accuracy`, `images`, per-class figures.
+    pub evaluation: serde_json::Value,
+}
+
+impl StepResult {
+    fn accuracy(&self) -> f64 {
+        self.evaluation["accuracy"].as_f64().unwrap_or(0.0)
+    }
+}
+
+/// Why a run stopped before its end.
+enum Stop {
+    Failed(String),
+    Gated(String),
+}
+
+type StepOutcome = Result<String, Stop>;
+
+/// The trained model a run carries from step to step.
+struct Candidate {
+    uri: String,
+    version: String,
+    dataset_digest: String,
+    evaluation: serde_json::Value,
+    accuracy: f64,
+    registered: Option<i64>,
+}
+
+/// One run in progress.
+struct RunContext<'a> {
+    id: i64,
+    spec: &'a PipelineSpec,
+    instance: &'a dyn Instance,
+    env: Vec<(String, String)>,
+    secrets: Vec<String>,
+    candidate: Option<Candidate>,
+    production: Option<(ModelVersion, Option<f64>)>,
+}
+
+impl Runner {
+    /// A runner deploying to `endpoints` on instances from `backend`.
+    pub fn new(
+        catalog: Arc<Catalog>,
+        endpoints: Arc<Endpoints>,
+        backend: Arc<dyn InstanceBackend>,
+        settings: RunnerSettings,
+    ) -> Self {
+        Self {
+            catalog,
+            endpoints,
+            backend,
+            settings,
+        }
+    }
+
+    /// The directory of step logs.
+    pub fn runs_dir(&self) -> &std::path::Path {
+        &self.settings.runs_dir
+    }
+
+    /// The endpoints deploys go to.
+    pub fn endpoints(&self) -> &Arc<Endpoints> {
+        &self.endpoints
+    }
+
+    /// The instance backend.
+    pub fn backend(&self) -> &Arc<dyn InstanceBackend> {
+        &self.backend
+    }
+
+    /// Runs run `id` of `spec` to its end and records how it ended.
+    pub async fn execute(
+        &self,
+        id: i64,
+        spec: &PipelineSpec,
+        keys: Option<StepKeys>,
+        cancel: CancellationToken,
+    ) -> RunState {
+        let catalog = &self.catalog;
+        let _ = catalog.run_started(id, &now());
+        let instance = match self.backend.start(id).await {
+            Ok(instance) => instance,
+            Err(e) => {
+                return self.finish(
+                    id,
+                    RunState::Failed,
+                    Some(format!("the instance did not start: {e}")),
+                );
+            }
+        };
+        let started = Instant::now();
+        let instance_id = catalog
+            .instance_started(
+                id,
+                self.backend.name(),
+                &spec.instance.kind,
+                spec.instance.hourly_price,
+                &instance.workdir().display().to_string(),
+                &now(),
+            )
+            .unwrap_or_default();
+        tracing::info!(run = id, pipeline = %spec.name, instance = instance_id, "instance started");
+        let last_step_end = Mutex::new(None);
+        let mut context = self.context(id, spec, instance.as_ref(), keys);
+        let limit = Duration::from_secs(spec.instance.max_runtime_minutes * 60);
+        let outcome = tokio::select! {
+            result = tokio::time::timeout(limit, self.steps(&mut context, &last_step_end)) => match result {
+                Ok(result) => result,
+                Err(_) => Err((RunState::Failed, format!("the run exceeded max_runtime_minutes = {}", spec.instance.max_runtime_minutes))),
+            },
+            () = cancel.cancelled() => Err((RunState::Cancelled, "cancelled".to_string())),
+        };
+        drop(context);
+        let ended = *last_step_end
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        instance.stop().await;
+        let stopped = Instant::now();
+        let idle = ended.map(|end: Instant| stopped.saturating_duration_since(end).as_secs_f64());
+        let billed = stopped.duration_since(started).as_secs_f64();
+        let _ = catalog.instance_stopped(instance_id, &now(), billed, idle);
+        tracing::info!(
+            run = id,
+            instance = instance_id,
+            billed_seconds = billed,
+            idle_seconds = idle,
+            "instance stopped"
+        );
+        match outcome {
+            Ok(()) => self.finish(id, RunState::Succeeded, None),
+            Err((state, reason)) => self.finish(id, state, Some(reason)),
+        }
+    }
+
+    fn finish(&self, id: i64, state: RunState, reason: Option<String>) -> RunState {
+        let _ = self
+            .catalog
+            .run_finished(id, state, reason.as_deref(), &now());
+        tracing::info!(
+            run = id,
+            state = state.as_str(),
+            reason = reason.as_deref().unwrap_or(""),
+            "run ended"
+        );
+        state
+    }
+
+    fn context<'a>(
+        &self,
+        id: i64,
+        spec: &'a PipelineSpec,
+        instance: &'a dyn Instance,
+        keys: Option<StepKeys>,
+    ) -> RunContext<'a> {
+        let workdir = instance.workdir();
+        let mut env = vec![
+            ("TREAD_RUN_ID".to_string(), id.to_string()),
+            ("TREAD_PIPELINE".to_string(), spec.name.clone()),
+            ("TREAD_DATA".to_string(), spec.data.clone()),
+            ("AWS_REGION".to_string(), "us-east-1".to_string()),
+            // Nothing of the host's AWS setup: the step is the pipeline's user.
+            (
+                "AWS_CONFIG_FILE".to_string(),
+                workdir.join(".no-aws-config").display().to_string(),
+            ),
+            (
+                "AWS_SHARED_CREDENTIALS_FILE".to_string(),
+                workdir.join(".no-aws-credentials").display().to_string(),
+            ),
+        ];
+        if let Some(endpoint) = &self.settings.s3_endpoint {
+            env.push(("AWS_ENDPOINT_URL".to_string(), endpoint.clone()));
+        }
+        let mut secrets = Vec::new();
+        if let Some(keys) = keys {
+            env.push(("AWS_ACCESS_KEY_ID".to_string(), keys.access_key_id.clone()));
+            env.push((
+                "AWS_SECRET_ACCESS_KEY".to_string(),
+                keys.secret_access_key.clone(),
+            ));
+            secrets = vec![keys.secret_access_key, keys.access_key_id];
+        }
+        let production = self
+            .catalog
+            .model_production(&spec.name)
+            .ok()
+            .flatten()
+            .map(|p| (p, None));
+        RunContext {
+            id,
+            spec,
+            instance,
+            env,
+            secrets,
+            candidate: None,
+            production,
+        }
+    }
+
+    async fn steps(
+        &self,
+        run: &mut RunContext<'_>,
+        last_step_end: &Mutex<Option<Instant>>,
+    ) -> Result<(), (RunState, String)> {
+        if let Some(script) = &run.spec.instance.on_start {
+            self.on_start(run, script).await?;
+        }
+        for (n, step) in run.spec.steps.iter().enumerate() {
+            let index = n as i64 + 1;
+            let _ = self.catalog.step_started(run.id, index, &now());
+            let log = StepLog::create(
+                &step_log_path(&self.settings.runs_dir, run.id, index, step.kind()),
+                run.secrets.clone(),
+            );
+            let outcome = match &log {
+                Ok(log) => self.step(run, step, log).await,
+                Err(e) => Err(Stop::Failed(format!("cannot write the step log: {e}"))),
+            };
+            *last_step_end
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Instant::now());
+            let (state, message) = match &outcome {
+                Ok(message) => ("succeeded", message.as_str()),
+                Err(Stop::Failed(m)) => ("failed", m.as_str()),
+                Err(Stop::Gated(m)) => ("gated", m.as_str()),
+            };
+            if let Ok(log) = &log {
+                log.line(&format!("[tread] step {state}: {message}"));
+            }
+            let _ = self
+                .catalog
+                .step_finished(run.id, index, state, message, &now());
+            match outcome {
+                Ok(_) => {}
+                Err(Stop::Failed(m)) => {
+                    return Err((
+                        RunState::Failed,
+                        format!("step {index} ({}): {m}", step.kind()),
+                    ));
+                }
+                Err(Stop::Gated(m)) => return Err((RunState::Gated, m)),
+            }
+        }
+        Ok(())
+    }
+
+    /// The instance's on-start script, logged as step 0.
+    async fn on_start(&self, run: &RunContext<'_>, script: &str) -> Result<(), (RunState, String)> {
+        let log = StepLog::create(
+            &step_log_path(&self.settings.runs_dir, run.id, 0, "on-start"),
+            run.secrets.clone(),
+        )
+        .map_err(|e| (RunState::Failed, format!("cannot write the step log: {e}")))?;
+        let command = Command {
+            program: "sh".into(),
+            args: vec!["-c".into(), script.to_string()],
+            env: run.env.clone(),
+        };
+        match exec(run.instance, &command, &log).await {
+            Ok(()) => Ok(()),
+            Err(Stop::Failed(m) | Stop::Gated(m)) => Err((
+                RunState::Failed,
+                format!("the instance's on_start script: {m}"),
+            )),
+        }
+    }
+
+    async fn step(&self, run: &mut RunContext<'_>, step: &Step, log: &StepLog) -> StepOutcome {
+        match step {
+            Step::Train(train) => self.train(run, train, log).await,
+            Step::Evaluate {} => self.evaluate(run, log).await,
+            Step::Gate(gate) => self.gate(run, gate, log).await,
+            Step::Register {} => self
+                .register(run)
+                .map(|v| format!("registered {} version {v}", run.spec.name)),
+            Step::Deploy { endpoint } => self.deploy(run, endpoint, log).await,
+            Step::Run { command } => {
+                let mut env = run.env.clone();
+                if let Some(candidate) = &run.candidate {
+                    env.push(("TREAD_MODEL_URI".to_string(), candidate.uri.clone()));
+                }
+                let command = Command {
+                    program: "sh".into(),
+                    args: vec!["-c".into(), command.clone()],
+                    env,
+                };
+                exec(run.instance, &command, log)
+                    .await
+                    .map(|()| "exited 0".to_string())
+            }
+        }
+    }
+
+    async fn train(
+        &self,
+        run: &mut RunContext<'_>,
+        train: &TrainStep,
+        log: &StepLog,
+    ) -> StepOutcome {
+        let args = [
+            "train",
+            &run.spec.data,
+            "--out",
+            &train.out,
+            "--model",
+            &train.model.to_string(),
+            "--epochs",
+            &train.epochs.to_string(),
+            "--batch-size",
+            &train.batch_size.to_string(),
+            "--split",
+            &train.split,
+            "--seed",
+            &train.seed.to_string(),
+            "--lr",
+            &train.lr.to_string(),
+            "--size",
+            &train.size.to_string(),
+            "--result",
+            "train-result.json",
+        ];
+        let result = self.tread(run, &args, "train-result.json", log).await?;
+        let (Some(uri), Some(version), Some(digest)) = (
+            result.model.clone(),
+            result.version.clone(),
+            result.dataset_digest.clone(),
+        ) else {
+            return Err(Stop::Failed(
+                "tread train wrote no model in its result".into(),
+            ));
+        };
+        let _ = self.catalog.run_set_model(run.id, &digest, None);
+        let accuracy = result.accuracy();
+        run.candidate = Some(Candidate {
+            uri: uri.clone(),
+            version,
+            dataset_digest: digest,
+            evaluation: result.evaluation,
+            accuracy,
+            registered: None,
+        });
+        Ok(format!("trained {uri}: held-out accuracy {accuracy:.4}"))
+    }
+
+    async fn evaluate(&self, run: &mut RunContext<'_>, log: &StepLog) -> StepOutcome {
+        let uri = candidate(run)?.uri.clone();
+        let data = run.spec.data.clone();
+        let result = self
+            .tread(
+                run,
+                &["eval", &uri, &data, "--result", "eval-result.json"],
+                "eval-result.json",
+                log,
+            )
+            .await?;
+        let accuracy = result.accuracy();
+        if let Some(c) = run.candidate.as_mut() {
+            c.accuracy = accuracy;
+            c.evaluation = result.evaluation;
+        }
+        let mut message = format!("held-out accuracy {accuracy:.4}");
+        if let Some(production) = self.production_accuracy(run, log).await? {
+            message.push_str(&format!("; production on the same split {production:.4}"));
+        }
+        Ok(message)
+    }
+
+    /// The production model's accuracy on the candidate's held-out split,
+    /// measured once per run.
+    async fn production_accuracy(
+        &self,
+        run: &mut RunContext<'_>,
+        log: &StepLog,
+    ) -> Result<Option<f64>, Stop> {
+        let Some((production, measured)) = &run.production else {
+            return Ok(None);
+        };
+        if let Some(accuracy) = measured {
+            return Ok(Some(*accuracy));
+        }
+        let (prod_uri, cand_uri, data) = (
+            production.uri.clone(),
+            candidate(run)?.uri.clone(),
+            run.spec.data.clone(),
+        );
+        log.line(&format!(
+            "[tread] scoring production version {} on the same held-out split",
+            production.version
+        ));
+        let result = self
+            .tread(
+                run,
+                &[
+                    "eval",
+                    &prod_uri,
+                    &data,
+                    "--split-of",
+                    &cand_uri,
+                    "--result",
+                    "production-result.json",
+                ],
+                "production-result.json",
+                log,
+            )
+            .await?;
+        let accuracy = result.accuracy();
+        if let Some((_, measured)) = run.production.as_mut() {
+            *measured = Some(accuracy);
+        }
+        Ok(Some(accuracy))
+    }
+
+    async fn gate(&self, run: &mut RunContext<'_>, gate: &Gate, log: &StepLog) -> StepOutcome {
+        let accuracy = candidate(run)?.accuracy;
+        if let Some(min) = gate.min_accuracy
+            && accuracy < min
+        {
+            return Err(Stop::Gated(format!(
+                "held-out accuracy {accuracy:.4} is below min_accuracy {min}"
+            )));
+        }
+        let mut message = format!("accuracy {accuracy:.4}");
+        if gate.beat_production {
+            match self.production_accuracy(run, log).await? {
+                Some(production) if accuracy <= production => {
+                    return Err(Stop::Gated(format!(
+                        "held-out accuracy {accuracy:.4} does not beat the production model's {production:.4} on the same split"
+                    )));
+                }
+                Some(production) => {
+                    message.push_str(&format!(" beats production's {production:.4}"))
+                }
+                None => message.push_str(", no production model yet"),
+            }
+        }
+        Ok(format!("passed: {message}"))
+    }
+
+    fn register(&self, run: &mut RunContext<'_>) -> Result<i64, Stop> {
+        let (id, name) = (run.id, run.spec.name.clone());
+        let c = run
+            .candidate
+            .as_mut()
+            .ok_or_else(|| Stop::Failed("no model: a train step must come first".into()))?;
+        if let Some(version) = c.registered {
+            return Ok(version);
+        }
+        let version = self
+            .catalog
+            .model_register(
+                &NewModel {
+                    name: &name,
+                    run_id: id,
+                    uri: &c.uri,
+                    artifact_version: &c.version,
+                    accuracy: c.accuracy,
+                    metrics: &c.evaluation,
+                    dataset_digest: &c.dataset_digest,
+                },
+                &name,
+                &now(),
+            )
+            .map_err(|e| Stop::Failed(format!("the registry: {e}")))?;
+        c.registered = Some(version);
+        let _ = self
+            .catalog
+            .run_set_model(id, &c.dataset_digest, Some(version));
+        Ok(version)
+    }
+
+    async fn deploy(&self, run: &mut RunContext<'_>, endpoint: &str, log: &StepLog) -> StepOutcome {
+        let version = self.register(run)?;
+        let uri = candidate(run)?.uri.clone();
+        log.line(&format!("[tread] deploying {uri} to endpoint {endpoint}"));
+        self.endpoints
+            .deploy(endpoint, &uri)
+            .await
+            .map_err(|e| Stop::Failed(format!("deploy to {endpoint}: {e}")))?;
+        self.catalog
+            .model_promote(&run.spec.name, version, endpoint)
+            .map_err(|e| Stop::Failed(format!("the registry: {e}")))?;
+        Ok(format!(
+            "endpoint {endpoint} serves {} version {version} (production)",
+            run.spec.name
+        ))
+    }
+
+    /// Runs `tread args…` on the instance and reads the result file it wrote.
+    async fn tread(
+        &self,
+        run: &RunContext<'_>,
+        args: &[&str],
+        result: &str,
+        log: &StepLog,
+    ) -> Result<StepResult, Stop> {
+        let command = Command {
+            program: self.settings.program.clone(),
+            args: args.iter().map(|a| a.to_string()).collect(),
+            env: run.env.clone(),
+        };
+        exec(run.instance, &command, log).await?;
+        let bytes = run
+            .instance
+            .read_file(result)
+            .await
+            .map_err(|e| Stop::Failed(e.to_string()))?;
+        serde_json::from_slice(&bytes).map_err(|e| Stop::Failed(format!("{result}: {e}")))
+    }
+}
+
+fn candidate<'r>(run: &'r RunContext<'_>) -> Result<&'r Candidate, Stop> {
+    run.candidate
+        .as_ref()
+        .ok_or_else(|| Stop::Failed("no model: a train step must come first".into()))
+}
+
+async fn exec(instance: &dyn Instance, command: &Command, log: &StepLog) -> Result<(), Stop> {
+    log.line(&format!(
+        "$ {} {}",
+        command.program.display(),
+        command.args.join(" ")
+    ));
+    match instance.exec(command, log).await {
+        Ok(true) => Ok(()),
+        Ok(false) => {
+            Err(Stop::Failed(log.last_error().unwrap_or_else(|| {
+                "the command exited with an error".into()
+            })))
+        }
+        Err(e) => Err(Stop::Failed(e.to_string())),
+    }
+}
+
+/// Now as RFC 3339.
+pub fn now() -> String {
+    tread_train::clock::now_rfc3339()
+}

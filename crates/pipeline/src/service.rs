@@ -1,0 +1,526 @@
+//! The daemon's pipeline service: applies pipeline files, turns triggers
+//! (schedule, data change, hand, API) into runs, runs one run at a time per
+//! pipeline, and after a restart fails what was in flight and stops its
+//! instances.
+
+use crate::catalog::{Catalog, ModelVersion, PipelineRecord, RunState, RunView};
+use crate::identity::Identities;
+use crate::runner::{Runner, now};
+use crate::spec::{PipelineSpec, SpecError, Step};
+use serde::Serialize;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use thiserror::Error;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use tokio_util::sync::CancellationToken;
+use tread_data::{ObjectDir, S3Access};
+
+/// Why a pipeline request was refused.
+#[derive(Debug, Error)]
+pub enum PipelineError {
+    /// The pipeline file is wrong.
+    #[error(transparent)]
+    Spec(#[from] SpecError),
+    /// No such pipeline, run or model version.
+    #[error("{0}")]
+    NotFound(String),
+    /// The request cannot be done in the current state.
+    #[error("{0}")]
+    Conflict(String),
+    /// The catalog failed.
+    #[error("metadata database: {0}")]
+    Catalog(#[from] rusqlite::Error),
+    /// The pipeline's S3 user could not be set up.
+    #[error("the pipeline's S3 user: {0}")]
+    Identity(String),
+    /// A deploy for a promotion failed.
+    #[error(transparent)]
+    Deploy(#[from] tread_serve::DeployError),
+}
+
+/// A pipeline as the API shows it.
+#[derive(Clone, Debug, Serialize)]
+pub struct PipelineView {
+    /// Name.
+    pub name: String,
+    /// The dataset.
+    pub data: String,
+    /// The schedule expression.
+    pub schedule: Option<String>,
+    /// RFC 3339 time of the next scheduled run.
+    pub next_run: Option<String>,
+    /// Paused pipelines only run by hand.
+    pub paused: bool,
+    /// Whether new data starts a run.
+    pub retrain_on_data_change: bool,
+    /// The instance type.
+    pub instance_type: String,
+    /// Step kinds in order.
+    pub steps: Vec<String>,
+    /// The S3 user its steps run as.
+    pub s3_user: Option<String>,
+    /// RFC 3339 creation time.
+    pub created: String,
+    /// RFC 3339 time of the last apply.
+    pub updated: String,
+    /// The newest run.
+    pub last_run: Option<RunView>,
+    /// The pipeline file.
+    pub source: String,
+}
+
+/// Where an endpoint's model came from.
+#[derive(Clone, Debug, Serialize)]
+pub struct Lineage {
+    /// The endpoint.
+    pub endpoint: String,
+    /// The artifact it serves.
+    pub model_uri: Option<String>,
+    /// The registry version of that artifact, if a pipeline made it.
+    pub model: Option<ModelVersion>,
+    /// The run that made it.
+    pub run: Option<RunView>,
+    /// The digest of the data it was trained on.
+    pub dataset_digest: Option<String>,
+}
+
+#[derive(Default)]
+struct Watch {
+    seen: Option<String>,
+    since: Option<std::time::Instant>,
+    next_poll: Option<std::time::Instant>,
+}
+
+#[derive(Default)]
+struct State {
+    active: HashMap<i64, CancellationToken>,
+    locks: HashMap<String, Arc<tokio::sync::Mutex<()>>>,
+    busy: HashMap<String, usize>,
+    watches: HashMap<String, Watch>,
+}
+
+/// The pipeline service of `tread up`.
+pub struct Pipelines {
+    catalog: Arc<Catalog>,
+    runner: Arc<Runner>,
+    identities: Option<Identities>,
+    s3_endpoint: Option<String>,
+    state: Mutex<State>,
+}
+
+impl Pipelines {
+    /// A service over `catalog`, running with `runner`; `identities`
+    /// creates each pipeline's S3 user in the store at `s3_endpoint`.
+    pub fn new(
+        catalog: Arc<Catalog>,
+        runner: Arc<Runner>,
+        identities: Option<Identities>,
+        s3_endpoint: Option<String>,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            catalog,
+            runner,
+            identities,
+            s3_endpoint,
+            state: Mutex::default(),
+        })
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The directory of step logs.
+    pub fn runs_dir(&self) -> &std::path::Path {
+        self.runner.runs_dir()
+    }
+
+    /// The catalog, for reads.
+    pub fn catalog(&self) -> &Arc<Catalog> {
+        &self.catalog
+    }
+
+    /// Creates or updates a pipeline from its file.
+    pub async fn apply(&self, source: &str) -> Result<PipelineView, PipelineError> {
+        let spec: PipelineSpec = source.parse()?;
+        let existed = self.catalog.pipeline(&spec.name)?.is_some();
+        if let Some(identities) = &self.identities
+            && let Some((user, keys)) = identities
+                .ensure(&spec, self.catalog.pipeline_keys(&spec.name)?)
+                .map_err(PipelineError::Identity)?
+        {
+            self.catalog.pipeline_put(&spec.name, source, &now())?;
+            self.catalog.pipeline_set_user(&spec.name, &user, &keys)?;
+        } else {
+            self.catalog.pipeline_put(&spec.name, source, &now())?;
+        }
+        if spec.retrain_on_data_change
+            && !existed
+            && let Some(digest) = self.data_digest(&spec).await
+        {
+            // The data as it is when the pipeline is applied is the
+            // baseline; only changes after it start runs.
+            self.catalog.pipeline_set_data_digest(&spec.name, &digest)?;
+        }
+        self.state().watches.remove(&spec.name);
+        tracing::info!(pipeline = %spec.name, "pipeline applied");
+        self.describe(&spec.name)
+    }
+
+    /// One pipeline.
+    pub fn describe(&self, name: &str) -> Result<PipelineView, PipelineError> {
+        let record = self
+            .catalog
+            .pipeline(name)?
+            .ok_or_else(|| PipelineError::NotFound(format!("pipeline {name} does not exist")))?;
+        self.view(record)
+    }
+
+    /// Every pipeline.
+    pub fn list(&self) -> Result<Vec<PipelineView>, PipelineError> {
+        self.catalog
+            .pipelines()?
+            .into_iter()
+            .map(|r| self.view(r))
+            .collect()
+    }
+
+    fn view(&self, record: PipelineRecord) -> Result<PipelineView, PipelineError> {
+        let spec: PipelineSpec = record.source.parse()?;
+        let next_run = next_fire(&record, &spec)
+            .filter(|_| !record.paused)
+            .and_then(|t| t.format(&Rfc3339).ok());
+        Ok(PipelineView {
+            data: spec.data.clone(),
+            schedule: spec.schedule.as_ref().map(ToString::to_string),
+            next_run,
+            paused: record.paused,
+            retrain_on_data_change: spec.retrain_on_data_change,
+            instance_type: spec.instance.kind.clone(),
+            steps: spec.steps.iter().map(|s| s.kind().to_string()).collect(),
+            s3_user: record.s3_user.clone(),
+            created: record.created.clone(),
+            updated: record.updated.clone(),
+            last_run: self.catalog.runs(Some(&record.name), 1)?.into_iter().next(),
+            source: record.source,
+            name: record.name,
+        })
+    }
+
+    /// Pauses or resumes a pipeline's schedule and data trigger.
+    pub fn set_paused(&self, name: &str, paused: bool) -> Result<PipelineView, PipelineError> {
+        if !self.catalog.pipeline_set_paused(name, paused)? {
+            return Err(PipelineError::NotFound(format!(
+                "pipeline {name} does not exist"
+            )));
+        }
+        if !paused {
+            // Fires missed while paused were meant to be skipped.
+            self.catalog.pipeline_fired(name, &now())?;
+        }
+        self.describe(name)
+    }
+
+    /// Starts a run of pipeline `name`; it waits for the pipeline's
+    /// previous run if one is going.
+    pub fn trigger(self: &Arc<Self>, name: &str, trigger: &str) -> Result<RunView, PipelineError> {
+        let record = self
+            .catalog
+            .pipeline(name)?
+            .ok_or_else(|| PipelineError::NotFound(format!("pipeline {name} does not exist")))?;
+        let spec: PipelineSpec = record.source.parse()?;
+        let kinds: Vec<&str> = spec.steps.iter().map(Step::kind).collect();
+        let id = self.catalog.run_create(name, trigger, &kinds, &now())?;
+        let cancel = CancellationToken::new();
+        let lock = {
+            let mut state = self.state();
+            state.active.insert(id, cancel.clone());
+            *state.busy.entry(name.to_string()).or_default() += 1;
+            state.locks.entry(name.to_string()).or_default().clone()
+        };
+        tracing::info!(run = id, pipeline = %name, trigger, "run triggered");
+        let service = self.clone();
+        tokio::spawn(async move {
+            let _one_at_a_time = lock.lock().await;
+            if cancel.is_cancelled() {
+                let _ = service.catalog.run_finished(
+                    id,
+                    RunState::Cancelled,
+                    Some("cancelled before it started"),
+                    &now(),
+                );
+            } else {
+                if spec.retrain_on_data_change
+                    && let Some(digest) = service.data_digest(&spec).await
+                {
+                    // This run trains on the data as it is now.
+                    let _ = service
+                        .catalog
+                        .pipeline_set_data_digest(&spec.name, &digest);
+                }
+                let keys = service.catalog.pipeline_keys(&spec.name).ok().flatten();
+                service.runner.execute(id, &spec, keys, cancel).await;
+            }
+            let mut state = service.state();
+            state.active.remove(&id);
+            if let Some(n) = state.busy.get_mut(&spec.name) {
+                *n = n.saturating_sub(1);
+            }
+        });
+        self.catalog
+            .run(id)?
+            .ok_or_else(|| PipelineError::NotFound(format!("run {id} vanished")))
+    }
+
+    /// Cancels a queued or running run.
+    pub fn cancel(&self, id: i64) -> Result<RunView, PipelineError> {
+        let token = self.state().active.get(&id).cloned();
+        match token {
+            Some(token) => token.cancel(),
+            None => {
+                return Err(PipelineError::Conflict(format!(
+                    "run {id} is not queued or running"
+                )));
+            }
+        }
+        self.catalog
+            .run(id)?
+            .ok_or_else(|| PipelineError::NotFound(format!("run {id} does not exist")))
+    }
+
+    /// Makes `version` of model `name` production: deploys it to the
+    /// endpoint the model serves on, then records the promotion.
+    pub async fn promote(&self, name: &str, version: i64) -> Result<ModelVersion, PipelineError> {
+        let model = self.catalog.model(name, version)?.ok_or_else(|| {
+            PipelineError::NotFound(format!("model {name} has no version {version}"))
+        })?;
+        let endpoint = self.endpoint_of(name)?.ok_or_else(|| {
+            PipelineError::Conflict(format!(
+                "model {name} has no endpoint: its pipeline needs a deploy step, or use `tread deploy {} --endpoint NAME`",
+                model.uri
+            ))
+        })?;
+        self.runner
+            .endpoints()
+            .deploy(&endpoint, &model.uri)
+            .await?;
+        self.catalog.model_promote(name, version, &endpoint)?;
+        tracing::info!(model = %name, version, endpoint = %endpoint, "model promoted");
+        self.catalog.model(name, version)?.ok_or_else(|| {
+            PipelineError::NotFound(format!("model {name} has no version {version}"))
+        })
+    }
+
+    /// The endpoint model `name` is deployed to: the production version's,
+    /// else the pipeline's deploy step's.
+    fn endpoint_of(&self, name: &str) -> Result<Option<String>, PipelineError> {
+        if let Some(endpoint) = self
+            .catalog
+            .model_production(name)?
+            .and_then(|m| m.endpoint)
+        {
+            return Ok(Some(endpoint));
+        }
+        let Some(record) = self.catalog.pipeline(name)? else {
+            return Ok(None);
+        };
+        let spec: PipelineSpec = record.source.parse()?;
+        Ok(spec.steps.iter().find_map(|s| match s {
+            Step::Deploy { endpoint } => Some(endpoint.clone()),
+            _ => None,
+        }))
+    }
+
+    /// Where what an endpoint serves came from: endpoint → model version →
+    /// run → dataset digest.
+    pub fn lineage(&self, endpoint: &str) -> Result<Lineage, PipelineError> {
+        let view = self.runner.endpoints().describe(endpoint)?;
+        let uri = view.model.as_ref().map(|m| m.uri.clone());
+        let model = match &uri {
+            Some(uri) => self.catalog.model_by_uri(uri)?,
+            None => None,
+        };
+        let run = match &model {
+            Some(m) => self.catalog.run(m.run_id)?,
+            None => None,
+        };
+        Ok(Lineage {
+            endpoint: endpoint.to_string(),
+            model_uri: uri,
+            dataset_digest: model.as_ref().map(|m| m.dataset_digest.clone()),
+            model,
+            run,
+        })
+    }
+
+    /// After a restart: runs that were in flight failed, and their instances
+    /// are stopped; the time until now is billed, as a cloud would.
+    pub async fn recover(&self) -> Result<(), PipelineError> {
+        for id in self.catalog.runs_in_flight()? {
+            self.catalog.run_finished(
+                id,
+                RunState::Failed,
+                Some("tread up stopped while the run was in flight"),
+                &now(),
+            )?;
+            tracing::warn!(
+                run = id,
+                "run was in flight when tread up stopped: marked failed"
+            );
+        }
+        for instance in self
+            .catalog
+            .instances()?
+            .into_iter()
+            .filter(|i| i.state != "stopped")
+        {
+            self.runner
+                .backend()
+                .reclaim(std::path::Path::new(&instance.workdir))
+                .await;
+            let billed = OffsetDateTime::parse(&instance.started, &Rfc3339)
+                .map(|s| (OffsetDateTime::now_utc() - s).as_seconds_f64())
+                .unwrap_or(0.0);
+            self.catalog
+                .instance_stopped(instance.id, &now(), billed, None)?;
+            tracing::warn!(
+                instance = instance.id,
+                run = instance.run_id,
+                "instance left running by a stopped tread up: stopped"
+            );
+        }
+        Ok(())
+    }
+
+    /// Fires schedules and data-change triggers until `shutdown`.
+    pub async fn run_scheduler(self: Arc<Self>, shutdown: CancellationToken) {
+        let mut tick = tokio::time::interval(std::time::Duration::from_millis(500));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                () = shutdown.cancelled() => return,
+            }
+            let Ok(records) = self.catalog.pipelines() else {
+                continue;
+            };
+            for record in records.into_iter().filter(|r| !r.paused) {
+                let Ok(spec) = record.source.parse::<PipelineSpec>() else {
+                    continue;
+                };
+                self.fire_schedule(&record, &spec);
+                if spec.retrain_on_data_change {
+                    self.watch_data(&record, &spec).await;
+                }
+            }
+        }
+    }
+
+    fn fire_schedule(self: &Arc<Self>, record: &PipelineRecord, spec: &PipelineSpec) {
+        let Some(due) = next_fire(record, spec) else {
+            return;
+        };
+        let now_utc = OffsetDateTime::now_utc();
+        if due > now_utc {
+            return;
+        }
+        // One run however many fires were missed while tread was down.
+        let trigger = if (now_utc - due).whole_seconds() > 60 {
+            "catch-up"
+        } else {
+            "schedule"
+        };
+        if self.catalog.pipeline_fired(&record.name, &now()).is_ok() {
+            let _ = self.trigger(&record.name, trigger);
+        }
+    }
+
+    async fn watch_data(self: &Arc<Self>, record: &PipelineRecord, spec: &PipelineSpec) {
+        let poll_every = std::time::Duration::from_secs((spec.settle_seconds / 4).clamp(1, 10));
+        let now_instant = std::time::Instant::now();
+        {
+            let mut state = self.state();
+            let watch = state.watches.entry(record.name.clone()).or_default();
+            if watch.next_poll.is_some_and(|t| t > now_instant) {
+                return;
+            }
+            watch.next_poll = Some(now_instant + poll_every);
+        }
+        let Some(digest) = self.data_digest(spec).await else {
+            return;
+        };
+        let fire = {
+            let mut state = self.state();
+            let busy = state.busy.get(&record.name).copied().unwrap_or(0) > 0;
+            let watch = state.watches.entry(record.name.clone()).or_default();
+            if watch.seen.as_deref() != Some(digest.as_str()) {
+                watch.seen = Some(digest.clone());
+                watch.since = Some(now_instant);
+            }
+            let settled = watch
+                .since
+                .is_some_and(|t| t.elapsed().as_secs() >= spec.settle_seconds);
+            settled && !busy && record.data_digest.as_deref() != Some(digest.as_str())
+        };
+        if fire
+            && self
+                .catalog
+                .pipeline_set_data_digest(&record.name, &digest)
+                .is_ok()
+        {
+            let _ = self.trigger(&record.name, "data-change");
+        }
+    }
+
+    /// A digest of every object's key, size and ETag under the data prefix.
+    async fn data_digest(&self, spec: &PipelineSpec) -> Option<String> {
+        let keys = self.catalog.pipeline_keys(&spec.name).ok().flatten();
+        let dir = match (&self.s3_endpoint, keys) {
+            (Some(endpoint), Some(keys)) => {
+                let access = S3Access {
+                    endpoint: endpoint.clone(),
+                    access_key_id: keys.access_key_id,
+                    secret_access_key: keys.secret_access_key,
+                };
+                ObjectDir::open_as(&spec.data, &access).await
+            }
+            _ => ObjectDir::open(&spec.data).await,
+        };
+        let listing = match dir {
+            Ok(dir) => dir.list().await,
+            Err(e) => Err(e),
+        };
+        match listing {
+            Ok(objects) => Some(listing_digest(&objects)),
+            Err(e) => {
+                tracing::warn!(pipeline = %spec.name, error = %e, "cannot list the data prefix for the data-change trigger");
+                None
+            }
+        }
+    }
+}
+
+/// The first schedule fire after the last one (or after the pipeline was
+/// created); `rate()` counts from the creation time.
+fn next_fire(record: &PipelineRecord, spec: &PipelineSpec) -> Option<OffsetDateTime> {
+    let schedule = spec.schedule.as_ref()?;
+    let created = OffsetDateTime::parse(&record.created, &Rfc3339).ok()?;
+    let last = record
+        .last_fire
+        .as_deref()
+        .and_then(|t| OffsetDateTime::parse(t, &Rfc3339).ok())
+        .unwrap_or(created);
+    schedule.next_after(created, last)
+}
+
+fn listing_digest(objects: &[tread_data::ObjectInfo]) -> String {
+    use sha2::Digest as _;
+    let mut hash = sha2::Sha256::new();
+    for o in objects {
+        hash.update(format!("{}\t{}\t{}\n", o.key, o.size, o.etag));
+    }
+    hex::encode(hash.finalize())
+}

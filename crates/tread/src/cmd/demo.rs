@@ -1,0 +1,367 @@
+//! `tread demo`: the recipe's whole world on one machine, end to end —
+//! volume `vol1`, NAS bucket `fsxn-ontap`, user `s3user` in `s3group` with
+//! `FullAccess`, the tyre set under `dataset/tyre/`, the `tyre-quality`
+//! pipeline on `rate(1 day)` run once (train → evaluate → gate → deploy),
+//! predictions from the endpoint, and a summary.
+
+use anyhow::{Context, bail};
+use clap::Args;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+use tread_data::synth::SynthSpec;
+use tread_data::{ObjectDir, S3Access};
+use tread_pipeline::catalog::RunView;
+use tread_store::FileOwnership;
+use tread_store::catalog::{Catalog as StoreCatalog, CatalogError, UserKeys};
+
+use crate::cmd::serve::BatchingArgs;
+use crate::cmd::up::{Daemon, UpArgs};
+
+/// Options of `tread demo`.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// The recipe's full configuration: 1856 images, seed-cnn at 224 px,
+    /// split 1500/356, 2 epochs (about 10 minutes on 2 cores instead of 1).
+    #[arg(long)]
+    pub full: bool,
+    /// Address of the API and endpoints while the demo runs.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Address of the S3 server while the demo runs.
+    #[arg(long, default_value = "127.0.0.1:9000")]
+    pub s3_listen: SocketAddr,
+}
+
+const BUCKET: &str = "fsxn-ontap";
+const DATA: &str = "s3://fsxn-ontap/dataset/tyre";
+const PIPELINE: &str = "tyre-quality";
+const ENDPOINT: &str = "tyre-quality-classifier";
+/// The recipe's ml.g4dn.xlarge notebook instance's price per hour, so the
+/// demo's cost compares with the recipe's.
+const HOURLY_PRICE: f64 = 0.7364;
+
+/// The demo's dataset and network.
+struct Scale {
+    images: usize,
+    image_size: Option<u32>,
+    model: &'static str,
+    input: u32,
+    epochs: usize,
+    split: &'static str,
+}
+
+impl Scale {
+    fn of(args: &DemoArgs) -> Self {
+        if args.full {
+            Scale {
+                images: 1856,
+                image_size: None,
+                model: "seed-cnn",
+                input: 224,
+                epochs: 2,
+                split: "1500,356",
+            }
+        } else {
+            Scale {
+                images: 1200,
+                image_size: Some(128),
+                model: "resnet-small",
+                input: 128,
+                epochs: 10,
+                split: "0.8,0.2",
+            }
+        }
+    }
+
+    fn pipeline_file(&self) -> String {
+        format!(
+            r#"# The recipe's daily retrain-and-redeploy, as a tread pipeline.
+name = "{PIPELINE}"
+data = "{DATA}"
+schedule = "rate(1 day)"
+
+[instance]
+type = "local-2cpu"
+# Priced like the recipe's ml.g4dn.xlarge notebook instance, to compare.
+hourly_price = {HOURLY_PRICE}
+max_runtime_minutes = 60
+
+[[steps]]
+kind = "train"
+model = "{model}"
+size = {input}
+epochs = {epochs}
+split = "{split}"
+out = "s3://{BUCKET}/models/{PIPELINE}/"
+
+[[steps]]
+kind = "evaluate"
+
+[[steps]]
+kind = "gate"
+min_accuracy = 0.55
+beat_production = true
+
+[[steps]]
+kind = "deploy"
+endpoint = "{ENDPOINT}"
+"#,
+            model = self.model,
+            input = self.input,
+            epochs = self.epochs,
+            split = self.split,
+        )
+    }
+}
+
+/// Runs the demo in `data_dir`.
+pub fn demo(data_dir: &Path, args: DemoArgs) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let scale = Scale::of(&args);
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    // Runs are spawned on this runtime from the demo's own thread.
+    let _entered = runtime.enter();
+    println!("tread demo in {}", data_dir.display());
+    let keys = build_world(data_dir)?;
+    let daemon = runtime.block_on(Daemon::start(
+        data_dir,
+        &UpArgs {
+            listen: args.listen,
+            s3_listen: args.s3_listen,
+            batching: BatchingArgs {
+                max_batch: 16,
+                max_wait_ms: 0,
+            },
+            public_inference: false,
+        },
+    ))?;
+    let (s3_url, api_url, pipelines) = (
+        daemon.s3_url.clone(),
+        daemon.api_url.clone(),
+        daemon.pipelines(),
+    );
+    println!("S3 endpoint {s3_url}, API and endpoints {api_url}");
+    let shutdown = CancellationToken::new();
+    let served = runtime.spawn(daemon.run(shutdown.clone()));
+    let outcome = (|| {
+        let access = S3Access {
+            endpoint: s3_url.clone(),
+            access_key_id: keys.access_key_id.clone(),
+            secret_access_key: keys.secret_access_key.clone(),
+        };
+        let data = runtime.block_on(ObjectDir::open_as(DATA, &access))?;
+        synthesise(&runtime, &data, &scale)?;
+        println!(
+            "pipeline {PIPELINE}: {} at {} px, {} epochs, split {} (the recipe's full configuration: tread demo --full)",
+            scale.model, scale.input, scale.epochs, scale.split
+        );
+        runtime.block_on(pipelines.apply(&scale.pipeline_file()))?;
+        let run = pipelines.trigger(PIPELINE, "manual")?;
+        println!("run {} started: train → evaluate → gate → deploy", run.id);
+        let run = runtime.block_on(follow(&pipelines, run.id))?;
+        let production = pipelines.catalog().model_production(PIPELINE)?;
+        let Some(production) = production else {
+            bail!(
+                "run {} {}: {}; nothing is deployed",
+                run.id,
+                run.state.as_str(),
+                run.reason.as_deref().unwrap_or("")
+            );
+        };
+        println!("\npredictions of {api_url}/endpoints/{ENDPOINT}/invocations:");
+        runtime.block_on(predict(&data, &api_url))?;
+        summary(&run, &production, &keys, &s3_url, &api_url, started);
+        Ok(())
+    })();
+    shutdown.cancel();
+    let _ = runtime.block_on(served);
+    outcome
+}
+
+/// Volume, bucket, user and group, reusing what a previous demo made.
+fn build_world(data_dir: &Path) -> anyhow::Result<UserKeys> {
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("creating {}", data_dir.display()))?;
+    let mut store = StoreCatalog::open(data_dir)?;
+    let existing = |r: Result<_, CatalogError>| match r {
+        Ok(_) | Err(CatalogError::AlreadyExists { .. }) => Ok(()),
+        Err(e) => Err(e),
+    };
+    existing(
+        store
+            .volume_create("vol1", &data_dir.join("vol1"))
+            .map(drop),
+    )?;
+    existing(
+        store
+            .bucket_create(BUCKET, "vol1", BUCKET, FileOwnership::default())
+            .map(drop),
+    )?;
+    let keys = match store.user_create("s3user") {
+        Ok(keys) => {
+            println!("user s3user created; its keys are shown this once:");
+            keys
+        }
+        Err(CatalogError::AlreadyExists { .. }) => {
+            // The secret was shown when the user was made; the demo itself
+            // works with a key of its own for this run.
+            let keys = store.user_rotate_key("s3user")?;
+            println!("user s3user exists; it has new keys now, shown this once:");
+            keys
+        }
+        Err(e) => return Err(e.into()),
+    };
+    println!("  access key id     {}", keys.access_key_id);
+    println!("  secret access key {}", keys.secret_access_key);
+    existing(
+        store
+            .group_create(
+                "s3group",
+                &["s3user".to_string()],
+                &["FullAccess".to_string()],
+            )
+            .map(drop),
+    )?;
+    println!("volume vol1, NAS bucket {BUCKET}, user s3user in group s3group (FullAccess)");
+    Ok(keys)
+}
+
+fn synthesise(
+    runtime: &tokio::runtime::Runtime,
+    data: &ObjectDir,
+    scale: &Scale,
+) -> anyhow::Result<()> {
+    let present = runtime.block_on(data.list())?.len();
+    if present >= scale.images {
+        println!("{present} tyre images already under {DATA}/");
+        return Ok(());
+    }
+    let started = Instant::now();
+    let spec = SynthSpec {
+        count: scale.images,
+        seed: 0,
+        size: scale.image_size,
+        defective_share: tread_data::synth::DEFAULT_DEFECTIVE_SHARE,
+    };
+    let [defective, good] = crate::cmd::data::write_synth(runtime, data, &spec)?;
+    println!(
+        "synthesised {} tyre images ({defective} defective, {good} good) under {DATA}/ in {:.1} s",
+        defective + good,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// Prints each step as it ends; returns the ended run.
+async fn follow(pipelines: &tread_pipeline::Pipelines, id: i64) -> anyhow::Result<RunView> {
+    let mut printed = 0;
+    loop {
+        let run = pipelines.catalog().run(id)?.context("the run vanished")?;
+        for step in run.steps.iter().skip(printed) {
+            if matches!(step.state.as_str(), "pending" | "running") {
+                break;
+            }
+            println!(
+                "  {} {:<9} {:<9} {}",
+                step.index,
+                step.kind,
+                step.state,
+                step.message.as_deref().unwrap_or("")
+            );
+            printed += 1;
+        }
+        if run.state.is_final() {
+            return Ok(run);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Sends two images of each class from the bucket to the endpoint over HTTP.
+async fn predict(data: &ObjectDir, api_url: &str) -> anyhow::Result<()> {
+    let objects = data.list().await?;
+    let http = reqwest::Client::new();
+    for class in ["defective", "good"] {
+        for object in objects
+            .iter()
+            .filter(|o| o.key.starts_with(&format!("{class}/")))
+            .take(2)
+        {
+            let bytes = data.get(&object.key).await?;
+            let answer = http
+                .post(format!("{api_url}/endpoints/{ENDPOINT}/invocations"))
+                .header("content-type", "image/jpeg")
+                .body(bytes)
+                .send()
+                .await?
+                .error_for_status()?
+                .text()
+                .await?;
+            let answer: serde_json::Value = serde_json::from_str(&answer)?;
+            println!(
+                "  {:<40} is {:<9} predicted {:<9} (p = {:.3})",
+                object.key,
+                class,
+                answer["class"].as_str().unwrap_or("?"),
+                answer["probabilities"][answer["class"].as_str().unwrap_or("")]
+                    .as_f64()
+                    .unwrap_or(0.0)
+            );
+        }
+    }
+    Ok(())
+}
+
+fn summary(
+    run: &RunView,
+    production: &tread_pipeline::catalog::ModelVersion,
+    keys: &UserKeys,
+    s3_url: &str,
+    api_url: &str,
+    started: Instant,
+) {
+    println!("\nsummary");
+    println!(
+        "  run               {} ({}{})",
+        run.id,
+        run.state.as_str(),
+        run.reason
+            .as_ref()
+            .map(|r| format!(": {r}"))
+            .unwrap_or_default()
+    );
+    println!(
+        "  model             {PIPELINE} version {} (production), held-out accuracy {:.4} on {} images",
+        production.version, production.accuracy, production.metrics["images"]
+    );
+    println!("  artifact          {}", production.uri);
+    println!("  dataset digest    {}", production.dataset_digest);
+    println!("  endpoint          {api_url}/endpoints/{ENDPOINT}/invocations");
+    if let Some(i) = &run.instance {
+        println!(
+            "  instance          {} ({}): {:.1} s billed, cost {:.4} at {}/h; stopped {:.3} s after the last step",
+            i.id,
+            i.kind,
+            i.billed_seconds.unwrap_or(0.0),
+            i.cost.unwrap_or(0.0),
+            HOURLY_PRICE,
+            i.idle_seconds.unwrap_or(0.0)
+        );
+    }
+    println!(
+        "  wall time         {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    println!("\nreach the bucket with boto3 (after `tread up`, which serves {s3_url}):");
+    println!("  import boto3");
+    println!(
+        "  s3 = boto3.client('s3', endpoint_url='{s3_url}', aws_access_key_id='{}', aws_secret_access_key='{}')",
+        keys.access_key_id, keys.secret_access_key
+    );
+    println!("  s3.list_objects_v2(Bucket='{BUCKET}', Prefix='dataset/tyre/')");
+    println!(
+        "tread up keeps retraining {PIPELINE} on rate(1 day); `tread run list` shows its runs."
+    );
+}

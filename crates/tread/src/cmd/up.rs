@@ -1,0 +1,179 @@
+//! `tread up`: the store, the endpoints with the management API and
+//! metrics, and the pipeline scheduler, in one process.
+
+use anyhow::Context;
+use clap::Args;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+use tread_data::S3Access;
+use tread_pipeline::{Catalog, Identities, LocalBackend, Pipelines, Runner, RunnerSettings};
+use tread_serve::{ApiToken, ServeOptions, Server};
+use tread_store::catalog::{Catalog as StoreCatalog, CatalogError};
+use tread_store::{NasStore, S3Server, ServerOptions, StoreOptions};
+
+use crate::cmd::serve::BatchingArgs;
+
+/// Options of `tread up`.
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    /// Address of the API, the endpoints and /metrics.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Address of the S3 server.
+    #[arg(long, default_value = "127.0.0.1:9000")]
+    pub s3_listen: SocketAddr,
+    #[command(flatten)]
+    pub batching: BatchingArgs,
+    /// Answer inference without the token even when listening beyond
+    /// loopback.
+    #[arg(long)]
+    pub public_inference: bool,
+}
+
+/// The user `tread up` reads models as; its keys are made anew at each
+/// start and never leave the process.
+const DAEMON_USER: &str = "tread-daemon";
+
+/// A started `tread up`: every part bound, not yet answering.
+pub struct Daemon {
+    s3: S3Server,
+    api: Server,
+    pipelines: Arc<Pipelines>,
+    /// The S3 endpoint's URL.
+    pub s3_url: String,
+    /// The API's URL.
+    pub api_url: String,
+}
+
+impl Daemon {
+    /// Opens the data dir and binds both listeners; runs that were in
+    /// flight when tread last stopped are failed and their instances stopped.
+    pub async fn start(data_dir: &Path, args: &UpArgs) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(data_dir)
+            .with_context(|| format!("creating {}", data_dir.display()))?;
+        let store = NasStore::open(data_dir, StoreOptions::default())
+            .with_context(|| format!("opening the store in {}", data_dir.display()))?;
+        store.spawn_background_tasks();
+        let reloader = store.clone();
+        let s3 = S3Server::bind(
+            store,
+            &ServerOptions {
+                listen: args.s3_listen,
+                ..ServerOptions::default()
+            },
+        )
+        .await?;
+        let s3_url = s3.url();
+        tread_data::use_process_access(daemon_access(data_dir, &s3_url)?);
+        let database = data_dir.join(tread_store::catalog::DB_FILE);
+        let mut api = Server::bind(&ServeOptions {
+            listen: args.listen,
+            database: database.clone(),
+            data_dir: data_dir.to_path_buf(),
+            batch: args.batching.options(),
+            public_inference: args.public_inference,
+        })
+        .await?;
+        let catalog = Arc::new(Catalog::open(&database).context("opening the pipeline tables")?);
+        let runner = Arc::new(Runner::new(
+            catalog.clone(),
+            api.endpoints(),
+            Arc::new(LocalBackend::new(data_dir.join("instances"))),
+            RunnerSettings {
+                program: std::env::current_exe().context("finding the tread binary")?,
+                s3_endpoint: Some(s3_url.clone()),
+                runs_dir: data_dir.join("runs"),
+            },
+        ));
+        let pipelines = Pipelines::new(
+            catalog,
+            runner,
+            Some(Identities::new(
+                data_dir.to_path_buf(),
+                Box::new(move || {
+                    if let Err(e) = reloader.reload() {
+                        tracing::error!(error = %e, "the store did not reload its users");
+                    }
+                }),
+            )),
+            Some(s3_url.clone()),
+        );
+        pipelines.recover().await?;
+        api.mount_management(tread_pipeline::http::router(pipelines.clone()));
+        let api_url = format!("http://{}", api.local_addr()?);
+        Ok(Self {
+            s3,
+            api,
+            pipelines,
+            s3_url,
+            api_url,
+        })
+    }
+
+    /// The pipeline service, for a host that drives it in-process (`tread demo`).
+    pub fn pipelines(&self) -> Arc<Pipelines> {
+        self.pipelines.clone()
+    }
+
+    /// Serves S3, the API and the scheduler until `shutdown` is cancelled.
+    pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let s3_stop = shutdown.clone();
+        let s3 = tokio::spawn(self.s3.run(async move { s3_stop.cancelled().await }));
+        let scheduler = tokio::spawn(self.pipelines.run_scheduler(shutdown.clone()));
+        let api_stop = shutdown.clone();
+        let served = self
+            .api
+            .run(async move { api_stop.cancelled().await })
+            .await;
+        shutdown.cancel();
+        let _ = tokio::join!(s3, scheduler);
+        Ok(served?)
+    }
+}
+
+/// Gives `tread up`'s own user fresh keys (creating it, read-only, on first
+/// start): endpoints fetch models from the store as this user.
+fn daemon_access(data_dir: &Path, s3_url: &str) -> anyhow::Result<S3Access> {
+    let mut store = StoreCatalog::open(data_dir)?;
+    let keys = match store.user_create(DAEMON_USER) {
+        Err(CatalogError::AlreadyExists { .. }) => store.user_rotate_key(DAEMON_USER)?,
+        other => other?,
+    };
+    match store.group_create(
+        DAEMON_USER,
+        &[DAEMON_USER.to_string()],
+        &["ReadOnlyAccess".to_string()],
+    ) {
+        Ok(_) | Err(CatalogError::AlreadyExists { .. }) => {}
+        Err(e) => return Err(e.into()),
+    }
+    Ok(S3Access {
+        endpoint: s3_url.to_string(),
+        access_key_id: keys.access_key_id,
+        secret_access_key: keys.secret_access_key,
+    })
+}
+
+/// Runs `tread up` until Ctrl-C or SIGTERM.
+pub fn up(data_dir: &Path, args: UpArgs) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    runtime.block_on(async {
+        let daemon = Daemon::start(data_dir, &args).await?;
+        tracing::info!(
+            s3 = %daemon.s3_url,
+            api = %daemon.api_url,
+            token = %ApiToken::path(data_dir).display(),
+            data_dir = %data_dir.display(),
+            "tread up: S3, endpoints, API, metrics and the scheduler are running"
+        );
+        let shutdown = CancellationToken::new();
+        let signal = shutdown.clone();
+        tokio::spawn(async move {
+            crate::cmd::s3::shutdown_signal().await;
+            signal.cancel();
+        });
+        daemon.run(shutdown).await
+    })
+}
