@@ -99,9 +99,11 @@ out = "s3://{BUCKET}/models/{PIPELINE}/"
 [[steps]]
 kind = "evaluate"
 
+# The synthetic set is hard at demo scale (about 0.6 held out): the bar
+# is chance, and every later model must beat the one in production.
 [[steps]]
 kind = "gate"
-min_accuracy = 0.55
+min_accuracy = 0.5
 beat_production = true
 
 [[steps]]

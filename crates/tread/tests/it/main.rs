@@ -3,6 +3,7 @@
 // `common` starts the binary; one module per scenario.
 mod common;
 mod crash;
+mod pipeline;
 mod s3_cli;
 mod serve;
 mod train;

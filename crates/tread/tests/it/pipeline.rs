@@ -1,0 +1,477 @@
+//! The pipeline part through `tread up`: a full run (train → evaluate →
+//! gate → deploy → run) and a predict; a gated-out run that leaves the
+//! endpoint alone; a failing step fired by the scheduler; the data-change
+//! trigger firing once per change; a restart in the middle of a run; and
+//! `tread demo` itself.
+
+use crate::common::{World, tread};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A `tread up` child process; killed when dropped.
+struct Up {
+    child: Child,
+    api: String,
+    s3: String,
+    data: PathBuf,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+impl Up {
+    fn start(world: &World) -> Self {
+        let (api, s3) = (free_port(), free_port());
+        let log = std::fs::File::create(world.dir.path().join(format!("up-{api}.log")))
+            .expect("log file");
+        let child = tread(&world.data)
+            .env("TREAD_LOG", "info,s3s=off")
+            .args([
+                "up",
+                "--listen",
+                &format!("127.0.0.1:{api}"),
+                "--s3-listen",
+                &format!("127.0.0.1:{s3}"),
+            ])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn tread up");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        for port in [s3, api] {
+            while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+                assert!(
+                    Instant::now() < deadline,
+                    "tread up did not start listening"
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        Self {
+            child,
+            api: format!("http://127.0.0.1:{api}"),
+            s3: format!("http://127.0.0.1:{s3}"),
+            data: world.data.clone(),
+        }
+    }
+
+    /// `tread args…` against this daemon; returns stdout, asserting success.
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.cli().args(args).output().expect("run tread");
+        assert!(
+            out.status.success(),
+            "tread {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn cli(&self) -> Command {
+        let mut cmd = tread(&self.data);
+        cmd.env("TREAD_SERVER", &self.api);
+        cmd
+    }
+
+    /// A GET of the management API, with the token from the data dir.
+    fn get(&self, path: &str) -> Value {
+        let token = std::fs::read_to_string(self.data.join("api-token")).expect("token");
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        runtime.block_on(async {
+            let response = reqwest::Client::new()
+                .get(format!("{}{path}", self.api))
+                .bearer_auth(token.trim())
+                .send()
+                .await
+                .expect("request");
+            assert!(
+                response.status().is_success(),
+                "GET {path}: {}",
+                response.status()
+            );
+            serde_json::from_str(&response.text().await.expect("body")).expect("JSON")
+        })
+    }
+
+    fn runs(&self, pipeline: &str) -> Vec<Value> {
+        self.get(&format!("/api/runs?pipeline={pipeline}"))
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Waits until `check` holds of the pipeline's runs.
+    fn wait_runs(
+        &self,
+        pipeline: &str,
+        what: &str,
+        check: impl Fn(&[Value]) -> bool,
+    ) -> Vec<Value> {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let runs = self.runs(pipeline);
+            if check(&runs) {
+                return runs;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{pipeline}: {what} did not happen: {runs:?}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    fn apply(&self, world: &World, name: &str, toml: &str) -> String {
+        let file = world.dir.path().join(format!("{name}.toml"));
+        std::fs::write(&file, toml).expect("write pipeline file");
+        self.ok(&["pipeline", "apply", file.to_str().expect("utf-8")])
+    }
+}
+
+impl Drop for Up {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn run_id(started: &str) -> String {
+    started
+        .split_whitespace()
+        .nth(1)
+        .expect("`run N of … started`")
+        .to_string()
+}
+
+const TINY: &str = r#"
+name = "tiny"
+data = "s3://fsxn-ontap/dataset/tyre"
+
+[instance]
+type = "test-1cpu"
+hourly_price = 3.6
+
+[[steps]]
+kind = "train"
+model = "resnet-small"
+size = 32
+epochs = 1
+out = "s3://fsxn-ontap/models/tiny/"
+
+[[steps]]
+kind = "evaluate"
+
+[[steps]]
+kind = "gate"
+min_accuracy = MIN
+
+[[steps]]
+kind = "deploy"
+endpoint = "tiny-ep"
+
+[[steps]]
+kind = "run"
+command = "echo key=$AWS_ACCESS_KEY_ID secret=$AWS_SECRET_ACCESS_KEY model=$TREAD_MODEL_URI"
+"#;
+
+#[test]
+fn a_run_trains_gates_deploys_and_a_gated_out_run_leaves_the_endpoint_alone() {
+    let world = World::create();
+    let up = Up::start(&world);
+    let synth = world
+        .tread_as_s3user(&up.s3)
+        .args([
+            "data",
+            "synth",
+            "s3://fsxn-ontap/dataset/tyre",
+            "--count",
+            "48",
+            "--seed",
+            "3",
+            "--size",
+            "64",
+        ])
+        .status()
+        .expect("synth");
+    assert!(synth.success());
+
+    let applied = up.apply(&world, "tiny", &TINY.replace("MIN", "0.0"));
+    assert!(applied.contains("pipeline-tiny"), "{applied}");
+    let done = up.ok(&["pipeline", "run", "tiny", "--wait"]);
+    assert!(done.contains("succeeded"), "{done}");
+    let id = run_id(&done);
+    let run: Value = serde_json::from_str(&up.ok(&["run", "describe", &id])).expect("run JSON");
+    assert_eq!(run["state"], "succeeded");
+    assert_eq!(run["model_version"], 1);
+    let instance = &run["instance"];
+    assert_eq!(instance["state"], "stopped");
+    let billed = instance["billed_seconds"].as_f64().expect("billed seconds");
+    assert!((instance["cost"].as_f64().expect("cost") - billed * 3.6 / 3600.0).abs() < 1e-9);
+    assert!(
+        instance["idle_seconds"].as_f64().expect("idle") < 50.0,
+        "sanity bound, 10× the floor"
+    );
+
+    let logs = up.ok(&["run", "logs", &id]);
+    assert!(
+        logs.contains("epoch 1"),
+        "the train step's output is in the log:\n{logs}"
+    );
+    assert!(
+        logs.contains("key=[redacted] secret=[redacted] model=s3://fsxn-ontap/models/tiny/"),
+        "{logs}"
+    );
+    let step_log = up.ok(&["run", "logs", &id, "--step", "5", "--follow"]);
+    assert!(
+        step_log.contains("key=[redacted]") && !step_log.contains("epoch 1"),
+        "{step_log}"
+    );
+
+    let predicted = world
+        .tread_as_s3user(&up.s3)
+        .env("TREAD_SERVER", &up.api)
+        .args([
+            "predict",
+            "--endpoint",
+            "tiny-ep",
+            "s3://fsxn-ontap/dataset/tyre/good/000000.jpg",
+        ])
+        .output()
+        .expect("predict");
+    assert!(
+        predicted.status.success(),
+        "{}",
+        String::from_utf8_lossy(&predicted.stderr)
+    );
+    let lineage: Value =
+        serde_json::from_str(&up.ok(&["model", "lineage", "tiny-ep"])).expect("lineage JSON");
+    assert_eq!(lineage["model"]["version"], 1);
+    assert_eq!(lineage["run"]["id"].to_string(), id);
+    assert!(
+        lineage["dataset_digest"]
+            .as_str()
+            .is_some_and(|d| d.starts_with("sha256:"))
+    );
+    let served = lineage["model_uri"]
+        .as_str()
+        .expect("served URI")
+        .to_string();
+
+    up.apply(&world, "tiny", &TINY.replace("MIN", "1.0"));
+    let gated = up
+        .cli()
+        .args(["pipeline", "run", "tiny", "--wait"])
+        .output()
+        .expect("run");
+    assert!(!gated.status.success());
+    let gated_out = String::from_utf8_lossy(&gated.stdout);
+    assert!(gated_out.contains("gated"), "{gated_out}");
+    let endpoint = up.get("/api/endpoints/tiny-ep");
+    assert_eq!(
+        endpoint["model"]["uri"],
+        served.as_str(),
+        "the endpoint kept version 1"
+    );
+    let models = up.get("/api/models?name=tiny");
+    assert_eq!(
+        models.as_array().map(Vec::len),
+        Some(1),
+        "a gated-out model is not registered: {models}"
+    );
+    assert_eq!(models[0]["production"], true);
+    let listed = up.ok(&["instance", "list"]);
+    assert_eq!(
+        listed.lines().filter(|l| l.contains("stopped")).count(),
+        2,
+        "{listed}"
+    );
+}
+
+#[test]
+fn a_failing_step_fails_the_run_and_stops_its_instance() {
+    let world = World::create();
+    let up = Up::start(&world);
+    let at = Command::new("date")
+        .args(["-u", "-d", "+5 seconds", "+%Y-%m-%dT%H:%M:%S"])
+        .output()
+        .expect("date");
+    let at = String::from_utf8_lossy(&at.stdout).trim().to_string();
+    up.apply(
+        &world,
+        "broken",
+        &format!(
+            "name = \"broken\"\ndata = \"s3://fsxn-ontap/none\"\nschedule = \"at({at})\"\n\
+             [[steps]]\nkind = \"run\"\ncommand = \"echo going; echo 'error: the notebook failed' >&2; exit 3\"\n\
+             [[steps]]\nkind = \"run\"\ncommand = \"echo never\"\n"
+        ),
+    );
+    let runs = up.wait_runs("broken", "the at() schedule's run", |r| {
+        r.first().is_some_and(|r| r["state"] == "failed")
+    });
+    let run = &runs[0];
+    assert_eq!(run["trigger"], "schedule");
+    assert!(
+        run["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("the notebook failed")),
+        "{run}"
+    );
+    assert_eq!(run["steps"][0]["state"], "failed");
+    assert_eq!(run["steps"][1]["state"], "skipped");
+    assert_eq!(run["instance"]["state"], "stopped");
+    assert!(run["instance"]["idle_seconds"].as_f64().is_some());
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(up.runs("broken").len(), 1, "at() fires once");
+}
+
+#[test]
+fn new_data_starts_one_run_per_settled_change() {
+    let world = World::create();
+    let up = Up::start(&world);
+    up.apply(
+        &world,
+        "watcher",
+        "name = \"watcher\"\ndata = \"s3://fsxn-ontap/incoming\"\nretrain_on_data_change = true\nsettle_seconds = 1\n\
+         [[steps]]\nkind = \"run\"\ncommand = \"echo seen\"\n",
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(
+        up.runs("watcher").is_empty(),
+        "the data as applied is the baseline"
+    );
+    let client = world.client(&up.s3);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let put = |key: &str| {
+        runtime
+            .block_on(
+                client
+                    .put_object()
+                    .bucket("fsxn-ontap")
+                    .key(key)
+                    .body(key.as_bytes().to_vec().into())
+                    .send(),
+            )
+            .expect("put");
+    };
+    for key in ["incoming/a.txt", "incoming/b.txt", "incoming/c.txt"] {
+        put(key);
+    }
+    up.wait_runs("watcher", "a data-change run", |r| {
+        r.len() == 1 && r[0]["state"] == "succeeded"
+    });
+    std::thread::sleep(Duration::from_secs(4));
+    let runs = up.runs("watcher");
+    assert_eq!(runs.len(), 1, "three objects, one change, one run");
+    assert_eq!(runs[0]["trigger"], "data-change");
+    put("incoming/d.txt");
+    up.wait_runs("watcher", "a second data-change run", |r| r.len() == 2);
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(up.runs("watcher").len(), 2);
+}
+
+fn alive(pid: &str) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| !s.contains(") Z"))
+}
+
+#[test]
+fn a_restart_in_the_middle_of_a_run_fails_it_and_stops_its_instance() {
+    let world = World::create();
+    let pid_file = world.dir.path().join("sleep.pid");
+    let mut up = Up::start(&world);
+    up.apply(
+        &world,
+        "sleeper",
+        &format!(
+            "name = \"sleeper\"\ndata = \"s3://fsxn-ontap/none\"\n[[steps]]\nkind = \"run\"\ncommand = \"sleep 120 & echo $! > {}; wait\"\n",
+            pid_file.display()
+        ),
+    );
+    up.ok(&["pipeline", "run", "sleeper"]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::fs::read_to_string(&pid_file).map_or(true, |p| p.trim().is_empty()) {
+        assert!(Instant::now() < deadline, "the step did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let pid = std::fs::read_to_string(&pid_file)
+        .expect("pid")
+        .trim()
+        .to_string();
+    let _ = up.child.kill();
+    let _ = up.child.wait();
+    assert!(alive(&pid), "the step outlives a killed tread up");
+
+    up = Up::start(&world);
+    let run = &up.runs("sleeper")[0];
+    assert_eq!(run["state"], "failed");
+    assert!(
+        run["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("in flight")),
+        "{run}"
+    );
+    assert_eq!(run["instance"]["state"], "stopped");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while alive(&pid) {
+        assert!(
+            Instant::now() < deadline,
+            "the step's process survived the restart"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let again = up.ok(&["pipeline", "run", "sleeper"]);
+    assert!(
+        again.contains("started"),
+        "the pipeline still runs after the restart"
+    );
+}
+
+#[test]
+fn the_demo_builds_the_recipes_world_and_exits_0() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data: &Path = &dir.path().join("tread-data");
+    let out = tread(data)
+        .args([
+            "demo",
+            "--listen",
+            "127.0.0.1:0",
+            "--s3-listen",
+            "127.0.0.1:0",
+        ])
+        .output()
+        .expect("run the demo");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "demo failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for expected in [
+        "volume vol1, NAS bucket fsxn-ontap, user s3user in group s3group (FullAccess)",
+        "secret access key",
+        "4 deploy    succeeded",
+        "predicted",
+        "tyre-quality version 1 (production)",
+        "billed",
+        "boto3.client('s3'",
+    ] {
+        assert!(
+            stdout.contains(expected),
+            "{expected:?} missing from:\n{stdout}"
+        );
+    }
+    assert!(
+        data.join("vol1/fsxn-ontap/dataset/tyre/good").is_dir(),
+        "the images are files on the volume"
+    );
+}
