@@ -420,18 +420,8 @@ impl Pipelines {
     }
 
     fn fire_schedule(self: &Arc<Self>, record: &PipelineRecord, spec: &PipelineSpec) {
-        let Some(due) = next_fire(record, spec) else {
+        let Some(trigger) = due(record, spec, OffsetDateTime::now_utc()) else {
             return;
-        };
-        let now_utc = OffsetDateTime::now_utc();
-        if due > now_utc {
-            return;
-        }
-        // One run however many fires were missed while tread was down.
-        let trigger = if (now_utc - due).whole_seconds() > 60 {
-            "catch-up"
-        } else {
-            "schedule"
         };
         if self.catalog.pipeline_fired(&record.name, &now()).is_ok() {
             let _ = self.trigger(&record.name, trigger);
@@ -516,6 +506,21 @@ fn next_fire(record: &PipelineRecord, spec: &PipelineSpec) -> Option<OffsetDateT
     schedule.next_after(created, last)
 }
 
+/// Whether the schedule is due at `now`, and as what: `schedule` when on
+/// time, `catch-up` when a fire was missed (tread was down). However many
+/// fires were missed, recording this one as the last fire makes it one run.
+fn due(record: &PipelineRecord, spec: &PipelineSpec, now: OffsetDateTime) -> Option<&'static str> {
+    let fire = next_fire(record, spec)?;
+    if fire > now {
+        return None;
+    }
+    Some(if (now - fire).whole_seconds() > 60 {
+        "catch-up"
+    } else {
+        "schedule"
+    })
+}
+
 fn listing_digest(objects: &[tread_data::ObjectInfo]) -> String {
     use sha2::Digest as _;
     let mut hash = sha2::Sha256::new();
@@ -523,4 +528,84 @@ fn listing_digest(objects: &[tread_data::ObjectInfo]) -> String {
         hash.update(format!("{}\t{}\t{}\n", o.key, o.size, o.etag));
     }
     hex::encode(hash.finalize())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    fn record(created: &str, last_fire: Option<&str>) -> PipelineRecord {
+        PipelineRecord {
+            name: "p".into(),
+            source: String::new(),
+            paused: false,
+            created: created.into(),
+            updated: created.into(),
+            last_fire: last_fire.map(Into::into),
+            data_digest: None,
+            s3_user: None,
+        }
+    }
+
+    fn spec(schedule: &str) -> PipelineSpec {
+        format!("name = \"p\"\ndata = \"/d\"\nschedule = \"{schedule}\"\n[[steps]]\nkind = \"run\"\ncommand = \"true\"\n")
+            .parse()
+            .expect("valid pipeline")
+    }
+
+    #[test]
+    fn a_rate_fires_on_time_from_creation() {
+        let daily = spec("rate(1 day)");
+        let fresh = record("2026-11-20T10:00:00Z", None);
+        assert_eq!(
+            due(&fresh, &daily, datetime!(2026-11-21 09:59:59 UTC)),
+            None
+        );
+        assert_eq!(
+            due(&fresh, &daily, datetime!(2026-11-21 10:00:01 UTC)),
+            Some("schedule")
+        );
+        let fired = record("2026-11-20T10:00:00Z", Some("2026-11-21T10:00:01Z"));
+        assert_eq!(
+            due(&fired, &daily, datetime!(2026-11-21 10:00:02 UTC)),
+            None
+        );
+        assert_eq!(
+            due(&fired, &daily, datetime!(2026-11-22 10:00:00 UTC)),
+            Some("schedule")
+        );
+    }
+
+    #[test]
+    fn fires_missed_while_down_run_once_as_a_catch_up() {
+        let daily = spec("rate(1 day)");
+        let down_three_days = record("2026-11-20T10:00:00Z", Some("2026-11-21T10:00:00Z"));
+        let back = datetime!(2026-11-24 18:00:00 UTC);
+        assert_eq!(due(&down_three_days, &daily, back), Some("catch-up"));
+        let caught_up = record("2026-11-20T10:00:00Z", Some("2026-11-24T18:00:00Z"));
+        assert_eq!(due(&caught_up, &daily, back), None, "one run, not three");
+        assert_eq!(
+            due(&caught_up, &daily, datetime!(2026-11-25 10:00:00 UTC)),
+            Some("schedule")
+        );
+    }
+
+    #[test]
+    fn a_cron_schedule_is_due_at_its_time_and_an_at_schedule_only_once() {
+        let nightly = spec("cron(0 3 * * ? *)");
+        let r = record("2026-11-20T10:00:00Z", None);
+        assert_eq!(due(&r, &nightly, datetime!(2026-11-21 02:59:00 UTC)), None);
+        assert_eq!(
+            due(&r, &nightly, datetime!(2026-11-21 03:00:30 UTC)),
+            Some("schedule")
+        );
+        let once = spec("at(2026-11-22T00:00:00)");
+        assert_eq!(
+            due(&r, &once, datetime!(2026-11-22 00:00:10 UTC)),
+            Some("schedule")
+        );
+        let fired = record("2026-11-20T10:00:00Z", Some("2026-11-22T00:00:10Z"));
+        assert_eq!(due(&fired, &once, datetime!(2026-12-22 00:00:00 UTC)), None);
+    }
 }

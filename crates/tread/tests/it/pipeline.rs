@@ -158,6 +158,7 @@ data = "s3://fsxn-ontap/dataset/tyre"
 [instance]
 type = "test-1cpu"
 hourly_price = 3.6
+on_start = "echo instance ready"
 
 [[steps]]
 kind = "train"
@@ -221,6 +222,10 @@ fn a_run_trains_gates_deploys_and_a_gated_out_run_leaves_the_endpoint_alone() {
     );
 
     let logs = up.ok(&["run", "logs", &id]);
+    assert!(
+        logs.contains("instance ready"),
+        "the on-start script ran:\n{logs}"
+    );
     assert!(
         logs.contains("epoch 1"),
         "the train step's output is in the log:\n{logs}"
@@ -293,6 +298,19 @@ fn a_run_trains_gates_deploys_and_a_gated_out_run_leaves_the_endpoint_alone() {
         2,
         "{listed}"
     );
+
+    up.apply(&world, "tiny", &TINY.replace("MIN", "0.0"));
+    up.ok(&["pipeline", "run", "tiny", "--wait"]);
+    let second = up.get("/api/endpoints/tiny-ep")["model"]["uri"].clone();
+    assert_ne!(second, served.as_str(), "version 2 was deployed");
+    let promoted = up.ok(&["model", "promote", "tiny", "1"]);
+    assert!(promoted.contains("tiny-ep"), "{promoted}");
+    assert_eq!(
+        up.get("/api/endpoints/tiny-ep")["model"]["uri"],
+        served.as_str()
+    );
+    assert_eq!(up.get("/api/models/tiny/1")["production"], true);
+    assert_eq!(up.get("/api/models/tiny/2")["production"], false);
 }
 
 #[test]
@@ -429,11 +447,31 @@ fn a_restart_in_the_middle_of_a_run_fails_it_and_stops_its_instance() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    let again = up.ok(&["pipeline", "run", "sleeper"]);
-    assert!(
-        again.contains("started"),
-        "the pipeline still runs after the restart"
-    );
+    std::fs::remove_file(&pid_file).expect("remove the pid file");
+    let again = run_id(&up.ok(&["pipeline", "run", "sleeper"]));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::fs::read_to_string(&pid_file).map_or(true, |p| p.trim().is_empty()) {
+        assert!(
+            Instant::now() < deadline,
+            "the pipeline did not run after the restart"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let pid = std::fs::read_to_string(&pid_file)
+        .expect("pid")
+        .trim()
+        .to_string();
+    up.ok(&["run", "cancel", &again]);
+    let runs = up.wait_runs("sleeper", "the cancel", |r| r[0]["state"] == "cancelled");
+    assert_eq!(runs[0]["instance"]["state"], "stopped");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while alive(&pid) {
+        assert!(
+            Instant::now() < deadline,
+            "cancelling did not stop the instance's processes"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 #[test]
