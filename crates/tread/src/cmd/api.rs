@@ -3,7 +3,7 @@
 
 use anyhow::{Context, bail};
 use serde_json::Value;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use tread_serve::ApiToken;
 
 use crate::cmd::serve::ServerArgs;
@@ -22,6 +22,7 @@ pub fn block_on<T>(work: impl Future<Output = anyhow::Result<T>>) -> anyhow::Res
 pub struct ApiClient {
     /// The server's base URL.
     pub base: String,
+    data_dir: PathBuf,
     token: Option<String>,
     http: reqwest::Client,
 }
@@ -36,6 +37,7 @@ impl ApiClient {
         });
         Self {
             base: server.server.trim_end_matches('/').to_string(),
+            data_dir: data_dir.to_path_buf(),
             token,
             http: reqwest::Client::new(),
         }
@@ -60,7 +62,7 @@ impl ApiClient {
         body: Option<(&str, Vec<u8>)>,
     ) -> anyhow::Result<Value> {
         let url = format!("{}{path}", self.base);
-        let mut request = self.http.request(method, &url);
+        let mut request = self.http.request(method.clone(), &url);
         if let Some(token) = &self.token {
             request = request.bearer_auth(token);
         }
@@ -69,9 +71,18 @@ impl ApiClient {
                 .header(reqwest::header::CONTENT_TYPE, content_type)
                 .body(bytes);
         }
-        let response = request.send().await.with_context(|| {
-            format!("cannot reach the endpoint server at {}: start it with `tread up` (or `tread serve`) or set --server/TREAD_SERVER", self.base)
-        })?;
+        let response = match request.send().await {
+            Ok(response) => response,
+            Err(e) if e.is_connect() && method == reqwest::Method::GET && offline::serves(path) => {
+                return offline::get(&self.data_dir, &self.base, path).await;
+            }
+            Err(e) => {
+                return Err(anyhow::Error::new(e).context(format!(
+                    "cannot reach the server at {}: start it with `tread up` (or `tread serve`) or set --server/TREAD_SERVER",
+                    self.base
+                )));
+            }
+        };
         let status = response.status();
         let text = response.text().await?;
         if status == reqwest::StatusCode::NO_CONTENT {
@@ -88,6 +99,76 @@ impl ApiClient {
                 );
             }
             bail!("{message} (HTTP {status})");
+        }
+        Ok(value)
+    }
+}
+
+/// Reads of the pipeline catalog when no daemon answers: the same routes,
+/// served in-process from the data dir. Only reads, because a run started
+/// here would die with this command.
+mod offline {
+    use anyhow::{Context, bail};
+    use serde_json::Value;
+    use std::path::Path;
+    use std::sync::Arc;
+    use tower::ServiceExt;
+    use tread_pipeline::{Catalog, LocalBackend, Pipelines, Runner, RunnerSettings};
+    use tread_serve::Endpoints;
+
+    /// Whether `path` is a read this module can answer.
+    pub fn serves(path: &str) -> bool {
+        [
+            "/api/pipelines",
+            "/api/runs",
+            "/api/models",
+            "/api/instances",
+        ]
+        .iter()
+        .any(|p| path.starts_with(p))
+    }
+
+    /// Answers GET `path` from the catalog in `data_dir`.
+    pub async fn get(data_dir: &Path, base: &str, path: &str) -> anyhow::Result<Value> {
+        let database = data_dir.join(tread_store::catalog::DB_FILE);
+        if !database.exists() {
+            bail!(
+                "tread up is not running at {base}, and {} holds no catalog: start `tread up` or set --data-dir",
+                data_dir.display()
+            );
+        }
+        eprintln!(
+            "(tread up is not running at {base}: read from {} directly)",
+            data_dir.display()
+        );
+        let catalog = Arc::new(Catalog::open(&database)?);
+        let endpoints = Arc::new(Endpoints::open(
+            &database,
+            Default::default(),
+            Arc::default(),
+        )?);
+        let runner = Runner::new(
+            catalog.clone(),
+            endpoints,
+            Arc::new(LocalBackend::new(data_dir.join("instances"))),
+            RunnerSettings {
+                program: std::env::current_exe()?,
+                s3_endpoint: None,
+                runs_dir: data_dir.join("runs"),
+            },
+        );
+        let router =
+            tread_pipeline::http::router(Pipelines::new(catalog, Arc::new(runner), None, None));
+        let request = axum::http::Request::get(path).body(axum::body::Body::empty())?;
+        let response = router.oneshot(request).await?;
+        let status = response.status();
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX).await?;
+        let value: Value = serde_json::from_slice(&bytes).context("the catalog's answer")?;
+        if !status.is_success() {
+            bail!(
+                "{} (HTTP {status})",
+                value["error"].as_str().unwrap_or("failed")
+            );
         }
         Ok(value)
     }

@@ -310,7 +310,7 @@ pub fn run(data_dir: &Path, cmd: RunCmd) -> anyhow::Result<()> {
             for r in list.as_array().into_iter().flatten() {
                 println!(
                     "{:<6} {:<20} {:<12} {:<10} {:<26} {}",
-                    r["id"],
+                    r["id"].to_string(),
                     text(r, "pipeline"),
                     text(r, "trigger"),
                     text(r, "state"),
@@ -394,9 +394,9 @@ pub fn model(data_dir: &Path, cmd: ModelCmd) -> anyhow::Result<()> {
                 println!(
                     "{:<20} {:<8} {:<10.4} {:<6} {:<11} {:<24} {}",
                     text(m, "name"),
-                    m["version"],
+                    m["version"].to_string(),
                     m["accuracy"].as_f64().unwrap_or(0.0),
-                    m["run_id"],
+                    m["run_id"].to_string(),
                     if m["production"].as_bool().unwrap_or(false) {
                         "yes"
                     } else {
@@ -448,8 +448,8 @@ pub fn instance(data_dir: &Path, cmd: InstanceCmd) -> anyhow::Result<()> {
     for i in list.as_array().into_iter().flatten() {
         println!(
             "{:<5} {:<6} {:<14} {:<8} {:<26} {:<26} {:>9.1} {:>9.4} {:>7.3}",
-            i["id"],
-            i["run_id"],
+            i["id"].to_string(),
+            i["run_id"].to_string(),
             text(i, "type"),
             text(i, "state"),
             text(i, "started"),

@@ -428,6 +428,12 @@ fn a_restart_in_the_middle_of_a_run_fails_it_and_stops_its_instance() {
     let _ = up.child.kill();
     let _ = up.child.wait();
     assert!(alive(&pid), "the step outlives a killed tread up");
+    let offline = up.ok(&["run", "describe", "1"]);
+    let offline: Value = serde_json::from_str(&offline).expect("run JSON read from the data dir");
+    assert_eq!(
+        offline["state"], "running",
+        "as recorded when tread up died"
+    );
 
     up = Up::start(&world);
     let run = &up.runs("sleeper")[0];
