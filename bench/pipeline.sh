@@ -101,7 +101,7 @@ for r in timed:
 print(f"API trigger → first step start: median {statistics.median(trigger_to_step):.1f} ms, "
       f"max {max(trigger_to_step):.1f} ms over {len(api)} runs (instance start included)")
 print(f"at() fire time → first step start: median {statistics.median(scheduled):.0f} ms, "
-      f"max {max(scheduled):.0f} ms over {len(timed)} runs (the scheduler ticks every 500 ms)")
+      f"max {max(scheduled):.0f} ms over {len(timed)} runs (the scheduler ticks every 100 ms)")
 print(f"instance idle after the last step: median {statistics.median(idle) * 1000:.2f} ms, "
       f"max {max(idle) * 1000:.2f} ms over {len(idle)} runs; demo's training run {demo_idle * 1000:.1f} ms; "
       f"ratio to the 5 s floor {max(idle + [demo_idle]) / 5:.5f}")

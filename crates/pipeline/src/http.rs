@@ -18,8 +18,12 @@ pub struct Failure(ApiError);
 
 impl From<PipelineError> for Failure {
     fn from(e: PipelineError) -> Self {
+        let e = match e {
+            PipelineError::Deploy(e) => return Self(ApiError::from(e)),
+            other => other,
+        };
         let status = match &e {
-            PipelineError::Spec(_) => StatusCode::BAD_REQUEST,
+            PipelineError::Spec(_) | PipelineError::Invalid(_) => StatusCode::BAD_REQUEST,
             PipelineError::NotFound(_) => StatusCode::NOT_FOUND,
             PipelineError::Conflict(_) => StatusCode::CONFLICT,
             PipelineError::Deploy(_) => StatusCode::UNPROCESSABLE_ENTITY,

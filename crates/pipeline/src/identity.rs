@@ -4,6 +4,7 @@
 //! attaches a named policy instead.
 
 use crate::catalog::StepKeys;
+use crate::service::PipelineError;
 use crate::spec::{PipelineSpec, Step};
 use std::path::PathBuf;
 use tread_store::catalog::{Catalog as StoreCatalog, CatalogError};
@@ -29,24 +30,32 @@ impl Identities {
         &self,
         spec: &PipelineSpec,
         known: Option<StepKeys>,
-    ) -> Result<Option<(String, StepKeys)>, String> {
+    ) -> Result<Option<(String, StepKeys)>, PipelineError> {
         if !spec.data.starts_with("s3://") {
             return Ok(None);
         }
         let name = format!("pipeline-{}", spec.name);
-        let mut store = StoreCatalog::open(&self.data_dir).map_err(|e| e.to_string())?;
+        let mut store = StoreCatalog::open(&self.data_dir).map_err(store_error)?;
         let policy = match &spec.policy {
-            Some(policy) => policy.clone(),
+            Some(policy) => {
+                let known = store.policy_list().map_err(store_error)?;
+                if !known.contains(policy) {
+                    return Err(PipelineError::Invalid(format!(
+                        "policy {policy} does not exist: use FullAccess, ReadOnlyAccess or a policy made with `tread s3 policy create`"
+                    )));
+                }
+                policy.clone()
+            }
             None => {
                 store
                     .policy_put(&name, &default_policy(spec))
-                    .map_err(|e| e.to_string())?;
+                    .map_err(store_error)?;
                 name.clone()
             }
         };
         let existing = store
             .user_list()
-            .map_err(|e| e.to_string())?
+            .map_err(store_error)?
             .into_iter()
             .find(|u| u.user == name);
         let keys = match (existing, known) {
@@ -54,38 +63,38 @@ impl Identities {
             (Some(_), _) => rekey(store.user_rotate_key(&name))?,
             (None, _) => rekey(store.user_create(&name))?,
         };
-        match store.group_create(
-            &name,
-            std::slice::from_ref(&name),
-            std::slice::from_ref(&policy),
-        ) {
+        let policies = std::slice::from_ref(&policy);
+        match store.group_create(&name, std::slice::from_ref(&name), policies) {
             Ok(_) => {}
             Err(CatalogError::AlreadyExists { .. }) => {
-                let group = store
-                    .group_list()
-                    .map_err(|e| e.to_string())?
-                    .into_iter()
-                    .find(|g| g.name == name);
-                if group.is_some_and(|g| !g.policies.contains(&policy)) {
-                    return Err(format!(
-                        "group {name} exists without policy {policy}: delete the group and apply again"
-                    ));
+                // The file may name another policy than at the last apply.
+                store
+                    .group_set_policies(&name, policies)
+                    .map_err(store_error)?;
+                match store.group_add_user(&name, &name) {
+                    Ok(()) | Err(CatalogError::AlreadyExists { .. }) => {}
+                    Err(e) => return Err(store_error(e)),
                 }
-                let _ = store.group_add_user(&name, &name);
             }
-            Err(e) => return Err(e.to_string()),
+            Err(e) => return Err(store_error(e)),
         }
         (self.changed)();
         Ok(Some((name, keys)))
     }
 }
 
-fn rekey(keys: Result<tread_store::catalog::UserKeys, CatalogError>) -> Result<StepKeys, String> {
+fn store_error(e: CatalogError) -> PipelineError {
+    PipelineError::Identity(e.to_string())
+}
+
+fn rekey(
+    keys: Result<tread_store::catalog::UserKeys, CatalogError>,
+) -> Result<StepKeys, PipelineError> {
     keys.map(|k| StepKeys {
         access_key_id: k.access_key_id,
         secret_access_key: k.secret_access_key,
     })
-    .map_err(|e| e.to_string())
+    .map_err(store_error)
 }
 
 /// Read on the data prefix, read and write on every train step's `out`.

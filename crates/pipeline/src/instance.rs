@@ -103,7 +103,8 @@ impl InstanceBackend for LocalBackend {
 
 struct LocalInstance {
     workdir: PathBuf,
-    groups: Mutex<Vec<i32>>,
+    /// Process groups started, with their leader's start time.
+    groups: Mutex<Vec<(i32, Option<u64>)>>,
 }
 
 #[async_trait]
@@ -129,7 +130,8 @@ impl Instance for LocalInstance {
             .spawn()
             .map_err(io(format!("starting {}", command.program.display())))?;
         if let Some(pid) = child.id() {
-            lock(&self.groups).push(pid as i32);
+            let pid = pid as i32;
+            lock(&self.groups).push((pid, start_time(pid)));
         }
         let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
         let copy = async {
@@ -165,8 +167,11 @@ impl Instance for LocalInstance {
     }
 
     async fn stop(&self) {
-        for group in lock(&self.groups).drain(..) {
-            if let Some(pid) = rustix::process::Pid::from_raw(group) {
+        for (group, started) in lock(&self.groups).drain(..) {
+            // A group whose leader's pid now belongs to a process started
+            // later has ended and its id was reused: not ours to kill.
+            let reused = start_time(group).is_some_and(|now| Some(now) != started);
+            if let (false, Some(pid)) = (reused, rustix::process::Pid::from_raw(group)) {
                 // ESRCH (the group is gone) is the usual, good outcome.
                 let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
             }
@@ -199,6 +204,16 @@ async fn copy_lines(stream: Option<impl AsyncRead + Unpin>, log: &StepLog) {
             Ok(_) => log.line(&String::from_utf8_lossy(&line)),
         }
     }
+}
+
+/// When process `pid` started (clock ticks since boot, field 22 of
+/// `/proc/<pid>/stat`), telling a process from a later one with its pid.
+fn start_time(pid: i32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces and parentheses: count
+    // from the last ')'.
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    after_name.split_whitespace().nth(19)?.parse().ok()
 }
 
 /// Kills every process whose working directory is `dir` or below: what a

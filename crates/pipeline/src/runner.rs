@@ -7,6 +7,7 @@
 use crate::catalog::{Catalog, ModelVersion, NewModel, RunState, StepKeys};
 use crate::instance::{Command, Instance, InstanceBackend};
 use crate::log::{StepLog, step_log_path};
+use crate::metrics::PipelineMetrics;
 use crate::spec::{Gate, PipelineSpec, Step, TrainStep};
 use serde::Deserialize;
 use std::path::PathBuf;
@@ -23,6 +24,8 @@ pub struct RunnerSettings {
     pub s3_endpoint: Option<String>,
     /// Where step logs go.
     pub runs_dir: PathBuf,
+    /// Where runs and instance time are counted.
+    pub metrics: Arc<PipelineMetrics>,
 }
 
 /// Runs pipelines' runs.
@@ -128,12 +131,14 @@ impl Runner {
             Err(e) => {
                 return self.finish(
                     id,
+                    &spec.name,
                     RunState::Failed,
                     Some(format!("the instance did not start: {e}")),
                 );
             }
         };
         let started = Instant::now();
+        self.settings.metrics.started();
         let instance_id = catalog
             .instance_started(
                 id,
@@ -147,23 +152,26 @@ impl Runner {
         tracing::info!(run = id, pipeline = %spec.name, instance = instance_id, "instance started");
         let last_step_end = Mutex::new(None);
         let mut context = self.context(id, spec, instance.as_ref(), keys);
-        let limit = Duration::from_secs(spec.instance.max_runtime_minutes * 60);
-        let outcome = tokio::select! {
+        let limit = Duration::from_secs(spec.instance.max_runtime_minutes.saturating_mul(60));
+        // An interrupted run's last step ends when the interruption comes.
+        let (outcome, interrupted_at) = tokio::select! {
             result = tokio::time::timeout(limit, self.steps(&mut context, &last_step_end)) => match result {
-                Ok(result) => result,
-                Err(_) => Err((RunState::Failed, format!("the run exceeded max_runtime_minutes = {}", spec.instance.max_runtime_minutes))),
+                Ok(result) => (result, None),
+                Err(_) => (Err((RunState::Failed, format!("the run exceeded max_runtime_minutes = {}", spec.instance.max_runtime_minutes))), Some(Instant::now())),
             },
-            () = cancel.cancelled() => Err((RunState::Cancelled, "cancelled".to_string())),
+            () = cancel.cancelled() => (Err((RunState::Cancelled, "cancelled".to_string())), Some(Instant::now())),
         };
         drop(context);
         let ended = *last_step_end
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let ended = interrupted_at.or(ended);
         instance.stop().await;
         let stopped = Instant::now();
         let idle = ended.map(|end: Instant| stopped.saturating_duration_since(end).as_secs_f64());
         let billed = stopped.duration_since(started).as_secs_f64();
         let _ = catalog.instance_stopped(instance_id, &now(), billed, idle);
+        self.settings.metrics.stopped(&spec.name, billed, idle);
         tracing::info!(
             run = id,
             instance = instance_id,
@@ -172,12 +180,13 @@ impl Runner {
             "instance stopped"
         );
         match outcome {
-            Ok(()) => self.finish(id, RunState::Succeeded, None),
-            Err((state, reason)) => self.finish(id, state, Some(reason)),
+            Ok(()) => self.finish(id, &spec.name, RunState::Succeeded, None),
+            Err((state, reason)) => self.finish(id, &spec.name, state, Some(reason)),
         }
     }
 
-    fn finish(&self, id: i64, state: RunState, reason: Option<String>) -> RunState {
+    fn finish(&self, id: i64, pipeline: &str, state: RunState, reason: Option<String>) -> RunState {
+        self.settings.metrics.ended(pipeline, state.as_str());
         let _ = self
             .catalog
             .run_finished(id, state, reason.as_deref(), &now());

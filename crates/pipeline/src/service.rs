@@ -16,6 +16,10 @@ use time::format_description::well_known::Rfc3339;
 use tokio_util::sync::CancellationToken;
 use tread_data::{ObjectDir, S3Access};
 
+/// How often the scheduler looks at the schedules: a fire waits at most
+/// this long, and a look is a read of the pipelines table.
+const SCHEDULER_TICK: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// Why a pipeline request was refused.
 #[derive(Debug, Error)]
 pub enum PipelineError {
@@ -31,7 +35,11 @@ pub enum PipelineError {
     /// The catalog failed.
     #[error("metadata database: {0}")]
     Catalog(#[from] rusqlite::Error),
-    /// The pipeline's S3 user could not be set up.
+    /// The pipeline file asks for something that cannot be: a policy that
+    /// does not exist.
+    #[error("{0}")]
+    Invalid(String),
+    /// The pipeline's S3 user could not be set up in the store.
     #[error("the pipeline's S3 user: {0}")]
     Identity(String),
     /// A deploy for a promotion failed.
@@ -146,22 +154,33 @@ impl Pipelines {
     /// Creates or updates a pipeline from its file.
     pub async fn apply(&self, source: &str) -> Result<PipelineView, PipelineError> {
         let spec: PipelineSpec = source.parse()?;
-        let existed = self.catalog.pipeline(&spec.name)?.is_some();
+        let record = self.catalog.pipeline(&spec.name)?;
+        let previous: Option<PipelineSpec> = record.as_ref().and_then(|r| r.source.parse().ok());
         if let Some(identities) = &self.identities
-            && let Some((user, keys)) = identities
-                .ensure(&spec, self.catalog.pipeline_keys(&spec.name)?)
-                .map_err(PipelineError::Identity)?
+            && let Some((user, keys)) =
+                identities.ensure(&spec, self.catalog.pipeline_keys(&spec.name)?)?
         {
             self.catalog.pipeline_put(&spec.name, source, &now())?;
             self.catalog.pipeline_set_user(&spec.name, &user, &keys)?;
         } else {
             self.catalog.pipeline_put(&spec.name, source, &now())?;
         }
+        if previous
+            .as_ref()
+            .is_some_and(|old| old.schedule != spec.schedule)
+        {
+            // A new schedule counts from now, not from fires of the old one.
+            self.catalog.pipeline_fired(&spec.name, &now())?;
+        }
+        let same_data = previous
+            .as_ref()
+            .is_some_and(|old| old.data == spec.data && old.retrain_on_data_change);
+        let has_baseline = record.is_some_and(|r| r.data_digest.is_some());
         if spec.retrain_on_data_change
-            && !existed
+            && !(same_data && has_baseline)
             && let Some(digest) = self.data_digest(&spec).await
         {
-            // The data as it is when the pipeline is applied is the
+            // The data as it is when the trigger is applied is the
             // baseline; only changes after it start runs.
             self.catalog.pipeline_set_data_digest(&spec.name, &digest)?;
         }
@@ -244,8 +263,11 @@ impl Pipelines {
         tracing::info!(run = id, pipeline = %name, trigger, "run triggered");
         let service = self.clone();
         tokio::spawn(async move {
-            let _one_at_a_time = lock.lock().await;
-            if cancel.is_cancelled() {
+            let turn = tokio::select! {
+                guard = lock.lock() => Some(guard),
+                () = cancel.cancelled() => None,
+            };
+            if turn.is_none() {
                 let _ = service.catalog.run_finished(
                     id,
                     RunState::Cancelled,
@@ -277,6 +299,9 @@ impl Pipelines {
 
     /// Cancels a queued or running run.
     pub fn cancel(&self, id: i64) -> Result<RunView, PipelineError> {
+        if self.catalog.run(id)?.is_none() {
+            return Err(PipelineError::NotFound(format!("run {id} does not exist")));
+        }
         let token = self.state().active.get(&id).cloned();
         match token {
             Some(token) => token.cancel(),
@@ -356,6 +381,23 @@ impl Pipelines {
         })
     }
 
+    /// Cancels every queued and running run and waits (at most 30 s) until
+    /// their instances are stopped: what `tread up` does before it exits.
+    pub async fn stop_all(&self) {
+        let tokens: Vec<CancellationToken> = self.state().active.values().cloned().collect();
+        if tokens.is_empty() {
+            return;
+        }
+        tracing::info!(runs = tokens.len(), "cancelling the runs in flight");
+        for token in tokens {
+            token.cancel();
+        }
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while !self.state().active.is_empty() && std::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
     /// After a restart: runs that were in flight failed, and their instances
     /// are stopped; the time until now is billed, as a cloud would.
     pub async fn recover(&self) -> Result<(), PipelineError> {
@@ -397,7 +439,7 @@ impl Pipelines {
 
     /// Fires schedules and data-change triggers until `shutdown`.
     pub async fn run_scheduler(self: Arc<Self>, shutdown: CancellationToken) {
-        let mut tick = tokio::time::interval(std::time::Duration::from_millis(500));
+        let mut tick = tokio::time::interval(SCHEDULER_TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
@@ -480,7 +522,15 @@ impl Pipelines {
             _ => ObjectDir::open(&spec.data).await,
         };
         let listing = match dir {
-            Ok(dir) => dir.list().await,
+            // A slow store must not hold up the other pipelines' schedules.
+            Ok(dir) => tokio::time::timeout(std::time::Duration::from_secs(30), dir.list())
+                .await
+                .unwrap_or_else(|_| {
+                    Err(tread_data::ObjectsError::BadUri(format!(
+                        "{}: listing took over 30 s",
+                        spec.data
+                    )))
+                }),
             Err(e) => Err(e),
         };
         match listing {

@@ -35,6 +35,11 @@ use thiserror::Error;
 use tread_nn::Architecture;
 use tread_schedule::Schedule;
 
+/// The longest `max_runtime_minutes`: a week.
+const MAX_RUNTIME_MINUTES: u64 = 7 * 24 * 60;
+/// The longest pipeline name, so that `pipeline-<name>` is a valid S3 user.
+const MAX_NAME: usize = 64 - "pipeline-".len();
+
 /// Why a pipeline file was refused.
 #[derive(Debug, Error)]
 pub enum SpecError {
@@ -255,8 +260,27 @@ impl PipelineSpec {
         if !(self.instance.hourly_price.is_finite() && self.instance.hourly_price >= 0.0) {
             return invalid("instance.hourly_price must be a number ≥ 0".into());
         }
-        if self.instance.max_runtime_minutes == 0 {
-            return invalid("instance.max_runtime_minutes must be at least 1".into());
+        if !(1..=MAX_RUNTIME_MINUTES).contains(&self.instance.max_runtime_minutes) {
+            return invalid(format!(
+                "instance.max_runtime_minutes must be between 1 and {MAX_RUNTIME_MINUTES} (a week)"
+            ));
+        }
+        if self.name.len() > MAX_NAME {
+            return invalid(format!(
+                "name {:?} is longer than {MAX_NAME} characters: its S3 user pipeline-<name> must fit in 64",
+                self.name
+            ));
+        }
+        if let Some(n) = self
+            .steps
+            .iter()
+            .position(|s| matches!(s, Step::Deploy { .. }))
+            && n + 1 < self.steps.len()
+        {
+            return invalid(format!(
+                "step {} (deploy) must be the last step: a step after it could fail a run whose model already serves",
+                n + 1
+            ));
         }
         let mut trained = false;
         for (n, step) in self.steps.iter().enumerate() {
@@ -362,12 +386,12 @@ min_accuracy = 0.55
 beat_production = true
 
 [[steps]]
-kind = "deploy"
-endpoint = "tyre-quality-classifier"
-
-[[steps]]
 kind = "run"
 command = "echo done"
+
+[[steps]]
+kind = "deploy"
+endpoint = "tyre-quality-classifier"
 "#;
 
     #[test]
@@ -381,7 +405,7 @@ command = "echo done"
         assert_eq!(spec.settle_seconds, 60);
         assert_eq!(spec.instance.kind, "local-2cpu");
         let kinds: Vec<&str> = spec.steps.iter().map(Step::kind).collect();
-        assert_eq!(kinds, ["train", "evaluate", "gate", "deploy", "run"]);
+        assert_eq!(kinds, ["train", "evaluate", "gate", "run", "deploy"]);
         let Step::Train(train) = &spec.steps[0] else {
             panic!("first step is train");
         };
@@ -465,6 +489,20 @@ command = "echo done"
                 "hourly_price",
             ),
             (format!("{head}colour = \"red\"\n{train}"), "colour"),
+            (
+                format!(
+                    "{head}{train}[[steps]]\nkind = \"deploy\"\nendpoint = \"e\"\n[[steps]]\nkind = \"run\"\ncommand = \"true\"\n"
+                ),
+                "must be the last step",
+            ),
+            (
+                format!("{head}[instance]\nmax_runtime_minutes = 99999999999\n{train}"),
+                "max_runtime_minutes",
+            ),
+            (
+                format!("name = \"{}\"\ndata = \"x\"\n{train}", "n".repeat(60)),
+                "S3 user",
+            ),
         ];
         for (text, fragment) in cases {
             match text.parse::<PipelineSpec>() {

@@ -66,16 +66,21 @@ impl Server {
     /// Opens the catalog and the token, restores every endpoint's model and
     /// binds the listener.
     pub async fn bind(options: &ServeOptions) -> Result<Self, ServeError> {
+        Self::bind_with_metrics(options, Arc::default()).await
+    }
+
+    /// [`Server::bind`], reporting to `metrics` (made with
+    /// [`metrics::Metrics::with_host`] to add a host's series).
+    pub async fn bind_with_metrics(
+        options: &ServeOptions,
+        metrics: Arc<metrics::Metrics>,
+    ) -> Result<Self, ServeError> {
         let io = |context: String| move |source| ServeError::Io { context, source };
         let token = ApiToken::load_or_create(&options.data_dir).map_err(io(format!(
             "cannot create the API token in {}",
             options.data_dir.display()
         )))?;
-        let endpoints = Arc::new(Endpoints::open(
-            &options.database,
-            options.batch,
-            Arc::default(),
-        )?);
+        let endpoints = Arc::new(Endpoints::open(&options.database, options.batch, metrics)?);
         endpoints.restore().await?;
         let listener = tokio::net::TcpListener::bind(options.listen)
             .await

@@ -102,6 +102,14 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// The server's series and a host's own (`tread up`'s pipelines), in
+    /// one registry so `/metrics` stays one valid exposition.
+    pub fn with_host(register: impl FnOnce(&mut Registry)) -> Self {
+        let mut metrics = Self::default();
+        register(&mut metrics.registry);
+        metrics
+    }
+
     /// Counts one answered inference request and its latency.
     pub fn observe_request(&self, endpoint: &str, seconds: f64, status: u16) {
         let label = EndpointLabel {

@@ -235,6 +235,23 @@ pub fn validate_bucket_name(name: &str) -> Result<()> {
     }
 }
 
+/// A custom policy needs a valid name that is not a built-in's, and a
+/// document that parses.
+fn check_custom_policy(name: &str, document: &str) -> Result<()> {
+    validate_name("policy", name)?;
+    if Policy::builtin(name).is_some() {
+        return Err(CatalogError::AlreadyExists {
+            kind: "built-in policy",
+            name: name.into(),
+        });
+    }
+    Policy::parse(document).map_err(|source| CatalogError::Policy {
+        name: name.into(),
+        source,
+    })?;
+    Ok(())
+}
+
 fn validate_name(kind: &str, name: &str) -> Result<()> {
     let ok = !name.is_empty()
         && name.len() <= 64
@@ -587,6 +604,24 @@ impl Catalog {
         insert_member(&self.conn, group, user)
     }
 
+    /// Makes `policies` exactly the policies attached to `group`.
+    pub fn group_set_policies(&mut self, group: &str, policies: &[String]) -> Result<()> {
+        self.group_exists(group)?;
+        for p in policies {
+            self.check_policy_exists(p)?;
+        }
+        let tx = self.conn.transaction()?;
+        tx.execute("DELETE FROM store_group_policies WHERE grp = ?1", [group])?;
+        for p in policies {
+            tx.execute(
+                "INSERT INTO store_group_policies (grp, policy) VALUES (?1, ?2)",
+                [group, p.as_str()],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
     /// Removes `user` from `group`.
     pub fn group_remove_user(&self, group: &str, user: &str) -> Result<()> {
         let n = self.conn.execute(
@@ -643,17 +678,7 @@ impl Catalog {
 
     /// Stores a custom policy after checking that it parses.
     pub fn policy_create(&self, name: &str, document: &str) -> Result<()> {
-        validate_name("policy", name)?;
-        if Policy::builtin(name).is_some() {
-            return Err(CatalogError::AlreadyExists {
-                kind: "built-in policy",
-                name: name.into(),
-            });
-        }
-        Policy::parse(document).map_err(|source| CatalogError::Policy {
-            name: name.into(),
-            source,
-        })?;
+        check_custom_policy(name, document)?;
         let inserted = self.conn.execute(
             "INSERT OR IGNORE INTO store_policies (name, document) VALUES (?1, ?2)",
             [name, document],
@@ -670,17 +695,7 @@ impl Catalog {
     /// Creates custom policy `name` or replaces its document; groups that
     /// have it keep it, so a pipeline's access follows its file.
     pub fn policy_put(&self, name: &str, document: &str) -> Result<()> {
-        validate_name("policy", name)?;
-        if Policy::builtin(name).is_some() {
-            return Err(CatalogError::AlreadyExists {
-                kind: "built-in policy",
-                name: name.into(),
-            });
-        }
-        Policy::parse(document).map_err(|source| CatalogError::Policy {
-            name: name.into(),
-            source,
-        })?;
+        check_custom_policy(name, document)?;
         self.conn.execute(
             "INSERT INTO store_policies (name, document) VALUES (?1, ?2)
              ON CONFLICT(name) DO UPDATE SET document = excluded.document",
@@ -815,6 +830,40 @@ mod tests {
             cat.user_create("s3user"),
             Err(CatalogError::AlreadyExists { .. })
         ));
+    }
+
+    #[test]
+    fn a_policy_put_again_replaces_its_document_and_groups_keep_or_swap_it() {
+        use crate::iam::policy::Decision;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut cat = Catalog::open(dir.path()).expect("open");
+        let doc = |action: &str| {
+            format!(
+                r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Action":"{action}","Resource":"*"}}]}}"#
+            )
+        };
+        cat.policy_put("p", &doc("s3:GetObject")).expect("create");
+        let keys = cat.user_create("u").expect("user");
+        cat.group_create("g", &["u".into()], &["p".into()])
+            .expect("group");
+        cat.policy_put("p", &doc("s3:PutObject")).expect("replace");
+        let snap = cat.snapshot().expect("snapshot");
+        let policies = &snap.principals[&keys.access_key_id].policies;
+        assert_eq!(policies.len(), 1, "the group kept the policy");
+        let decide = |action| policies[0].evaluate(action, "arn:aws:s3:::b/k");
+        assert_eq!(decide("s3:PutObject"), Decision::Allow);
+        assert_eq!(decide("s3:GetObject"), Decision::NotApplicable);
+        cat.group_set_policies("g", &["FullAccess".into()])
+            .expect("set policies");
+        let snap = cat.snapshot().expect("snapshot");
+        let policies = &snap.principals[&keys.access_key_id].policies;
+        assert_eq!(policies.len(), 1, "set, not added");
+        assert_eq!(
+            policies[0].evaluate("s3:DeleteObject", "arn:aws:s3:::b/k"),
+            Decision::Allow
+        );
+        assert!(cat.policy_put("FullAccess", &doc("s3:GetObject")).is_err());
+        assert!(cat.policy_put("q", "{").is_err());
     }
 
     #[test]

@@ -23,6 +23,7 @@ pub struct ApiClient {
     /// The server's base URL.
     pub base: String,
     data_dir: PathBuf,
+    offline_reads: bool,
     token: Option<String>,
     http: reqwest::Client,
 }
@@ -38,9 +39,17 @@ impl ApiClient {
         Self {
             base: server.server.trim_end_matches('/').to_string(),
             data_dir: data_dir.to_path_buf(),
+            offline_reads: true,
             token,
             http: reqwest::Client::new(),
         }
+    }
+
+    /// A client that never falls back to the data dir: for loops that wait
+    /// on a daemon, which would wait forever on a record it no longer moves.
+    pub fn online_only(mut self) -> Self {
+        self.offline_reads = false;
+        self
     }
 
     /// A management call with a JSON body.
@@ -73,7 +82,12 @@ impl ApiClient {
         }
         let response = match request.send().await {
             Ok(response) => response,
-            Err(e) if e.is_connect() && method == reqwest::Method::GET && offline::serves(path) => {
+            Err(e)
+                if self.offline_reads
+                    && e.is_connect()
+                    && method == reqwest::Method::GET
+                    && offline::serves(path) =>
+            {
                 return offline::get(&self.data_dir, &self.base, path).await;
             }
             Err(e) => {
@@ -155,6 +169,7 @@ mod offline {
                 program: std::env::current_exe()?,
                 s3_endpoint: None,
                 runs_dir: data_dir.join("runs"),
+                metrics: Arc::default(),
             },
         );
         let router =

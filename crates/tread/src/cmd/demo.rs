@@ -127,6 +127,7 @@ pub fn demo(data_dir: &Path, args: DemoArgs) -> anyhow::Result<()> {
     let _entered = runtime.enter();
     println!("tread demo in {}", data_dir.display());
     let keys = build_world(data_dir)?;
+    let shutdown = CancellationToken::new();
     let daemon = runtime.block_on(Daemon::start(
         data_dir,
         &UpArgs {
@@ -138,6 +139,7 @@ pub fn demo(data_dir: &Path, args: DemoArgs) -> anyhow::Result<()> {
             },
             public_inference: false,
         },
+        shutdown.clone(),
     ))?;
     let (s3_url, api_url, pipelines) = (
         daemon.s3_url.clone(),
@@ -145,8 +147,13 @@ pub fn demo(data_dir: &Path, args: DemoArgs) -> anyhow::Result<()> {
         daemon.pipelines(),
     );
     println!("S3 endpoint {s3_url}, API and endpoints {api_url}");
-    let shutdown = CancellationToken::new();
-    let served = runtime.spawn(daemon.run(shutdown.clone()));
+    let served = runtime.spawn(daemon.run());
+    let interrupted = shutdown.clone();
+    runtime.spawn(async move {
+        crate::cmd::s3::shutdown_signal().await;
+        // The daemon cancels the run, which stops its instance, then exits.
+        interrupted.cancel();
+    });
     let outcome = (|| {
         let access = S3Access {
             endpoint: s3_url.clone(),

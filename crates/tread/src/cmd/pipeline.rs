@@ -222,7 +222,7 @@ pub fn pipeline(data_dir: &Path, cmd: PipelineCmd) -> anyhow::Result<()> {
                 .context("the server answered without a run id")?;
             println!("run {id} of {name} started");
             if wait {
-                return wait_for(&client, id);
+                return wait_for(&client.online_only(), id);
             }
         }
         PipelineCmd::Pause { name, server } => {
@@ -330,7 +330,11 @@ pub fn run(data_dir: &Path, cmd: RunCmd) -> anyhow::Result<()> {
             step,
             follow,
             server,
-        } => logs(&ApiClient::new(&server, data_dir), id, step, follow)?,
+        } => {
+            let client = ApiClient::new(&server, data_dir);
+            let client = if follow { client.online_only() } else { client };
+            logs(&client, id, step, follow)?
+        }
         RunCmd::Cancel { id, server } => {
             post(
                 &ApiClient::new(&server, data_dir),

@@ -8,7 +8,9 @@ use std::path::Path;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 use tread_data::S3Access;
-use tread_pipeline::{Catalog, Identities, LocalBackend, Pipelines, Runner, RunnerSettings};
+use tread_pipeline::{
+    Catalog, Identities, LocalBackend, PipelineMetrics, Pipelines, Runner, RunnerSettings,
+};
 use tread_serve::{ApiToken, ServeOptions, Server};
 use tread_store::catalog::{Catalog as StoreCatalog, CatalogError};
 use tread_store::{NasStore, S3Server, ServerOptions, StoreOptions};
@@ -36,9 +38,11 @@ pub struct UpArgs {
 /// start and never leave the process.
 const DAEMON_USER: &str = "tread-daemon";
 
-/// A started `tread up`: every part bound, not yet answering.
+/// A started `tread up`: S3 serving, the API bound but not yet answering.
 pub struct Daemon {
-    s3: S3Server,
+    s3: tokio::task::JoinHandle<()>,
+    shutdown: CancellationToken,
+    _lock: std::fs::File,
     api: Server,
     pipelines: Arc<Pipelines>,
     /// The S3 endpoint's URL.
@@ -48,11 +52,23 @@ pub struct Daemon {
 }
 
 impl Daemon {
-    /// Opens the data dir and binds both listeners; runs that were in
-    /// flight when tread last stopped are failed and their instances stopped.
-    pub async fn start(data_dir: &Path, args: &UpArgs) -> anyhow::Result<Self> {
+    /// Opens the data dir, starts serving S3 (endpoints restore their
+    /// models from it) and binds the API; runs that were in flight when
+    /// tread last stopped are failed and their instances stopped. Everything
+    /// stops when `shutdown` is cancelled.
+    pub async fn start(
+        data_dir: &Path,
+        args: &UpArgs,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<Self> {
         std::fs::create_dir_all(data_dir)
             .with_context(|| format!("creating {}", data_dir.display()))?;
+        // Absolute, because instances' processes are found by their working
+        // directory, which /proc reports absolute.
+        let data_dir = &data_dir
+            .canonicalize()
+            .with_context(|| format!("resolving {}", data_dir.display()))?;
+        let lock = lock_data_dir(data_dir)?;
         let store = NasStore::open(data_dir, StoreOptions::default())
             .with_context(|| format!("opening the store in {}", data_dir.display()))?;
         store.spawn_background_tasks();
@@ -67,14 +83,24 @@ impl Daemon {
         .await?;
         let s3_url = s3.url();
         tread_data::use_process_access(daemon_access(data_dir, &s3_url)?);
+        reloader.reload()?;
+        let s3_stop = shutdown.clone();
+        let s3 = tokio::spawn(s3.run(async move { s3_stop.cancelled().await }));
         let database = data_dir.join(tread_store::catalog::DB_FILE);
-        let mut api = Server::bind(&ServeOptions {
-            listen: args.listen,
-            database: database.clone(),
-            data_dir: data_dir.to_path_buf(),
-            batch: args.batching.options(),
-            public_inference: args.public_inference,
-        })
+        let metrics = Arc::new(PipelineMetrics::default());
+        let registry = Arc::new(tread_serve::metrics::Metrics::with_host(|r| {
+            metrics.register(r)
+        }));
+        let mut api = Server::bind_with_metrics(
+            &ServeOptions {
+                listen: args.listen,
+                database: database.clone(),
+                data_dir: data_dir.to_path_buf(),
+                batch: args.batching.options(),
+                public_inference: args.public_inference,
+            },
+            registry,
+        )
         .await?;
         let catalog = Arc::new(Catalog::open(&database).context("opening the pipeline tables")?);
         let runner = Arc::new(Runner::new(
@@ -85,6 +111,7 @@ impl Daemon {
                 program: std::env::current_exe().context("finding the tread binary")?,
                 s3_endpoint: Some(s3_url.clone()),
                 runs_dir: data_dir.join("runs"),
+                metrics,
             },
         ));
         let pipelines = Pipelines::new(
@@ -105,6 +132,8 @@ impl Daemon {
         let api_url = format!("http://{}", api.local_addr()?);
         Ok(Self {
             s3,
+            shutdown,
+            _lock: lock,
             api,
             pipelines,
             s3_url,
@@ -117,19 +146,39 @@ impl Daemon {
         self.pipelines.clone()
     }
 
-    /// Serves S3, the API and the scheduler until `shutdown` is cancelled.
-    pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
-        let s3_stop = shutdown.clone();
-        let s3 = tokio::spawn(self.s3.run(async move { s3_stop.cancelled().await }));
-        let scheduler = tokio::spawn(self.pipelines.run_scheduler(shutdown.clone()));
+    /// Serves the API and runs the scheduler until the shutdown token is
+    /// cancelled; then cancels the runs in flight, so that every instance
+    /// is stopped before the process ends.
+    pub async fn run(self) -> anyhow::Result<()> {
+        let shutdown = self.shutdown.clone();
+        let scheduler = tokio::spawn(self.pipelines.clone().run_scheduler(shutdown.clone()));
         let api_stop = shutdown.clone();
         let served = self
             .api
             .run(async move { api_stop.cancelled().await })
             .await;
         shutdown.cancel();
-        let _ = tokio::join!(s3, scheduler);
+        self.pipelines.stop_all().await;
+        let _ = tokio::join!(self.s3, scheduler);
         Ok(served?)
+    }
+}
+
+/// One daemon per data dir: a second would fail the first one's runs as
+/// "in flight" and change its S3 keys under it.
+fn lock_data_dir(data_dir: &Path) -> anyhow::Result<std::fs::File> {
+    let path = data_dir.join("tread-up.lock");
+    let file =
+        std::fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => anyhow::bail!(
+            "another tread up or tread demo is using {}: stop it first, or use another --data-dir",
+            data_dir.display()
+        ),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(e).with_context(|| format!("locking {}", path.display()))
+        }
     }
 }
 
@@ -160,7 +209,8 @@ fn daemon_access(data_dir: &Path, s3_url: &str) -> anyhow::Result<S3Access> {
 pub fn up(data_dir: &Path, args: UpArgs) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async {
-        let daemon = Daemon::start(data_dir, &args).await?;
+        let shutdown = CancellationToken::new();
+        let daemon = Daemon::start(data_dir, &args, shutdown.clone()).await?;
         tracing::info!(
             s3 = %daemon.s3_url,
             api = %daemon.api_url,
@@ -168,12 +218,10 @@ pub fn up(data_dir: &Path, args: UpArgs) -> anyhow::Result<()> {
             data_dir = %data_dir.display(),
             "tread up: S3, endpoints, API, metrics and the scheduler are running"
         );
-        let shutdown = CancellationToken::new();
-        let signal = shutdown.clone();
         tokio::spawn(async move {
             crate::cmd::s3::shutdown_signal().await;
-            signal.cancel();
+            shutdown.cancel();
         });
-        daemon.run(shutdown).await
+        daemon.run().await
     })
 }

@@ -78,8 +78,8 @@ impl Up {
         cmd
     }
 
-    /// A GET of the management API, with the token from the data dir.
-    fn get(&self, path: &str) -> Value {
+    /// A GET of the API with the token from the data dir: the body's text.
+    fn text(&self, path: &str) -> String {
         let token = std::fs::read_to_string(self.data.join("api-token")).expect("token");
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -97,8 +97,13 @@ impl Up {
                 "GET {path}: {}",
                 response.status()
             );
-            serde_json::from_str(&response.text().await.expect("body")).expect("JSON")
+            response.text().await.expect("body")
         })
+    }
+
+    /// A GET of the management API, parsed.
+    fn get(&self, path: &str) -> Value {
+        serde_json::from_str(&self.text(path)).expect("JSON")
     }
 
     fn runs(&self, pipeline: &str) -> Vec<Value> {
@@ -175,12 +180,12 @@ kind = "gate"
 min_accuracy = MIN
 
 [[steps]]
-kind = "deploy"
-endpoint = "tiny-ep"
-
-[[steps]]
 kind = "run"
 command = "echo key=$AWS_ACCESS_KEY_ID secret=$AWS_SECRET_ACCESS_KEY model=$TREAD_MODEL_URI"
+
+[[steps]]
+kind = "deploy"
+endpoint = "tiny-ep"
 "#;
 
 #[test]
@@ -221,6 +226,13 @@ fn a_run_trains_gates_deploys_and_a_gated_out_run_leaves_the_endpoint_alone() {
         "sanity bound, 10× the floor"
     );
 
+    let metrics = up.text("/metrics");
+    assert!(
+        metrics.contains(r#"tread_pipeline_runs_total{pipeline="tiny",state="succeeded"} 1"#)
+            && metrics.contains(r#"tread_instance_billed_seconds_total{pipeline="tiny"}"#),
+        "{metrics}"
+    );
+
     let logs = up.ok(&["run", "logs", &id]);
     assert!(
         logs.contains("instance ready"),
@@ -234,7 +246,7 @@ fn a_run_trains_gates_deploys_and_a_gated_out_run_leaves_the_endpoint_alone() {
         logs.contains("key=[redacted] secret=[redacted] model=s3://fsxn-ontap/models/tiny/"),
         "{logs}"
     );
-    let step_log = up.ok(&["run", "logs", &id, "--step", "5", "--follow"]);
+    let step_log = up.ok(&["run", "logs", &id, "--step", "4", "--follow"]);
     assert!(
         step_log.contains("key=[redacted]") && !step_log.contains("epoch 1"),
         "{step_log}"
@@ -311,6 +323,25 @@ fn a_run_trains_gates_deploys_and_a_gated_out_run_leaves_the_endpoint_alone() {
     );
     assert_eq!(up.get("/api/models/tiny/1")["production"], true);
     assert_eq!(up.get("/api/models/tiny/2")["production"], false);
+
+    drop(up);
+    let up = Up::start(&world);
+    assert_eq!(
+        up.get("/api/endpoints/tiny-ep")["model"]["uri"],
+        served.as_str(),
+        "after a restart the endpoint serves the production version"
+    );
+    let answer = up
+        .cli()
+        .args(["predict", "--endpoint", "tiny-ep", "--json"])
+        .arg(world.volume.join("dataset/tyre/good/000000.jpg"))
+        .output()
+        .expect("predict");
+    assert!(
+        answer.status.success(),
+        "{}",
+        String::from_utf8_lossy(&answer.stderr)
+    );
 }
 
 #[test]
@@ -348,6 +379,33 @@ fn a_failing_step_fails_the_run_and_stops_its_instance() {
     assert!(run["instance"]["idle_seconds"].as_f64().is_some());
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(up.runs("broken").len(), 1, "at() fires once");
+
+    for (file, fragment) in [
+        ("schedule = \"rate(1 days)\"\n", "rate(1 days)"),
+        ("policy = \"NoSuchPolicy\"\n", "NoSuchPolicy"),
+    ] {
+        let path = world.dir.path().join("bad.toml");
+        std::fs::write(
+            &path,
+            format!("name = \"bad\"\ndata = \"s3://fsxn-ontap/none\"\n{file}[[steps]]\nkind = \"run\"\ncommand = \"true\"\n"),
+        )
+        .expect("write");
+        let out = up
+            .cli()
+            .args(["pipeline", "apply", path.to_str().expect("utf-8")])
+            .output()
+            .expect("apply");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && stderr.contains(fragment) && stderr.contains("HTTP 400"),
+            "{stderr}"
+        );
+    }
+    assert!(
+        up.get("/api/pipelines")
+            .as_array()
+            .is_some_and(|p| p.iter().all(|p| p["name"] != "bad"))
+    );
 }
 
 #[test]
@@ -416,15 +474,7 @@ fn a_restart_in_the_middle_of_a_run_fails_it_and_stops_its_instance() {
         ),
     );
     up.ok(&["pipeline", "run", "sleeper"]);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::fs::read_to_string(&pid_file).map_or(true, |p| p.trim().is_empty()) {
-        assert!(Instant::now() < deadline, "the step did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let pid = std::fs::read_to_string(&pid_file)
-        .expect("pid")
-        .trim()
-        .to_string();
+    let pid = wait_for_pid(&pid_file);
     let _ = up.child.kill();
     let _ = up.child.wait();
     assert!(alive(&pid), "the step outlives a killed tread up");
@@ -455,18 +505,7 @@ fn a_restart_in_the_middle_of_a_run_fails_it_and_stops_its_instance() {
     }
     std::fs::remove_file(&pid_file).expect("remove the pid file");
     let again = run_id(&up.ok(&["pipeline", "run", "sleeper"]));
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::fs::read_to_string(&pid_file).map_or(true, |p| p.trim().is_empty()) {
-        assert!(
-            Instant::now() < deadline,
-            "the pipeline did not run after the restart"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let pid = std::fs::read_to_string(&pid_file)
-        .expect("pid")
-        .trim()
-        .to_string();
+    let pid = wait_for_pid(&pid_file);
     up.ok(&["run", "cancel", &again]);
     let runs = up.wait_runs("sleeper", "the cancel", |r| r[0]["state"] == "cancelled");
     assert_eq!(runs[0]["instance"]["state"], "stopped");
@@ -476,6 +515,37 @@ fn a_restart_in_the_middle_of_a_run_fails_it_and_stops_its_instance() {
             Instant::now() < deadline,
             "cancelling did not stop the instance's processes"
         );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    std::fs::remove_file(&pid_file).expect("remove the pid file");
+    let last = run_id(&up.ok(&["pipeline", "run", "sleeper"]));
+    let pid = wait_for_pid(&pid_file);
+    let terminated = Command::new("kill")
+        .args(["-TERM", &up.child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(terminated.success());
+    let status = up.child.wait().expect("tread up exits on SIGTERM");
+    assert!(status.success(), "{status}");
+    let run: Value = serde_json::from_str(&up.ok(&["run", "describe", &last])).expect("run JSON");
+    assert_eq!(
+        run["state"], "cancelled",
+        "tread up cancels its runs before it exits"
+    );
+    assert_eq!(run["instance"]["state"], "stopped");
+    assert!(!alive(&pid));
+}
+
+fn wait_for_pid(pid_file: &Path) -> String {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(pid) = std::fs::read_to_string(pid_file)
+            && !pid.trim().is_empty()
+        {
+            return pid.trim().to_string();
+        }
+        assert!(Instant::now() < deadline, "the step did not start");
         std::thread::sleep(Duration::from_millis(50));
     }
 }
