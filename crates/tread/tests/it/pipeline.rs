@@ -409,6 +409,48 @@ fn a_failing_step_fails_the_run_and_stops_its_instance() {
 }
 
 #[test]
+fn a_paused_pipeline_skips_its_schedule_but_runs_by_hand() {
+    let world = World::create();
+    let up = Up::start(&world);
+    let at = Command::new("date")
+        .args(["-u", "-d", "+3 seconds", "+%Y-%m-%dT%H:%M:%S"])
+        .output()
+        .expect("date");
+    let at = String::from_utf8_lossy(&at.stdout).trim().to_string();
+    up.apply(
+        &world,
+        "napper",
+        &format!(
+            "name = \"napper\"\ndata = \"s3://fsxn-ontap/none\"\nschedule = \"at({at})\"\n\
+             [[steps]]\nkind = \"run\"\ncommand = \"true\"\n"
+        ),
+    );
+    up.ok(&["pipeline", "pause", "napper"]);
+    std::thread::sleep(Duration::from_secs(5));
+    assert!(
+        up.runs("napper").is_empty(),
+        "a paused schedule does not fire"
+    );
+    let resumed = up.ok(&["pipeline", "resume", "napper"]);
+    assert!(
+        resumed.contains("next run -"),
+        "the missed at() is skipped: {resumed}"
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(up.runs("napper").is_empty());
+    up.ok(&["pipeline", "pause", "napper"]);
+    let by_hand = up.ok(&["pipeline", "run", "napper", "--wait"]);
+    assert!(by_hand.contains("succeeded"), "{by_hand}");
+    let listed = up.ok(&["pipeline", "list"]);
+    assert!(
+        listed
+            .lines()
+            .any(|l| l.starts_with("napper") && l.contains("true") && l.contains("succeeded")),
+        "{listed}"
+    );
+}
+
+#[test]
 fn new_data_starts_one_run_per_settled_change() {
     let world = World::create();
     let up = Up::start(&world);
