@@ -23,7 +23,7 @@ use crate::cmd::up::{Daemon, UpArgs};
 #[derive(Debug, Args)]
 pub struct DemoArgs {
     /// The recipe's full configuration: 1856 images, seed-cnn at 224 px,
-    /// split 1500/356, 2 epochs (about 10 minutes on 2 cores instead of 1).
+    /// split 1500/356, 2 epochs (about 3 minutes on 2 cores instead of 40 s).
     #[arg(long)]
     pub full: bool,
     /// Address of the API and endpoints while the demo runs.
