@@ -12,6 +12,6 @@ pub mod transform;
 
 pub use dataset::{Dataset, DatasetError, Sample};
 pub use loader::{Batch, Loader, LoaderOptions};
-pub use objects::{ObjectDir, ObjectInfo, ObjectsError, S3Access, use_process_access};
+pub use objects::{ObjectDir, ObjectInfo, ObjectsError, S3Access, read_uri, use_process_access};
 pub use split::{SplitError, SplitSpec, epoch_order};
 pub use transform::{ImageInputError, Preprocess, decode};

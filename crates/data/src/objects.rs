@@ -218,6 +218,27 @@ impl ObjectDir {
     }
 }
 
+/// Reads one object (`s3://bucket/key`) or file (a path; a bare name is in
+/// the current directory) into memory: how a model or an image is named on
+/// the command line and in the API.
+pub async fn read_uri(uri: &str) -> Result<Bytes, ObjectsError> {
+    let bad = || ObjectsError::BadUri(uri.to_string());
+    if uri
+        .strip_prefix("s3://")
+        .is_some_and(|rest| !rest.contains('/'))
+    {
+        return Err(bad());
+    }
+    let (dir, name) = match uri.rsplit_once('/') {
+        Some((_, "")) => return Err(bad()),
+        Some(("", name)) => ("/", name),
+        Some(split) => split,
+        None if uri.is_empty() => return Err(bad()),
+        None => (".", uri),
+    };
+    ObjectDir::open(dir).await?.get(name).await
+}
+
 /// An S3 endpoint and the keys to use there, given explicitly rather than
 /// through the environment: a pipeline's own user, or `tread up`'s.
 #[derive(Clone)]
@@ -397,4 +418,24 @@ fn error_text<E: std::error::Error + 'static>(error: &E) -> String {
         source = e.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_uri_names_one_file_or_object_and_anything_else_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("model.tar.gz");
+        std::fs::write(&file, b"bytes").expect("write");
+        let read = read_uri(file.to_str().expect("utf-8")).await.expect("read");
+        assert_eq!(&read[..], b"bytes");
+        for bad in ["", "s3://bucket", "s3://bucket/prefix/", "dir/"] {
+            assert!(
+                matches!(read_uri(bad).await, Err(ObjectsError::BadUri(_))),
+                "{bad:?} was not refused as a URI"
+            );
+        }
+    }
 }

@@ -34,6 +34,7 @@ use std::str::FromStr;
 use thiserror::Error;
 use tread_nn::Architecture;
 use tread_schedule::Schedule;
+use tread_serve::endpoints::valid_name;
 
 /// The longest `max_runtime_minutes`: a week.
 const MAX_RUNTIME_MINUTES: u64 = 7 * 24 * 60;
@@ -344,15 +345,6 @@ fn check_gate(gate: &Gate) -> Result<(), String> {
         }
         _ => Ok(()),
     }
-}
-
-/// The rule endpoint names follow, so a pipeline can name its endpoint.
-fn valid_name(name: &str) -> bool {
-    (1..=63).contains(&name.len())
-        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
 #[cfg(test)]

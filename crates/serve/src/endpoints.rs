@@ -261,14 +261,18 @@ impl Endpoints {
     }
 }
 
-/// SageMaker's endpoint-name rule, with `_` allowed.
-fn check_name(name: &str) -> Result<(), DeployError> {
-    let valid = (1..=63).contains(&name.len())
+/// SageMaker's endpoint-name rule, with `_` allowed: 1–63 letters, digits,
+/// `-` or `_`, starting with a letter or digit.
+pub fn valid_name(name: &str) -> bool {
+    (1..=63).contains(&name.len())
         && name.starts_with(|c: char| c.is_ascii_alphanumeric())
         && name
             .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-    if valid {
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+fn check_name(name: &str) -> Result<(), DeployError> {
+    if valid_name(name) {
         Ok(())
     } else {
         Err(DeployError::InvalidName(name.to_string()))

@@ -4,7 +4,7 @@
 use crate::engine::{Engine, EngineError};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
-use tread_data::{ObjectDir, Preprocess};
+use tread_data::Preprocess;
 use tread_nn::Tensor;
 
 /// Why a model could not be deployed.
@@ -95,19 +95,13 @@ pub fn companion_uri(uri: &str) -> String {
 
 /// Reads one object (`s3://bucket/key`) or file into memory.
 pub async fn fetch(uri: &str) -> Result<bytes::Bytes, LoadError> {
-    let (dir, name) = uri
-        .rsplit_once('/')
-        .filter(|(_, name)| !name.is_empty())
-        .ok_or_else(|| LoadError::Uri(uri.to_string()))?;
-    let dir = if dir.is_empty() { "/" } else { dir };
-    let fetch_error = |reason: String| LoadError::Fetch {
-        uri: uri.to_string(),
-        reason,
-    };
-    let dir = ObjectDir::open(dir)
-        .await
-        .map_err(|e| fetch_error(e.to_string()))?;
-    dir.get(name).await.map_err(|e| fetch_error(e.to_string()))
+    tread_data::read_uri(uri).await.map_err(|e| match e {
+        tread_data::ObjectsError::BadUri(_) => LoadError::Uri(uri.to_string()),
+        other => LoadError::Fetch {
+            uri: uri.to_string(),
+            reason: other.to_string(),
+        },
+    })
 }
 
 fn load(uri: &str, bytes: &[u8], companion: Option<&[u8]>) -> Result<LoadedModel, LoadError> {

@@ -272,9 +272,7 @@ fn relabel(dataset: &Dataset, model_classes: &[String]) -> anyhow::Result<Vec<Sa
 
 /// Fetches and loads a `model.tar.gz` from S3 or a file.
 pub async fn read_model(uri: &str) -> anyhow::Result<Model> {
-    let (dir, name) = uri.rsplit_once('/').unwrap_or((".", uri));
-    let dir = if dir.is_empty() { "/" } else { dir };
-    let bytes = ObjectDir::open(dir).await?.get(name).await?;
+    let bytes = tread_data::read_uri(uri).await?;
     tread_train::unpack(&bytes).with_context(|| format!("loading {uri}"))
 }
 
