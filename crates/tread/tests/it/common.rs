@@ -25,6 +25,17 @@ pub fn run_ok(data_dir: &Path, args: &[&str]) -> String {
     String::from_utf8(out.stdout).expect("utf-8 output")
 }
 
+/// Runs `cmd args…` (a prepared `tread`), asserting success; returns stdout.
+pub fn ok(mut cmd: Command, args: &[&str]) -> String {
+    let out = cmd.args(args).output().expect("run tread");
+    assert!(
+        out.status.success(),
+        "tread {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// Runs `tread args…`, asserting failure; returns stderr.
 pub fn run_err(data_dir: &Path, args: &[&str]) -> String {
     let out = tread(data_dir).args(args).output().expect("run tread");

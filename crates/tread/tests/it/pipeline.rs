@@ -4,7 +4,7 @@
 //! trigger firing once per change; a restart in the middle of a run; and
 //! `tread demo` itself.
 
-use crate::common::{World, tread};
+use crate::common::{World, ok, tread};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -63,13 +63,7 @@ impl Up {
 
     /// `tread args…` against this daemon; returns stdout, asserting success.
     fn ok(&self, args: &[&str]) -> String {
-        let out = self.cli().args(args).output().expect("run tread");
-        assert!(
-            out.status.success(),
-            "tread {args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        ok(self.cli(), args)
     }
 
     fn cli(&self) -> Command {

@@ -3,20 +3,9 @@
 //! predict` (a file and an s3:// key), over SageMaker-style HTTP and the
 //! KServe v2 protocol, and listed with `tread endpoint`.
 
-use crate::common::{Server, World};
+use crate::common::{Server, World, ok};
 use base64::Engine as _;
 use serde_json::{Value, json};
-use std::process::Command;
-
-fn ok(mut cmd: Command, args: &[&str]) -> String {
-    let out = cmd.args(args).output().expect("run tread");
-    assert!(
-        out.status.success(),
-        "tread {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 fn post(url: &str, content_type: &str, body: Vec<u8>) -> Value {
     let runtime = tokio::runtime::Builder::new_current_thread()
