@@ -159,11 +159,7 @@ impl Server {
 
     /// Starts `command --listen <free port>` and waits until it answers.
     pub fn spawn(command: &mut Command) -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .expect("port")
-            .local_addr()
-            .expect("addr")
-            .port();
+        let port = free_port();
         let listen = format!("127.0.0.1:{port}");
         let child = command
             .args(["--listen", &listen])
@@ -171,14 +167,7 @@ impl Server {
             .stderr(Stdio::null())
             .spawn()
             .expect("spawn server");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(&listen).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "{command:?} did not start listening"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        wait_listening(port, Duration::from_secs(20), &format!("{command:?}"));
         Self {
             child,
             url: format!("http://{listen}"),
@@ -197,4 +186,31 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A port nothing listens on now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// Waits until something accepts connections on loopback `port`.
+pub fn wait_listening(port: u16, within: Duration, what: &str) {
+    let deadline = Instant::now() + within;
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "{what} did not start listening");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Runs `work` to its end on a runtime of its own: HTTP and SDK calls from
+/// a plain test thread.
+pub fn block_on<F: Future>(work: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(work)
 }

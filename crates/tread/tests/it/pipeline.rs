@@ -4,7 +4,7 @@
 //! trigger firing once per change; a restart in the middle of a run; and
 //! `tread demo` itself.
 
-use crate::common::{World, ok, tread};
+use crate::common::{World, block_on, free_port, ok, tread, wait_listening};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -16,13 +16,6 @@ struct Up {
     api: String,
     s3: String,
     data: PathBuf,
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
 }
 
 impl Up {
@@ -43,15 +36,8 @@ impl Up {
             .stderr(log)
             .spawn()
             .expect("spawn tread up");
-        let deadline = Instant::now() + Duration::from_secs(30);
         for port in [s3, api] {
-            while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-                assert!(
-                    Instant::now() < deadline,
-                    "tread up did not start listening"
-                );
-                std::thread::sleep(Duration::from_millis(50));
-            }
+            wait_listening(port, Duration::from_secs(30), "tread up");
         }
         Self {
             child,
@@ -75,11 +61,7 @@ impl Up {
     /// A GET of the API with the token from the data dir: the body's text.
     fn text(&self, path: &str) -> String {
         let token = std::fs::read_to_string(self.data.join("api-token")).expect("token");
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
-        runtime.block_on(async {
+        block_on(async {
             let response = reqwest::Client::new()
                 .get(format!("{}{path}", self.api))
                 .bearer_auth(token.trim())
@@ -342,11 +324,7 @@ fn a_run_trains_gates_deploys_and_a_gated_out_run_leaves_the_endpoint_alone() {
 fn a_failing_step_fails_the_run_and_stops_its_instance() {
     let world = World::create();
     let up = Up::start(&world);
-    let at = Command::new("date")
-        .args(["-u", "-d", "+5 seconds", "+%Y-%m-%dT%H:%M:%S"])
-        .output()
-        .expect("date");
-    let at = String::from_utf8_lossy(&at.stdout).trim().to_string();
+    let at = utc_in(5);
     up.apply(
         &world,
         "broken",
@@ -406,11 +384,7 @@ fn a_failing_step_fails_the_run_and_stops_its_instance() {
 fn a_paused_pipeline_skips_its_schedule_but_runs_by_hand() {
     let world = World::create();
     let up = Up::start(&world);
-    let at = Command::new("date")
-        .args(["-u", "-d", "+3 seconds", "+%Y-%m-%dT%H:%M:%S"])
-        .output()
-        .expect("date");
-    let at = String::from_utf8_lossy(&at.stdout).trim().to_string();
+    let at = utc_in(3);
     up.apply(
         &world,
         "napper",
@@ -459,22 +433,18 @@ fn new_data_starts_one_run_per_settled_change() {
         up.runs("watcher").is_empty(),
         "the data as applied is the baseline"
     );
-    let client = world.client(&up.s3);
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
+    // A client per call: its connections belong to the runtime it ran on.
     let put = |key: &str| {
-        runtime
-            .block_on(
-                client
-                    .put_object()
-                    .bucket("fsxn-ontap")
-                    .key(key)
-                    .body(key.as_bytes().to_vec().into())
-                    .send(),
-            )
-            .expect("put");
+        block_on(
+            world
+                .client(&up.s3)
+                .put_object()
+                .bucket("fsxn-ontap")
+                .key(key)
+                .body(key.as_bytes().to_vec().into())
+                .send(),
+        )
+        .expect("put");
     };
     for key in ["incoming/a.txt", "incoming/b.txt", "incoming/c.txt"] {
         put(key);
@@ -490,6 +460,29 @@ fn new_data_starts_one_run_per_settled_change() {
     up.wait_runs("watcher", "a second data-change run", |r| r.len() == 2);
     std::thread::sleep(Duration::from_secs(4));
     assert_eq!(up.runs("watcher").len(), 2);
+}
+
+/// `at()`'s form of the UTC time `seconds` from now.
+fn utc_in(seconds: u32) -> String {
+    let at = Command::new("date")
+        .args([
+            "-u",
+            "-d",
+            &format!("+{seconds} seconds"),
+            "+%Y-%m-%dT%H:%M:%S",
+        ])
+        .output()
+        .expect("date");
+    String::from_utf8_lossy(&at.stdout).trim().to_string()
+}
+
+/// Waits (at most 5 s) until process `pid` is gone.
+fn wait_gone(pid: &str, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while alive(pid) {
+        assert!(Instant::now() < deadline, "{what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 fn alive(pid: &str) -> bool {
@@ -531,28 +524,14 @@ fn a_restart_in_the_middle_of_a_run_fails_it_and_stops_its_instance() {
         "{run}"
     );
     assert_eq!(run["instance"]["state"], "stopped");
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while alive(&pid) {
-        assert!(
-            Instant::now() < deadline,
-            "the step's process survived the restart"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_gone(&pid, "the step's process survived the restart");
     std::fs::remove_file(&pid_file).expect("remove the pid file");
     let again = run_id(&up.ok(&["pipeline", "run", "sleeper"]));
     let pid = wait_for_pid(&pid_file);
     up.ok(&["run", "cancel", &again]);
     let runs = up.wait_runs("sleeper", "the cancel", |r| r[0]["state"] == "cancelled");
     assert_eq!(runs[0]["instance"]["state"], "stopped");
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while alive(&pid) {
-        assert!(
-            Instant::now() < deadline,
-            "cancelling did not stop the instance's processes"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_gone(&pid, "cancelling did not stop the instance's processes");
 
     std::fs::remove_file(&pid_file).expect("remove the pid file");
     let last = run_id(&up.ok(&["pipeline", "run", "sleeper"]));

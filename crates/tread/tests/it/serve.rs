@@ -3,16 +3,12 @@
 //! predict` (a file and an s3:// key), over SageMaker-style HTTP and the
 //! KServe v2 protocol, and listed with `tread endpoint`.
 
-use crate::common::{Server, World, ok};
+use crate::common::{Server, World, block_on, ok};
 use base64::Engine as _;
 use serde_json::{Value, json};
 
 fn post(url: &str, content_type: &str, body: Vec<u8>) -> Value {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    runtime.block_on(async {
+    block_on(async {
         let response = reqwest::Client::new()
             .post(url)
             .header("content-type", content_type)
