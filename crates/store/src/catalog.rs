@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use rand::Rng;
@@ -267,6 +267,19 @@ fn validate_name(kind: &str, name: &str) -> Result<()> {
     }
 }
 
+/// Makes the database file readable by its owner only: it holds secret
+/// keys. By path, never by opening it: closing any descriptor of the file
+/// would drop every POSIX lock this process holds on it, SQLite's included,
+/// and let another client delete the write-ahead log under our connections.
+/// SQLite gives its `-wal` and `-shm` files the database's mode.
+fn owner_only(db_path: &Path) -> Result<()> {
+    let mode = fs::metadata(db_path)?.permissions().mode();
+    if mode & 0o077 != 0 {
+        fs::set_permissions(db_path, fs::Permissions::from_mode(0o600))?;
+    }
+    Ok(())
+}
+
 impl Catalog {
     /// Opens (creating if needed) the catalog in `data_dir`, applying migrations
     /// and creating the default volume `<data_dir>/volumes/default`.
@@ -274,13 +287,8 @@ impl Catalog {
         fs::create_dir_all(data_dir)?;
         let data_dir = fs::canonicalize(data_dir)?;
         let db_path = data_dir.join(DB_FILE);
-        // The database holds secret keys: create it readable by its owner only.
-        fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .mode(0o600)
-            .open(&db_path)?;
         let conn = Connection::open(&db_path)?;
+        owner_only(&db_path)?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
