@@ -1,10 +1,13 @@
 //! Instances: the compute a run holds, started when the run starts and
 //! stopped the moment it ends. [`InstanceBackend`] is what a backend
 //! implements; [`LocalBackend`] runs each step as a process group of this
-//! machine in a working directory of its own. A Kubernetes backend (one Job
-//! per run) implements the same three calls.
+//! machine in a working directory of its own, outside tread's data dir and
+//! isolated from it (see [`crate::isolation`]). A Kubernetes backend (one
+//! Job per run) implements the same calls.
 
+use crate::isolation::{Isolation, IsolationError, StepUser};
 use crate::log::StepLog;
+use crate::spec::InstanceSpec;
 use async_trait::async_trait;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -22,6 +25,9 @@ pub enum InstanceError {
         /// The failure.
         source: std::io::Error,
     },
+    /// Steps cannot run as the pipeline asks.
+    #[error(transparent)]
+    Isolation(#[from] IsolationError),
 }
 
 fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> InstanceError {
@@ -45,8 +51,15 @@ pub struct Command {
 pub trait InstanceBackend: Send + Sync {
     /// The backend's name, recorded with each instance.
     fn name(&self) -> &'static str;
-    /// Starts an instance for run `run`.
-    async fn start(&self, run: i64) -> Result<Box<dyn Instance>, InstanceError>;
+    /// Checks, when a pipeline is applied, that instances as `spec` asks
+    /// for can be started.
+    fn check(&self, spec: &InstanceSpec) -> Result<(), InstanceError>;
+    /// Starts an instance for run `run`, as `spec` asks.
+    async fn start(
+        &self,
+        run: i64,
+        spec: &InstanceSpec,
+    ) -> Result<Box<dyn Instance>, InstanceError>;
     /// Stops whatever an instance with this working directory left running
     /// when tread itself stopped under it.
     async fn reclaim(&self, workdir: &Path);
@@ -69,12 +82,25 @@ pub trait Instance: Send + Sync {
 /// Instances as process groups on this machine.
 pub struct LocalBackend {
     root: PathBuf,
+    hidden: PathBuf,
 }
 
 impl LocalBackend {
-    /// Instances get working directories under `root`.
-    pub fn new(root: PathBuf) -> Self {
-        Self { root }
+    /// Instances get working directories under `root` (the system's temp
+    /// dir for `tread up`); their steps cannot see `hidden` (tread's data
+    /// dir), which may not contain `root`.
+    pub fn new(root: PathBuf, hidden: PathBuf) -> Result<Self, InstanceError> {
+        if root.starts_with(&hidden) {
+            return Err(InstanceError::Io {
+                context: format!(
+                    "instances in {} would be inside the data dir {} that steps may not see",
+                    root.display(),
+                    hidden.display()
+                ),
+                source: std::io::ErrorKind::InvalidInput.into(),
+            });
+        }
+        Ok(Self { root, hidden })
     }
 }
 
@@ -84,13 +110,33 @@ impl InstanceBackend for LocalBackend {
         "local"
     }
 
-    async fn start(&self, run: i64) -> Result<Box<dyn Instance>, InstanceError> {
-        let workdir = self.root.join(format!("run-{run}"));
-        tokio::fs::create_dir_all(&workdir)
-            .await
-            .map_err(io(format!("creating {}", workdir.display())))?;
+    fn check(&self, spec: &InstanceSpec) -> Result<(), InstanceError> {
+        StepUser::resolve(spec.user.as_deref())?;
+        Ok(())
+    }
+
+    async fn start(
+        &self,
+        run: i64,
+        spec: &InstanceSpec,
+    ) -> Result<Box<dyn Instance>, InstanceError> {
+        let user = StepUser::resolve(spec.user.as_deref())?;
+        let workdir = tempfile::Builder::new()
+            .prefix(&format!("tread-run-{run}-"))
+            .tempdir_in(&self.root)
+            .map_err(io(format!(
+                "creating a working directory in {}",
+                self.root.display()
+            )))?
+            .keep();
+        if let Some(user) = &user {
+            std::os::unix::fs::chown(&workdir, Some(user.uid), Some(user.gid))
+                .map_err(io(format!("giving {} to {}", workdir.display(), user.name)))?;
+        }
         Ok(Box::new(LocalInstance {
             workdir,
+            hidden: self.hidden.clone(),
+            user,
             groups: Mutex::default(),
         }))
     }
@@ -103,6 +149,10 @@ impl InstanceBackend for LocalBackend {
 
 struct LocalInstance {
     workdir: PathBuf,
+    /// What its steps may not see.
+    hidden: PathBuf,
+    /// Who its steps run as, when tread runs as root.
+    user: Option<StepUser>,
     /// Process groups started, with their leader's start time.
     groups: Mutex<Vec<(i32, Option<u64>)>>,
 }
@@ -114,12 +164,16 @@ impl Instance for LocalInstance {
     }
 
     async fn exec(&self, command: &Command, log: &StepLog) -> Result<bool, InstanceError> {
-        let mut child = tokio::process::Command::new(&command.program)
+        let mut process = tokio::process::Command::new(&command.program);
+        process
             .args(&command.args)
             .env_clear()
             .envs(inherited_env())
+            .envs(self.user.as_ref().map(|u| ("HOME", self.home_of(u))))
             .envs(command.env.iter().cloned())
-            .current_dir(&self.workdir)
+            .current_dir(&self.workdir);
+        Isolation::new(&self.hidden, self.user.as_ref())?.apply(&mut process, self.user.as_ref());
+        let mut child = process
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
@@ -128,7 +182,7 @@ impl Instance for LocalInstance {
             .process_group(0)
             .kill_on_drop(true)
             .spawn()
-            .map_err(io(format!("starting {}", command.program.display())))?;
+            .map_err(|e| self.not_started(&command.program, e))?;
         if let Some(pid) = child.id() {
             let pid = pid as i32;
             lock(&self.groups).push((pid, start_time(pid)));
@@ -178,6 +232,40 @@ impl Instance for LocalInstance {
         }
         kill_processes_in(&self.workdir);
         let _ = tokio::fs::remove_dir_all(&self.workdir).await;
+    }
+}
+
+impl LocalInstance {
+    /// Why a step did not start, with a hint when something was refused.
+    fn not_started(&self, program: &Path, source: std::io::Error) -> InstanceError {
+        let user = self.user.as_ref().map(|u| u.name.as_str());
+        let hint = if source.kind() == std::io::ErrorKind::PermissionDenied {
+            format!(
+                ": check that {} may run it (every directory above it included), and that unprivileged user namespaces are allowed (sysctl kernel.unprivileged_userns_clone=1, no AppArmor restriction on them)",
+                user.unwrap_or("tread's user")
+            )
+        } else {
+            String::new()
+        };
+        let as_user = user.map(|u| format!(" as {u}")).unwrap_or_default();
+        InstanceError::Io {
+            context: format!(
+                "starting {}{as_user}, isolated from {}{hint}",
+                program.display(),
+                self.hidden.display()
+            ),
+            source,
+        }
+    }
+
+    /// The step user's home, or the working directory when it has none
+    /// (`nobody`'s is `/nonexistent`).
+    fn home_of(&self, user: &StepUser) -> PathBuf {
+        if user.home.is_dir() {
+            user.home.clone()
+        } else {
+            self.workdir.clone()
+        }
     }
 }
 
@@ -242,12 +330,14 @@ fn kill_processes_in(dir: &Path) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::process::CommandExt;
 
     #[tokio::test]
     async fn stopping_an_instance_kills_what_its_steps_left_running() -> anyhow::Result<()> {
         let root = tempfile::tempdir()?;
-        let backend = LocalBackend::new(root.path().to_path_buf());
-        let instance = backend.start(1).await?;
+        std::fs::create_dir(root.path().join("data"))?;
+        let backend = LocalBackend::new(std::env::temp_dir(), root.path().join("data"))?;
+        let instance = backend.start(1, &InstanceSpec::default()).await?;
         let log = StepLog::create(&root.path().join("step.log"), vec![])?;
         let command = Command {
             program: "sh".into(),
@@ -273,6 +363,56 @@ mod tests {
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
         assert!(!instance.workdir().exists());
+        Ok(())
+    }
+
+    /// A data dir anyone could read but for the isolation: the parent
+    /// directory open to all, the token world-readable.
+    fn open_data_dir() -> anyhow::Result<(tempfile::TempDir, PathBuf)> {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir()?;
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))?;
+        let data = dir.path().join("data");
+        std::fs::create_dir(&data)?;
+        std::fs::write(data.join("api-token"), "r17-secret-token")?;
+        std::fs::set_permissions(
+            data.join("api-token"),
+            std::fs::Permissions::from_mode(0o644),
+        )?;
+        Ok((dir, data))
+    }
+
+    #[tokio::test]
+    async fn r17_a_step_cannot_read_the_data_dir() -> anyhow::Result<()> {
+        let (dir, data) = open_data_dir()?;
+        let token = data.join("api-token");
+        let read_token = format!("cat {0}; ls {1}; id -u", token.display(), data.display());
+        let unisolated = std::process::Command::new("sh")
+            .args(["-c", &read_token])
+            .uid(StepUser::resolve(None)?.map_or(rustix::process::geteuid().as_raw(), |u| u.uid))
+            .output()?;
+        assert!(
+            String::from_utf8_lossy(&unisolated.stdout).contains("r17-secret-token"),
+            "without isolation the step's user can read the token"
+        );
+
+        let backend = LocalBackend::new(std::env::temp_dir(), data.clone())?;
+        let instance = backend.start(2, &InstanceSpec::default()).await?;
+        let log_path = dir.path().join("step.log");
+        let log = StepLog::create(&log_path, vec![])?;
+        let command = Command {
+            program: "sh".into(),
+            args: vec!["-c".into(), read_token],
+            env: vec![],
+        };
+        instance.exec(&command, &log).await?;
+        instance.stop().await;
+        let printed = std::fs::read_to_string(&log_path)?;
+        assert!(!printed.contains("r17-secret-token"), "{printed}");
+        assert_eq!(printed.matches("Permission denied").count(), 2, "{printed}");
+        let uid = printed.lines().find_map(|l| l.trim().parse::<u32>().ok());
+        let uid = uid.expect("the step printed its uid");
+        assert_ne!(uid, 0, "a step never runs as root: {printed}");
         Ok(())
     }
 }

@@ -6,6 +6,7 @@ pub mod catalog;
 pub mod http;
 pub mod identity;
 pub mod instance;
+pub mod isolation;
 pub mod log;
 pub mod metrics;
 pub mod runner;

@@ -126,7 +126,7 @@ impl Runner {
     ) -> RunState {
         let catalog = &self.catalog;
         let _ = catalog.run_started(id, &now());
-        let instance = match self.backend.start(id).await {
+        let instance = match self.backend.start(id, &spec.instance).await {
             Ok(instance) => instance,
             Err(e) => {
                 return self.finish(
@@ -206,20 +206,17 @@ impl Runner {
         instance: &'a dyn Instance,
         keys: Option<StepKeys>,
     ) -> RunContext<'a> {
-        let workdir = instance.workdir();
         let mut env = vec![
             ("TREAD_RUN_ID".to_string(), id.to_string()),
             ("TREAD_PIPELINE".to_string(), spec.name.clone()),
             ("TREAD_DATA".to_string(), spec.data.clone()),
             ("AWS_REGION".to_string(), "us-east-1".to_string()),
-            // Nothing of the host's AWS setup: the step is the pipeline's user.
-            (
-                "AWS_CONFIG_FILE".to_string(),
-                workdir.join(".no-aws-config").display().to_string(),
-            ),
+            // Nothing of the host's AWS setup: the step is the pipeline's
+            // user. Empty files, not missing ones, which the AWS SDK warns of.
+            ("AWS_CONFIG_FILE".to_string(), "/dev/null".to_string()),
             (
                 "AWS_SHARED_CREDENTIALS_FILE".to_string(),
-                workdir.join(".no-aws-credentials").display().to_string(),
+                "/dev/null".to_string(),
             ),
         ];
         if let Some(endpoint) = &self.settings.s3_endpoint {

@@ -154,6 +154,10 @@ impl Pipelines {
     /// Creates or updates a pipeline from its file.
     pub async fn apply(&self, source: &str) -> Result<PipelineView, PipelineError> {
         let spec: PipelineSpec = source.parse()?;
+        self.runner
+            .backend()
+            .check(&spec.instance)
+            .map_err(|e| PipelineError::Invalid(e.to_string()))?;
         let record = self.catalog.pipeline(&spec.name)?;
         let previous: Option<PipelineSpec> = record.as_ref().and_then(|r| r.source.parse().ok());
         if let Some(identities) = &self.identities

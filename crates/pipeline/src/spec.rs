@@ -113,6 +113,10 @@ pub struct InstanceSpec {
     /// recipe's lifecycle configuration).
     #[serde(default)]
     pub on_start: Option<String>,
+    /// The Unix user steps run as when tread runs as root (`nobody` when
+    /// not given); never root.
+    #[serde(default)]
+    pub user: Option<String>,
 }
 
 fn default_type() -> String {
@@ -130,6 +134,7 @@ impl Default for InstanceSpec {
             hourly_price: 0.0,
             max_runtime_minutes: default_max_runtime(),
             on_start: None,
+            user: None,
         }
     }
 }

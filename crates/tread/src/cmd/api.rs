@@ -164,7 +164,10 @@ mod offline {
         let runner = Runner::new(
             catalog.clone(),
             endpoints,
-            Arc::new(LocalBackend::new(data_dir.join("instances"))),
+            Arc::new(LocalBackend::new(
+                std::env::temp_dir(),
+                data_dir.to_path_buf(),
+            )?),
             RunnerSettings {
                 program: std::env::current_exe()?,
                 s3_endpoint: None,

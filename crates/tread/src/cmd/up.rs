@@ -69,6 +69,8 @@ impl Daemon {
             .canonicalize()
             .with_context(|| format!("resolving {}", data_dir.display()))?;
         let lock = lock_data_dir(data_dir)?;
+        tread_pipeline::isolation::protect_daemon()
+            .context("making tread up non-dumpable, so that steps cannot read it")?;
         let store = NasStore::open(data_dir, StoreOptions::default())
             .with_context(|| format!("opening the store in {}", data_dir.display()))?;
         store.spawn_background_tasks();
@@ -106,7 +108,10 @@ impl Daemon {
         let runner = Arc::new(Runner::new(
             catalog.clone(),
             api.endpoints(),
-            Arc::new(LocalBackend::new(data_dir.join("instances"))),
+            Arc::new(LocalBackend::new(
+                std::env::temp_dir(),
+                data_dir.to_path_buf(),
+            )?),
             RunnerSettings {
                 program: std::env::current_exe().context("finding the tread binary")?,
                 s3_endpoint: Some(s3_url.clone()),

@@ -58,9 +58,14 @@ pub struct World {
 }
 
 impl World {
-    /// Creates the world with the CLI.
+    /// Creates the world with the CLI. Its directory is open to every user,
+    /// as a home directory is, so that only tread's isolation keeps steps
+    /// (which run as `nobody` under root) out of the data dir in it.
     pub fn create() -> Self {
+        use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))
+            .expect("chmod the world");
         let data = dir.path().join("data");
         let volume = dir.path().join("vol1");
         run_ok(
@@ -104,6 +109,16 @@ impl World {
             volume,
             dir,
         }
+    }
+
+    /// A directory every step may write to, for what a test's steps leave.
+    pub fn step_dir(&self) -> PathBuf {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = self.dir.path().join("steps");
+        std::fs::create_dir_all(&dir).expect("create the steps' directory");
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o1777))
+            .expect("chmod the steps' directory");
+        dir
     }
 
     /// `tread` as s3user against the store at `url`, with nothing from the

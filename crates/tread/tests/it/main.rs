@@ -1,8 +1,10 @@
 //! End-to-end tests of the `tread` binary: real processes, real HTTP on loopback.
 
 // `common` starts the binary; one module per scenario.
+mod catalog;
 mod common;
 mod crash;
+mod isolation;
 mod pipeline;
 mod s3_cli;
 mod serve;

@@ -11,7 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// A `tread up` child process; killed when dropped.
-struct Up {
+pub(crate) struct Up {
     child: Child,
     api: String,
     s3: String,
@@ -19,7 +19,7 @@ struct Up {
 }
 
 impl Up {
-    fn start(world: &World) -> Self {
+    pub(crate) fn start(world: &World) -> Self {
         let (api, s3) = (free_port(), free_port());
         let log = std::fs::File::create(world.dir.path().join(format!("up-{api}.log")))
             .expect("log file");
@@ -48,7 +48,7 @@ impl Up {
     }
 
     /// `tread args…` against this daemon; returns stdout, asserting success.
-    fn ok(&self, args: &[&str]) -> String {
+    pub(crate) fn ok(&self, args: &[&str]) -> String {
         ok(self.cli(), args)
     }
 
@@ -78,7 +78,7 @@ impl Up {
     }
 
     /// A GET of the management API, parsed.
-    fn get(&self, path: &str) -> Value {
+    pub(crate) fn get(&self, path: &str) -> Value {
         serde_json::from_str(&self.text(path)).expect("JSON")
     }
 
@@ -90,7 +90,7 @@ impl Up {
     }
 
     /// Waits until `check` holds of the pipeline's runs.
-    fn wait_runs(
+    pub(crate) fn wait_runs(
         &self,
         pipeline: &str,
         what: &str,
@@ -110,21 +110,28 @@ impl Up {
         }
     }
 
-    fn apply(&self, world: &World, name: &str, toml: &str) -> String {
+    pub(crate) fn apply(&self, world: &World, name: &str, toml: &str) -> String {
         let file = world.dir.path().join(format!("{name}.toml"));
         std::fs::write(&file, toml).expect("write pipeline file");
         self.ok(&["pipeline", "apply", file.to_str().expect("utf-8")])
     }
 }
 
-impl Drop for Up {
-    fn drop(&mut self) {
+impl Up {
+    /// SIGKILLs the daemon and reaps it.
+    pub(crate) fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
 }
 
-fn run_id(started: &str) -> String {
+impl Drop for Up {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+pub(crate) fn run_id(started: &str) -> String {
     started
         .split_whitespace()
         .nth(1)
@@ -492,7 +499,7 @@ fn alive(pid: &str) -> bool {
 #[test]
 fn a_restart_in_the_middle_of_a_run_fails_it_and_stops_its_instance() {
     let world = World::create();
-    let pid_file = world.dir.path().join("sleep.pid");
+    let pid_file = world.step_dir().join("sleep.pid");
     let mut up = Up::start(&world);
     up.apply(
         &world,
