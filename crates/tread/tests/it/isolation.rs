@@ -44,3 +44,37 @@ fn r17_a_step_cannot_read_the_token_the_catalog_or_the_data_dir() {
     );
     assert!(log.contains("uid="), "{log}");
 }
+
+#[test]
+fn r17_a_step_user_that_does_not_exist_is_refused_at_apply() {
+    let world = World::create();
+    let up = Up::start(&world);
+    let file = world.dir.path().join("nouser.toml");
+    std::fs::write(
+        &file,
+        "name = \"nouser\"\ndata = \"s3://fsxn-ontap/none\"\n[instance]\nuser = \"no-such-user-r17\"\n[[steps]]\nkind = \"run\"\ncommand = \"true\"\n",
+    )
+    .expect("write the pipeline file");
+    let out = up
+        .cli()
+        .args(["pipeline", "apply", file.to_str().expect("utf-8")])
+        .output()
+        .expect("tread pipeline apply");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("no-such-user-r17"), "{stderr}");
+    let why = if running_as_root() {
+        "no such user"
+    } else {
+        "cannot start steps as another user"
+    };
+    assert!(stderr.contains(why), "{stderr}");
+}
+
+/// Whether tread (started by this test) runs as root.
+fn running_as_root() -> bool {
+    std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|out| out.stdout.trim_ascii() == b"0")
+}

@@ -52,7 +52,7 @@ impl Up {
         ok(self.cli(), args)
     }
 
-    fn cli(&self) -> Command {
+    pub(crate) fn cli(&self) -> Command {
         let mut cmd = tread(&self.data);
         cmd.env("TREAD_SERVER", &self.api);
         cmd
