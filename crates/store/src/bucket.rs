@@ -18,7 +18,7 @@ pub struct NasBucket {
     pub name: String,
     /// The bucket's directory.
     pub root: PathBuf,
-    /// The volume's root: no path may resolve outside it.
+    /// The volume's root.
     pub volume_root: PathBuf,
     /// tread's data dir (the catalog holds secrets): no path may resolve into it.
     pub data_dir: PathBuf,
@@ -39,9 +39,12 @@ impl NasBucket {
         fs::create_dir_all(&tmp).io_context(|| format!("creating {}", tmp.display()))?;
         atomic::sweep_tmp_dir(&tmp);
         let meta = MetaStore::detect(&tmp, hidden.join("meta"));
+        // Canonical, as the resolved paths compared with it are.
+        let root = fs::canonicalize(&record.root)
+            .io_context(|| format!("resolving {}", record.root.display()))?;
         Ok(Self {
             name: record.name.clone(),
-            root: record.root.clone(),
+            root,
             volume_root: record.volume_root.clone(),
             data_dir: record.data_dir.clone(),
             ownership: record.ownership,
@@ -61,17 +64,19 @@ impl NasBucket {
     }
 
     /// The path of `key`. It never leaves the bucket lexically (ObjectKey
-    /// guarantees that), and [`Self::check_inside_volume`] guards against symlinks.
+    /// guarantees that), and [`Self::check_inside_bucket`] guards against symlinks.
     pub fn path_of(&self, key: &ObjectKey) -> PathBuf {
         self.root.join(key.rel_path())
     }
 
-    /// Whether a resolved (canonical) path may be served: inside the volume,
-    /// not inside any bucket's hidden directory, and outside tread's data dir
-    /// (unless the volume is the default one, which lives in the data dir and
-    /// so cannot reach the catalog beside it).
+    /// Whether a resolved (canonical) path may be served: inside this
+    /// bucket's own tree, so that a link a NAS user makes cannot lead into
+    /// another bucket's (whose policies differ) or out of the volume; not
+    /// inside any hidden directory; and outside tread's data dir (unless the
+    /// volume is the default one, which lives in the data dir and so cannot
+    /// reach the catalog beside it).
     pub fn may_serve(&self, real: &Path) -> bool {
-        real.strip_prefix(&self.volume_root).is_ok_and(|rel| {
+        real.strip_prefix(&self.root).is_ok_and(|rel| {
             !rel.components()
                 .any(|c| c.as_os_str().eq_ignore_ascii_case(HIDDEN_DIR))
         }) && (self.volume_root.starts_with(&self.data_dir) || !real.starts_with(&self.data_dir))
@@ -79,12 +84,12 @@ impl NasBucket {
 
     /// Refuses `path` if its longest existing prefix resolves, through a
     /// symbolic link, to a place [`Self::may_serve`] refuses.
-    pub fn check_inside_volume(&self, path: &Path, key: &ObjectKey) -> Result<(), StoreError> {
+    pub fn check_inside_bucket(&self, path: &Path, key: &ObjectKey) -> Result<(), StoreError> {
         let mut probe = path;
         loop {
             match fs::canonicalize(probe) {
                 Ok(real) if self.may_serve(&real) => return Ok(()),
-                Ok(_) => return Err(StoreError::OutsideVolume(key.to_string())),
+                Ok(_) => return Err(StoreError::OutsideBucket(key.to_string())),
                 Err(_) => match probe.parent() {
                     Some(parent) if parent.starts_with(&self.root) => probe = parent,
                     _ => return Ok(()),

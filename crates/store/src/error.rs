@@ -54,9 +54,11 @@ pub enum StoreError {
     /// A parent segment of the key is an existing object (`a/b` while object `a` exists).
     #[error("a parent of key {0} is an existing object, so it cannot be a directory")]
     ParentIsObject(String),
-    /// A path resolves outside the volume (a symbolic link pointing away).
-    #[error("key {0} resolves outside the volume")]
-    OutsideVolume(String),
+    /// A path resolves outside the bucket's own tree (a symbolic link
+    /// pointing into another bucket, out of the volume, or into a hidden
+    /// directory).
+    #[error("key {0} resolves, through a symbolic link, outside the bucket's own directory")]
+    OutsideBucket(String),
 
     // Category: multipart uploads.
     /// No upload of that id: it was completed, aborted or never existed.
@@ -157,7 +159,7 @@ impl From<StoreError> for S3Error {
         use http::StatusCode as H;
         let msg = e.to_string();
         let code = match e {
-            E::InvalidKey(_) | E::OutsideVolume(_) => S3ErrorCode::InvalidArgument,
+            E::InvalidKey(_) | E::OutsideBucket(_) => S3ErrorCode::InvalidArgument,
             E::KeyTooLong(_) => S3ErrorCode::KeyTooLongError,
             E::InvalidArgument(_) => S3ErrorCode::InvalidArgument,
             E::BadDigest(_) => S3ErrorCode::BadDigest,

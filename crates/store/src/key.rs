@@ -26,7 +26,8 @@ impl ObjectKey {
     /// Refused: empty keys, keys over 1,024 bytes, a leading `/`, empty segments
     /// (`a//b`), `.` and `..` segments (also percent-encoded, `%2e%2E`), NUL and
     /// other control characters, backslashes, segments over 255 bytes, and keys
-    /// under the hidden `.tread/` directory. A trailing `/` is allowed: it names a
+    /// with a `.tread` segment (tread's hidden directory) at any depth. A
+    /// trailing `/` is allowed: it names a
     /// directory marker.
     pub fn parse(key: &str) -> Result<Self, StoreError> {
         let invalid = |why: &str| Err(StoreError::InvalidKey(format!("{why}: {key:?}")));
@@ -46,7 +47,7 @@ impl ObjectKey {
             return invalid("the key holds a backslash");
         }
         let body = key.strip_suffix('/').unwrap_or(key);
-        for (i, segment) in body.split('/').enumerate() {
+        for segment in body.split('/') {
             if segment.is_empty() {
                 return invalid("the key has an empty segment ('//')");
             }
@@ -60,9 +61,10 @@ impl ObjectKey {
             if decoded.contains('\0') {
                 return invalid("the key holds an encoded NUL");
             }
-            // Case-insensitively: on an SMB share `.TREAD` is the same directory.
-            if i == 0 && segment.eq_ignore_ascii_case(HIDDEN_DIR) {
-                return invalid("keys under .tread/ are reserved for tread itself");
+            // At any depth, since listings skip every `.tread` directory;
+            // case-insensitively: on an SMB share `.TREAD` is the same one.
+            if decoded.eq_ignore_ascii_case(HIDDEN_DIR) {
+                return invalid("keys with a .tread/ segment are reserved for tread itself");
             }
         }
         Ok(Self(key.to_owned()))
@@ -131,6 +133,9 @@ mod tests {
             ".tread/tmp/x",
             ".TREAD/tmp/x",
             ".tread",
+            "x/.tread/y",
+            "x/y/.Tread/",
+            "x/%2Etread/y",
             long_segment.as_str(),
             long_key.as_str(),
         ] {

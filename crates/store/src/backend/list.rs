@@ -134,7 +134,7 @@ impl Walk<'_> {
         true
     }
 
-    fn read_entries(&self, dir: &Path, at_root: bool) -> Vec<Entry> {
+    fn read_entries(&self, dir: &Path) -> Vec<Entry> {
         let Ok(rd) = fs::read_dir(dir) else {
             return Vec::new();
         };
@@ -142,7 +142,8 @@ impl Walk<'_> {
             .flatten()
             .filter_map(|e| {
                 let name = e.file_name().into_string().ok()?;
-                if at_root && name == HIDDEN_DIR {
+                // Wherever a NAS user made one, in whatever case.
+                if name.eq_ignore_ascii_case(HIDDEN_DIR) {
                     return None;
                 }
                 let ft = e.file_type().ok()?;
@@ -176,7 +177,7 @@ impl Walk<'_> {
 
     /// Walks `dir`, whose keys start with `base`; returns false once the page is full.
     fn walk(&mut self, dir: &Path, base: &str) -> bool {
-        let entries = self.read_entries(dir, base.is_empty());
+        let entries = self.read_entries(dir);
         // An empty directory, or one PUT as `base`, is the directory-marker object `base`.
         let is_marker = !base.is_empty() && (entries.is_empty() || self.bucket.is_marked(dir));
         if is_marker && !self.visit_file(dir, base, None) {
@@ -276,7 +277,7 @@ fn list_page(bucket: &NasBucket, req: &PageRequest) -> Page {
         crate::key::ObjectKey::parse(dir_part).ok().and_then(|k| {
             let dir = bucket.path_of(&k);
             // The prefix itself may name a symbolic link out of the volume.
-            bucket.check_inside_volume(&dir, &k).ok().map(|()| dir)
+            bucket.check_inside_bucket(&dir, &k).ok().map(|()| dir)
         })
     };
     if let Some(dir) = start.filter(|d| d.is_dir()) {

@@ -71,7 +71,7 @@ impl FoundObject {
 /// directory-marker keys; files only for ordinary keys.
 pub(super) fn find(bucket: &NasBucket, key: &ObjectKey) -> Result<FoundObject, StoreError> {
     let path = bucket.path_of(key);
-    bucket.check_inside_volume(&path, key)?;
+    bucket.check_inside_bucket(&path, key)?;
     let no_such_key = || StoreError::NoSuchKey(key.to_string());
     let missing = |e: &io::Error| {
         matches!(
@@ -426,7 +426,7 @@ pub(super) async fn put_object(
 
 fn put_dir_marker(bucket: &NasBucket, key: &ObjectKey) -> Result<(), StoreError> {
     let path = bucket.path_of(key);
-    bucket.check_inside_volume(&path, key)?;
+    bucket.check_inside_bucket(&path, key)?;
     if path.is_file() {
         return Err(StoreError::ParentIsObject(key.to_string()));
     }
@@ -454,7 +454,7 @@ pub(super) fn prepare_destination(
         )));
     }
     let path = bucket.path_of(key);
-    bucket.check_inside_volume(&path, key)?;
+    bucket.check_inside_bucket(&path, key)?;
     if path.is_dir() {
         return Err(StoreError::ObjectIsDirectory(key.to_string()));
     }
@@ -531,7 +531,7 @@ fn place(
             other => other?,
         }
         // Again, just before the rename: a dangling link may have gained a target.
-        bucket.check_inside_volume(path, key)?;
+        bucket.check_inside_bucket(path, key)?;
         let placed = match mode {
             Placement::Replace => file.rename_to(path),
             Placement::CreateOnly => file.link_new(path),
@@ -645,7 +645,7 @@ pub(super) async fn delete_object(
 /// A missing object is not an error, as in S3.
 pub(super) fn remove(bucket: &NasBucket, key: &ObjectKey) -> Result<(), StoreError> {
     let path = bucket.path_of(key);
-    bucket.check_inside_volume(&path, key)?;
+    bucket.check_inside_bucket(&path, key)?;
     let result = if key.is_dir_marker() {
         // A directory that still holds objects stays; only its marker goes
         // (the metadata is removed below, for every deleted key).

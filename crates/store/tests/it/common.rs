@@ -150,9 +150,14 @@ pub async fn put(s3: &Client, key: &str, body: &[u8]) {
 
 /// Reads the whole object under `key` in [`BUCKET`].
 pub async fn get(s3: &Client, key: &str) -> Vec<u8> {
+    get_in(s3, BUCKET, key).await
+}
+
+/// Reads the whole object under `key` in `bucket`.
+pub async fn get_in(s3: &Client, bucket: &str, key: &str) -> Vec<u8> {
     let out = s3
         .get_object()
-        .bucket(BUCKET)
+        .bucket(bucket)
         .key(key)
         .send()
         .await

@@ -3,7 +3,10 @@
 
 use std::os::unix::fs::PermissionsExt;
 
-use crate::common::{BUCKET, TestStore, code, get, listed_keys, put};
+use tread_store::FileOwnership;
+use tread_store::catalog::Catalog;
+
+use crate::common::{BUCKET, TestStore, code, get, get_in, listed_keys, put};
 
 #[tokio::test]
 async fn a_file_dropped_into_the_volume_is_an_object_with_a_correct_etag() {
@@ -438,4 +441,102 @@ async fn a_plain_directory_with_objects_is_not_a_marker_object() {
         .send()
         .await
         .expect("an empty directory is listed, so it answers HEAD");
+}
+
+/// Two buckets, `bucket-a` and `bucket-b`, in directories `a` and `b` of a second volume.
+fn two_buckets_on_one_volume(t: &TestStore) -> std::path::PathBuf {
+    let volume = t
+        .data_dir
+        .parent()
+        .expect("the test's directory")
+        .join("vol2");
+    for dir in ["a", "b/.tread/multipart/staged"] {
+        std::fs::create_dir_all(volume.join(dir)).expect("mkdir");
+    }
+    std::fs::write(volume.join("b/secret.txt"), b"bucket b only").expect("write");
+    std::fs::write(volume.join("b/.tread/multipart/staged/1"), b"part").expect("write");
+    let cat = Catalog::open(&t.data_dir).expect("catalog");
+    cat.volume_create("vol2", &volume).expect("volume");
+    for (bucket, dir) in [("bucket-a", "a"), ("bucket-b", "b")] {
+        cat.bucket_create(bucket, "vol2", dir, FileOwnership::default())
+            .expect("bucket");
+    }
+    t.store.reload().expect("reload the catalog");
+    volume
+}
+
+#[tokio::test]
+async fn r16_a_symlink_into_another_buckets_directory_leads_nowhere() {
+    let t = TestStore::start().await;
+    let volume = two_buckets_on_one_volume(&t);
+    std::os::unix::fs::symlink(volume.join("b"), volume.join("a/to-b")).expect("symlink");
+    std::os::unix::fs::symlink(volume.join("b/secret.txt"), volume.join("a/secret"))
+        .expect("symlink");
+    for key in [
+        "to-b/secret.txt",
+        "secret",
+        "to-b/.tread/multipart/staged/1",
+    ] {
+        let err =
+            t.s3.get_object()
+                .bucket("bucket-a")
+                .key(key)
+                .send()
+                .await
+                .expect_err(key);
+        assert_eq!(code(&err), "InvalidArgument", "{key}");
+    }
+    let out =
+        t.s3.list_objects_v2()
+            .bucket("bucket-a")
+            .send()
+            .await
+            .expect("list");
+    assert!(out.contents().is_empty(), "{:?}", out.contents());
+    assert_eq!(
+        get_in(&t.s3, "bucket-b", "secret.txt").await,
+        b"bucket b only"
+    );
+}
+
+#[tokio::test]
+async fn r16_no_tread_directory_is_listed_at_any_depth_in_any_case() {
+    let t = TestStore::start().await;
+    for dir in ["x/.tread", "x/.TREAD", "x/y/.tReAd", ".Tread"] {
+        std::fs::create_dir_all(t.volume.join(dir)).expect("mkdir");
+        std::fs::write(t.volume.join(dir).join("staged"), b"part").expect("write");
+    }
+    put(&t.s3, "x/visible", b"v").await;
+    put(&t.s3, "x/y/z", b"v").await;
+    let out =
+        t.s3.list_objects_v2()
+            .bucket(BUCKET)
+            .send()
+            .await
+            .expect("list");
+    assert_eq!(listed_keys(out.contents()), ["x/visible", "x/y/z"]);
+}
+
+#[tokio::test]
+async fn r16_a_refused_put_under_tread_leaves_no_directory() {
+    let t = TestStore::start().await;
+    for key in ["x/.tread/y", "x/y/.TREAD/z"] {
+        let err =
+            t.s3.put_object()
+                .bucket(BUCKET)
+                .key(key)
+                .body(b"v".to_vec().into())
+                .send()
+                .await
+                .expect_err(key);
+        assert_eq!(code(&err), "InvalidArgument", "{key}");
+    }
+    assert!(!t.volume.join("x").exists());
+    let out =
+        t.s3.list_objects_v2()
+            .bucket(BUCKET)
+            .send()
+            .await
+            .expect("list");
+    assert!(out.contents().is_empty(), "{:?}", out.contents());
 }
