@@ -64,6 +64,11 @@ pub enum StoreError {
     /// No upload of that id: it was completed, aborted or never existed.
     #[error("upload {0} not found; it was completed or aborted")]
     NoSuchUpload(String),
+    /// The upload was created by another user, who alone may use it.
+    #[error(
+        "upload {0} was created by another user; only that user may add parts to it, list, complete or abort it"
+    )]
+    NotInitiator(String),
     /// A part listed in CompleteMultipartUpload was not uploaded or has another ETag.
     #[error("{0}")]
     InvalidPart(String),
@@ -175,6 +180,7 @@ impl From<StoreError> for S3Error {
             }
             E::ParentIsObject(_) => return custom("ObjectParentIsFile", H::CONFLICT, msg),
             E::NoSuchUpload(_) => S3ErrorCode::NoSuchUpload,
+            E::NotInitiator(_) => S3ErrorCode::AccessDenied,
             E::InvalidPart(_) => S3ErrorCode::InvalidPart,
             E::InvalidPartOrder => S3ErrorCode::InvalidPartOrder,
             E::EntityTooSmall { .. } => S3ErrorCode::EntityTooSmall,

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use md5::{Digest, Md5};
+use s3s::auth::Credentials;
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result};
 use serde::{Deserialize, Serialize};
@@ -38,6 +39,10 @@ struct UploadRecord {
     content_type: Option<String>,
     #[serde(default)]
     user: std::collections::BTreeMap<String, String>,
+    /// The user who created it: the only one who may use it, as on S3.
+    /// Uploads recorded before tread kept it have none and stay open.
+    #[serde(default)]
+    initiator: Option<String>,
 }
 
 /// What a stored part is, stored as `<n>.json` beside its data file `<n>-<etag>`.
@@ -82,16 +87,28 @@ fn write_json(dest: &Path, value: &impl Serialize) -> io::Result<()> {
     )
 }
 
+/// The user whose access key signed a request.
+fn user_of(store: &NasStore, credentials: Option<&Credentials>) -> Option<String> {
+    credentials
+        .and_then(|c| store.principal(&c.access_key))
+        .map(|p| p.user)
+}
+
+/// The upload `upload_id` of `key`, for `caller`, who must have created it.
 fn load_upload(
     bucket: &NasBucket,
     upload_id: &str,
     key: &ObjectKey,
+    caller: Option<&str>,
 ) -> Result<(PathBuf, UploadRecord), StoreError> {
     let dir = upload_dir(bucket, upload_id)?;
     let record: UploadRecord = read_json(&dir.join("upload.json"))
         .map_err(|_| StoreError::NoSuchUpload(upload_id.into()))?;
     if record.key != key.as_str() {
         return Err(StoreError::NoSuchUpload(upload_id.into()));
+    }
+    if record.initiator.is_some() && record.initiator.as_deref() != caller {
+        return Err(StoreError::NotInitiator(upload_id.into()));
     }
     Ok((dir, record))
 }
@@ -100,6 +117,7 @@ pub(super) async fn create_multipart_upload(
     store: &NasStore,
     req: S3Request<CreateMultipartUploadInput>,
 ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
+    let initiator = user_of(store, req.credentials.as_ref());
     let input = req.input;
     let bucket = store.bucket(&input.bucket)?;
     let key = ObjectKey::parse(&input.key)?;
@@ -117,6 +135,7 @@ pub(super) async fn create_multipart_upload(
             .metadata
             .map(|m| m.into_iter().collect())
             .unwrap_or_default(),
+        initiator,
     };
     let upload_id = uuid::Uuid::now_v7().simple().to_string();
     let dir = bucket.multipart_dir().join(&upload_id);
@@ -194,11 +213,12 @@ pub(super) async fn upload_part(
 ) -> S3Result<S3Response<UploadPartOutput>> {
     let expected = ExpectedDigests::from_headers(&req.headers)?;
     let trailers = req.trailing_headers;
+    let caller = user_of(store, req.credentials.as_ref());
     let input = req.input;
     check_part_number(input.part_number)?;
     let bucket = store.bucket(&input.bucket)?;
     let key = ObjectKey::parse(&input.key)?;
-    let (dir, _) = load_upload(&bucket, &input.upload_id, &key)?;
+    let (dir, _) = load_upload(&bucket, &input.upload_id, &key, caller.as_deref())?;
     if input
         .content_length
         .is_some_and(|n| u64::try_from(n).unwrap_or(0) > MAX_PART_SIZE)
@@ -245,6 +265,7 @@ pub(super) async fn upload_part_copy(
     store: &NasStore,
     req: S3Request<UploadPartCopyInput>,
 ) -> S3Result<S3Response<UploadPartCopyOutput>> {
+    let caller = user_of(store, req.credentials.as_ref());
     let input = req.input;
     check_part_number(input.part_number)?;
     let CopySource::Bucket {
@@ -259,7 +280,7 @@ pub(super) async fn upload_part_copy(
     let src_key = ObjectKey::parse(src_key)?;
     let bucket = store.bucket(&input.bucket)?;
     let key = ObjectKey::parse(&input.key)?;
-    let (dir, _) = load_upload(&bucket, &input.upload_id, &key)?;
+    let (dir, _) = load_upload(&bucket, &input.upload_id, &key, caller.as_deref())?;
     let conditions = super::object::Conditions {
         if_match: input.copy_source_if_match,
         if_none_match: input.copy_source_if_none_match,
@@ -368,10 +389,11 @@ pub(super) async fn complete_multipart_upload(
     store: &NasStore,
     req: S3Request<CompleteMultipartUploadInput>,
 ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
+    let caller = user_of(store, req.credentials.as_ref());
     let input = req.input;
     let bucket = store.bucket(&input.bucket)?;
     let key = ObjectKey::parse(&input.key)?;
-    let (dir, record) = load_upload(&bucket, &input.upload_id, &key)?;
+    let (dir, record) = load_upload(&bucket, &input.upload_id, &key, caller.as_deref())?;
     let listed = input
         .multipart_upload
         .and_then(|m| m.parts)
@@ -410,7 +432,8 @@ pub(super) async fn abort_multipart_upload(
 ) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
     let bucket = store.bucket(&req.input.bucket)?;
     let key = ObjectKey::parse(&req.input.key)?;
-    let (dir, _) = load_upload(&bucket, &req.input.upload_id, &key)?;
+    let caller = user_of(store, req.credentials.as_ref());
+    let (dir, _) = load_upload(&bucket, &req.input.upload_id, &key, caller.as_deref())?;
     blocking(move || fs::remove_dir_all(&dir).io_context(|| format!("removing {}", dir.display())))
         .await?;
     Ok(S3Response::new(AbortMultipartUploadOutput::default()))
@@ -420,10 +443,11 @@ pub(super) async fn list_parts(
     store: &NasStore,
     req: S3Request<ListPartsInput>,
 ) -> S3Result<S3Response<ListPartsOutput>> {
+    let caller = user_of(store, req.credentials.as_ref());
     let input = req.input;
     let bucket = store.bucket(&input.bucket)?;
     let key = ObjectKey::parse(&input.key)?;
-    let (dir, _) = load_upload(&bucket, &input.upload_id, &key)?;
+    let (dir, _) = load_upload(&bucket, &input.upload_id, &key, caller.as_deref())?;
     let marker = input.part_number_marker.unwrap_or(0);
     let max = input
         .max_parts

@@ -26,6 +26,33 @@ impl S3Auth for CatalogAuth {
     }
 }
 
+/// The longest a presigned URL may be valid on S3: seven days, in seconds.
+const MAX_PRESIGNED_SECONDS: u64 = 7 * 24 * 3600;
+
+/// Refuses a presigned URL valid for longer than S3 allows; s3s checks only
+/// that it has not expired yet.
+fn check_presigned_lifetime(uri: &http::Uri) -> S3Result<()> {
+    let expires = uri
+        .query()
+        .into_iter()
+        .flat_map(|q| form_urlencoded::parse(q.as_bytes()))
+        .find(|(name, _)| name == "X-Amz-Expires");
+    match expires {
+        Some((_, seconds))
+            if seconds
+                .parse::<u64>()
+                .is_ok_and(|s| s <= MAX_PRESIGNED_SECONDS) =>
+        {
+            Ok(())
+        }
+        Some(_) => Err(s3_error!(
+            AuthorizationQueryParametersError,
+            "X-Amz-Expires must be less than a week (in seconds); that is, the given X-Amz-Expires must be at most 604800 seconds"
+        )),
+        None => Ok(()),
+    }
+}
+
 /// Authorizes each request against the caller's group policies; deny wins and
 /// anything not allowed is denied.
 pub struct PolicyAccess(pub NasStore);
@@ -42,6 +69,7 @@ impl S3Access for PolicyAccess {
         let Some(principal) = self.0.principal(&creds.access_key) else {
             return Err(s3_error!(InvalidAccessKeyId));
         };
+        check_presigned_lifetime(cx.uri())?;
         let op = cx.s3_op().name();
         let path = cx.s3_path();
         let deny = || s3_error!(AccessDenied, "access denied");

@@ -339,3 +339,68 @@ async fn listing_uploads_with_a_delimiter_rolls_up_prefixes_across_pages() {
     assert_eq!(prefixes, ["dir1/", "dir2/"]);
     assert_eq!(keys, ["top.bin"]);
 }
+
+#[tokio::test]
+async fn r16_an_upload_belongs_to_the_user_who_created_it() {
+    let t = TestStore::start().await;
+    let other = {
+        let mut cat = tread_store::catalog::Catalog::open(&t.data_dir).expect("catalog");
+        let keys = cat.user_create("other-writer").expect("user");
+        cat.group_create("writers", &["other-writer".into()], &["FullAccess".into()])
+            .expect("group");
+        keys
+    };
+    t.store.reload().expect("reload the catalog");
+    let other = t.client(&other);
+    let id = start(&t, "owned").await;
+    let part = upload(&t, "owned", &id, 1, bytes(1000, 1)).await;
+
+    let denied = other
+        .upload_part()
+        .bucket(BUCKET)
+        .key("owned")
+        .upload_id(&id)
+        .part_number(2)
+        .body(bytes(10, 2).into())
+        .send()
+        .await
+        .expect_err("another user's part");
+    assert_eq!(code(&denied), "AccessDenied");
+    let denied = other
+        .list_parts()
+        .bucket(BUCKET)
+        .key("owned")
+        .upload_id(&id)
+        .send()
+        .await
+        .expect_err("another user's listing");
+    assert_eq!(code(&denied), "AccessDenied");
+    let denied = other
+        .abort_multipart_upload()
+        .bucket(BUCKET)
+        .key("owned")
+        .upload_id(&id)
+        .send()
+        .await
+        .expect_err("another user's abort");
+    assert_eq!(code(&denied), "AccessDenied");
+    let denied = other
+        .complete_multipart_upload()
+        .bucket(BUCKET)
+        .key("owned")
+        .upload_id(&id)
+        .multipart_upload(
+            CompletedMultipartUpload::builder()
+                .parts(part.clone())
+                .build(),
+        )
+        .send()
+        .await
+        .expect_err("another user's completion");
+    assert_eq!(code(&denied), "AccessDenied");
+
+    complete(&t, "owned", &id, vec![part])
+        .await
+        .expect("the creator completes");
+    assert_eq!(get(&t.s3, "owned").await, bytes(1000, 1));
+}

@@ -212,3 +212,60 @@ async fn custom_policies_scope_by_prefix_and_deny_wins() {
         .expect_err("copy from a denied source");
     assert_eq!(code(&err), "AccessDenied");
 }
+
+/// A GET of `key` presigned by `keys` for `lifetime`, signed by hand: the
+/// SDK's presigner itself refuses more than seven days.
+fn presign_get(t: &TestStore, key: &str, lifetime: Duration) -> String {
+    use aws_sigv4::http_request::{
+        PercentEncodingMode, SignableBody, SignableRequest, SignatureLocation, SigningSettings,
+        UriPathNormalizationMode, sign,
+    };
+    let identity = aws_credential_types::Credentials::new(
+        &t.full.access_key_id,
+        &t.full.secret_access_key,
+        None,
+        None,
+        "test",
+    )
+    .into();
+    let mut settings = SigningSettings::default();
+    settings.signature_location = SignatureLocation::QueryParams;
+    settings.expires_in = Some(lifetime);
+    settings.percent_encoding_mode = PercentEncodingMode::Single;
+    settings.uri_path_normalization_mode = UriPathNormalizationMode::Disabled;
+    let params = aws_sigv4::sign::v4::SigningParams::builder()
+        .identity(&identity)
+        .region("us-east-1")
+        .name("s3")
+        .time(std::time::SystemTime::now())
+        .settings(settings)
+        .build()
+        .expect("signing parameters")
+        .into();
+    let url = format!("{}/{BUCKET}/{key}", t.url);
+    let request = SignableRequest::new(
+        "GET",
+        &url,
+        std::iter::empty(),
+        SignableBody::UnsignedPayload,
+    )
+    .expect("signable");
+    let (instructions, _) = sign(request, &params).expect("sign").into_parts();
+    let mut signed = http::Request::get(&url).body(()).expect("request");
+    instructions.apply_to_request_http1x(&mut signed);
+    signed.uri().to_string()
+}
+
+#[tokio::test]
+async fn r16_presigned_urls_valid_over_seven_days_are_refused() {
+    let t = TestStore::start().await;
+    put(&t.s3, "signed", b"v").await;
+    let week = presign_get(&t, "signed", Duration::from_secs(604_800));
+    let resp = reqwest::get(&week).await.expect("send");
+    assert_eq!(resp.status(), 200, "seven days is S3's limit, allowed");
+    let decade = presign_get(&t, "signed", Duration::from_secs(10 * 365 * 86_400));
+    let resp = reqwest::get(&decade).await.expect("send");
+    assert_eq!(resp.status(), 400);
+    let body = resp.text().await.expect("body");
+    assert!(body.contains("AuthorizationQueryParametersError"), "{body}");
+}
