@@ -164,7 +164,8 @@ impl Instance for LocalInstance {
     }
 
     async fn exec(&self, command: &Command, log: &StepLog) -> Result<bool, InstanceError> {
-        let mut process = tokio::process::Command::new(&command.program);
+        let isolation = Isolation::new(&self.hidden, self.user.as_ref(), &command.program)?;
+        let mut process = tokio::process::Command::new(isolation.program_path(&command.program));
         process
             .args(&command.args)
             .env_clear()
@@ -172,7 +173,7 @@ impl Instance for LocalInstance {
             .envs(self.user.as_ref().map(|u| ("HOME", self.home_of(u))))
             .envs(command.env.iter().cloned())
             .current_dir(&self.workdir);
-        Isolation::new(&self.hidden, self.user.as_ref())?.apply(&mut process, self.user.as_ref());
+        isolation.apply(&mut process, self.user.as_ref());
         let mut child = process
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::piped())
@@ -413,6 +414,28 @@ mod tests {
         let uid = printed.lines().find_map(|l| l.trim().parse::<u32>().ok());
         let uid = uid.expect("the step printed its uid");
         assert_ne!(uid, 0, "a step never runs as root: {printed}");
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_step_runs_a_program_in_a_directory_its_user_cannot_enter() -> anyhow::Result<()> {
+        let private = tempfile::tempdir()?;
+        let program = private.path().join("echo");
+        std::fs::copy("/bin/echo", &program)?;
+        std::fs::create_dir(private.path().join("data"))?;
+        let backend = LocalBackend::new(std::env::temp_dir(), private.path().join("data"))?;
+        let instance = backend.start(3, &InstanceSpec::default()).await?;
+        let log_path = private.path().join("step.log");
+        let log = StepLog::create(&log_path, vec![])?;
+        let command = Command {
+            program,
+            args: vec!["reached".into()],
+            env: vec![],
+        };
+        let succeeded = instance.exec(&command, &log).await;
+        instance.stop().await;
+        assert!(succeeded?, "{}", std::fs::read_to_string(&log_path)?);
+        assert_eq!(std::fs::read_to_string(&log_path)?.trim(), "reached");
         Ok(())
     }
 }

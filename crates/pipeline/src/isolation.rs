@@ -11,8 +11,12 @@
 //! (`[instance] user`, `nobody` by default): a root step could unmount it.
 //! The daemon itself is made non-dumpable, so a step running as the same
 //! user cannot open the daemon's descriptors through `/proc/<pid>/fd`.
+//! A program given by absolute path (tread's own binary, which may sit
+//! under a directory the step's user cannot enter, such as `/root`) is
+//! opened by the daemon and run through that descriptor.
 
 use std::ffi::{CStr, CString};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use thiserror::Error;
@@ -47,6 +51,14 @@ pub enum IsolationError {
     /// A path holds a NUL byte and cannot be given to the kernel.
     #[error("{0} holds a NUL byte")]
     Nul(String),
+    /// The step's program could not be opened.
+    #[error("opening {path}: {source}")]
+    Program {
+        /// The program.
+        path: String,
+        /// Why it could not be opened.
+        source: std::io::Error,
+    },
 }
 
 /// The Unix user a step runs as, when tread switches to one.
@@ -101,12 +113,18 @@ pub struct Isolation {
     hidden: CString,
     uid_map: CString,
     gid_map: CString,
+    /// The program, held open for a step user who may not reach its path.
+    program: Option<OwnedFd>,
 }
 
 impl Isolation {
-    /// Hides `hidden` from steps running as `user` (tread's own user when
-    /// `None`).
-    pub fn new(hidden: &Path, user: Option<&StepUser>) -> Result<Self, IsolationError> {
+    /// Hides `hidden` from a step running `program` as `user` (tread's own
+    /// user when `None`).
+    pub fn new(
+        hidden: &Path,
+        user: Option<&StepUser>,
+        program: &Path,
+    ) -> Result<Self, IsolationError> {
         let (uid, gid) = match user {
             Some(u) => (u.uid, u.gid),
             None => (
@@ -117,11 +135,33 @@ impl Isolation {
         let hidden = CString::new(hidden.as_os_str().as_bytes())
             .map_err(|_| IsolationError::Nul(hidden.display().to_string()))?;
         let map = |id: u32| CString::new(format!("{id} {id} 1")).unwrap_or_default();
+        let held = user.is_some() && program.is_absolute();
+        let program = held
+            .then(|| {
+                use rustix::fs::{Mode, OFlags};
+                rustix::fs::open(program, OFlags::PATH | OFlags::CLOEXEC, Mode::empty()).map_err(
+                    |e| IsolationError::Program {
+                        path: program.display().to_string(),
+                        source: e.into(),
+                    },
+                )
+            })
+            .transpose()?;
         Ok(Self {
             hidden,
             uid_map: map(uid),
             gid_map: map(gid),
+            program,
         })
+    }
+
+    /// What the step execs: `program` itself, or the descriptor held open
+    /// for it, which the step's user may run without reaching its path.
+    pub fn program_path(&self, program: &Path) -> PathBuf {
+        match &self.program {
+            Some(fd) => PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd())),
+            None => program.to_path_buf(),
+        }
     }
 
     /// Makes `command` start isolated, as `user` when given.
@@ -144,6 +184,10 @@ impl Isolation {
     fn enter(&self) -> rustix::io::Result<()> {
         use rustix::mount::{MountFlags, MountPropagationFlags};
         use rustix::thread::UnshareFlags;
+        if let Some(program) = &self.program {
+            // Kept across `exec`, which runs it as /proc/self/fd/N.
+            rustix::io::fcntl_setfd(program, rustix::io::FdFlags::empty())?;
+        }
         // SAFETY: no FILES flag, so no descriptor table is split.
         #[allow(unsafe_code)]
         unsafe {
