@@ -77,9 +77,16 @@ impl S3Access for PolicyAccess {
         if op == "DeleteObjects" {
             return Ok(());
         }
-        let (action, resource) =
-            required_permission(op, path.get_bucket_name(), path.get_object_key())
-                .ok_or_else(deny)?;
+        let bucket = path.get_bucket_name();
+        let Some((action, resource)) = required_permission(op, bucket, path.get_object_key())
+        else {
+            // With a bucket, no mapping means an operation tread does not
+            // implement: say so, as S3 does, rather than blame the policy.
+            return Err(match bucket {
+                Some(_) => s3_error!(NotImplemented, "{op} is not implemented by tread"),
+                None => deny(),
+            });
+        };
         if !is_allowed(&principal.policies, action, &resource) {
             return Err(deny());
         }

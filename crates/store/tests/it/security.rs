@@ -269,3 +269,38 @@ async fn r16_presigned_urls_valid_over_seven_days_are_refused() {
     let body = resp.text().await.expect("body");
     assert!(body.contains("AuthorizationQueryParametersError"), "{body}");
 }
+
+#[tokio::test]
+async fn r16_operations_tread_does_not_implement_answer_501() {
+    let t = TestStore::start().await;
+    put(&t.s3, "k", b"v").await;
+    let err =
+        t.s3.put_bucket_versioning()
+            .bucket(BUCKET)
+            .versioning_configuration(
+                aws_sdk_s3::types::VersioningConfiguration::builder()
+                    .status(aws_sdk_s3::types::BucketVersioningStatus::Enabled)
+                    .build(),
+            )
+            .send()
+            .await
+            .expect_err("versioning");
+    assert_eq!(code(&err), "NotImplemented");
+    let err =
+        t.s3.get_object_tagging()
+            .bucket(BUCKET)
+            .key("k")
+            .send()
+            .await
+            .expect_err("tagging");
+    assert_eq!(code(&err), "NotImplemented");
+    let denied = t
+        .client(&t.no_group)
+        .get_object()
+        .bucket(BUCKET)
+        .key("k")
+        .send()
+        .await
+        .expect_err("no group");
+    assert_eq!(code(&denied), "AccessDenied", "policies still deny");
+}
