@@ -6,6 +6,7 @@
 pub mod auth;
 pub mod batcher;
 pub mod catalog;
+pub mod contract;
 pub mod endpoints;
 pub mod engine;
 pub mod http;
@@ -16,7 +17,8 @@ pub mod onnx;
 
 pub use auth::ApiToken;
 pub use batcher::BatchOptions;
-pub use endpoints::{DeployError, EndpointView, Endpoints};
+pub use contract::Contract;
+pub use endpoints::{DeployError, DeployOptions, EndpointView, Endpoints, RollbackOptions};
 pub use model::{LoadError, ModelInfo};
 
 use std::net::SocketAddr;
@@ -131,3 +133,4 @@ impl Server {
             .await
     }
 }
+

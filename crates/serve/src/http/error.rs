@@ -15,6 +15,9 @@ pub struct ApiError {
     pub status: StatusCode,
     /// What went wrong, for the caller.
     pub message: String,
+    /// Fields beside `error` in the body, for callers that act on them
+    /// (a refused contract change gives `contract: {current, new}`).
+    pub details: serde_json::Map<String, serde_json::Value>,
 }
 
 impl ApiError {
@@ -23,6 +26,7 @@ impl ApiError {
         Self {
             status,
             message: message.into(),
+            details: serde_json::Map::new(),
         }
     }
 
@@ -39,8 +43,9 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = Json(serde_json::json!({ "error": self.message }));
-        (self.status, body).into_response()
+        let mut body = self.details;
+        body.insert("error".into(), self.message.into());
+        (self.status, Json(body)).into_response()
     }
 }
 
@@ -50,12 +55,21 @@ impl From<DeployError> for ApiError {
             DeployError::InvalidName(_) | DeployError::Load(LoadError::Uri(_)) => {
                 StatusCode::BAD_REQUEST
             }
-            DeployError::NotFound(_) => StatusCode::NOT_FOUND,
-            DeployError::NoPrevious(_) => StatusCode::CONFLICT,
+            DeployError::NotFound(_) | DeployError::UnknownVersion { .. } => StatusCode::NOT_FOUND,
+            DeployError::NoPrevious(_)
+            | DeployError::AlreadyServes { .. }
+            | DeployError::ContractChange { .. } => StatusCode::CONFLICT,
             DeployError::Load(_) => StatusCode::UNPROCESSABLE_ENTITY,
             DeployError::Catalog(_) | DeployError::Thread(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
-        Self::new(status, e.to_string())
+        let mut error = Self::new(status, e.to_string());
+        if let DeployError::ContractChange { current, new, .. } = &e {
+            error.details.insert(
+                "contract".into(),
+                serde_json::json!({ "current": current, "new": new }),
+            );
+        }
+        error
     }
 }
 
@@ -68,3 +82,4 @@ impl From<ImageInputError> for ApiError {
         Self::new(status, e.to_string())
     }
 }
+
