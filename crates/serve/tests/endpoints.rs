@@ -585,3 +585,63 @@ async fn r17_rollback_walks_back_through_the_history() {
     assert_eq!(status, 409, "already serving v3");
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r17_bearer_scheme_is_case_insensitive() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path(), BatchOptions::default()).await;
+    for scheme in ["Bearer", "bearer", "BEARER"] {
+        let response = server
+            .http
+            .get(format!("{}/api/endpoints", server.url))
+            .header(
+                "authorization",
+                format!("{scheme} {}", server.token.secret()),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 200, "{scheme}");
+    }
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r17_unknown_v2_models_and_oversized_bodies_are_counted_as_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = model_file(dir.path(), "v1", 1);
+    let server = TestServer::start(dir.path(), BatchOptions::default()).await;
+    assert_eq!(server.deploy("tyre", &model).await.0, 200);
+    let request =
+        json!({ "inputs": [{ "name": "x", "shape": [1], "datatype": "BYTES", "data": ["AA=="] }] });
+    let (status, _) = server.post_json("/v2/models/nowhere/infer", &request).await;
+    assert_eq!(status, 404);
+    let (status, _) = server
+        .post_json("/v2/models/tyre/versions/v0/infer", &request)
+        .await;
+    assert_eq!(status, 404);
+    let oversized = vec![0u8; tread_serve::http::MAX_BODY_BYTES + 1];
+    let (status, answer) = server.invoke("tyre", "image/jpeg", oversized).await;
+    assert_eq!(status, 413, "{answer}");
+    assert!(error_of(&answer).contains("larger than 64 MiB"), "{answer}");
+
+    let (_, metrics) = server.get("/metrics").await;
+    for (series, want) in [
+        (
+            "tread_inference_errors_total{endpoint=\"(unknown)\",status=\"404\"}",
+            1.0,
+        ),
+        (
+            "tread_inference_errors_total{endpoint=\"tyre\",status=\"404\"}",
+            1.0,
+        ),
+        (
+            "tread_inference_errors_total{endpoint=\"tyre\",status=\"413\"}",
+            1.0,
+        ),
+        ("tread_inference_requests_total{endpoint=\"tyre\"}", 2.0),
+    ] {
+        assert_eq!(metric(&metrics, series), want, "{series}");
+    }
+    server.stop().await;
+}

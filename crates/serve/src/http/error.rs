@@ -83,3 +83,17 @@ impl From<ImageInputError> for ApiError {
     }
 }
 
+impl From<axum::extract::rejection::BytesRejection> for ApiError {
+    fn from(e: axum::extract::rejection::BytesRejection) -> Self {
+        let status = e.status();
+        let message = if status == StatusCode::PAYLOAD_TOO_LARGE {
+            format!(
+                "the body is larger than {} MiB: send fewer or smaller images per request",
+                crate::http::MAX_BODY_BYTES >> 20
+            )
+        } else {
+            format!("cannot read the body: {}", e.body_text())
+        };
+        Self::new(status, message)
+    }
+}

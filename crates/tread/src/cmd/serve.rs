@@ -20,7 +20,9 @@ pub struct ServeArgs {
     #[command(flatten)]
     pub batching: BatchingArgs,
     /// Answer inference without the token even when listening beyond
-    /// loopback.
+    /// loopback: /endpoints/…/invocations, /v2/…, /ping and /metrics (model
+    /// versions, URIs and request counts) are then open to anyone who can
+    /// reach the address.
     #[arg(long)]
     pub public_inference: bool,
 }

@@ -3,9 +3,11 @@
 //! predict` (a file and an s3:// key), over SageMaker-style HTTP and the
 //! KServe v2 protocol, and listed with `tread endpoint`.
 
-use crate::common::{Server, World, block_on, ok, pack_model, tread};
+use crate::common::{Server, World, block_on, free_port, ok, pack_model, tread, wait_listening};
 use base64::Engine as _;
 use serde_json::{Value, json};
+use std::process::Stdio;
+use std::time::Duration;
 
 fn post(url: &str, content_type: &str, body: Vec<u8>) -> Value {
     block_on(async {
@@ -252,5 +254,45 @@ fn r17_deploy_refuses_contract_change_and_rollback_walks_back() {
             ("rollback", "v1"),
             ("rollback", "v3")
         ]
+    );
+}
+
+// See: issue 17: --public-inference opens /metrics too, and says so.
+#[test]
+fn r17_public_inference_says_metrics_is_open() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    for command in ["serve", "up"] {
+        let help = ok(tread(&data), &[command, "--help"]);
+        let flag = help
+            .split("--public-inference")
+            .nth(1)
+            .expect("--public-inference in the help");
+        assert!(flag.contains("/metrics"), "{command}: {help}");
+    }
+    let port = free_port();
+    let mut child = tread(&data)
+        .env("TREAD_LOG", "warn")
+        .args([
+            "serve",
+            "--public-inference",
+            "--listen",
+            &format!("0.0.0.0:{port}"),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn tread serve");
+    wait_listening(
+        port,
+        Duration::from_secs(20),
+        "tread serve --public-inference",
+    );
+    child.kill().expect("stop tread serve");
+    let out = child.wait_with_output().expect("tread serve output");
+    let warning = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        warning.contains("listening beyond loopback") && warning.contains("/metrics"),
+        "{warning}"
     );
 }
