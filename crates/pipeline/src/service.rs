@@ -15,6 +15,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use tokio_util::sync::CancellationToken;
 use tread_data::{ObjectDir, S3Access};
+use tread_serve::DeployOptions;
 
 /// How often the scheduler looks at the schedules: a fire waits at most
 /// this long, and a look is a read of the pipelines table.

@@ -497,9 +497,11 @@ fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
 mod tests {
     use super::*;
 
-    /// A history from `(action, version, restores)` rows, the last active;
-    /// each version has its own URI.
-    fn history(rows: &[(&str, &str, Option<i64>)]) -> Vec<Revision> {
+    /// One history row: `(action, version, restores)`.
+    type Row<'a> = (&'a str, &'a str, Option<i64>);
+
+    /// A history from rows, the last active; each version has its own URI.
+    fn history(rows: &[Row<'_>]) -> Vec<Revision> {
         rows.iter()
             .enumerate()
             .map(|(i, (action, version, restores))| Revision {
@@ -522,7 +524,7 @@ mod tests {
         let r = |v, seq| ("rollback", v, Some(seq));
         let legacy = |v| ("rollback", v, None);
         // (history, version a plain rollback returns to)
-        let cases: Vec<(Vec<(&str, &str, Option<i64>)>, Option<&str>)> = vec![
+        let cases: Vec<(Vec<Row<'_>>, Option<&str>)> = vec![
             (vec![d("v1")], None),
             (vec![d("v1"), d("v1")], None),
             (vec![d("v1"), d("v2")], Some("v1")),

@@ -83,7 +83,7 @@ pub fn floats(datatype: &str, bytes: &[u8]) -> Result<Vec<f32>, String> {
         "FP16" => 2,
         other => return Err(format!("datatype {other} is not a float")),
     };
-    if bytes.len() % width != 0 {
+    if !bytes.len().is_multiple_of(width) {
         return Err(format!(
             "{} bytes is not a whole number of {datatype} values",
             bytes.len()

@@ -22,7 +22,7 @@ pub enum Payload {
 
 impl Payload {
     /// How many images or tensors the request carries.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         match self {
             Payload::Images(v) => v.len(),
             Payload::Tensors(v) => v.len(),
