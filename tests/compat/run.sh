@@ -15,6 +15,8 @@
 #      aws-chunked bodies with a CRC32 trailer (over HTTP it sends a header)
 #   h. the recipe's predictor: boto3's sagemaker-runtime invoke_endpoint
 #      against `tread serve`, on a model trained from the bucket
+#   i. Triton's tritonclient[http] (the usual v2 client) infers on that
+#      endpoint with its default binary_data=True (triton.py)
 #
 # Usage: tests/compat/run.sh        (from any directory)
 # Env:   TREAD_BIN  the tread binary (default: target/release/tread)
@@ -42,14 +44,14 @@ trap 'echo "FAIL: command failed (exit $?) at line $LINENO: $BASH_COMMAND" >&2' 
 
 # ---- 1. the client venv ------------------------------------------------------
 if ! { [[ -x $VENV/bin/python && -x $VENV/bin/aws ]] &&
-    "$VENV/bin/python" -c 'import boto3, awscli' 2>/dev/null; }; then
-    echo "setting up $VENV (boto3, awscli from PyPI)…"
+    "$VENV/bin/python" -c 'import boto3, awscli, tritonclient.http' 2>/dev/null; }; then
+    echo "setting up $VENV (boto3, awscli, tritonclient[http] from PyPI)…"
     "${PYTHON:-python3}" -m venv "$VENV"
-    "$VENV/bin/pip" install -q --disable-pip-version-check boto3 awscli
+    "$VENV/bin/pip" install -q --disable-pip-version-check boto3 awscli 'tritonclient[http]'
 fi
 PY=$VENV/bin/python
 AWS=$VENV/bin/aws
-echo "clients: $("$PY" -c 'import boto3, botocore; print(f"boto3 {boto3.__version__}, botocore {botocore.__version__}")'), $("$AWS" --version 2>&1 | cut -d' ' -f1)"
+echo "clients: $("$PY" -c 'import boto3, botocore; print(f"boto3 {boto3.__version__}, botocore {botocore.__version__}")'), $("$AWS" --version 2>&1 | cut -d' ' -f1), tritonclient $("$PY" -c 'from importlib.metadata import version; print(version("tritonclient"))')"
 
 # ---- 2. the recipe's world and the server ---------------------------------------
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/tread-compat.XXXXXX")
@@ -283,5 +285,13 @@ IMAGE=$(find "$VOL/predict-tyre/good" -name '*.jpg' | sort | head -n1)
 class=$("$PY" "$HERE/invoke.py" "http://127.0.0.1:$SPORT" tyre-quality-classifier "$IMAGE") ||
     fail "boto3 sagemaker-runtime invoke_endpoint against tread serve"
 pass "h. boto3 sagemaker-runtime invoke_endpoint on a model trained from the bucket and deployed to tread serve: $class"
+
+# ---- i. tritonclient[http], binary tensors in and out ----------------------------
+# tritonclient sends and asks for tensors in the binary tensor extension by
+# default; the answers must match the invocations route's for the same image.
+triton_class=$("$PY" "$HERE/triton.py" "127.0.0.1:$SPORT" tyre-quality-classifier "$IMAGE") ||
+    fail "tritonclient.http infer with binary_data=True against tread serve"
+[[ $triton_class == "$class" ]] || fail "tritonclient predicted $triton_class, sagemaker-runtime $class"
+pass "i. tritonclient[http] infer with binary_data=True (BYTES image and FP32 tensor in, binary outputs): $triton_class, probabilities as the invocations route's"
 
 echo "PASS: all compatibility checks (${SECONDS}s)"

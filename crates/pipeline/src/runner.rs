@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
-use tread_serve::Endpoints;
+use tread_serve::{DeployOptions, Endpoints};
 
 /// What the runner needs from the daemon around it.
 pub struct RunnerSettings {
@@ -324,7 +324,15 @@ impl Runner {
             Step::Register {} => self
                 .register(run)
                 .map(|v| format!("registered {} version {v}", run.spec.name)),
-            Step::Deploy { endpoint } => self.deploy(run, endpoint, log).await,
+            Step::Deploy {
+                endpoint,
+                allow_contract_change,
+            } => {
+                let options = DeployOptions {
+                    allow_contract_change: *allow_contract_change,
+                };
+                self.deploy(run, endpoint, options, log).await
+            }
             Step::Run { command } => {
                 let mut env = run.env.clone();
                 if let Some(candidate) = &run.candidate {
@@ -519,12 +527,18 @@ impl Runner {
         Ok(version)
     }
 
-    async fn deploy(&self, run: &mut RunContext<'_>, endpoint: &str, log: &StepLog) -> StepOutcome {
+    async fn deploy(
+        &self,
+        run: &mut RunContext<'_>,
+        endpoint: &str,
+        options: DeployOptions,
+        log: &StepLog,
+    ) -> StepOutcome {
         let version = self.register(run)?;
         let uri = candidate(run)?.uri.clone();
         log.line(&format!("[tread] deploying {uri} to endpoint {endpoint}"));
         self.endpoints
-            .deploy(endpoint, &uri)
+            .deploy(endpoint, &uri, options)
             .await
             .map_err(|e| Stop::Failed(format!("deploy to {endpoint}: {e}")))?;
         self.catalog

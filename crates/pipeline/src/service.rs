@@ -15,6 +15,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use tokio_util::sync::CancellationToken;
 use tread_data::{ObjectDir, S3Access};
+use tread_serve::DeployOptions;
 
 /// How often the scheduler looks at the schedules: a fire waits at most
 /// this long, and a look is a read of the pipelines table.
@@ -326,7 +327,7 @@ impl Pipelines {
         let model = self.catalog.model(name, version)?.ok_or_else(|| {
             PipelineError::NotFound(format!("model {name} has no version {version}"))
         })?;
-        let endpoint = self.endpoint_of(name)?.ok_or_else(|| {
+        let (endpoint, options) = self.endpoint_of(name)?.ok_or_else(|| {
             PipelineError::Conflict(format!(
                 "model {name} has no endpoint: its pipeline needs a deploy step, or use `tread deploy {} --endpoint NAME`",
                 model.uri
@@ -334,7 +335,7 @@ impl Pipelines {
         })?;
         self.runner
             .endpoints()
-            .deploy(&endpoint, &model.uri)
+            .deploy(&endpoint, &model.uri, options)
             .await?;
         self.catalog.model_promote(name, version, &endpoint)?;
         tracing::info!(model = %name, version, endpoint = %endpoint, "model promoted");
@@ -344,23 +345,38 @@ impl Pipelines {
     }
 
     /// The endpoint model `name` is deployed to: the production version's,
-    /// else the pipeline's deploy step's.
-    fn endpoint_of(&self, name: &str) -> Result<Option<String>, PipelineError> {
-        if let Some(endpoint) = self
+    /// else the pipeline's deploy step's; with the step's leave to change
+    /// the endpoint's contract when the step deploys to that endpoint.
+    fn endpoint_of(&self, name: &str) -> Result<Option<(String, DeployOptions)>, PipelineError> {
+        let step = match self.catalog.pipeline(name)? {
+            Some(record) => {
+                let spec: PipelineSpec = record.source.parse()?;
+                spec.steps.iter().find_map(|s| match s {
+                    Step::Deploy {
+                        endpoint,
+                        allow_contract_change,
+                    } => Some((
+                        endpoint.clone(),
+                        DeployOptions {
+                            allow_contract_change: *allow_contract_change,
+                        },
+                    )),
+                    _ => None,
+                })
+            }
+            None => None,
+        };
+        let production = self
             .catalog
             .model_production(name)?
-            .and_then(|m| m.endpoint)
-        {
-            return Ok(Some(endpoint));
-        }
-        let Some(record) = self.catalog.pipeline(name)? else {
-            return Ok(None);
-        };
-        let spec: PipelineSpec = record.source.parse()?;
-        Ok(spec.steps.iter().find_map(|s| match s {
-            Step::Deploy { endpoint } => Some(endpoint.clone()),
-            _ => None,
-        }))
+            .and_then(|m| m.endpoint);
+        Ok(match (production, step) {
+            (Some(endpoint), Some((stepped, options))) if endpoint == stepped => {
+                Some((endpoint, options))
+            }
+            (Some(endpoint), _) => Some((endpoint, DeployOptions::default())),
+            (None, step) => step,
+        })
     }
 
     /// Where what an endpoint serves came from: endpoint → model version →

@@ -155,6 +155,11 @@ pub enum Step {
     Deploy {
         /// The endpoint to create or update.
         endpoint: String,
+        /// Let the model change the classes or input the endpoint's clients
+        /// rely on; without it such a deploy fails the run and the endpoint
+        /// keeps its model.
+        #[serde(default)]
+        allow_contract_change: bool,
     },
     /// Any shell command, with the S3 endpoint and keys in its environment.
     Run {
@@ -308,7 +313,7 @@ impl PipelineSpec {
                 Step::Gate(gate) => {
                     check_gate(gate).map_err(|m| SpecError::Invalid(format!("{at}: {m}")))?
                 }
-                Step::Deploy { endpoint } if !valid_name(endpoint) => {
+                Step::Deploy { endpoint, .. } if !valid_name(endpoint) => {
                     return invalid(format!(
                         "{at}: endpoint {endpoint:?} is not a valid endpoint name"
                     ));
@@ -410,6 +415,30 @@ endpoint = "tyre-quality-classifier"
             (train.model, train.epochs, train.batch_size, train.size),
             (Architecture::SeedCnn, 3, 64, 224)
         );
+        assert_eq!(
+            spec.steps[4],
+            Step::Deploy {
+                endpoint: "tyre-quality-classifier".into(),
+                allow_contract_change: false
+            }
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn r17_a_deploy_step_may_allow_a_contract_change() -> Result<(), SpecError> {
+        let text = DEMO.replace(
+            "endpoint = \"tyre-quality-classifier\"",
+            "endpoint = \"tyre-quality-classifier\"\nallow_contract_change = true",
+        );
+        let spec: PipelineSpec = text.parse()?;
+        assert!(matches!(
+            spec.steps.last(),
+            Some(Step::Deploy {
+                allow_contract_change: true,
+                ..
+            })
+        ));
         Ok(())
     }
 

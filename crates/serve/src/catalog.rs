@@ -2,6 +2,7 @@
 //! back with their models after a restart. Every deploy or rollback adds a
 //! row; the active row is what the endpoint serves.
 
+use crate::contract::Contract;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 use std::path::Path;
@@ -20,6 +21,16 @@ CREATE TABLE IF NOT EXISTS serve_endpoint_versions (
     PRIMARY KEY (endpoint, seq));
 ";
 
+/// Columns added after the first release, with their types: added to an
+/// older database when it is opened. `contract` is the JSON of the model's
+/// [`Contract`]; `contract_change` says what a deploy allowed to change;
+/// `restores` is the revision a rollback went back to.
+const ADDED_COLUMNS: [(&str, &str); 3] = [
+    ("contract", "TEXT"),
+    ("contract_change", "TEXT"),
+    ("restores", "INTEGER"),
+];
+
 /// One deploy or rollback of an endpoint.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Revision {
@@ -35,6 +46,33 @@ pub struct Revision {
     pub deployed_at: String,
     /// Whether this revision is what the endpoint serves.
     pub active: bool,
+    /// What the model promises clients (absent in rows older than contracts).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub contract: Option<Contract>,
+    /// What this revision changed of the contract, when that was allowed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub contract_change: Option<String>,
+    /// For a rollback, the revision whose model it brought back.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub restores: Option<i64>,
+}
+
+/// A revision about to be recorded.
+pub struct NewRevision<'a> {
+    /// The artifact.
+    pub model_uri: &'a str,
+    /// The model's own version id.
+    pub model_version: &'a str,
+    /// `deploy` or `rollback`.
+    pub action: &'a str,
+    /// RFC 3339 time of the change.
+    pub now: &'a str,
+    /// The model's contract.
+    pub contract: &'a Contract,
+    /// What changed of the contract, when allowed.
+    pub contract_change: Option<&'a str>,
+    /// For a rollback, the revision brought back.
+    pub restores: Option<i64>,
 }
 
 /// The endpoints table, behind one connection.
@@ -52,6 +90,7 @@ impl Catalog {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.execute_batch(SCHEMA)?;
+        add_missing_columns(&conn)?;
         Ok(Self {
             conn: Mutex::new(conn),
         })
@@ -77,10 +116,12 @@ impl Catalog {
     pub fn revisions(&self, endpoint: &str) -> Result<Vec<Revision>> {
         self.with(|c| {
             let mut stmt = c.prepare(
-                "SELECT seq, model_uri, model_version, action, deployed_at, active
+                "SELECT seq, model_uri, model_version, action, deployed_at, active,
+                        contract, contract_change, restores
                  FROM serve_endpoint_versions WHERE endpoint = ?1 ORDER BY seq",
             )?;
             stmt.query_map([endpoint], |r| {
+                let contract: Option<String> = r.get(6)?;
                 Ok(Revision {
                     seq: r.get(0)?,
                     model_uri: r.get(1)?,
@@ -88,27 +129,27 @@ impl Catalog {
                     action: r.get(3)?,
                     deployed_at: r.get(4)?,
                     active: r.get(5)?,
+                    // A row this version cannot read is treated as one
+                    // from before contracts: no check rather than no endpoint.
+                    contract: contract.and_then(|c| serde_json::from_str(&c).ok()),
+                    contract_change: r.get(7)?,
+                    restores: r.get(8)?,
                 })
             })?
             .collect()
         })
     }
 
-    /// Records that `endpoint` now serves `model_uri`, creating the endpoint
-    /// on its first deploy. Returns the new revision.
-    pub fn activate(
-        &self,
-        endpoint: &str,
-        model_uri: &str,
-        model_version: &str,
-        action: &str,
-        now: &str,
-    ) -> Result<Revision> {
+    /// Records that `endpoint` now serves `new.model_uri`, creating the
+    /// endpoint on its first deploy. Returns the new revision.
+    pub fn activate(&self, endpoint: &str, new: &NewRevision<'_>) -> Result<Revision> {
+        let contract = serde_json::to_string(new.contract)
+            .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
         self.with(|c| {
             let tx = c.transaction()?;
             tx.execute(
                 "INSERT OR IGNORE INTO serve_endpoints (name, created) VALUES (?1, ?2)",
-                params![endpoint, now],
+                params![endpoint, new.now],
             )?;
             let seq: i64 = tx.query_row(
                 "SELECT COALESCE(MAX(seq), 0) + 1 FROM serve_endpoint_versions WHERE endpoint = ?1",
@@ -121,18 +162,32 @@ impl Catalog {
             )?;
             tx.execute(
                 "INSERT INTO serve_endpoint_versions
-                 (endpoint, seq, model_uri, model_version, action, deployed_at, active)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 1)",
-                params![endpoint, seq, model_uri, model_version, action, now],
+                 (endpoint, seq, model_uri, model_version, action, deployed_at, active,
+                  contract, contract_change, restores)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 1, ?7, ?8, ?9)",
+                params![
+                    endpoint,
+                    seq,
+                    new.model_uri,
+                    new.model_version,
+                    new.action,
+                    new.now,
+                    contract,
+                    new.contract_change,
+                    new.restores
+                ],
             )?;
             tx.commit()?;
             Ok(Revision {
                 seq,
-                model_uri: model_uri.to_string(),
-                model_version: model_version.to_string(),
-                action: action.to_string(),
-                deployed_at: now.to_string(),
+                model_uri: new.model_uri.to_string(),
+                model_version: new.model_version.to_string(),
+                action: new.action.to_string(),
+                deployed_at: new.now.to_string(),
                 active: true,
+                contract: Some(new.contract.clone()),
+                contract_change: new.contract_change.map(str::to_string),
+                restores: new.restores,
             })
         })
     }
@@ -153,5 +208,69 @@ impl Catalog {
             .optional()
             .map(|found| found.is_some())
         })
+    }
+}
+
+/// Adds [`ADDED_COLUMNS`] that a database written by an older tread lacks.
+fn add_missing_columns(conn: &Connection) -> Result<()> {
+    let present: Vec<String> = conn
+        .prepare("SELECT name FROM pragma_table_info('serve_endpoint_versions')")?
+        .query_map([], |r| r.get(0))?
+        .collect::<Result<_>>()?;
+    for (column, kind) in ADDED_COLUMNS {
+        if !present.iter().any(|p| p == column) {
+            conn.execute_batch(&format!(
+                "ALTER TABLE serve_endpoint_versions ADD COLUMN {column} {kind}"
+            ))?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_database_from_before_contracts_gains_the_columns_and_keeps_its_rows() -> Result<()> {
+        let dir =
+            tempfile::tempdir().map_err(|e| rusqlite::Error::ToSqlConversionFailure(e.into()))?;
+        let path = dir.path().join("old.db");
+        {
+            let old = Connection::open(&path)?;
+            old.execute_batch(SCHEMA)?;
+            old.execute_batch(
+                "INSERT INTO serve_endpoints VALUES ('tyre', 't0');
+                 INSERT INTO serve_endpoint_versions VALUES ('tyre', 1, '/m/v1', 'v1', 'deploy', 't0', 1);",
+            )?;
+        }
+        let catalog = Catalog::open(&path)?;
+        let old = catalog.revisions("tyre")?;
+        assert_eq!(
+            (old.len(), old[0].contract.is_none(), old[0].restores),
+            (1, true, None)
+        );
+        let contract = Contract {
+            classes: vec!["a".into(), "b".into()],
+            input_shape: [3, 32, 32],
+            mean: [0.5; 3],
+            std: [0.25; 3],
+        };
+        let new = NewRevision {
+            model_uri: "/m/v2",
+            model_version: "v2",
+            action: "rollback",
+            now: "t1",
+            contract: &contract,
+            contract_change: Some("classes [x] → [a, b]"),
+            restores: Some(1),
+        };
+        let written = catalog.activate("tyre", &new)?;
+        assert_eq!(catalog.revisions("tyre")?[1], written);
+        assert_eq!(written.contract.as_ref(), Some(&contract));
+        // Opening again finds every column present.
+        drop(catalog);
+        assert_eq!(Catalog::open(&path)?.revisions("tyre")?.len(), 2);
+        Ok(())
     }
 }

@@ -2,7 +2,8 @@
 //! the deploys, rollbacks and deletes that change that without downtime.
 
 use crate::batcher::{BatchOptions, Batcher};
-use crate::catalog::{Catalog, Revision};
+use crate::catalog::{Catalog, NewRevision, Revision};
+use crate::contract::Contract;
 use crate::metrics::Metrics;
 use crate::model::{LoadError, LoadedModel, ModelInfo, fetch_and_load};
 use serde::Serialize;
@@ -25,6 +26,42 @@ pub enum DeployError {
     /// Rollback asked of an endpoint that never served another model.
     #[error("endpoint {0} has no earlier model to roll back to")]
     NoPrevious(String),
+    /// `rollback --to` named a version the endpoint never served.
+    #[error("endpoint {endpoint} never served version {version}; its history holds {known}")]
+    UnknownVersion {
+        /// The endpoint.
+        endpoint: String,
+        /// The version asked for.
+        version: String,
+        /// The versions it did serve, comma-separated.
+        known: String,
+    },
+    /// `rollback --to` named the version the endpoint serves now.
+    #[error("endpoint {endpoint} already serves version {version}")]
+    AlreadyServes {
+        /// The endpoint.
+        endpoint: String,
+        /// The version it serves.
+        version: String,
+    },
+    /// The new model would change what the endpoint's clients rely on, and
+    /// that was not asked for.
+    #[error(
+        "{what} would change endpoint {endpoint}'s contract, which its clients rely on:\n  {changes}\n  now: {current}\n  new: {new}\npass --allow-contract-change (API: \"allow_contract_change\": true) to change the contract on purpose, or deploy the model to a new endpoint",
+        changes = changes.join("\n  ")
+    )]
+    ContractChange {
+        /// The endpoint.
+        endpoint: String,
+        /// `deploying <uri>` or `rolling back to <version>`.
+        what: String,
+        /// What the endpoint promises now.
+        current: Box<Contract>,
+        /// What the new model would promise.
+        new: Box<Contract>,
+        /// The parts that differ, one line each.
+        changes: Vec<String>,
+    },
     /// The model could not be fetched, checked or warmed up; the endpoint
     /// keeps what it served.
     #[error(transparent)]
@@ -72,6 +109,24 @@ pub struct EndpointView {
     pub invocations: String,
     /// Every deploy and rollback, oldest first.
     pub history: Vec<Revision>,
+}
+
+/// How a deploy may change an endpoint.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct DeployOptions {
+    /// Let the new model change the classes or the input the endpoint's
+    /// clients rely on; the change is recorded in the endpoint's history.
+    pub allow_contract_change: bool,
+}
+
+/// Where a rollback goes, and whether it may change the contract.
+#[derive(Clone, Debug, Default)]
+pub struct RollbackOptions {
+    /// The model version to return to; `None` goes one step back.
+    pub to: Option<String>,
+    /// Let the older model change the classes or the input (a rollback
+    /// across a deploy that changed them changes them back).
+    pub allow_contract_change: bool,
 }
 
 /// Every endpoint of the server.
@@ -149,31 +204,87 @@ impl Endpoints {
 
     /// Deploys `uri` to `name` (creating the endpoint if new). The model is
     /// loaded and warmed beside the old one, then swapped in at once; if it
-    /// fails, the endpoint keeps its old model.
-    pub async fn deploy(&self, name: &str, uri: &str) -> Result<EndpointView, DeployError> {
+    /// fails, or would change the endpoint's contract without
+    /// `options.allow_contract_change`, the endpoint keeps its old model.
+    pub async fn deploy(
+        &self,
+        name: &str,
+        uri: &str,
+        options: DeployOptions,
+    ) -> Result<EndpointView, DeployError> {
         check_name(name)?;
         let _one_change_at_a_time = self.changes.lock().await;
         let model = fetch_and_load(uri).await?;
-        self.activate(name, model, "deploy")?;
+        let what = format!("deploying {uri}");
+        let change =
+            self.contract_change(name, &model.info, &what, options.allow_contract_change)?;
+        self.activate(name, model, "deploy", change.as_deref(), None)?;
         self.describe(name)
     }
 
-    /// Returns `name` to the model it served before its current one.
-    pub async fn rollback(&self, name: &str) -> Result<EndpointView, DeployError> {
+    /// Returns `name` to an earlier model: the one served before the current
+    /// one (again: one further back), or the version `options.to`.
+    pub async fn rollback(
+        &self,
+        name: &str,
+        options: &RollbackOptions,
+    ) -> Result<EndpointView, DeployError> {
         let _one_change_at_a_time = self.changes.lock().await;
         let history = self.history(name)?;
-        let current = history.iter().rev().find(|r| r.active);
-        let target = current
-            .and_then(|now| {
-                history
-                    .iter()
-                    .rev()
-                    .find(|r| r.seq < now.seq && r.model_uri != now.model_uri)
-            })
-            .ok_or_else(|| DeployError::NoPrevious(name.to_string()))?;
+        let target = match &options.to {
+            Some(version) => version_target(name, &history, version)?,
+            None => previous(&history).ok_or_else(|| DeployError::NoPrevious(name.to_string()))?,
+        };
         let model = fetch_and_load(&target.model_uri).await?;
-        self.activate(name, model, "rollback")?;
+        let what = format!("rolling back to version {}", target.model_version);
+        let change =
+            self.contract_change(name, &model.info, &what, options.allow_contract_change)?;
+        self.activate(name, model, "rollback", change.as_deref(), Some(target.seq))?;
         self.describe(name)
+    }
+
+    /// What the endpoint promises its clients now: its live model's
+    /// contract, or (when that failed to load) the one recorded for it.
+    pub fn contract(&self, name: &str) -> Result<Option<Contract>, DeployError> {
+        if let Some(live) = self.current(name) {
+            return Ok(Some(Contract::of(&live.info)));
+        }
+        Ok(self
+            .catalog
+            .revisions(name)?
+            .into_iter()
+            .find(|r| r.active)
+            .and_then(|r| r.contract))
+    }
+
+    /// Checks `info` against the endpoint's contract: `Ok(None)` when it
+    /// keeps it, `Ok(Some(summary))` when it changes it and that is allowed.
+    fn contract_change(
+        &self,
+        name: &str,
+        info: &ModelInfo,
+        what: &str,
+        allow: bool,
+    ) -> Result<Option<String>, DeployError> {
+        let Some(current) = self.contract(name)? else {
+            return Ok(None);
+        };
+        let new = Contract::of(info);
+        let changes = current.changes_to(&new);
+        if changes.is_empty() {
+            return Ok(None);
+        }
+        if !allow {
+            return Err(DeployError::ContractChange {
+                endpoint: name.to_string(),
+                what: what.to_string(),
+                current: Box::new(current),
+                new: Box::new(new),
+                changes,
+            });
+        }
+        tracing::warn!(endpoint = %name, changes = %changes.join("; "), "endpoint contract changed on request");
+        Ok(Some(changes.join("; ")))
     }
 
     /// Removes an endpoint; requests in flight finish on its model.
@@ -225,11 +336,28 @@ impl Endpoints {
         Ok(self.catalog.revisions(name)?)
     }
 
-    fn activate(&self, name: &str, model: LoadedModel, action: &str) -> Result<(), DeployError> {
+    fn activate(
+        &self,
+        name: &str,
+        model: LoadedModel,
+        action: &str,
+        contract_change: Option<&str>,
+        restores: Option<i64>,
+    ) -> Result<(), DeployError> {
         let now = tread_train::clock::now_rfc3339();
-        let revision =
-            self.catalog
-                .activate(name, &model.info.uri, &model.info.version, action, &now)?;
+        let contract = Contract::of(&model.info);
+        let revision = self.catalog.activate(
+            name,
+            &NewRevision {
+                model_uri: &model.info.uri,
+                model_version: &model.info.version,
+                action,
+                now: &now,
+                contract: &contract,
+                contract_change,
+                restores,
+            },
+        )?;
         self.install(name, model, revision)
     }
 
@@ -261,6 +389,84 @@ impl Endpoints {
     }
 }
 
+/// The models still to roll back through, oldest first, as the deploys
+/// that brought them: a deploy pushes its revision; a rollback goes back to
+/// the revision it restored, dropping what was above it (or, for `--to` a
+/// model rolled back past earlier, pushes that revision again).
+fn served_stack(history: &[Revision]) -> Vec<&Revision> {
+    let mut stack: Vec<&Revision> = Vec::new();
+    for revision in history {
+        let restored = match revision.restores {
+            Some(seq) => history.iter().find(|r| r.seq == seq),
+            // A rollback recorded before `restores` existed: it went back to
+            // the latest earlier model with its URI.
+            None if revision.action == "rollback" => {
+                let below = stack.len().saturating_sub(1);
+                stack[..below]
+                    .iter()
+                    .rev()
+                    .find(|r| r.model_uri == revision.model_uri)
+                    .copied()
+            }
+            None => None,
+        };
+        match restored {
+            Some(target) => match stack.iter().rposition(|r| r.seq == target.seq) {
+                Some(at) => stack.truncate(at + 1),
+                None => stack.push(target),
+            },
+            None => stack.push(revision),
+        }
+    }
+    stack
+}
+
+/// The revision a plain rollback returns to: the latest model below the
+/// current one on the stack that is not the same artifact.
+fn previous(history: &[Revision]) -> Option<&Revision> {
+    let stack = served_stack(history);
+    let (current, below) = stack.split_last()?;
+    below
+        .iter()
+        .rev()
+        .find(|r| r.model_uri != current.model_uri)
+        .copied()
+}
+
+/// The latest deploy of `version` in the history, for `rollback --to`.
+fn version_target<'a>(
+    name: &str,
+    history: &'a [Revision],
+    version: &str,
+) -> Result<&'a Revision, DeployError> {
+    if history
+        .iter()
+        .any(|r| r.active && r.model_version == version)
+    {
+        return Err(DeployError::AlreadyServes {
+            endpoint: name.to_string(),
+            version: version.to_string(),
+        });
+    }
+    let deploys = || history.iter().filter(|r| r.action == "deploy");
+    deploys()
+        .rev()
+        .find(|r| r.model_version == version)
+        .ok_or_else(|| {
+            let mut known: Vec<&str> = Vec::new();
+            for r in deploys() {
+                if !known.contains(&r.model_version.as_str()) {
+                    known.push(&r.model_version);
+                }
+            }
+            DeployError::UnknownVersion {
+                endpoint: name.to_string(),
+                version: version.to_string(),
+                known: known.join(", "),
+            }
+        })
+}
+
 /// SageMaker's endpoint-name rule, with `_` allowed: 1–63 letters, digits,
 /// `-` or `_`, starting with a letter or digit.
 pub fn valid_name(name: &str) -> bool {
@@ -290,6 +496,79 @@ fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// One history row: `(action, version, restores)`.
+    type Row<'a> = (&'a str, &'a str, Option<i64>);
+
+    /// A history from rows, the last active; each version has its own URI.
+    fn history(rows: &[Row<'_>]) -> Vec<Revision> {
+        rows.iter()
+            .enumerate()
+            .map(|(i, (action, version, restores))| Revision {
+                seq: i as i64 + 1,
+                model_uri: format!("/models/{version}/model.tar.gz"),
+                model_version: version.to_string(),
+                action: action.to_string(),
+                deployed_at: String::new(),
+                active: i + 1 == rows.len(),
+                contract: None,
+                contract_change: None,
+                restores: *restores,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn rollback_walks_back_through_the_history() {
+        let d = |v| ("deploy", v, None);
+        let r = |v, seq| ("rollback", v, Some(seq));
+        let legacy = |v| ("rollback", v, None);
+        // (history, version a plain rollback returns to)
+        let cases: Vec<(Vec<Row<'_>>, Option<&str>)> = vec![
+            (vec![d("v1")], None),
+            (vec![d("v1"), d("v1")], None),
+            (vec![d("v1"), d("v2")], Some("v1")),
+            (vec![d("v1"), d("v2"), d("v3")], Some("v2")),
+            // Rollback again goes one further back, then runs out.
+            (vec![d("v1"), d("v2"), d("v3"), r("v2", 2)], Some("v1")),
+            (
+                vec![d("v1"), d("v2"), d("v3"), r("v2", 2), r("v1", 1)],
+                None,
+            ),
+            // A deploy after rollbacks: back to what served before it.
+            (vec![d("v1"), d("v2"), r("v1", 1), d("v3")], Some("v1")),
+            // --to a version rolled back past, then back from it.
+            (vec![d("v1"), d("v2"), r("v1", 1), r("v2", 2)], Some("v1")),
+            // Rows written before `restores` existed.
+            (vec![d("v1"), d("v2"), d("v3"), legacy("v2")], Some("v1")),
+            (vec![d("v1"), d("v2"), legacy("v1")], None),
+        ];
+        for (rows, want) in cases {
+            let h = history(&rows);
+            let got = previous(&h).map(|r| r.model_version.as_str());
+            assert_eq!(got, want, "{rows:?}");
+        }
+    }
+
+    #[test]
+    fn rollback_to_a_version_finds_its_latest_deploy() {
+        let rows = [
+            ("deploy", "v1", None),
+            ("deploy", "v2", None),
+            ("deploy", "v1", None),
+            ("deploy", "v3", None),
+        ];
+        let h = history(&rows);
+        assert_eq!(version_target("e", &h, "v1").map(|r| r.seq).ok(), Some(3));
+        assert!(matches!(
+            version_target("e", &h, "v3"),
+            Err(DeployError::AlreadyServes { .. })
+        ));
+        match version_target("e", &h, "v9") {
+            Err(DeployError::UnknownVersion { known, .. }) => assert_eq!(known, "v1, v2, v3"),
+            other => panic!("{other:?}"),
+        }
+    }
 
     #[test]
     fn endpoint_names_follow_the_sagemaker_rule() {

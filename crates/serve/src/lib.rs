@@ -6,6 +6,7 @@
 pub mod auth;
 pub mod batcher;
 pub mod catalog;
+pub mod contract;
 pub mod endpoints;
 pub mod engine;
 pub mod http;
@@ -16,7 +17,8 @@ pub mod onnx;
 
 pub use auth::ApiToken;
 pub use batcher::BatchOptions;
-pub use endpoints::{DeployError, EndpointView, Endpoints};
+pub use contract::Contract;
+pub use endpoints::{DeployError, DeployOptions, EndpointView, Endpoints, RollbackOptions};
 pub use model::{LoadError, ModelInfo};
 
 use std::net::SocketAddr;
@@ -55,6 +57,15 @@ pub enum ServeError {
     },
 }
 
+/// What a server listening beyond loopback exposes, for its startup warning.
+pub fn exposure(public_inference: bool) -> &'static str {
+    if public_inference {
+        "inference (/endpoints/…/invocations, /v2/…, /ping) and /metrics (model versions, URIs, request counts) are open to anyone who can reach this address; the management API (/api/…) needs the token"
+    } else {
+        "every route needs the token: the management API (/api/…), inference and /metrics (--public-inference opens inference and /metrics to anyone)"
+    }
+}
+
 /// A bound endpoint server, endpoints restored, not yet answering.
 pub struct Server {
     listener: tokio::net::TcpListener,
@@ -89,8 +100,8 @@ impl Server {
         if exposed {
             tracing::warn!(
                 listen = %options.listen,
-                "listening beyond loopback: the management API needs the token; inference {}",
-                if options.public_inference { "is open to anyone who can reach this address" } else { "needs the token too (--public-inference opens it)" }
+                "listening beyond loopback: {}",
+                exposure(options.public_inference)
             );
         }
         let state = Arc::new(http::ServerState {
@@ -129,5 +140,18 @@ impl Server {
         axum::serve(self.listener, http::router(self.state, self.management))
             .with_graceful_shutdown(shutdown)
             .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn r17_the_exposure_warning_names_metrics() {
+        for public in [true, false] {
+            assert!(exposure(public).contains("/metrics"), "{public}");
+        }
+        assert!(exposure(true).contains("open to anyone"));
     }
 }

@@ -7,7 +7,7 @@
 mod common;
 
 use base64::Engine as _;
-use common::{SIZE, TestServer, jpeg, model_file, png};
+use common::{SIZE, TestServer, jpeg, model_file, model_file_with, png};
 use reqwest::Method;
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -438,4 +438,210 @@ fn metric(text: &str, series: &str) -> f64 {
         .find_map(|l| l.strip_prefix(series))
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or_else(|| panic!("{series} not in {text}"))
+}
+
+fn error_of(answer: &Value) -> &str {
+    answer["error"].as_str().unwrap_or_default()
+}
+
+fn versions_answering(answer: &Value) -> (&str, usize) {
+    (
+        answer["model_version"].as_str().unwrap_or_default(),
+        answer["probabilities"].as_object().map_or(0, |p| p.len()),
+    )
+}
+
+// See: issue 17, "endpoints keep their contract".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r17_deploy_refuses_class_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let v1 = model_file(dir.path(), "v1", 1);
+    let three = ["defective", "good", "scratched"];
+    let v2 = model_file_with(dir.path(), "v2", 2, &three, SIZE);
+    let server = TestServer::start(dir.path(), BatchOptions::default()).await;
+    assert_eq!(server.deploy("tyre", &v1).await.0, 200);
+
+    let (status, answer) = server.deploy("tyre", &v2).await;
+    assert_eq!(status, 409, "{answer}");
+    let message = error_of(&answer);
+    for shown in [
+        "classes [defective, good] → [defective, good, scratched]",
+        "now: classes [defective, good]; input FP32 [3, 32, 32]",
+        "new: classes [defective, good, scratched]; input FP32 [3, 32, 32]",
+        "--allow-contract-change",
+    ] {
+        assert!(message.contains(shown), "{message:?} lacks {shown:?}");
+    }
+    assert_eq!(
+        answer["contract"]["current"]["classes"],
+        json!(["defective", "good"])
+    );
+    assert_eq!(answer["contract"]["new"]["classes"], json!(three));
+    let (_, predicted) = server.invoke("tyre", "image/jpeg", jpeg(0)).await;
+    assert_eq!(versions_answering(&predicted), ("v1", 2));
+
+    // Asked for explicitly: it deploys, and the history says what changed.
+    let allowed = json!({ "model": v2, "allow_contract_change": true });
+    let (status, view) = server.deploy_with("tyre", allowed).await;
+    assert_eq!(status, 200, "{view}");
+    let latest = &view["history"][1];
+    assert_eq!(latest["model_version"], "v2");
+    assert!(
+        latest["contract_change"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("classes [defective, good] → [defective, good, scratched]"),
+        "{view}"
+    );
+    assert_eq!(latest["contract"]["classes"], json!(three));
+    let (_, predicted) = server.invoke("tyre", "image/jpeg", jpeg(0)).await;
+    assert_eq!(versions_answering(&predicted), ("v2", 3));
+
+    // Rolling back across that change changes the contract back: refused too.
+    let (status, answer) = server.rollback("tyre", json!({})).await;
+    assert_eq!(status, 409, "{answer}");
+    assert!(
+        error_of(&answer).contains("rolling back to version v1"),
+        "{answer}"
+    );
+    let (status, view) = server
+        .rollback("tyre", json!({ "allow_contract_change": true }))
+        .await;
+    assert_eq!(status, 200, "{view}");
+    assert_eq!(view["model"]["version"], "v1");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r17_deploy_refuses_input_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let v1 = model_file(dir.path(), "v1", 1);
+    let wider = model_file_with(dir.path(), "v2", 2, &["defective", "good"], 48);
+    let server = TestServer::start(dir.path(), BatchOptions::default()).await;
+    assert_eq!(server.deploy("tyre", &v1).await.0, 200);
+
+    let (status, answer) = server.deploy("tyre", &wider).await;
+    assert_eq!(status, 409, "{answer}");
+    assert!(
+        error_of(&answer).contains("input FP32 [3, 32, 32] → [3, 48, 48]"),
+        "{answer}"
+    );
+    assert_eq!(answer["contract"]["new"]["input_shape"], json!([3, 48, 48]));
+    // Tensor clients keep the shape they were built for.
+    let (_, meta) = server.get("/v2/models/tyre").await;
+    let meta: Value = serde_json::from_str(&meta).unwrap();
+    assert_eq!(meta["inputs"][0]["shape"], json!([-1, 3, SIZE, SIZE]));
+    let (_, described) = server.api(Method::GET, "/api/endpoints/tyre").await;
+    assert_eq!(described["history"].as_array().unwrap().len(), 1);
+
+    // The same model again, or a retrained one with the same contract, deploys.
+    let same = model_file(dir.path(), "v3", 3);
+    assert_eq!(server.deploy("tyre", &same).await.0, 200);
+    server.stop().await;
+
+    // After a restart the contract is still what the endpoint promised.
+    let server = TestServer::start(dir.path(), BatchOptions::default()).await;
+    assert_eq!(server.deploy("tyre", &wider).await.0, 409);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r17_rollback_walks_back_through_the_history() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path(), BatchOptions::default()).await;
+    for (n, version) in ["v1", "v2", "v3"].into_iter().enumerate() {
+        let model = model_file(dir.path(), version, n as u64 + 1);
+        assert_eq!(server.deploy("tyre", &model).await.0, 200);
+    }
+    let serving = async || {
+        let (_, answer) = server.invoke("tyre", "image/jpeg", jpeg(0)).await;
+        answer["model_version"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+    // Again and again one step further back, where it used to toggle.
+    for want in ["v2", "v1"] {
+        let (status, view) = server.rollback("tyre", json!({})).await;
+        assert_eq!(status, 200, "{view}");
+        assert_eq!(view["model"]["version"], want);
+        assert_eq!(serving().await, want);
+    }
+    let (status, answer) = server.rollback("tyre", json!({})).await;
+    assert_eq!(status, 409, "nothing further back: {answer}");
+
+    let (status, view) = server.rollback("tyre", json!({ "to": "v3" })).await;
+    assert_eq!(status, 200, "{view}");
+    assert_eq!(serving().await, "v3");
+    let last = &view["history"][5];
+    assert_eq!(
+        (last["action"].as_str(), last["restores"].as_i64()),
+        (Some("rollback"), Some(3))
+    );
+    let (status, answer) = server.rollback("tyre", json!({ "to": "v9" })).await;
+    assert_eq!(status, 404, "{answer}");
+    assert!(error_of(&answer).contains("v1, v2, v3"), "{answer}");
+    let (status, _) = server.rollback("tyre", json!({ "to": "v3" })).await;
+    assert_eq!(status, 409, "already serving v3");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r17_bearer_scheme_is_case_insensitive() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path(), BatchOptions::default()).await;
+    for scheme in ["Bearer", "bearer", "BEARER"] {
+        let response = server
+            .http
+            .get(format!("{}/api/endpoints", server.url))
+            .header(
+                "authorization",
+                format!("{scheme} {}", server.token.secret()),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 200, "{scheme}");
+    }
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r17_unknown_v2_models_and_oversized_bodies_are_counted_as_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = model_file(dir.path(), "v1", 1);
+    let server = TestServer::start(dir.path(), BatchOptions::default()).await;
+    assert_eq!(server.deploy("tyre", &model).await.0, 200);
+    let request =
+        json!({ "inputs": [{ "name": "x", "shape": [1], "datatype": "BYTES", "data": ["AA=="] }] });
+    let (status, _) = server.post_json("/v2/models/nowhere/infer", &request).await;
+    assert_eq!(status, 404);
+    let (status, _) = server
+        .post_json("/v2/models/tyre/versions/v0/infer", &request)
+        .await;
+    assert_eq!(status, 404);
+    let oversized = vec![0u8; tread_serve::http::MAX_BODY_BYTES + 1];
+    let (status, answer) = server.invoke("tyre", "image/jpeg", oversized).await;
+    assert_eq!(status, 413, "{answer}");
+    assert!(error_of(&answer).contains("larger than 64 MiB"), "{answer}");
+
+    let (_, metrics) = server.get("/metrics").await;
+    for (series, want) in [
+        (
+            "tread_inference_errors_total{endpoint=\"(unknown)\",status=\"404\"}",
+            1.0,
+        ),
+        (
+            "tread_inference_errors_total{endpoint=\"tyre\",status=\"404\"}",
+            1.0,
+        ),
+        (
+            "tread_inference_errors_total{endpoint=\"tyre\",status=\"413\"}",
+            1.0,
+        ),
+        ("tread_inference_requests_total{endpoint=\"tyre\"}", 2.0),
+    ] {
+        assert_eq!(metric(&metrics, series), want, "{series}");
+    }
+    server.stop().await;
 }

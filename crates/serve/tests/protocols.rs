@@ -190,3 +190,167 @@ async fn an_onnx_classifier_deploys_and_answers_what_numpy_computes() {
     assert_eq!(server.invoke("tiny", "image/jpeg", jpeg(4)).await.0, 200);
     server.stop().await;
 }
+
+/// A body in the binary tensor extension: the JSON, then each tensor.
+fn binary_body(header: &Value, tensors: &[&[u8]]) -> (usize, Vec<u8>) {
+    let mut body = header.to_string().into_bytes();
+    let length = body.len();
+    for tensor in tensors {
+        body.extend_from_slice(tensor);
+    }
+    (length, body)
+}
+
+/// Posts a binary-extension body; answers the status, the JSON part and
+/// the bytes after it.
+async fn post_binary(
+    server: &TestServer,
+    path: &str,
+    header: &Value,
+    tensors: &[&[u8]],
+) -> (u16, Value, Vec<u8>) {
+    let (length, body) = binary_body(header, tensors);
+    let response = server
+        .http
+        .post(format!("{}{path}", server.url))
+        .header("Inference-Header-Content-Length", length.to_string())
+        .header("content-type", "application/octet-stream")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let json_length = response
+        .headers()
+        .get("inference-header-content-length")
+        .map(|v| v.to_str().unwrap().parse::<usize>().unwrap());
+    let bytes = response.bytes().await.unwrap();
+    let split = json_length.unwrap_or(bytes.len());
+    let json = serde_json::from_slice(&bytes[..split]).unwrap();
+    (status, json, bytes[split..].to_vec())
+}
+
+fn le_floats(bytes: &[u8]) -> Vec<f32> {
+    bytes
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+        .collect()
+}
+
+/// A BYTES tensor: each element's 4-byte little-endian length, then it.
+fn length_prefixed(items: &[&[u8]]) -> Vec<u8> {
+    items
+        .iter()
+        .flat_map(|i| {
+            (i.len() as u32)
+                .to_le_bytes()
+                .into_iter()
+                .chain(i.iter().copied())
+        })
+        .collect()
+}
+
+// See: issue 17; tritonclient sends binary_data=True by default.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r17_v2_binary_tensor_extension_in_and_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = model_file(dir.path(), "v7", 1);
+    let server = TestServer::start(dir.path(), BatchOptions::default()).await;
+    assert_eq!(server.deploy("tyre", &model).await.0, 200);
+    let (_, meta) = server.get("/v2").await;
+    let meta: Value = serde_json::from_str(&meta).unwrap();
+    assert_eq!(meta["extensions"], json!(["binary_tensor_data"]));
+
+    let preprocess = tread_data::Preprocess {
+        size: SIZE,
+        ..Default::default()
+    };
+    let mut first = vec![0.0f32; preprocess.tensor_len()];
+    preprocess.load(&jpeg(1), &mut first).unwrap();
+    let values: Vec<f32> = first
+        .iter()
+        .chain(&vec![0.25; first.len()])
+        .copied()
+        .collect();
+    let (_, reference) = server
+        .post_json(
+            "/v2/models/tyre/infer",
+            &json!({ "inputs": [{ "name": "input", "shape": [2, 3, SIZE, SIZE], "datatype": "FP32", "data": values }] }),
+        )
+        .await;
+    let want: Vec<f64> = output(&reference, "probabilities")["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect();
+    let want_class = output(&reference, "class")["data"].clone();
+
+    // FP32 input as binary; probabilities back as binary, the class as JSON.
+    let raw: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+    let header = json!({
+        "id": "bin-1",
+        "inputs": [{ "name": "input", "shape": [2, 3, SIZE, SIZE], "datatype": "FP32",
+                     "parameters": { "binary_data_size": raw.len() } }],
+        "outputs": [{ "name": "probabilities", "parameters": { "binary_data": true } },
+                    { "name": "class", "parameters": { "binary_data": false } }],
+    });
+    let (status, answer, tail) =
+        post_binary(&server, "/v2/models/tyre/infer", &header, &[&raw]).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["id"], "bin-1");
+    let probabilities = output(&answer, "probabilities");
+    assert_eq!(probabilities["parameters"]["binary_data_size"], 16);
+    assert!(probabilities.get("data").is_none(), "{answer}");
+    assert_eq!(tail.len(), 16);
+    let got = le_floats(&tail);
+    for (g, w) in got.iter().zip(&want) {
+        assert!((f64::from(*g) - w).abs() < 1e-6, "{got:?} vs {want:?}");
+    }
+    assert_eq!(output(&answer, "class")["data"], want_class);
+
+    // Raw image bytes as a BYTES input, every output binary by default.
+    let image = jpeg(1);
+    let elements = length_prefixed(&[&image]);
+    let header = json!({
+        "inputs": [{ "name": "image", "shape": [1], "datatype": "BYTES",
+                     "parameters": { "binary_data_size": elements.len() } }],
+        "parameters": { "binary_data_output": true },
+    });
+    let (status, answer, tail) =
+        post_binary(&server, "/v2/models/tyre/infer", &header, &[&elements]).await;
+    assert_eq!(status, 200, "{answer}");
+    let sizes: Vec<u64> = answer["outputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["parameters"]["binary_data_size"].as_u64().unwrap())
+        .collect();
+    assert_eq!(sizes.iter().sum::<u64>() as usize, tail.len(), "{answer}");
+    let (probabilities, class) = tail.split_at(sizes[0] as usize);
+    let from_image = le_floats(probabilities);
+    assert!(
+        (f64::from(from_image[0]) - want[0]).abs() < 1e-5,
+        "{from_image:?} vs {want:?}"
+    );
+    let name = want_class[0].as_str().unwrap().as_bytes();
+    assert_eq!(class, length_prefixed(&[name]), "{answer}");
+
+    // A header that lies, or bytes no input claims: a 400 that says so.
+    let bad = [
+        (raw.len() + 1, &raw[..], "only"),
+        (raw.len() - 4, &raw[..], "belong to no input"),
+    ];
+    for (declared, tensor, fragment) in bad {
+        let header = json!({ "inputs": [{ "name": "input", "shape": [2, 3, SIZE, SIZE], "datatype": "FP32",
+                                          "parameters": { "binary_data_size": declared } }] });
+        let (status, answer, _) =
+            post_binary(&server, "/v2/models/tyre/infer", &header, &[tensor]).await;
+        assert_eq!(status, 400, "{answer}");
+        assert!(
+            answer["error"].as_str().unwrap().contains(fragment),
+            "{answer}"
+        );
+    }
+    server.stop().await;
+}

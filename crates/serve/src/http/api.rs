@@ -1,7 +1,7 @@
 //! The management API the CLI uses: deploy, describe, list, roll back and
 //! delete endpoints. Every route needs the bearer token.
 
-use crate::endpoints::EndpointView;
+use crate::endpoints::{DeployOptions, EndpointView, RollbackOptions};
 use crate::http::ServerState;
 use crate::http::error::ApiError;
 use axum::Json;
@@ -16,6 +16,23 @@ use std::sync::Arc;
 pub struct DeployRequest {
     /// The artifact: `s3://…/model.tar.gz`, `s3://…/model.onnx`, or a path.
     pub model: String,
+    /// Let the model change the classes or input the endpoint's clients
+    /// rely on (refused otherwise, with both contracts in the answer).
+    #[serde(default)]
+    pub allow_contract_change: bool,
+}
+
+/// The body of `POST /api/endpoints/{name}/rollback`; an empty body goes
+/// one step back.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RollbackRequest {
+    /// The model version to return to.
+    #[serde(default)]
+    pub to: Option<String>,
+    /// Let the older model change the classes or input.
+    #[serde(default)]
+    pub allow_contract_change: bool,
 }
 
 /// `GET /api/endpoints`.
@@ -42,18 +59,41 @@ pub async fn deploy(
 ) -> Result<Json<EndpointView>, ApiError> {
     let request: DeployRequest = serde_json::from_slice(&body).map_err(|e| {
         ApiError::bad_request(format!(
-            "expected {{\"model\": \"s3://…/model.tar.gz\"}}: {e}"
+            "expected {{\"model\": \"s3://…/model.tar.gz\", \"allow_contract_change\"?: bool}}: {e}"
         ))
     })?;
-    Ok(Json(state.endpoints.deploy(&name, &request.model).await?))
+    let options = DeployOptions {
+        allow_contract_change: request.allow_contract_change,
+    };
+    Ok(Json(
+        state
+            .endpoints
+            .deploy(&name, &request.model, options)
+            .await?,
+    ))
 }
 
-/// `POST /api/endpoints/{name}/rollback`.
+/// `POST /api/endpoints/{name}/rollback`, with an optional body
+/// `{"to": version, "allow_contract_change": bool}`.
 pub async fn rollback(
     State(state): State<Arc<ServerState>>,
     Path(name): Path<String>,
+    body: axum::body::Bytes,
 ) -> Result<Json<EndpointView>, ApiError> {
-    Ok(Json(state.endpoints.rollback(&name).await?))
+    let request: RollbackRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        RollbackRequest::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| {
+            ApiError::bad_request(format!(
+                "expected no body or {{\"to\"?: \"VERSION\", \"allow_contract_change\"?: bool}}: {e}"
+            ))
+        })?
+    };
+    let options = RollbackOptions {
+        to: request.to,
+        allow_contract_change: request.allow_contract_change,
+    };
+    Ok(Json(state.endpoints.rollback(&name, &options).await?))
 }
 
 /// `DELETE /api/endpoints/{name}`.

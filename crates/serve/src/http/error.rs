@@ -15,6 +15,9 @@ pub struct ApiError {
     pub status: StatusCode,
     /// What went wrong, for the caller.
     pub message: String,
+    /// Fields beside `error` in the body, for callers that act on them
+    /// (a refused contract change gives `contract: {current, new}`).
+    pub details: serde_json::Map<String, serde_json::Value>,
 }
 
 impl ApiError {
@@ -23,6 +26,7 @@ impl ApiError {
         Self {
             status,
             message: message.into(),
+            details: serde_json::Map::new(),
         }
     }
 
@@ -39,8 +43,9 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = Json(serde_json::json!({ "error": self.message }));
-        (self.status, body).into_response()
+        let mut body = self.details;
+        body.insert("error".into(), self.message.into());
+        (self.status, Json(body)).into_response()
     }
 }
 
@@ -50,12 +55,21 @@ impl From<DeployError> for ApiError {
             DeployError::InvalidName(_) | DeployError::Load(LoadError::Uri(_)) => {
                 StatusCode::BAD_REQUEST
             }
-            DeployError::NotFound(_) => StatusCode::NOT_FOUND,
-            DeployError::NoPrevious(_) => StatusCode::CONFLICT,
+            DeployError::NotFound(_) | DeployError::UnknownVersion { .. } => StatusCode::NOT_FOUND,
+            DeployError::NoPrevious(_)
+            | DeployError::AlreadyServes { .. }
+            | DeployError::ContractChange { .. } => StatusCode::CONFLICT,
             DeployError::Load(_) => StatusCode::UNPROCESSABLE_ENTITY,
             DeployError::Catalog(_) | DeployError::Thread(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
-        Self::new(status, e.to_string())
+        let mut error = Self::new(status, e.to_string());
+        if let DeployError::ContractChange { current, new, .. } = &e {
+            error.details.insert(
+                "contract".into(),
+                serde_json::json!({ "current": current, "new": new }),
+            );
+        }
+        error
     }
 }
 
@@ -66,5 +80,20 @@ impl From<ImageInputError> for ApiError {
             _ => StatusCode::BAD_REQUEST,
         };
         Self::new(status, e.to_string())
+    }
+}
+
+impl From<axum::extract::rejection::BytesRejection> for ApiError {
+    fn from(e: axum::extract::rejection::BytesRejection) -> Self {
+        let status = e.status();
+        let message = if status == StatusCode::PAYLOAD_TOO_LARGE {
+            format!(
+                "the body is larger than {} MiB: send fewer or smaller images per request",
+                crate::http::MAX_BODY_BYTES >> 20
+            )
+        } else {
+            format!("cannot read the body: {}", e.body_text())
+        };
+        Self::new(status, message)
     }
 }

@@ -21,7 +21,8 @@ pub enum Payload {
 }
 
 impl Payload {
-    fn len(&self) -> usize {
+    /// How many images or tensors the request carries.
+    pub(crate) fn len(&self) -> usize {
         match self {
             Payload::Images(v) => v.len(),
             Payload::Tensors(v) => v.len(),

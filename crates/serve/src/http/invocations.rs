@@ -5,12 +5,11 @@
 use crate::endpoints::Deployment;
 use crate::http::error::ApiError;
 use crate::http::inputs::{Payload, infer, json_payload, prepare};
-use crate::http::{ServerState, timed};
+use crate::http::{InferenceBody, ServerState, deployment, timed};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
-use bytes::Bytes;
 use serde_json::{Map, Value, json};
 use std::sync::Arc;
 
@@ -34,9 +33,11 @@ pub async fn invoke(
     State(state): State<Arc<ServerState>>,
     Path(name): Path<String>,
     headers: HeaderMap,
-    body: Bytes,
+    body: InferenceBody,
 ) -> Response {
-    timed(&state, &name, async |deployment| {
+    let found = deployment(&state, &name);
+    timed(&state, &name, found, async |deployment| {
+        let body = body?;
         let json_body = content_type(&headers)? == "application/json";
         let payload = if json_body {
             json_payload(&body)?

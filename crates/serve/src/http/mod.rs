@@ -2,6 +2,7 @@
 //! Protocol, the management API and `/metrics`, on one listener.
 
 pub mod api;
+pub mod binary;
 pub mod error;
 pub mod inputs;
 pub mod invocations;
@@ -11,11 +12,13 @@ use crate::auth::ApiToken;
 use crate::endpoints::{Deployment, Endpoints};
 use crate::metrics::UNKNOWN_ENDPOINT;
 use axum::Router;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
+use bytes::Bytes;
 use error::ApiError;
 use std::sync::Arc;
 use std::time::Instant;
@@ -103,12 +106,8 @@ async fn require_token(
     request: Request,
     next: Next,
 ) -> Response {
-    let presented = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    match presented {
-        Some(token) if state.token.matches(token.trim()) => next.run(request).await,
+    match bearer(&headers) {
+        Some(token) if state.token.matches(token) => next.run(request).await,
         Some(_) => ApiError::new(StatusCode::UNAUTHORIZED, "the bearer token is wrong").into_response(),
         None => ApiError::new(
             StatusCode::UNAUTHORIZED,
@@ -118,18 +117,38 @@ async fn require_token(
     }
 }
 
-/// Runs an inference request on the endpoint's current model, counting it
-/// and its latency; requests to unknown endpoints are counted apart.
+/// The token of an `Authorization: Bearer <token>` header. The scheme is
+/// case-insensitive (RFC 9110 §11.1), so `bearer` and `BEARER` count too.
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.trim().split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then_some(token.trim())
+}
+
+/// An inference request's body, or why the server would not read it (over
+/// [`MAX_BODY_BYTES`]: 413), so that refusal is counted like any other.
+pub type InferenceBody = Result<Bytes, BytesRejection>;
+
+/// Runs an inference request on `deployment` (or answers its error),
+/// counting the request, its status and its latency. Requests naming an
+/// endpoint that is not defined are counted under [`UNKNOWN_ENDPOINT`], so
+/// hostile names cannot grow the series.
 pub async fn timed<T: IntoResponse>(
     state: &ServerState,
     name: &str,
+    deployment: Result<Arc<Deployment>, ApiError>,
     work: impl AsyncFnOnce(Arc<Deployment>) -> Result<T, ApiError>,
 ) -> Response {
     let start = Instant::now();
-    let (label, response) = match state.endpoints.current(name) {
-        Some(deployment) => (name, work(deployment).await.into_response()),
-        None => (UNKNOWN_ENDPOINT, missing(state, name).into_response()),
+    let response = match deployment {
+        Ok(deployment) => work(deployment).await.into_response(),
+        Err(e) => e.into_response(),
     };
+    let defined =
+        state.endpoints.current(name).is_some() || state.endpoints.unavailable(name).is_some();
+    let label = if defined { name } else { UNKNOWN_ENDPOINT };
     let status = response.status().as_u16();
     if status >= 400 {
         tracing::debug!(endpoint = %name, status, "inference request refused");
@@ -141,12 +160,44 @@ pub async fn timed<T: IntoResponse>(
     response
 }
 
-fn missing(state: &ServerState, name: &str) -> ApiError {
-    match state.endpoints.unavailable(name) {
+/// The endpoint's current model, or why there is none: 503 for an
+/// endpoint whose model failed to load, 404 for no such endpoint.
+pub fn deployment(state: &ServerState, name: &str) -> Result<Arc<Deployment>, ApiError> {
+    if let Some(deployment) = state.endpoints.current(name) {
+        return Ok(deployment);
+    }
+    Err(match state.endpoints.unavailable(name) {
         Some(reason) => ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             format!("endpoint {name} has no model loaded: {reason}"),
         ),
         None => ApiError::not_found(format!("endpoint {name} does not exist")),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn r17_the_bearer_scheme_is_case_insensitive() {
+        let cases = [
+            ("Bearer t0k", Some("t0k")),
+            ("bearer t0k", Some("t0k")),
+            ("BEARER t0k", Some("t0k")),
+            ("bEaReR   t0k ", Some("t0k")),
+            ("Basic dXNlcjpwYXNz", None),
+            ("Bearer", None),
+            ("Bearert0k", None),
+        ];
+        for (value, want) in cases {
+            let mut headers = HeaderMap::new();
+            headers.insert(
+                header::AUTHORIZATION,
+                header::HeaderValue::from_static(value),
+            );
+            assert_eq!(bearer(&headers), want, "{value:?}");
+        }
+        assert_eq!(bearer(&HeaderMap::new()), None);
     }
 }

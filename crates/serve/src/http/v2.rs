@@ -5,10 +5,10 @@
 use crate::endpoints::Deployment;
 use crate::http::error::ApiError;
 use crate::http::inputs::{Payload, flatten, infer, items_payload, prepare};
-use crate::http::{ServerState, timed};
+use crate::http::{InferenceBody, ServerState, binary, timed};
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -21,7 +21,11 @@ const CLASS: &str = "class";
 
 /// `GET /v2`: server metadata.
 pub async fn server_metadata() -> Json<Value> {
-    Json(json!({ "name": "tread", "version": env!("CARGO_PKG_VERSION"), "extensions": [] }))
+    Json(json!({
+        "name": "tread",
+        "version": env!("CARGO_PKG_VERSION"),
+        "extensions": ["binary_tensor_data"],
+    }))
 }
 
 /// `GET /v2/health/live`.
@@ -69,12 +73,22 @@ pub async fn model_ready(
     Ok(Json(json!({ "name": deployment.endpoint, "ready": true })))
 }
 
-/// The body of an infer request.
+/// The body of an infer request (its JSON part, with the binary tensor
+/// extension).
 #[derive(Debug, Deserialize)]
 struct InferRequest {
     id: Option<String>,
     inputs: Vec<InferInput>,
     outputs: Option<Vec<RequestedOutput>>,
+    #[serde(default)]
+    parameters: RequestParameters,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct RequestParameters {
+    /// Every output as binary unless the output says otherwise.
+    #[serde(default)]
+    binary_data_output: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -82,27 +96,49 @@ struct InferInput {
     name: String,
     shape: Vec<i64>,
     datatype: String,
-    data: Value,
+    /// The tensor in JSON; absent when it follows the JSON as binary.
+    data: Option<Value>,
+    #[serde(default)]
+    parameters: InputParameters,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct InputParameters {
+    binary_data_size: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
 struct RequestedOutput {
     name: String,
+    #[serde(default)]
+    parameters: OutputParameters,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct OutputParameters {
+    binary_data: Option<bool>,
+    classification: Option<Value>,
+}
+
+/// An output to answer, and whether as binary.
+struct Wanted {
+    name: &'static str,
+    binary: bool,
 }
 
 /// `POST /v2/models/{name}[/versions/{v}]/infer`. The input is either FP32
 /// `[n, 3, s, s]` (or `[3, s, s]`) already preprocessed, or BYTES `[n]`
-/// holding base64 images.
+/// holding images (base64 in JSON, raw bytes as binary data).
 pub async fn infer_route(
     State(state): State<Arc<ServerState>>,
     Path(path): Path<ModelPath>,
-    body: axum::body::Bytes,
+    headers: HeaderMap,
+    body: InferenceBody,
 ) -> Response {
-    if let Err(e) = resolve(&state, &path) {
-        return e.into_response();
-    }
-    timed(&state, &path.name, async |deployment| {
-        let request: InferRequest = serde_json::from_slice(&body)
+    let found = resolve(&state, &path);
+    timed(&state, &path.name, found, async |deployment| {
+        let mut body = binary::Body::split(&headers, body?)?;
+        let request: InferRequest = serde_json::from_slice(&body.json)
             .map_err(|e| ApiError::bad_request(format!("not a v2 infer request: {e}")))?;
         let wanted = wanted_outputs(&request)?;
         let [input] = request.inputs.as_slice() else {
@@ -111,67 +147,102 @@ pub async fn infer_route(
                 request.inputs.len()
             )));
         };
-        let payload = input_payload(input, deployment.info.input.tensor_len())?;
+        let tensor = input_tensor(input, &mut body)?;
+        body.finish()?;
+        let payload = input_payload(input, tensor, deployment.info.input.tensor_len())?;
         let inputs = prepare(&deployment, payload).await?;
         let probabilities = infer(&deployment, inputs).await?;
-        Ok(Json(infer_answer(
+        Ok(infer_answer(
             &deployment,
             request.id,
             &probabilities,
             &wanted,
-        )))
+        ))
     })
     .await
 }
 
-fn wanted_outputs(request: &InferRequest) -> Result<Vec<&'static str>, ApiError> {
+fn wanted_outputs(request: &InferRequest) -> Result<Vec<Wanted>, ApiError> {
+    let default = request.parameters.binary_data_output;
     let Some(outputs) = &request.outputs else {
-        return Ok(vec![PROBABILITIES, CLASS]);
+        return Ok([PROBABILITIES, CLASS]
+            .into_iter()
+            .map(|name| Wanted {
+                name,
+                binary: default,
+            })
+            .collect());
     };
     outputs
         .iter()
-        .map(|o| match o.name.as_str() {
-            PROBABILITIES => Ok(PROBABILITIES),
-            CLASS => Ok(CLASS),
-            other => Err(ApiError::bad_request(format!(
-                "unknown output {other:?}: this model has {PROBABILITIES:?} and {CLASS:?}"
-            ))),
+        .map(|o| {
+            let name = match o.name.as_str() {
+                PROBABILITIES => PROBABILITIES,
+                CLASS => CLASS,
+                other => {
+                    return Err(ApiError::bad_request(format!(
+                        "unknown output {other:?}: this model has {PROBABILITIES:?} and {CLASS:?}"
+                    )));
+                }
+            };
+            if o.parameters.classification.is_some() {
+                return Err(ApiError::bad_request(format!(
+                    "output {name}: the classification extension is not supported; ask for the {CLASS:?} output"
+                )));
+            }
+            let binary = o.parameters.binary_data.unwrap_or(default);
+            Ok(Wanted { name, binary })
         })
         .collect()
 }
 
-fn input_payload(input: &InferInput, item_len: usize) -> Result<Payload, ApiError> {
+/// The input's tensor: from its JSON `data`, or from the binary part of
+/// the body when its parameters give a `binary_data_size`.
+enum Tensor<'a> {
+    Json(&'a Value),
+    Binary(bytes::Bytes),
+}
+
+fn input_tensor<'a>(
+    input: &'a InferInput,
+    body: &mut binary::Body,
+) -> Result<Tensor<'a>, ApiError> {
+    let name = &input.name;
+    match (input.parameters.binary_data_size, &input.data) {
+        (Some(size), _) => Ok(Tensor::Binary(body.take(name, size)?)),
+        (None, Some(data)) => Ok(Tensor::Json(data)),
+        (None, None) => Err(ApiError::bad_request(format!(
+            "input {name} has neither data nor parameters.binary_data_size"
+        ))),
+    }
+}
+
+/// What the input asks to classify, checked against its shape.
+fn input_payload(
+    input: &InferInput,
+    tensor: Tensor<'_>,
+    item_len: usize,
+) -> Result<Payload, ApiError> {
+    let name = &input.name;
     match input.datatype.as_str() {
         "BYTES" => {
-            let Value::Array(items) = flat_list(&input.data) else {
-                return Err(ApiError::bad_request(
-                    "BYTES data must be a list of base64 images",
-                ));
-            };
-            match items_payload(items)? {
-                images @ Payload::Images(_) => Ok(images),
-                Payload::Tensors(_) => Err(ApiError::bad_request(
-                    "BYTES data must be a list of base64 images",
-                )),
-            }
+            let images = image_payload(name, tensor)?;
+            check_count(input, images.len())?;
+            Ok(images)
         }
         "FP32" | "FP64" | "FP16" => {
-            let mut values = Vec::new();
-            flatten(&input.data, &mut values)
-                .map_err(|e| ApiError::bad_request(format!("input {}: {e}", input.name)))?;
-            let declared: i64 = input.shape.iter().product();
-            if input.shape.iter().any(|d| *d < 0) || declared != values.len() as i64 {
-                return Err(ApiError::bad_request(format!(
-                    "input {} has shape {:?} but holds {} values",
-                    input.name,
-                    input.shape,
-                    values.len()
-                )));
+            let values = match tensor {
+                Tensor::Json(data) => {
+                    let mut values = Vec::new();
+                    flatten(data, &mut values).map(|()| values)
+                }
+                Tensor::Binary(bytes) => binary::floats(&input.datatype, &bytes),
             }
+            .map_err(|e| ApiError::bad_request(format!("input {name}: {e}")))?;
+            check_count(input, values.len())?;
             if values.is_empty() || values.len() % item_len != 0 {
                 return Err(ApiError::bad_request(format!(
-                    "input {} holds {} values, not a whole number of [3, s, s] images of {item_len} values",
-                    input.name,
+                    "input {name} holds {} values, not a whole number of [3, s, s] images of {item_len} values",
                     values.len()
                 )));
             }
@@ -183,6 +254,37 @@ fn input_payload(input: &InferInput, item_len: usize) -> Result<Payload, ApiErro
             "datatype {other} is not accepted: send FP32 tensors or BYTES images"
         ))),
     }
+}
+
+/// Images of a BYTES input: base64 strings in JSON, raw bytes in binary.
+fn image_payload(name: &str, tensor: Tensor<'_>) -> Result<Payload, ApiError> {
+    let not_images = || ApiError::bad_request("BYTES data must be a list of base64 images");
+    match tensor {
+        Tensor::Binary(bytes) => binary::elements(bytes)
+            .map(Payload::Images)
+            .map_err(|e| ApiError::bad_request(format!("input {name}: {e}"))),
+        Tensor::Json(data) => {
+            let Value::Array(items) = flat_list(data) else {
+                return Err(not_images());
+            };
+            match items_payload(items)? {
+                images @ Payload::Images(_) => Ok(images),
+                Payload::Tensors(_) => Err(not_images()),
+            }
+        }
+    }
+}
+
+/// Refuses an input whose shape does not hold exactly `count` elements.
+fn check_count(input: &InferInput, count: usize) -> Result<(), ApiError> {
+    let declared: i64 = input.shape.iter().product();
+    if input.shape.iter().any(|d| *d < 0) || declared != count as i64 {
+        return Err(ApiError::bad_request(format!(
+            "input {} has shape {:?} but holds {count} values",
+            input.name, input.shape
+        )));
+    }
+    Ok(())
 }
 
 /// BYTES data may be nested like any tensor; a `[n]` list is what we read.
@@ -197,21 +299,42 @@ fn infer_answer(
     deployment: &Deployment,
     id: Option<String>,
     probabilities: &[Vec<f32>],
-    wanted: &[&str],
-) -> Value {
+    wanted: &[Wanted],
+) -> Response {
     let classes = &deployment.info.classes;
     let n = probabilities.len();
+    let mut tensors = Vec::new();
     let outputs: Vec<Value> = wanted
         .iter()
-        .map(|name| match *name {
-            PROBABILITIES => json!({
-                "name": PROBABILITIES, "datatype": "FP32", "shape": [n, classes.len()],
-                "data": probabilities.iter().flatten().collect::<Vec<_>>(),
-            }),
-            _ => json!({
-                "name": CLASS, "datatype": "BYTES", "shape": [n],
-                "data": probabilities.iter().map(|p| best(classes, p)).collect::<Vec<_>>(),
-            }),
+        .map(|w| {
+            let (mut output, data, raw) = match w.name {
+                PROBABILITIES => {
+                    let values: Vec<f32> = probabilities.iter().flatten().copied().collect();
+                    let raw = w.binary.then(|| binary::float_bytes(&values));
+                    (
+                        json!({ "name": PROBABILITIES, "datatype": "FP32", "shape": [n, classes.len()] }),
+                        json!(values),
+                        raw,
+                    )
+                }
+                _ => {
+                    let names: Vec<&str> = probabilities.iter().map(|p| best(classes, p)).collect();
+                    let raw = w.binary.then(|| binary::element_bytes(names.iter().copied()));
+                    (
+                        json!({ "name": CLASS, "datatype": "BYTES", "shape": [n] }),
+                        json!(names),
+                        raw,
+                    )
+                }
+            };
+            match raw {
+                Some(raw) => {
+                    output["parameters"] = json!({ "binary_data_size": raw.len() });
+                    tensors.extend_from_slice(&raw);
+                }
+                None => output["data"] = data,
+            }
+            output
         })
         .collect();
     let mut answer = json!({
@@ -222,7 +345,7 @@ fn infer_answer(
     if let (Some(id), Value::Object(fields)) = (id, &mut answer) {
         fields.insert("id".into(), json!(id));
     }
-    answer
+    binary::answer(&answer, tensors)
 }
 
 fn best<'a>(classes: &'a [String], probabilities: &[f32]) -> &'a str {

@@ -72,11 +72,34 @@ impl TestServer {
 
     /// `PUT /api/endpoints/{name}` with the token: (status, JSON body).
     pub async fn deploy(&self, name: &str, model: &str) -> (u16, serde_json::Value) {
+        self.deploy_with(name, serde_json::json!({ "model": model }))
+            .await
+    }
+
+    /// `PUT /api/endpoints/{name}` with the token and a body of any fields.
+    pub async fn deploy_with(
+        &self,
+        name: &str,
+        body: serde_json::Value,
+    ) -> (u16, serde_json::Value) {
         let response = self
             .http
             .put(format!("{}/api/endpoints/{name}", self.url))
             .bearer_auth(self.token.secret())
-            .body(serde_json::json!({ "model": model }).to_string())
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap();
+        status_and_json(response).await
+    }
+
+    /// `POST /api/endpoints/{name}/rollback` with the token and a body.
+    pub async fn rollback(&self, name: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
+        let response = self
+            .http
+            .post(format!("{}/api/endpoints/{name}/rollback", self.url))
+            .bearer_auth(self.token.secret())
+            .body(body.to_string())
             .send()
             .await
             .unwrap();
@@ -153,15 +176,32 @@ pub async fn status_and_json(response: reqwest::Response) -> (u16, serde_json::V
 /// Packs an untrained resnet-small (weights from `seed`) as `model.tar.gz`
 /// under `dir/<version>/` and returns its path.
 pub fn model_file(dir: &Path, version: &str, seed: u64) -> String {
-    let classes = vec!["defective".to_string(), "good".to_string()];
-    let mut network = Network::new(Architecture::ResnetSmall, 2, SIZE as usize, seed).unwrap();
+    model_file_with(dir, version, seed, &["defective", "good"], SIZE)
+}
+
+/// [`model_file`] with other classes or another input side.
+pub fn model_file_with(
+    dir: &Path,
+    version: &str,
+    seed: u64,
+    classes: &[&str],
+    size: u32,
+) -> String {
+    let classes: Vec<String> = classes.iter().map(|c| c.to_string()).collect();
+    let mut network = Network::new(
+        Architecture::ResnetSmall,
+        classes.len(),
+        size as usize,
+        seed,
+    )
+    .unwrap();
     let mut card = ModelCard {
         format: tread_train::artifact::FORMAT.into(),
         version: version.into(),
         created: "2026-11-26T00:00:00Z".into(),
         architecture: Architecture::ResnetSmall,
         input: Preprocess {
-            size: SIZE,
+            size,
             ..Preprocess::default()
         },
         parameters: network.parameter_count(),

@@ -20,7 +20,9 @@ pub struct ServeArgs {
     #[command(flatten)]
     pub batching: BatchingArgs,
     /// Answer inference without the token even when listening beyond
-    /// loopback.
+    /// loopback: /endpoints/…/invocations, /v2/…, /ping and /metrics (model
+    /// versions, URIs and request counts) are then open to anyone who can
+    /// reach the address.
     #[arg(long)]
     pub public_inference: bool,
 }
@@ -64,6 +66,11 @@ pub struct DeployArgs {
     /// The endpoint to create or update.
     #[arg(long)]
     pub endpoint: String,
+    /// Let the model change the classes or the input (shape, size,
+    /// normalisation) the endpoint's clients rely on; refused otherwise.
+    /// The change is recorded in the endpoint's history.
+    #[arg(long)]
+    pub allow_contract_change: bool,
     #[command(flatten)]
     pub server: ServerArgs,
 }
@@ -96,10 +103,18 @@ pub enum EndpointCmd {
         #[command(flatten)]
         server: ServerArgs,
     },
-    /// Return an endpoint to the model it served before.
+    /// Return an endpoint to the model it served before; again, to the one
+    /// before that; or to a version with --to.
     Rollback {
         /// The endpoint.
         name: String,
+        /// The model version to return to (see `endpoint describe`).
+        #[arg(long, value_name = "VERSION")]
+        to: Option<String>,
+        /// Let the older model change the classes or the input the
+        /// endpoint's clients rely on.
+        #[arg(long)]
+        allow_contract_change: bool,
         #[command(flatten)]
         server: ServerArgs,
     },
@@ -148,7 +163,10 @@ pub fn serve_options(data_dir: &Path, args: &ServeArgs) -> ServeOptions {
 /// `tread deploy`.
 pub fn deploy(data_dir: &Path, args: DeployArgs) -> anyhow::Result<()> {
     let client = ApiClient::new(&args.server, data_dir);
-    let body = serde_json::json!({ "model": args.model });
+    let body = serde_json::json!({
+        "model": args.model,
+        "allow_contract_change": args.allow_contract_change,
+    });
     let view = block_on(client.call(
         reqwest::Method::PUT,
         &endpoint_path(&args.endpoint),
@@ -160,6 +178,7 @@ pub fn deploy(data_dir: &Path, args: DeployArgs) -> anyhow::Result<()> {
         args.model,
         view["model"]["version"].as_str().unwrap_or("?")
     );
+    print_contract_change(&view);
     println!(
         "invoke: {}{}",
         client.base,
@@ -181,14 +200,27 @@ pub fn endpoint(data_dir: &Path, cmd: EndpointCmd) -> anyhow::Result<()> {
             let view = block_on(client.call(reqwest::Method::GET, &endpoint_path(&name), None))?;
             println!("{}", serde_json::to_string_pretty(&view)?);
         }
-        EndpointCmd::Rollback { name, server } => {
+        EndpointCmd::Rollback {
+            name,
+            to,
+            allow_contract_change,
+            server,
+        } => {
             let client = ApiClient::new(&server, data_dir);
             let path = format!("{}/rollback", endpoint_path(&name));
-            let view = block_on(client.call(reqwest::Method::POST, &path, None))?;
+            let body =
+                serde_json::json!({ "to": to, "allow_contract_change": allow_contract_change });
+            let view = block_on(client.call(
+                reqwest::Method::POST,
+                &path,
+                Some(body.to_string().into_bytes()),
+            ))?;
             println!(
-                "endpoint {name} rolled back to {}",
+                "endpoint {name} rolled back to version {} ({})",
+                view["model"]["version"].as_str().unwrap_or("?"),
                 view["model"]["uri"].as_str().unwrap_or("?")
             );
+            print_contract_change(&view);
         }
         EndpointCmd::Delete { name, server } => {
             let client = ApiClient::new(&server, data_dir);
@@ -197,6 +229,14 @@ pub fn endpoint(data_dir: &Path, cmd: EndpointCmd) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Says so when the revision just made changed the endpoint's contract.
+fn print_contract_change(view: &Value) {
+    let latest = view["history"].as_array().and_then(|h| h.last());
+    if let Some(change) = latest.and_then(|r| r["contract_change"].as_str()) {
+        println!("contract changed (allowed): {change}");
+    }
 }
 
 fn print_list(list: &Value) {

@@ -29,7 +29,9 @@ pub struct UpArgs {
     #[command(flatten)]
     pub batching: BatchingArgs,
     /// Answer inference without the token even when listening beyond
-    /// loopback.
+    /// loopback: /endpoints/…/invocations, /v2/…, /ping and /metrics (model
+    /// versions, URIs, request counts and pipeline runs) are then open to
+    /// anyone who can reach the address.
     #[arg(long)]
     pub public_inference: bool,
 }
