@@ -23,6 +23,33 @@ impl Identities {
         Self { data_dir, changed }
     }
 
+    /// Refuses a pipeline whose data or model bucket is not in this store:
+    /// its runs could never read or write there, and the data trigger
+    /// would only fail to list it.
+    pub fn check_buckets(&self, spec: &PipelineSpec) -> Result<(), PipelineError> {
+        let uris = std::iter::once(("data", spec.data.as_str())).chain(
+            spec.steps.iter().filter_map(|s| match s {
+                Step::Train(train) => Some(("out", train.out.as_str())),
+                _ => None,
+            }),
+        );
+        let mut wanted: Vec<(&str, &str)> = uris
+            .filter_map(|(field, uri)| Some((field, bucket_of(uri)?)))
+            .collect();
+        if wanted.is_empty() {
+            return Ok(());
+        }
+        let store = StoreCatalog::open(&self.data_dir).map_err(store_error)?;
+        let known = store.bucket_list().map_err(store_error)?;
+        wanted.retain(|(_, bucket)| !known.iter().any(|b| b.name == *bucket));
+        match wanted.first() {
+            None => Ok(()),
+            Some((field, bucket)) => Err(PipelineError::Invalid(format!(
+                "{field}: bucket {bucket} does not exist in this store: create it with `tread s3 bucket create {bucket} --volume VOLUME`, or name an existing bucket"
+            ))),
+        }
+    }
+
     /// Makes sure the pipeline's user, group and policy exist and match the
     /// file; returns the user and its keys (new keys only on creation).
     /// `None` when the data is not in a bucket.
@@ -95,6 +122,12 @@ fn rekey(
         secret_access_key: k.secret_access_key,
     })
     .map_err(store_error)
+}
+
+/// The bucket of an `s3://bucket/prefix` URI; `None` for a directory.
+fn bucket_of(uri: &str) -> Option<&str> {
+    let rest = uri.strip_prefix("s3://")?;
+    Some(rest.split_once('/').map_or(rest, |(bucket, _)| bucket))
 }
 
 /// Read on the data prefix, read and write on every train step's `out`.

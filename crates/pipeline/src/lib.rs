@@ -2,6 +2,7 @@
 //! instance, steps), runs of those steps on instances that stop the moment
 //! a run ends, the model registry, and the scheduler and API of `tread up`.
 
+pub mod address;
 pub mod catalog;
 pub mod http;
 pub mod identity;
@@ -13,6 +14,7 @@ pub mod runner;
 pub mod service;
 pub mod spec;
 
+pub use address::DaemonAddress;
 pub use catalog::{Catalog, RunState};
 pub use identity::Identities;
 pub use instance::{InstanceBackend, LocalBackend};

@@ -6,7 +6,7 @@
 use crate::catalog::{Catalog, ModelVersion, PipelineRecord, RunState, RunView};
 use crate::identity::Identities;
 use crate::runner::{Runner, now};
-use crate::spec::{PipelineSpec, SpecError, Step};
+use crate::spec::{MIN_SETTLE_SECONDS, PipelineSpec, SpecError, Step};
 use serde::Serialize;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -14,12 +14,15 @@ use thiserror::Error;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use tokio_util::sync::CancellationToken;
-use tread_data::{ObjectDir, S3Access};
+use tread_data::{ObjectDir, ObjectsError, S3Access};
 use tread_serve::DeployOptions;
 
 /// How often the scheduler looks at the schedules: a fire waits at most
 /// this long, and a look is a read of the pipelines table.
 const SCHEDULER_TICK: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// The longest wait between looks at a data prefix that cannot be listed.
+const LISTING_BACKOFF_MAX: std::time::Duration = std::time::Duration::from_secs(300);
 
 /// Why a pipeline request was refused.
 #[derive(Debug, Error)]
@@ -96,6 +99,8 @@ pub struct Lineage {
 
 #[derive(Default)]
 struct Watch {
+    /// Failed listings in a row.
+    failures: u32,
     seen: Option<String>,
     since: Option<std::time::Instant>,
     next_poll: Option<std::time::Instant>,
@@ -155,10 +160,14 @@ impl Pipelines {
     /// Creates or updates a pipeline from its file.
     pub async fn apply(&self, source: &str) -> Result<PipelineView, PipelineError> {
         let spec: PipelineSpec = source.parse()?;
+        spec.check_applicable(OffsetDateTime::now_utc())?;
         self.runner
             .backend()
             .check(&spec.instance)
             .map_err(|e| PipelineError::Invalid(e.to_string()))?;
+        if let Some(identities) = &self.identities {
+            identities.check_buckets(&spec)?;
+        }
         let record = self.catalog.pipeline(&spec.name)?;
         let previous: Option<PipelineSpec> = record.as_ref().and_then(|r| r.source.parse().ok());
         if let Some(identities) = &self.identities
@@ -183,7 +192,7 @@ impl Pipelines {
         let has_baseline = record.is_some_and(|r| r.data_digest.is_some());
         if spec.retrain_on_data_change
             && !(same_data && has_baseline)
-            && let Some(digest) = self.data_digest(&spec).await
+            && let Some(digest) = self.data_digest_or_warn(&spec).await
         {
             // The data as it is when the trigger is applied is the
             // baseline; only changes after it start runs.
@@ -281,7 +290,7 @@ impl Pipelines {
                 );
             } else {
                 if spec.retrain_on_data_change
-                    && let Some(digest) = service.data_digest(&spec).await
+                    && let Some(digest) = service.data_digest_or_warn(&spec).await
                 {
                     // This run trains on the data as it is now.
                     let _ = service
@@ -383,7 +392,15 @@ impl Pipelines {
     /// run → dataset digest.
     pub fn lineage(&self, endpoint: &str) -> Result<Lineage, PipelineError> {
         let view = self.runner.endpoints().describe(endpoint)?;
-        let uri = view.model.as_ref().map(|m| m.uri.clone());
+        // Where the model is not loaded (it failed to load, or this is a
+        // read of the data dir with no daemon), the active revision names it.
+        let uri = view.model.as_ref().map(|m| m.uri.clone()).or_else(|| {
+            view.history
+                .iter()
+                .rev()
+                .find(|r| r.active)
+                .map(|r| r.model_uri.clone())
+        });
         let model = match &uri {
             Some(uri) => self.catalog.model_by_uri(uri)?,
             None => None,
@@ -492,43 +509,80 @@ impl Pipelines {
 
     async fn watch_data(self: &Arc<Self>, record: &PipelineRecord, spec: &PipelineSpec) {
         let poll_every = std::time::Duration::from_secs((spec.settle_seconds / 4).clamp(1, 10));
-        let now_instant = std::time::Instant::now();
-        {
-            let mut state = self.state();
-            let watch = state.watches.entry(record.name.clone()).or_default();
-            if watch.next_poll.is_some_and(|t| t > now_instant) {
-                return;
-            }
-            watch.next_poll = Some(now_instant + poll_every);
-        }
-        let Some(digest) = self.data_digest(spec).await else {
+        if !self.poll_due(&record.name, poll_every) {
             return;
+        }
+        let digest = match self.data_digest(spec).await {
+            Ok(digest) => digest,
+            Err(e) => return self.listing_failed(&record.name, &e, poll_every),
         };
-        let fire = {
-            let mut state = self.state();
-            let busy = state.busy.get(&record.name).copied().unwrap_or(0) > 0;
-            let watch = state.watches.entry(record.name.clone()).or_default();
-            if watch.seen.as_deref() != Some(digest.as_str()) {
-                watch.seen = Some(digest.clone());
-                watch.since = Some(now_instant);
-            }
-            let settled = watch
-                .since
-                .is_some_and(|t| t.elapsed().as_secs() >= spec.settle_seconds);
-            settled && !busy && record.data_digest.as_deref() != Some(digest.as_str())
-        };
-        if fire
+        if self.settled_change(record, spec, &digest)
             && self
                 .catalog
                 .pipeline_set_data_digest(&record.name, &digest)
                 .is_ok()
+            && let Err(e) = self.trigger(&record.name, "data-change")
         {
-            let _ = self.trigger(&record.name, "data-change");
+            tracing::error!(pipeline = %record.name, error = %e, "the data-change run could not start");
         }
     }
 
-    /// A digest of every object's key, size and ETag under the data prefix.
-    async fn data_digest(&self, spec: &PipelineSpec) -> Option<String> {
+    /// Whether the pipeline's data prefix is due a look now; if so, the
+    /// next look is `poll_every` later.
+    fn poll_due(&self, name: &str, poll_every: std::time::Duration) -> bool {
+        let now = std::time::Instant::now();
+        let mut state = self.state();
+        let watch = state.watches.entry(name.to_string()).or_default();
+        if watch.next_poll.is_some_and(|t| t > now) {
+            return false;
+        }
+        watch.next_poll = Some(now + poll_every);
+        true
+    }
+
+    /// A failed listing (the bucket was deleted, the keys revoked) is said
+    /// once, not at every look, and the looks back off, doubling up to
+    /// [`LISTING_BACKOFF_MAX`]; the first listing that works again says so.
+    fn listing_failed(&self, name: &str, error: &ObjectsError, poll_every: std::time::Duration) {
+        let mut state = self.state();
+        let watch = state.watches.entry(name.to_string()).or_default();
+        watch.failures = watch.failures.saturating_add(1);
+        let backoff = poll_every
+            .saturating_mul(1 << watch.failures.min(16))
+            .min(LISTING_BACKOFF_MAX);
+        watch.next_poll = Some(std::time::Instant::now() + backoff);
+        if watch.failures == 1 {
+            tracing::warn!(
+                pipeline = %name, error = %error,
+                "cannot list the data prefix for the data-change trigger; retrying less and less often (up to every {} s), said again only once it lists",
+                LISTING_BACKOFF_MAX.as_secs()
+            );
+        }
+    }
+
+    /// Records `digest` as seen; true when it differs from the last run's
+    /// and has been quiet for the settle time while no run is going.
+    fn settled_change(&self, record: &PipelineRecord, spec: &PipelineSpec, digest: &str) -> bool {
+        let mut state = self.state();
+        let busy = state.busy.get(&record.name).copied().unwrap_or(0) > 0;
+        let watch = state.watches.entry(record.name.clone()).or_default();
+        if watch.failures > 0 {
+            tracing::info!(pipeline = %record.name, "the data prefix lists again");
+            watch.failures = 0;
+        }
+        if watch.seen.as_deref() != Some(digest) {
+            watch.seen = Some(digest.to_string());
+            watch.since = Some(std::time::Instant::now());
+        }
+        // Older files may hold a shorter quiet time than the minimum now.
+        let settle = spec.settle_seconds.max(MIN_SETTLE_SECONDS);
+        let settled = watch.since.is_some_and(|t| t.elapsed().as_secs() >= settle);
+        settled && !busy && record.data_digest.as_deref() != Some(digest)
+    }
+
+    /// A digest of every object's key, size and ETag under the data
+    /// prefix, listed as the pipeline's S3 user when it has one.
+    async fn data_digest(&self, spec: &PipelineSpec) -> Result<String, ObjectsError> {
         let keys = self.catalog.pipeline_keys(&spec.name).ok().flatten();
         let dir = match (&self.s3_endpoint, keys) {
             (Some(endpoint), Some(keys)) => {
@@ -537,29 +591,26 @@ impl Pipelines {
                     access_key_id: keys.access_key_id,
                     secret_access_key: keys.secret_access_key,
                 };
-                ObjectDir::open_as(&spec.data, &access).await
+                ObjectDir::open_as(&spec.data, &access).await?
             }
-            _ => ObjectDir::open(&spec.data).await,
+            _ => ObjectDir::open(&spec.data).await?,
         };
-        let listing = match dir {
-            // A slow store must not hold up the other pipelines' schedules.
-            Ok(dir) => tokio::time::timeout(std::time::Duration::from_secs(30), dir.list())
-                .await
-                .unwrap_or_else(|_| {
-                    Err(tread_data::ObjectsError::BadUri(format!(
-                        "{}: listing took over 30 s",
-                        spec.data
-                    )))
-                }),
-            Err(e) => Err(e),
-        };
-        match listing {
-            Ok(objects) => Some(listing_digest(&objects)),
-            Err(e) => {
-                tracing::warn!(pipeline = %spec.name, error = %e, "cannot list the data prefix for the data-change trigger");
-                None
-            }
-        }
+        // A slow store must not hold up the other pipelines' schedules.
+        let objects = tokio::time::timeout(std::time::Duration::from_secs(30), dir.list())
+            .await
+            .map_err(|_| {
+                ObjectsError::BadUri(format!("{}: listing took over 30 s", spec.data))
+            })??;
+        Ok(listing_digest(&objects))
+    }
+
+    /// The data digest for a baseline or a run; a failure is logged, and
+    /// the trigger keeps its previous baseline.
+    async fn data_digest_or_warn(&self, spec: &PipelineSpec) -> Option<String> {
+        self.data_digest(spec)
+            .await
+            .inspect_err(|e| tracing::warn!(pipeline = %spec.name, error = %e, "cannot list the data prefix for the data-change trigger"))
+            .ok()
     }
 }
 

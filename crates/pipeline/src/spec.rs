@@ -32,6 +32,7 @@
 use serde::Deserialize;
 use std::str::FromStr;
 use thiserror::Error;
+use time::OffsetDateTime;
 use tread_nn::Architecture;
 use tread_schedule::Schedule;
 use tread_serve::endpoints::valid_name;
@@ -40,6 +41,11 @@ use tread_serve::endpoints::valid_name;
 const MAX_RUNTIME_MINUTES: u64 = 7 * 24 * 60;
 /// The longest pipeline name, so that `pipeline-<name>` is a valid S3 user.
 const MAX_NAME: usize = 64 - "pipeline-".len();
+/// The shortest `settle_seconds` a pipeline may be applied with. Clients
+/// upload a dataset one object at a time, seconds apart; below this a
+/// data-change run starts on the first objects of an upload and trains on
+/// half of it.
+pub const MIN_SETTLE_SECONDS: u64 = 5;
 
 /// Why a pipeline file was refused.
 #[derive(Debug, Error)]
@@ -70,7 +76,8 @@ pub struct PipelineSpec {
     /// Run when objects under the data prefix change.
     #[serde(default)]
     pub retrain_on_data_change: bool,
-    /// Quiet time after the last change before a data-change run starts.
+    /// Quiet time after the last change before a data-change run starts,
+    /// at least [`MIN_SETTLE_SECONDS`].
     #[serde(default = "default_settle")]
     pub settle_seconds: u64,
     /// The compute a run holds.
@@ -252,6 +259,33 @@ impl FromStr for PipelineSpec {
 }
 
 impl PipelineSpec {
+    /// Checks what only holds at the moment a file is applied, at `now`:
+    /// the debounce is long enough and an `at()` schedule is still ahead.
+    ///
+    /// Kept apart from parsing so that a file applied under older rules (or
+    /// whose `at()` has since fired) still reads back from the catalog.
+    pub fn check_applicable(&self, now: OffsetDateTime) -> Result<(), SpecError> {
+        if self.settle_seconds < MIN_SETTLE_SECONDS {
+            return Err(SpecError::Invalid(format!(
+                "settle_seconds = {} is below the minimum of {MIN_SETTLE_SECONDS}: uploads arrive one object at a time, \
+                 and a shorter quiet time would start a run on the first objects of an upload",
+                self.settle_seconds
+            )));
+        }
+        if let Some(schedule @ Schedule::At(_)) = &self.schedule
+            && schedule.next_after(now, now).is_none()
+        {
+            return Err(SpecError::Invalid(format!(
+                "schedule {schedule} is in the past (now {}): it would never fire; give a later UTC time, or remove the schedule and run it by hand",
+                now.replace_nanosecond(0)
+                    .unwrap_or(now)
+                    .format(&time::format_description::well_known::Rfc3339)
+                    .unwrap_or_default()
+            )));
+        }
+        Ok(())
+    }
+
     /// Checks what the types alone cannot: names, ranges, and that every
     /// step has the model it needs from an earlier train step.
     fn check(&self) -> Result<(), SpecError> {
@@ -539,5 +573,52 @@ endpoint = "tyre-quality-classifier"
                 ),
             }
         }
+    }
+
+    const RUN_STEP: &str = "[[steps]]\nkind = \"run\"\ncommand = \"true\"\n";
+
+    /// Issue 17: `settle_seconds = 0` started a data-change run on the
+    /// first object of an upload.
+    #[test]
+    fn r17_settle_seconds_below_minimum_refused() -> Result<(), SpecError> {
+        let now = OffsetDateTime::now_utc();
+        let with = |settle: u64| -> Result<PipelineSpec, SpecError> {
+            format!("name = \"p\"\ndata = \"s3://b/d\"\nretrain_on_data_change = true\nsettle_seconds = {settle}\n{RUN_STEP}")
+                .parse()
+        };
+        for settle in [0, MIN_SETTLE_SECONDS - 1] {
+            let refused = with(settle)?.check_applicable(now);
+            assert!(
+                refused
+                    .as_ref()
+                    .is_err_and(|e| e.to_string().contains("minimum of 5")
+                        && e.to_string().contains("first objects of an upload")),
+                "{settle}: {refused:?}"
+            );
+        }
+        with(MIN_SETTLE_SECONDS)?.check_applicable(now)?;
+        Ok(())
+    }
+
+    /// Issue 17: an `at()` time in the past was applied and never fired.
+    #[test]
+    fn r17_at_schedule_in_the_past_refused() -> Result<(), SpecError> {
+        let now = time::macros::datetime!(2026-12-04 12:00:00.123456789 UTC);
+        let at = |when: &str| -> Result<PipelineSpec, SpecError> {
+            format!("name = \"p\"\ndata = \"/d\"\nschedule = \"at({when})\"\n{RUN_STEP}").parse()
+        };
+        let refused = at("2026-12-04T11:59:59")?.check_applicable(now);
+        assert!(
+            refused
+                .as_ref()
+                .is_err_and(|e| e.to_string().contains("never fire")
+                    && e.to_string().contains("now 2026-12-04T12:00:00Z")),
+            "{refused:?}"
+        );
+        at("2026-12-04T12:00:01")?.check_applicable(now)?;
+        // Parsing alone still reads it: the catalog holds at() schedules
+        // that have fired.
+        assert!(at("2020-01-01T00:00:00").is_ok());
+        Ok(())
     }
 }

@@ -37,7 +37,7 @@ impl ApiClient {
                 .map(|t| t.secret().to_string())
         });
         Self {
-            base: server.server.trim_end_matches('/').to_string(),
+            base: server.url(data_dir).trim_end_matches('/').to_string(),
             data_dir: data_dir.to_path_buf(),
             offline_reads: true,
             token,
@@ -137,6 +137,8 @@ mod offline {
             "/api/runs",
             "/api/models",
             "/api/instances",
+            "/api/lineage/",
+            "/api/endpoints",
         ]
         .iter()
         .any(|p| path.starts_with(p))
@@ -161,6 +163,9 @@ mod offline {
             Default::default(),
             Arc::default(),
         )?);
+        if let Some(rest) = path.strip_prefix("/api/endpoints") {
+            return recorded_endpoints(&endpoints, rest.trim_start_matches('/'));
+        }
         let runner = Runner::new(
             catalog.clone(),
             endpoints,
@@ -189,5 +194,35 @@ mod offline {
             );
         }
         Ok(value)
+    }
+
+    /// `GET /api/endpoints[/NAME]` as the catalog records them: no model is
+    /// loaded here, so each shows the model its active revision names and
+    /// the status `OutOfService` (SageMaker's word for an endpoint that
+    /// exists but does not answer).
+    fn recorded_endpoints(endpoints: &Endpoints, name: &str) -> anyhow::Result<Value> {
+        let views = if name.is_empty() {
+            endpoints.list()?
+        } else {
+            vec![endpoints.describe(name)?]
+        };
+        let mut recorded = Vec::new();
+        for view in views {
+            let active = view.history.iter().rev().find(|r| r.active).cloned();
+            let mut value = serde_json::to_value(view)?;
+            value["status"] = "OutOfService".into();
+            if let Some(active) = active {
+                value["model"] = serde_json::json!({
+                    "uri": active.model_uri,
+                    "version": active.model_version,
+                });
+            }
+            recorded.push(value);
+        }
+        Ok(if name.is_empty() {
+            Value::Array(recorded)
+        } else {
+            recorded.pop().unwrap_or(Value::Null)
+        })
     }
 }

@@ -13,11 +13,12 @@ use tokio_util::sync::CancellationToken;
 use tread_data::synth::SynthSpec;
 use tread_data::{ObjectDir, S3Access};
 use tread_pipeline::catalog::RunView;
+use tread_pipeline::log::{read_from, step_log_path};
 use tread_store::FileOwnership;
 use tread_store::catalog::{Catalog as StoreCatalog, CatalogError, UserKeys};
 
 use crate::cmd::serve::BatchingArgs;
-use crate::cmd::up::{Daemon, UpArgs};
+use crate::cmd::up::{DEFAULT_LISTEN, DEFAULT_S3_LISTEN, Daemon, UpArgs};
 
 /// Options of `tread demo`.
 #[derive(Debug, Args)]
@@ -181,7 +182,7 @@ pub fn demo(data_dir: &Path, args: DemoArgs) -> anyhow::Result<()> {
         };
         println!("\npredictions of {api_url}/endpoints/{ENDPOINT}/invocations:");
         runtime.block_on(predict(&data, &api_url))?;
-        summary(&run, &production, &keys, &s3_url, &api_url, started);
+        summary(&run, &production, &keys, data_dir, &api_url, started);
         Ok(())
     })();
     shutdown.cancel();
@@ -263,11 +264,19 @@ fn synthesise(
     Ok(())
 }
 
-/// Prints each step as it ends; returns the ended run.
+/// Prints each step as it ends, and the train step's progress while it
+/// runs; returns the ended run.
 async fn follow(pipelines: &tread_pipeline::Pipelines, id: i64) -> anyhow::Result<RunView> {
     let mut printed = 0;
+    let mut progress = TrainProgress::default();
     loop {
         let run = pipelines.catalog().run(id)?.context("the run vanished")?;
+        if let Some(step) = run.steps.get(printed)
+            && step.kind == "train"
+        {
+            let log = step_log_path(pipelines.runs_dir(), id, step.index, &step.kind);
+            progress.show(&log)?;
+        }
         for step in run.steps.iter().skip(printed) {
             if matches!(step.state.as_str(), "pending" | "running") {
                 break;
@@ -285,6 +294,50 @@ async fn follow(pipelines: &tread_pipeline::Pipelines, id: i64) -> anyhow::Resul
             return Ok(run);
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// How often a train step's per-step progress line is shown; its start
+/// and every epoch's summary are always shown.
+const PROGRESS_EVERY: Duration = Duration::from_secs(10);
+
+/// Follows a train step's log, so the minutes of training are not silent.
+#[derive(Default)]
+struct TrainProgress {
+    offset: u64,
+    last_step_line: Option<Instant>,
+}
+
+impl TrainProgress {
+    /// Prints what is new in the log at `path` and worth a person's eye.
+    fn show(&mut self, path: &Path) -> anyhow::Result<()> {
+        let (text, next) = read_from(path, self.offset)
+            .with_context(|| format!("reading the train step's log {}", path.display()))?;
+        self.offset = next;
+        for line in text.lines() {
+            if let Some(line) = self.pick(line, Instant::now()) {
+                println!("      {line}");
+            }
+        }
+        Ok(())
+    }
+
+    /// The part of `line` to print at `now`, if any: the start line, each
+    /// epoch's summary, and a step line (without its timestamp) at most
+    /// every [`PROGRESS_EVERY`].
+    fn pick(&mut self, line: &str, now: Instant) -> Option<String> {
+        if line.starts_with("training ") || line.starts_with("epoch ") {
+            return Some(line.to_string());
+        }
+        let step = &line[line.find("[epoch ")?..];
+        if self
+            .last_step_line
+            .is_some_and(|t| now.duration_since(t) < PROGRESS_EVERY)
+        {
+            return None;
+        }
+        self.last_step_line = Some(now);
+        Some(step.to_string())
     }
 }
 
@@ -327,7 +380,7 @@ fn summary(
     run: &RunView,
     production: &tread_pipeline::catalog::ModelVersion,
     keys: &UserKeys,
-    s3_url: &str,
+    data_dir: &Path,
     api_url: &str,
     started: Instant,
 ) {
@@ -363,14 +416,59 @@ fn summary(
         "  wall time         {:.1} s",
         started.elapsed().as_secs_f64()
     );
-    println!("\nreach the bucket with boto3 (after `tread up`, which serves {s3_url}):");
+    // The demo's own ports may be any (`--s3-listen 127.0.0.1:0`); the
+    // hints are for the `tread up` a person starts next, on its defaults.
+    let dir = data_dir.display();
+    println!(
+        "\nkeep the pipeline retraining on rate(1 day), with S3 on http://{DEFAULT_S3_LISTEN} and the API on http://{DEFAULT_LISTEN}:"
+    );
+    println!("  tread up --data-dir {dir}");
+    println!(
+        "then `tread run list --data-dir {dir}` shows its runs, and boto3 reaches the bucket:"
+    );
     println!("  import boto3");
     println!(
-        "  s3 = boto3.client('s3', endpoint_url='{s3_url}', aws_access_key_id='{}', aws_secret_access_key='{}')",
+        "  s3 = boto3.client('s3', endpoint_url='http://{DEFAULT_S3_LISTEN}', aws_access_key_id='{}', aws_secret_access_key='{}')",
         keys.access_key_id, keys.secret_access_key
     );
     println!("  s3.list_objects_v2(Bucket='{BUCKET}', Prefix='dataset/tyre/')");
-    println!(
-        "tread up keeps retraining {PIPELINE} on rate(1 day); `tread run list` shows its runs."
-    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 17: `tread demo --full` was silent for minutes while it
+    /// trained; the train step's start, its epochs and a step line every
+    /// ten seconds are shown.
+    #[test]
+    fn r17_demo_shows_the_train_steps_progress() {
+        let mut progress = TrainProgress::default();
+        let t0 = Instant::now();
+        let step = |n: u32| {
+            format!("2026-12-04T20:00:0{n}.1Z [epoch 1, step {n}/24] loss 0.69 (12.0 img/s)")
+        };
+        let shown: Vec<Option<String>> = vec![
+            progress.pick("training seed-cnn on 1856 images in 2 classes", t0),
+            progress.pick(&step(1), t0),
+            progress.pick(&step(2), t0 + Duration::from_secs(3)),
+            progress.pick(&step(3), t0 + PROGRESS_EVERY),
+            progress.pick(
+                "epoch 1: loss 0.6900, accuracy 51.00 %",
+                t0 + PROGRESS_EVERY,
+            ),
+            progress.pick("WARN aws_config: no region", t0 + PROGRESS_EVERY),
+        ];
+        assert_eq!(
+            shown,
+            [
+                Some("training seed-cnn on 1856 images in 2 classes".to_string()),
+                Some("[epoch 1, step 1/24] loss 0.69 (12.0 img/s)".to_string()),
+                None,
+                Some("[epoch 1, step 3/24] loss 0.69 (12.0 img/s)".to_string()),
+                Some("epoch 1: loss 0.6900, accuracy 51.00 %".to_string()),
+                None,
+            ]
+        );
+    }
 }

@@ -6,6 +6,7 @@ pub mod demo;
 pub mod pipeline;
 pub mod s3;
 pub mod serve;
+pub mod show;
 pub mod train;
 pub mod up;
 

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use crate::cmd::api::{ApiClient, block_on};
 use crate::cmd::serve::ServerArgs;
+use crate::cmd::show::{self, Table, field};
 
 /// `tread pipeline …`.
 #[derive(Debug, Subcommand)]
@@ -22,11 +23,20 @@ pub enum PipelineCmd {
         server: ServerArgs,
     },
     /// Every pipeline with its schedule, next run and last run.
-    List(ServerArgs),
+    List {
+        /// Print the API's JSON answer, times at full precision.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
     /// One pipeline, with its file.
     Describe {
         /// The pipeline.
         name: String,
+        /// Print the API's JSON answer, times at full precision.
+        #[arg(long)]
+        json: bool,
         #[command(flatten)]
         server: ServerArgs,
     },
@@ -65,6 +75,9 @@ pub enum RunCmd {
         /// Only this pipeline's runs.
         #[arg(long)]
         pipeline: Option<String>,
+        /// Print the API's JSON answer, times at full precision.
+        #[arg(long)]
+        json: bool,
         #[command(flatten)]
         server: ServerArgs,
     },
@@ -72,6 +85,9 @@ pub enum RunCmd {
     Describe {
         /// The run id.
         id: i64,
+        /// Print the API's JSON answer, times at full precision.
+        #[arg(long)]
+        json: bool,
         #[command(flatten)]
         server: ServerArgs,
     },
@@ -104,6 +120,9 @@ pub enum ModelCmd {
     List {
         /// Only this model (a pipeline's name).
         name: Option<String>,
+        /// Print the API's JSON answer, times at full precision.
+        #[arg(long)]
+        json: bool,
         #[command(flatten)]
         server: ServerArgs,
     },
@@ -113,6 +132,9 @@ pub enum ModelCmd {
         name: String,
         /// The version number.
         version: i64,
+        /// Print the API's JSON answer, times at full precision.
+        #[arg(long)]
+        json: bool,
         #[command(flatten)]
         server: ServerArgs,
     },
@@ -129,6 +151,9 @@ pub enum ModelCmd {
     Lineage {
         /// The endpoint.
         endpoint: String,
+        /// Print the API's JSON answer, times at full precision.
+        #[arg(long)]
+        json: bool,
         #[command(flatten)]
         server: ServerArgs,
     },
@@ -138,7 +163,13 @@ pub enum ModelCmd {
 #[derive(Debug, Subcommand)]
 pub enum InstanceCmd {
     /// Every instance: state, type, start, stop, billed seconds, cost.
-    List(ServerArgs),
+    List {
+        /// Print the API's JSON answer, times at full precision.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
 }
 
 fn get(client: &ApiClient, path: &str) -> anyhow::Result<Value> {
@@ -149,13 +180,27 @@ fn post(client: &ApiClient, path: &str) -> anyhow::Result<Value> {
     block_on(client.call(Method::POST, path, None))
 }
 
-fn pretty(value: &Value) -> anyhow::Result<()> {
-    println!("{}", serde_json::to_string_pretty(value)?);
+/// Prints `value` as the API's JSON (`--json`) or for a person.
+fn print_as(value: &Value, json: bool, human: impl Fn(&Value)) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(value)?);
+    } else {
+        human(value);
+    }
     Ok(())
+}
+
+/// Prints one API object as `key: value` lines.
+fn fields(value: &Value) {
+    print!("{}", show::describe(value));
 }
 
 fn text<'a>(value: &'a Value, key: &str) -> &'a str {
     value[key].as_str().unwrap_or("-")
+}
+
+fn rows(list: &Value) -> impl Iterator<Item = &Value> {
+    list.as_array().into_iter().flatten()
 }
 
 /// Runs a `pipeline` subcommand.
@@ -188,32 +233,19 @@ pub fn pipeline(data_dir: &Path, cmd: PipelineCmd) -> anyhow::Result<()> {
                 println!("its steps run as S3 user {user}");
             }
         }
-        PipelineCmd::List(server) => {
-            let list = get(&ApiClient::new(&server, data_dir), "/api/pipelines")?;
-            println!(
-                "{:<24} {:<22} {:<26} {:<8} LAST RUN",
-                "NAME", "SCHEDULE", "NEXT RUN", "PAUSED"
-            );
-            for p in list.as_array().into_iter().flatten() {
-                let last = &p["last_run"];
-                println!(
-                    "{:<24} {:<22} {:<26} {:<8} {}",
-                    text(p, "name"),
-                    text(p, "schedule"),
-                    text(p, "next_run"),
-                    p["paused"].as_bool().unwrap_or(false),
-                    if last.is_null() {
-                        "-".to_string()
-                    } else {
-                        format!("#{} {}", last["id"], text(last, "state"))
-                    }
-                );
-            }
-        }
-        PipelineCmd::Describe { name, server } => pretty(&get(
-            &ApiClient::new(&server, data_dir),
-            &format!("/api/pipelines/{name}"),
-        )?)?,
+        PipelineCmd::List { json, server } => print_as(
+            &get(&ApiClient::new(&server, data_dir), "/api/pipelines")?,
+            json,
+            print_pipelines,
+        )?,
+        PipelineCmd::Describe { name, json, server } => print_as(
+            &get(
+                &ApiClient::new(&server, data_dir),
+                &format!("/api/pipelines/{name}"),
+            )?,
+            json,
+            fields,
+        )?,
         PipelineCmd::Run { name, wait, server } => {
             let client = ApiClient::new(&server, data_dir);
             let run = post(&client, &format!("/api/pipelines/{name}/runs?via=cli"))?;
@@ -244,6 +276,25 @@ pub fn pipeline(data_dir: &Path, cmd: PipelineCmd) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+fn print_pipelines(list: &Value) {
+    let mut table = Table::new(&["NAME", "SCHEDULE", "NEXT RUN", "PAUSED", "LAST RUN"]);
+    for p in rows(list) {
+        let last = &p["last_run"];
+        table.row(vec![
+            field(p, "name"),
+            field(p, "schedule"),
+            field(p, "next_run"),
+            p["paused"].as_bool().unwrap_or(false).to_string(),
+            if last.is_null() {
+                "-".to_string()
+            } else {
+                format!("#{} {}", last["id"], text(last, "state"))
+            },
+        ]);
+    }
+    table.print();
 }
 
 /// Prints each step as it ends, until the run ends.
@@ -297,34 +348,29 @@ fn print_instance(instance: &Value) {
 /// Runs a `run` subcommand.
 pub fn run(data_dir: &Path, cmd: RunCmd) -> anyhow::Result<()> {
     match cmd {
-        RunCmd::List { pipeline, server } => {
+        RunCmd::List {
+            pipeline,
+            json,
+            server,
+        } => {
             let path = match &pipeline {
                 Some(p) => format!("/api/runs?pipeline={p}"),
                 None => "/api/runs".to_string(),
             };
-            let list = get(&ApiClient::new(&server, data_dir), &path)?;
-            println!(
-                "{:<6} {:<20} {:<12} {:<10} {:<26} MODEL",
-                "ID", "PIPELINE", "TRIGGER", "STATE", "CREATED"
-            );
-            for r in list.as_array().into_iter().flatten() {
-                println!(
-                    "{:<6} {:<20} {:<12} {:<10} {:<26} {}",
-                    r["id"].to_string(),
-                    text(r, "pipeline"),
-                    text(r, "trigger"),
-                    text(r, "state"),
-                    text(r, "created"),
-                    r["model_version"]
-                        .as_i64()
-                        .map_or("-".to_string(), |v| format!("v{v}"))
-                );
-            }
+            print_as(
+                &get(&ApiClient::new(&server, data_dir), &path)?,
+                json,
+                print_runs,
+            )?;
         }
-        RunCmd::Describe { id, server } => pretty(&get(
-            &ApiClient::new(&server, data_dir),
-            &format!("/api/runs/{id}"),
-        )?)?,
+        RunCmd::Describe { id, json, server } => print_as(
+            &get(
+                &ApiClient::new(&server, data_dir),
+                &format!("/api/runs/{id}"),
+            )?,
+            json,
+            fields,
+        )?,
         RunCmd::Logs {
             id,
             step,
@@ -344,6 +390,23 @@ pub fn run(data_dir: &Path, cmd: RunCmd) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+fn print_runs(list: &Value) {
+    let mut table = Table::new(&["ID>", "PIPELINE", "TRIGGER", "STATE", "CREATED", "MODEL"]);
+    for r in rows(list) {
+        table.row(vec![
+            r["id"].to_string(),
+            field(r, "pipeline"),
+            field(r, "trigger"),
+            field(r, "state"),
+            field(r, "created"),
+            r["model_version"]
+                .as_i64()
+                .map_or("-".to_string(), |v| format!("v{v}")),
+        ]);
+    }
+    table.print();
 }
 
 /// Prints step logs; with `follow`, keeps reading each step until it ends.
@@ -384,41 +447,30 @@ fn logs(client: &ApiClient, id: i64, only: Option<i64>, follow: bool) -> anyhow:
 /// Runs a `model` subcommand.
 pub fn model(data_dir: &Path, cmd: ModelCmd) -> anyhow::Result<()> {
     match cmd {
-        ModelCmd::List { name, server } => {
+        ModelCmd::List { name, json, server } => {
             let path = match &name {
                 Some(n) => format!("/api/models?name={n}"),
                 None => "/api/models".to_string(),
             };
-            let list = get(&ApiClient::new(&server, data_dir), &path)?;
-            println!(
-                "{:<20} {:<8} {:<10} {:<6} {:<11} {:<24} URI",
-                "NAME", "VERSION", "ACCURACY", "RUN", "PRODUCTION", "ENDPOINT"
-            );
-            for m in list.as_array().into_iter().flatten() {
-                println!(
-                    "{:<20} {:<8} {:<10.4} {:<6} {:<11} {:<24} {}",
-                    text(m, "name"),
-                    m["version"].to_string(),
-                    m["accuracy"].as_f64().unwrap_or(0.0),
-                    m["run_id"].to_string(),
-                    if m["production"].as_bool().unwrap_or(false) {
-                        "yes"
-                    } else {
-                        ""
-                    },
-                    text(m, "endpoint"),
-                    text(m, "uri")
-                );
-            }
+            print_as(
+                &get(&ApiClient::new(&server, data_dir), &path)?,
+                json,
+                print_models,
+            )?;
         }
         ModelCmd::Describe {
             name,
             version,
+            json,
             server,
-        } => pretty(&get(
-            &ApiClient::new(&server, data_dir),
-            &format!("/api/models/{name}/{version}"),
-        )?)?,
+        } => print_as(
+            &get(
+                &ApiClient::new(&server, data_dir),
+                &format!("/api/models/{name}/{version}"),
+            )?,
+            json,
+            fields,
+        )?,
         ModelCmd::Promote {
             name,
             version,
@@ -433,35 +485,84 @@ pub fn model(data_dir: &Path, cmd: ModelCmd) -> anyhow::Result<()> {
                 text(&m, "endpoint")
             );
         }
-        ModelCmd::Lineage { endpoint, server } => pretty(&get(
-            &ApiClient::new(&server, data_dir),
-            &format!("/api/lineage/{endpoint}"),
-        )?)?,
+        ModelCmd::Lineage {
+            endpoint,
+            json,
+            server,
+        } => print_as(
+            &get(
+                &ApiClient::new(&server, data_dir),
+                &format!("/api/lineage/{endpoint}"),
+            )?,
+            json,
+            fields,
+        )?,
     }
     Ok(())
 }
 
+fn print_models(list: &Value) {
+    let mut table = Table::new(&[
+        "NAME",
+        "VERSION>",
+        "ACCURACY>",
+        "RUN>",
+        "PRODUCTION",
+        "ENDPOINT",
+        "URI",
+    ]);
+    for m in rows(list) {
+        table.row(vec![
+            field(m, "name"),
+            m["version"].to_string(),
+            format!("{:.4}", m["accuracy"].as_f64().unwrap_or(0.0)),
+            m["run_id"].to_string(),
+            if m["production"].as_bool().unwrap_or(false) {
+                "yes".to_string()
+            } else {
+                String::new()
+            },
+            field(m, "endpoint"),
+            field(m, "uri"),
+        ]);
+    }
+    table.print();
+}
+
 /// Runs an `instance` subcommand.
 pub fn instance(data_dir: &Path, cmd: InstanceCmd) -> anyhow::Result<()> {
-    let InstanceCmd::List(server) = cmd;
-    let list = get(&ApiClient::new(&server, data_dir), "/api/instances")?;
-    println!(
-        "{:<5} {:<6} {:<14} {:<8} {:<26} {:<26} {:>9} {:>9} {:>7}",
-        "ID", "RUN", "TYPE", "STATE", "STARTED", "STOPPED", "BILLED s", "COST", "IDLE s"
-    );
-    for i in list.as_array().into_iter().flatten() {
-        println!(
-            "{:<5} {:<6} {:<14} {:<8} {:<26} {:<26} {:>9.1} {:>9.4} {:>7.3}",
+    let InstanceCmd::List { json, server } = cmd;
+    print_as(
+        &get(&ApiClient::new(&server, data_dir), "/api/instances")?,
+        json,
+        print_instances,
+    )
+}
+
+fn print_instances(list: &Value) {
+    let mut table = Table::new(&[
+        "ID>",
+        "RUN>",
+        "TYPE",
+        "STATE",
+        "STARTED",
+        "STOPPED",
+        "BILLED s>",
+        "COST>",
+        "IDLE s>",
+    ]);
+    for i in rows(list) {
+        table.row(vec![
             i["id"].to_string(),
             i["run_id"].to_string(),
-            text(i, "type"),
-            text(i, "state"),
-            text(i, "started"),
-            text(i, "stopped"),
-            i["billed_seconds"].as_f64().unwrap_or(0.0),
-            i["cost"].as_f64().unwrap_or(0.0),
-            i["idle_seconds"].as_f64().unwrap_or(0.0)
-        );
+            field(i, "type"),
+            field(i, "state"),
+            field(i, "started"),
+            field(i, "stopped"),
+            format!("{:.1}", i["billed_seconds"].as_f64().unwrap_or(0.0)),
+            format!("{:.4}", i["cost"].as_f64().unwrap_or(0.0)),
+            format!("{:.3}", i["idle_seconds"].as_f64().unwrap_or(0.0)),
+        ]);
     }
-    Ok(())
+    table.print();
 }

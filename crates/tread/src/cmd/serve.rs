@@ -10,6 +10,7 @@ use std::time::Duration;
 use tread_serve::{ApiToken, BatchOptions, ServeOptions, Server};
 
 use crate::cmd::api::{ApiClient, block_on};
+use crate::cmd::show::{self, Table, field};
 
 /// Options of `tread serve`.
 #[derive(Debug, Args)]
@@ -52,9 +53,22 @@ impl BatchingArgs {
 /// Where the endpoint server (`tread serve` or `tread up`) is.
 #[derive(Debug, Args)]
 pub struct ServerArgs {
-    /// The endpoint server's URL.
-    #[arg(long, env = "TREAD_SERVER", default_value = "http://127.0.0.1:8080")]
-    pub server: String,
+    /// The endpoint server's URL [default: the address a running `tread up`
+    /// recorded in the data dir, else http://127.0.0.1:8080].
+    #[arg(long, env = "TREAD_SERVER")]
+    pub server: Option<String>,
+}
+
+impl ServerArgs {
+    /// The URL to call: `--server`/`TREAD_SERVER`, else the API of the
+    /// `tread up` that recorded its address in `data_dir` and answers
+    /// there, else `tread serve`'s default.
+    pub fn url(&self, data_dir: &Path) -> String {
+        self.server
+            .clone()
+            .or_else(|| tread_pipeline::DaemonAddress::find(data_dir).map(|a| a.api))
+            .unwrap_or_else(|| "http://127.0.0.1:8080".to_string())
+    }
 }
 
 /// Options of `tread deploy`.
@@ -95,11 +109,20 @@ pub struct PredictArgs {
 #[derive(Debug, Subcommand)]
 pub enum EndpointCmd {
     /// Every endpoint with its model.
-    List(ServerArgs),
+    List {
+        /// Print the API's JSON answer, times at full precision.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
     /// One endpoint: its model, status and deploy history.
     Describe {
         /// The endpoint.
         name: String,
+        /// Print the API's JSON answer, times at full precision.
+        #[arg(long)]
+        json: bool,
         #[command(flatten)]
         server: ServerArgs,
     },
@@ -190,15 +213,23 @@ pub fn deploy(data_dir: &Path, args: DeployArgs) -> anyhow::Result<()> {
 /// `tread endpoint …`.
 pub fn endpoint(data_dir: &Path, cmd: EndpointCmd) -> anyhow::Result<()> {
     match cmd {
-        EndpointCmd::List(server) => {
+        EndpointCmd::List { json, server } => {
             let client = ApiClient::new(&server, data_dir);
             let list = block_on(client.call(reqwest::Method::GET, "/api/endpoints", None))?;
-            print_list(&list);
+            if json {
+                println!("{}", serde_json::to_string_pretty(&list)?);
+            } else {
+                print_list(&list);
+            }
         }
-        EndpointCmd::Describe { name, server } => {
+        EndpointCmd::Describe { name, json, server } => {
             let client = ApiClient::new(&server, data_dir);
             let view = block_on(client.call(reqwest::Method::GET, &endpoint_path(&name), None))?;
-            println!("{}", serde_json::to_string_pretty(&view)?);
+            if json {
+                println!("{}", serde_json::to_string_pretty(&view)?);
+            } else {
+                print!("{}", show::describe(&view));
+            }
         }
         EndpointCmd::Rollback {
             name,
@@ -240,16 +271,16 @@ fn print_contract_change(view: &Value) {
 }
 
 fn print_list(list: &Value) {
-    println!("{:<32} {:<10} {:<24} MODEL", "NAME", "STATUS", "VERSION");
+    let mut table = Table::new(&["NAME", "STATUS", "VERSION", "MODEL"]);
     for e in list.as_array().into_iter().flatten() {
-        println!(
-            "{:<32} {:<10} {:<24} {}",
-            e["name"].as_str().unwrap_or(""),
-            e["status"].as_str().unwrap_or(""),
-            e["model"]["version"].as_str().unwrap_or("-"),
-            e["model"]["uri"].as_str().unwrap_or("-"),
-        );
+        table.row(vec![
+            field(e, "name"),
+            field(e, "status"),
+            e["model"]["version"].as_str().unwrap_or("-").to_string(),
+            e["model"]["uri"].as_str().unwrap_or("-").to_string(),
+        ]);
     }
+    table.print();
 }
 
 /// `tread predict`.

@@ -9,7 +9,8 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 use tread_data::S3Access;
 use tread_pipeline::{
-    Catalog, Identities, LocalBackend, PipelineMetrics, Pipelines, Runner, RunnerSettings,
+    Catalog, DaemonAddress, Identities, LocalBackend, PipelineMetrics, Pipelines, Runner,
+    RunnerSettings,
 };
 use tread_serve::{ApiToken, ServeOptions, Server};
 use tread_store::catalog::{Catalog as StoreCatalog, CatalogError};
@@ -17,14 +18,19 @@ use tread_store::{NasStore, S3Server, ServerOptions, StoreOptions};
 
 use crate::cmd::serve::BatchingArgs;
 
+/// `tread up`'s default address of the API, the endpoints and /metrics.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+/// `tread up`'s default address of the S3 server.
+pub const DEFAULT_S3_LISTEN: &str = "127.0.0.1:9000";
+
 /// Options of `tread up`.
 #[derive(Debug, Args)]
 pub struct UpArgs {
     /// Address of the API, the endpoints and /metrics.
-    #[arg(long, default_value = "127.0.0.1:8080")]
+    #[arg(long, default_value = DEFAULT_LISTEN)]
     pub listen: SocketAddr,
     /// Address of the S3 server.
-    #[arg(long, default_value = "127.0.0.1:9000")]
+    #[arg(long, default_value = DEFAULT_S3_LISTEN)]
     pub s3_listen: SocketAddr,
     #[command(flatten)]
     pub batching: BatchingArgs,
@@ -45,6 +51,8 @@ pub struct Daemon {
     s3: tokio::task::JoinHandle<()>,
     shutdown: CancellationToken,
     _lock: std::fs::File,
+    /// Removed when the daemon stops cleanly (dropped at the end of `run`).
+    _address: tread_pipeline::address::PublishedAddress,
     api: Server,
     pipelines: Arc<Pipelines>,
     /// The S3 endpoint's URL.
@@ -137,10 +145,18 @@ impl Daemon {
         pipelines.recover().await?;
         api.mount_management(tread_pipeline::http::router(pipelines.clone()));
         let api_url = format!("http://{}", api.local_addr()?);
+        let address = DaemonAddress {
+            api: api_url.clone(),
+            s3: s3_url.clone(),
+            pid: std::process::id(),
+        }
+        .publish(data_dir)
+        .with_context(|| format!("recording the daemon's address in {}", data_dir.display()))?;
         Ok(Self {
             s3,
             shutdown,
             _lock: lock,
+            _address: address,
             api,
             pipelines,
             s3_url,

@@ -16,13 +16,14 @@ pub(crate) struct Up {
     api: String,
     s3: String,
     data: PathBuf,
+    log: PathBuf,
 }
 
 impl Up {
     pub(crate) fn start(world: &World) -> Self {
         let (api, s3) = (free_port(), free_port());
-        let log = std::fs::File::create(world.dir.path().join(format!("up-{api}.log")))
-            .expect("log file");
+        let log_path = world.dir.path().join(format!("up-{api}.log"));
+        let log = std::fs::File::create(&log_path).expect("log file");
         let child = tread(&world.data)
             .env("TREAD_LOG", "info,s3s=off")
             .args([
@@ -44,7 +45,15 @@ impl Up {
             api: format!("http://127.0.0.1:{api}"),
             s3: format!("http://127.0.0.1:{s3}"),
             data: world.data.clone(),
+            log: log_path,
         }
+    }
+
+    /// `tread` with no TREAD_SERVER: it must find this daemon by itself.
+    fn cli_unaimed(&self) -> Command {
+        let mut cmd = tread(&self.data);
+        cmd.env_remove("TREAD_SERVER");
+        cmd
     }
 
     /// `tread args…` against this daemon; returns stdout, asserting success.
@@ -197,7 +206,8 @@ fn a_run_trains_gates_deploys_and_a_gated_out_run_leaves_the_endpoint_alone() {
     let done = up.ok(&["pipeline", "run", "tiny", "--wait"]);
     assert!(done.contains("succeeded"), "{done}");
     let id = run_id(&done);
-    let run: Value = serde_json::from_str(&up.ok(&["run", "describe", &id])).expect("run JSON");
+    let run: Value =
+        serde_json::from_str(&up.ok(&["run", "describe", &id, "--json"])).expect("run JSON");
     assert_eq!(run["state"], "succeeded");
     assert_eq!(run["model_version"], 1);
     let instance = &run["instance"];
@@ -251,8 +261,8 @@ fn a_run_trains_gates_deploys_and_a_gated_out_run_leaves_the_endpoint_alone() {
         "{}",
         String::from_utf8_lossy(&predicted.stderr)
     );
-    let lineage: Value =
-        serde_json::from_str(&up.ok(&["model", "lineage", "tiny-ep"])).expect("lineage JSON");
+    let lineage: Value = serde_json::from_str(&up.ok(&["model", "lineage", "tiny-ep", "--json"]))
+        .expect("lineage JSON");
     assert_eq!(lineage["model"]["version"], 1);
     assert_eq!(lineage["run"]["id"].to_string(), id);
     assert!(
@@ -307,7 +317,24 @@ fn a_run_trains_gates_deploys_and_a_gated_out_run_leaves_the_endpoint_alone() {
     assert_eq!(up.get("/api/models/tiny/1")["production"], true);
     assert_eq!(up.get("/api/models/tiny/2")["production"], false);
 
+    // Issue 17: with the daemon gone (killed, so its address file is
+    // stale), `endpoint list` and `model lineage` read the data dir as the
+    // other reads do.
+    let cli = up.cli_unaimed();
     drop(up);
+    let offline = cli_output(cli, &["endpoint", "list"]);
+    assert!(
+        offline.stdout.contains("tiny-ep")
+            && offline.stdout.contains(&served)
+            && offline.stderr.contains("read from"),
+        "{offline:?}"
+    );
+    let offline = cli_output(
+        world_cli(&world),
+        &["model", "lineage", "tiny-ep", "--json"],
+    );
+    let lineage: Value = serde_json::from_str(&offline.stdout).expect("lineage JSON");
+    assert_eq!(lineage["model"]["version"], 1, "{offline:?}");
     let up = Up::start(&world);
     assert_eq!(
         up.get("/api/endpoints/tiny-ep")["model"]["uri"],
@@ -432,7 +459,7 @@ fn new_data_starts_one_run_per_settled_change() {
     up.apply(
         &world,
         "watcher",
-        "name = \"watcher\"\ndata = \"s3://fsxn-ontap/incoming\"\nretrain_on_data_change = true\nsettle_seconds = 1\n\
+        "name = \"watcher\"\ndata = \"s3://fsxn-ontap/incoming\"\nretrain_on_data_change = true\nsettle_seconds = 5\n\
          [[steps]]\nkind = \"run\"\ncommand = \"echo seen\"\n",
     );
     std::thread::sleep(Duration::from_secs(3));
@@ -467,6 +494,198 @@ fn new_data_starts_one_run_per_settled_change() {
     up.wait_runs("watcher", "a second data-change run", |r| r.len() == 2);
     std::thread::sleep(Duration::from_secs(4));
     assert_eq!(up.runs("watcher").len(), 2);
+}
+
+/// What a finished command printed.
+#[derive(Debug)]
+struct Output {
+    stdout: String,
+    stderr: String,
+    success: bool,
+}
+
+/// Runs `cmd args…` to its end, whatever its exit status.
+fn cli_output(mut cmd: Command, args: &[&str]) -> Output {
+    let out = cmd.args(args).output().expect("run tread");
+    Output {
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        success: out.status.success(),
+    }
+}
+
+/// `tread` on the world's data dir with no TREAD_SERVER.
+fn world_cli(world: &World) -> Command {
+    let mut cmd = tread(&world.data);
+    cmd.env_remove("TREAD_SERVER");
+    cmd
+}
+
+/// Whether `text` holds a time with a fraction of a second (`:29.123`).
+fn has_subsecond_time(text: &str) -> bool {
+    text.as_bytes().windows(5).any(|w| {
+        w[0] == b':'
+            && w[1].is_ascii_digit()
+            && w[2].is_ascii_digit()
+            && w[3] == b'.'
+            && w[4].is_ascii_digit()
+    })
+}
+
+/// Issue 17: pipeline files that could never work were applied: a
+/// debounce of under 5 s, an `at()` in the past, a bucket that does not
+/// exist. And a data bucket deleted later made the daemon warn about once
+/// a second forever; now it warns once and backs off.
+#[test]
+fn r17_apply_refuses_what_cannot_work_and_a_vanished_bucket_is_warned_once() {
+    let world = World::create();
+    let up = Up::start(&world);
+    let run = "[[steps]]\nkind = \"run\"\ncommand = \"true\"\n";
+    let train = "[[steps]]\nkind = \"train\"\nout = \"s3://no-models/m/\"\n";
+    for (head, fragment) in [
+        (
+            "data = \"s3://fsxn-ontap/d\"\nretrain_on_data_change = true\nsettle_seconds = 0\n",
+            "minimum of 5",
+        ),
+        (
+            "data = \"s3://fsxn-ontap/d\"\nschedule = \"at(2020-01-01T00:00:00)\"\n",
+            "never fire",
+        ),
+        (
+            "data = \"s3://no-such-bucket/d\"\n",
+            "data: bucket no-such-bucket does not exist",
+        ),
+    ]
+    .into_iter()
+    .map(|(head, fragment)| (format!("{head}{run}"), fragment))
+    .chain([(
+        format!("data = \"s3://fsxn-ontap/d\"\n{train}"),
+        "out: bucket no-models does not exist",
+    )]) {
+        let path = world.dir.path().join("bad.toml");
+        std::fs::write(&path, format!("name = \"bad\"\n{head}")).expect("write");
+        let out = cli_output(
+            up.cli(),
+            &["pipeline", "apply", path.to_str().expect("utf-8")],
+        );
+        assert!(
+            !out.success && out.stderr.contains(fragment) && out.stderr.contains("HTTP 400"),
+            "{fragment}: {out:?}"
+        );
+    }
+    assert_eq!(up.get("/api/pipelines"), serde_json::json!([]));
+
+    up.apply(
+        &world,
+        "watcher",
+        &format!("name = \"watcher\"\ndata = \"s3://fsxn-ontap/incoming\"\nretrain_on_data_change = true\nsettle_seconds = 5\n{run}"),
+    );
+    ok(
+        tread(&world.data),
+        &["s3", "bucket", "delete", "fsxn-ontap"],
+    );
+    // The trigger looks every second (settle / 4): time for several looks.
+    std::thread::sleep(Duration::from_secs(7));
+    let log = std::fs::read_to_string(&up.log).expect("the daemon's log");
+    assert_eq!(
+        log.matches("cannot list the data prefix").count(),
+        1,
+        "warned once, then backed off:\n{log}"
+    );
+}
+
+/// Issue 17: the CLI did not find a `tread up` on a non-default
+/// `--listen`; tables overflowed with nanosecond times; `describe` printed
+/// JSON with the pipeline file as one escaped string.
+#[test]
+fn r17_the_cli_finds_tread_up_on_any_listen_and_prints_for_a_person() {
+    let world = World::create();
+    let mut up = Up::start(&world);
+    let address = world.data.join("tread-up.json");
+    // The file follows the listener by a moment: the API binds first.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !address.exists() {
+        assert!(Instant::now() < deadline, "tread up records its address");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let file = world.dir.path().join("finder.toml");
+    std::fs::write(
+        &file,
+        "name = \"finder\"\ndata = \"s3://fsxn-ontap/none\"\nschedule = \"cron(0/15 8-18 ? * MON-FRI 2026-2199)\"\n\
+         [[steps]]\nkind = \"run\"\ncommand = \"echo found\"\n",
+    )
+    .expect("write");
+    // A write: it works only if the CLI found the daemon.
+    ok(
+        up.cli_unaimed(),
+        &["pipeline", "apply", file.to_str().expect("utf-8")],
+    );
+    ok(up.cli_unaimed(), &["pipeline", "run", "finder", "--wait"]);
+
+    let described = cli_output(up.cli_unaimed(), &["pipeline", "describe", "finder"]);
+    assert!(
+        !described.stderr.contains("not running")
+            && described.stdout.lines().any(|l| l == "name: finder")
+            && described
+                .stdout
+                .contains("pipeline file:\nname = \"finder\"\n")
+            && described.stdout.lines().any(|l| l == "kind = \"run\""),
+        "{described:?}"
+    );
+    let json: Value = serde_json::from_str(&ok(
+        up.cli_unaimed(),
+        &["pipeline", "describe", "finder", "--json"],
+    ))
+    .expect("--json prints JSON");
+    assert_eq!(json["name"], "finder");
+
+    // Each table's column after a long schedule or a time starts in every
+    // row where its header does.
+    for (list, column) in [
+        (["pipeline", "list"], "NEXT RUN"),
+        (["run", "list"], "STATE"),
+        (["instance", "list"], "STOPPED"),
+    ] {
+        let table = ok(up.cli_unaimed(), &list);
+        assert!(!has_subsecond_time(&table), "{list:?}:\n{table}");
+        let lines: Vec<&str> = table.lines().collect();
+        let at = lines[0].find(column).expect("the column's header");
+        assert!(lines.len() > 1, "{table}");
+        for row in &lines[1..] {
+            let bytes = row.as_bytes();
+            assert!(
+                bytes.len() > at && bytes[at - 1] == b' ' && bytes[at] != b' ',
+                "{list:?} misaligned at {column}:\n{table}"
+            );
+        }
+    }
+    let runs: Value =
+        serde_json::from_str(&ok(up.cli_unaimed(), &["run", "list", "--json"])).expect("JSON");
+    assert!(
+        has_subsecond_time(&runs.to_string()),
+        "--json keeps full precision: {runs}"
+    );
+
+    let terminated = Command::new("kill")
+        .args(["-TERM", &up.child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(terminated.success());
+    assert!(up.child.wait().expect("tread up exits").success());
+    assert!(!address.exists(), "a clean stop removes the address file");
+
+    let up = Up::start(&world);
+    let cli = up.cli_unaimed();
+    while !address.exists() {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    drop(up);
+    assert!(address.exists(), "a killed daemon leaves its file");
+    let stale = cli_output(cli, &["pipeline", "list"]);
+    assert!(
+        stale.success && stale.stderr.contains("read from") && stale.stdout.contains("finder"),
+        "a stale address is ignored: {stale:?}"
+    );
 }
 
 /// `at()`'s form of the UTC time `seconds` from now.
@@ -514,7 +733,7 @@ fn a_restart_in_the_middle_of_a_run_fails_it_and_stops_its_instance() {
     let _ = up.child.kill();
     let _ = up.child.wait();
     assert!(alive(&pid), "the step outlives a killed tread up");
-    let offline = up.ok(&["run", "describe", "1"]);
+    let offline = up.ok(&["run", "describe", "1", "--json"]);
     let offline: Value = serde_json::from_str(&offline).expect("run JSON read from the data dir");
     assert_eq!(
         offline["state"], "running",
@@ -550,7 +769,8 @@ fn a_restart_in_the_middle_of_a_run_fails_it_and_stops_its_instance() {
     assert!(terminated.success());
     let status = up.child.wait().expect("tread up exits on SIGTERM");
     assert!(status.success(), "{status}");
-    let run: Value = serde_json::from_str(&up.ok(&["run", "describe", &last])).expect("run JSON");
+    let run: Value =
+        serde_json::from_str(&up.ok(&["run", "describe", &last, "--json"])).expect("run JSON");
     assert_eq!(
         run["state"], "cancelled",
         "tread up cancels its runs before it exits"
@@ -600,6 +820,11 @@ fn the_demo_builds_the_recipes_world_and_exits_0() {
         "tyre-quality version 1 (production)",
         "billed",
         "boto3.client('s3'",
+        // Issue 17: the train step's progress shows while it runs, and the
+        // hints name `tread up`'s own S3 port and the data dir.
+        "      epoch 1: loss",
+        "endpoint_url='http://127.0.0.1:9000'",
+        format!("tread up --data-dir {}", data.display()).as_str(),
     ] {
         assert!(
             stdout.contains(expected),

@@ -154,7 +154,10 @@ fn deploy_a_model_trained_from_the_bucket_and_predict_over_http_and_the_cli() {
         listed.contains("tyre-quality-classifier") && listed.contains("InService"),
         "{listed}"
     );
-    let described = ok(cli(), &["endpoint", "describe", "tyre-quality-classifier"]);
+    let described = ok(
+        cli(),
+        &["endpoint", "describe", "tyre-quality-classifier", "--json"],
+    );
     let described: Value = serde_json::from_str(&described).expect("describe prints JSON");
     assert_eq!(described["model"]["uri"], model.as_str());
     assert_eq!(described["model"]["classes"], json!(["defective", "good"]));
