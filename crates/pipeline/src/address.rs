@@ -62,13 +62,10 @@ impl DaemonAddress {
 
 /// The host and port of an `http://host:port[/…]` URL, resolved.
 fn socket_addrs(url: &str) -> Vec<SocketAddr> {
-    let rest = url
-        .strip_prefix("http://")
-        .or_else(|| url.strip_prefix("https://"))
-        .unwrap_or(url);
-    let authority = rest.split('/').next().unwrap_or(rest);
-    authority
-        .to_socket_addrs()
+    url.parse::<axum::http::Uri>()
+        .ok()
+        .and_then(|uri| uri.authority().map(|a| a.as_str().to_string()))
+        .and_then(|authority| authority.to_socket_addrs().ok())
         .map(Iterator::collect)
         .unwrap_or_default()
 }

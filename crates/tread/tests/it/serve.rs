@@ -234,8 +234,9 @@ fn r17_deploy_refuses_contract_change_and_rollback_walks_back() {
     assert!(back.contains("rolled back to version v1"), "{back}");
     let back = ok(cli(), &["endpoint", "rollback", "tyre", "--to", "v3"]);
     assert!(back.contains("rolled back to version v3"), "{back}");
-    let described: Value = serde_json::from_str(&ok(cli(), &["endpoint", "describe", "tyre"]))
-        .expect("describe prints JSON");
+    let described: Value =
+        serde_json::from_str(&ok(cli(), &["endpoint", "describe", "tyre", "--json"]))
+            .expect("describe prints JSON");
     let history: Vec<(&str, &str)> = described["history"]
         .as_array()
         .expect("history")
