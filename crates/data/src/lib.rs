@@ -2,6 +2,7 @@
 //! preprocessing the networks expect, the batch loader, and the synthetic
 //! tyre set that stands in for the recipe's photos.
 
+pub mod augment;
 pub mod dataset;
 pub mod inspect;
 pub mod loader;
@@ -10,6 +11,7 @@ pub mod split;
 pub mod synth;
 pub mod transform;
 
+pub use augment::Augment;
 pub use dataset::{Dataset, DatasetError, Sample};
 pub use loader::{Batch, Loader, LoaderOptions};
 pub use objects::{ObjectDir, ObjectInfo, ObjectsError, S3Access, read_uri, use_process_access};

@@ -1,12 +1,15 @@
-//! The Adam optimiser.
+//! Adam, and AdamW (Adam with decoupled weight decay).
 
 use crate::layer::Param;
 use rayon::prelude::*;
 
-/// Adam as in PyTorch (β = 0.9, 0.999; ε = 1e-8; no weight decay), one pair
-/// of moment buffers per trainable parameter in visiting order.
+/// Adam as in PyTorch (β = 0.9, 0.999; ε = 1e-8), one pair of moment
+/// buffers per trainable parameter in visiting order. With a weight decay it
+/// is PyTorch's AdamW: every weight shrinks by `lr · decay` before the Adam
+/// update, apart from the gradient.
 pub struct Adam {
     lr: f32,
+    weight_decay: f32,
     beta1: f32,
     beta2: f32,
     epsilon: f32,
@@ -15,16 +18,32 @@ pub struct Adam {
 }
 
 impl Adam {
-    /// An optimiser with learning rate `lr`.
+    /// Plain Adam with learning rate `lr`.
     pub fn new(lr: f32) -> Self {
+        Self::with_weight_decay(lr, 0.0)
+    }
+
+    /// AdamW with learning rate `lr` and decoupled weight decay `decay`.
+    pub fn with_weight_decay(lr: f32, decay: f32) -> Self {
         Self {
             lr,
+            weight_decay: decay,
             beta1: 0.9,
             beta2: 0.999,
             epsilon: 1e-8,
             steps: 0,
             moments: Vec::new(),
         }
+    }
+
+    /// Sets the learning rate of the next steps (a schedule's value).
+    pub fn set_learning_rate(&mut self, lr: f32) {
+        self.lr = lr;
+    }
+
+    /// The learning rate of the next step.
+    pub fn learning_rate(&self) -> f32 {
+        self.lr
     }
 
     /// Starts an update: call [`Adam::update`] for every parameter, in the
@@ -60,6 +79,7 @@ impl AdamStep<'_> {
         let (b1, b2, eps) = (adam.beta1, adam.beta2, adam.epsilon);
         let step_size = adam.lr / (1.0 - b1.powi(adam.steps));
         let bias2 = (1.0 - b2.powi(adam.steps)).sqrt();
+        let keep = 1.0 - adam.lr * adam.weight_decay;
         param
             .value
             .data_mut()
@@ -70,7 +90,7 @@ impl AdamStep<'_> {
             .for_each(|((w, g), (m, v))| {
                 *m = b1 * *m + (1.0 - b1) * *g;
                 *v = b2 * *v + (1.0 - b2) * *g * *g;
-                *w -= step_size * *m / ((*v).sqrt() / bias2 + eps);
+                *w = *w * keep - step_size * *m / ((*v).sqrt() / bias2 + eps);
                 *g = 0.0;
             });
     }
@@ -93,6 +113,19 @@ mod tests {
             "{w:?}"
         );
         assert!(param.grad.data().iter().all(|&g| g == 0.0));
+    }
+
+    #[test]
+    fn weight_decay_shrinks_weights_apart_from_the_gradient() {
+        let mut param =
+            Param::trainable(Tensor::from_vec(&[2], vec![1.0, -2.0]).unwrap_or_default());
+        let mut adamw = Adam::with_weight_decay(0.1, 0.5);
+        adamw.begin_step().update(&mut param);
+        // No gradient: Adam's update is 0, so only the decay moves them.
+        assert_eq!(param.value.data(), &[0.95, -1.9]);
+        adamw.set_learning_rate(0.0);
+        adamw.begin_step().update(&mut param);
+        assert_eq!(param.value.data(), &[0.95, -1.9]);
     }
 
     #[test]

@@ -2,14 +2,21 @@
 
 use crate::tensor::Tensor;
 
-/// Whether a forward pass trains (batch statistics, state for backward) or
-/// only infers (running statistics).
+/// Whether a forward pass trains (batch statistics, state for backward),
+/// only infers (running statistics), or re-estimates batch norm's running
+/// statistics for the weights as they are.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
-    /// Training: batch norm uses and updates batch statistics.
+    /// Training: batch norm uses batch statistics and moves its running
+    /// statistics towards them (momentum 0.1).
     Train,
     /// Inference: batch norm uses its running statistics.
     Infer,
+    /// The `k`-th batch (from 0) of a calibration pass: batch norm uses batch
+    /// statistics and sets its running statistics to the mean over the
+    /// pass's batches so far ("precise BN"), so that after the pass they
+    /// describe the final weights rather than an average over past ones.
+    Calibrate(usize),
 }
 
 /// A named tensor of a layer: trainable weights with their gradient, or

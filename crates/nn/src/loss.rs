@@ -22,6 +22,18 @@ fn softmax_row(row: &[f32]) -> Vec<f32> {
 /// Mean cross-entropy of `logits` against `labels`, as PyTorch's
 /// `CrossEntropyLoss`; writes d(loss)/d(logits) into `grad`.
 pub fn cross_entropy(logits: &Tensor, labels: &[usize], grad: &mut Tensor) -> f32 {
+    smoothed_cross_entropy(logits, labels, 0.0, grad)
+}
+
+/// Cross-entropy against targets with `smoothing` of the probability spread
+/// evenly over all classes, as PyTorch's `CrossEntropyLoss(label_smoothing)`;
+/// writes d(loss)/d(logits) into `grad`.
+pub fn smoothed_cross_entropy(
+    logits: &Tensor,
+    labels: &[usize],
+    smoothing: f32,
+    grad: &mut Tensor,
+) -> f32 {
     grad.resize(logits.shape());
     let classes = logits.item_len().max(1);
     let n = labels.len().max(1) as f32;
@@ -32,9 +44,13 @@ pub fn cross_entropy(logits: &Tensor, labels: &[usize], grad: &mut Tensor) -> f3
         .zip(labels)
     {
         let p = softmax_row(row);
-        loss -= f64::from(p[label].max(f32::MIN_POSITIVE).ln());
+        let spread = smoothing / classes as f32;
         for (c, (g, p)) in g.iter_mut().zip(&p).enumerate() {
-            *g = (p - if c == label { 1.0 } else { 0.0 }) / n;
+            let target = spread + if c == label { 1.0 - smoothing } else { 0.0 };
+            if target > 0.0 {
+                loss -= f64::from(target) * f64::from(p.max(f32::MIN_POSITIVE).ln());
+            }
+            *g = (p - target) / n;
         }
     }
     (loss / f64::from(n)) as f32
@@ -54,6 +70,22 @@ mod tests {
         let p = 1.0 / (1.0 + 1.0f32.exp());
         assert!((grad.data()[0] - p / 2.0).abs() < 1e-6);
         assert!((grad.data()[1] + p / 2.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn smoothing_matches_pytorch() {
+        // PyTorch's definition: (1 − ε)·(−log p_y) + ε·mean_c(−log p_c),
+        // 0.5477 for these logits (computed in f64).
+        let logits = Tensor::from_vec(&[1, 3], vec![1.0, 2.0, 0.5]).unwrap_or_default();
+        let mut grad = Tensor::default();
+        let loss = smoothed_cross_entropy(&logits, &[1], 0.1, &mut grad);
+        let p = softmax(&logits).remove(0);
+        let target = [0.1 / 3.0, 0.9 + 0.1 / 3.0, 0.1 / 3.0];
+        let expected: f32 = -(0..3).map(|c| target[c] * p[c].ln()).sum::<f32>();
+        assert!((loss - expected).abs() < 1e-6, "{loss} vs {expected}");
+        assert!((loss - 0.5477).abs() < 1e-4, "{loss}");
+        assert!((grad.data()[1] - (p[1] - target[1])).abs() < 1e-6);
+        assert!(grad.data().iter().sum::<f32>().abs() < 1e-6);
     }
 
     #[test]

@@ -177,6 +177,24 @@ impl Network {
         self.layers.backward(batch, &self.logits, grad_logits, None);
     }
 
+    /// Re-estimates every batch norm's running statistics for the weights
+    /// as they are, from `batches` (images of the training split without
+    /// augmentation): "precise BN". The momentum averages gathered during
+    /// training describe weights of many steps ago, and after few steps at a
+    /// high learning rate they can be far enough off that the evaluated
+    /// network answers one class for everything. Returns the batches used.
+    pub fn calibrate<B: std::borrow::Borrow<Tensor>>(
+        &mut self,
+        batches: impl IntoIterator<Item = B>,
+    ) -> Result<usize, NetworkError> {
+        let mut used = 0;
+        for batch in batches {
+            self.forward(batch.borrow(), Mode::Calibrate(used))?;
+            used += 1;
+        }
+        Ok(used)
+    }
+
     /// Applies one optimiser step to every trainable parameter and clears
     /// the gradients.
     pub fn apply(&mut self, adam: &mut Adam) {
@@ -187,6 +205,14 @@ impl Network {
     /// Calls `visit` with every parameter and state tensor by name.
     pub fn visit_params(&mut self, visit: &mut dyn FnMut(&str, &mut Param)) {
         self.layers.visit_params("", visit);
+    }
+
+    /// Whether the network has batch norm layers (whose running statistics
+    /// [`Network::calibrate`] re-estimates).
+    pub fn has_batch_norm(&mut self) -> bool {
+        let mut found = false;
+        self.visit_params(&mut |name, _| found |= name.ends_with("running_mean"));
+        found
     }
 
     /// The number of trainable values.
@@ -393,6 +419,33 @@ mod tests {
     fn too_few_classes_or_pixels_are_refused() {
         assert!(Network::new(Architecture::ResnetSmall, 1, 64, 0).is_err());
         assert!(Network::new(Architecture::ResnetSmall, 2, 16, 0).is_err());
+    }
+
+    #[test]
+    fn calibration_makes_inference_answer_as_training_did() {
+        let labels = [0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1];
+        let batch = random_batch(labels.len(), 64, 4);
+        let Ok(mut net) = Network::new(Architecture::ResnetSmall, 2, 64, 2) else {
+            panic!("network builds")
+        };
+        // A few steps at a high rate: the momentum averages lag the weights.
+        let mut adam = Adam::new(5e-2);
+        let mut grad = Tensor::default();
+        for _ in 0..6 {
+            let logits = net.forward(&batch, Mode::Train).cloned().unwrap_or_default();
+            cross_entropy(&logits, &labels, &mut grad);
+            net.backward(&batch, &grad);
+            net.apply(&mut adam);
+        }
+        let trained = net.forward(&batch, Mode::Train).cloned().unwrap_or_default();
+        assert_eq!(net.calibrate([&batch]), Ok(1));
+        let inferred = net.forward(&batch, Mode::Infer).cloned().unwrap_or_default();
+        // Equal up to the running variance being unbiased (n / (n − 1)).
+        let scale = trained.data().iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        for (t, i) in trained.data().iter().zip(inferred.data()) {
+            assert!((t - i).abs() < 0.1 * scale.max(1.0), "{t} vs {i}");
+        }
+        assert!(net.has_batch_norm());
     }
 
     #[test]

@@ -356,28 +356,15 @@ impl Runner {
         train: &TrainStep,
         log: &StepLog,
     ) -> StepOutcome {
-        let args = [
-            "train",
-            &run.spec.data,
-            "--out",
-            &train.out,
-            "--model",
-            &train.model.to_string(),
-            "--epochs",
-            &train.epochs.to_string(),
-            "--batch-size",
-            &train.batch_size.to_string(),
-            "--split",
-            &train.split,
-            "--seed",
-            &train.seed.to_string(),
-            "--lr",
-            &train.lr.to_string(),
-            "--size",
-            &train.size.to_string(),
-            "--result",
-            "train-result.json",
+        let mut args = vec![
+            "train".to_string(),
+            run.spec.data.clone(),
+            "--out".into(),
+            train.out.clone(),
         ];
+        args.extend(train.flags());
+        args.extend(["--result".to_string(), "train-result.json".to_string()]);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let result = self.tread(run, &args, "train-result.json", log).await?;
         let (Some(uri), Some(version), Some(digest)) = (
             result.model.clone(),

@@ -36,6 +36,7 @@ use time::OffsetDateTime;
 use tread_nn::Architecture;
 use tread_schedule::Schedule;
 use tread_serve::endpoints::valid_name;
+use tread_train::RecipeOverrides;
 
 /// The longest `max_runtime_minutes`: a week.
 const MAX_RUNTIME_MINUTES: u64 = 7 * 24 * 60;
@@ -189,28 +190,45 @@ impl Step {
     }
 }
 
-/// The options of `tread train` a train step takes.
+/// The options of `tread train` a train step takes. Training settings
+/// left out take the network's defaults, as on the command line.
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct TrainStep {
     /// The network.
     #[serde(default = "default_model")]
     pub model: Architecture,
-    /// Passes over the training split.
-    #[serde(default = "default_epochs")]
-    pub epochs: usize,
+    /// Most passes over the training part.
+    pub epochs: Option<usize>,
     /// Images per step.
-    #[serde(default = "default_batch_size")]
-    pub batch_size: usize,
+    pub batch_size: Option<usize>,
     /// Counts (`1500,356`) or fractions (`0.8,0.2`).
     #[serde(default = "default_split")]
     pub split: String,
-    /// Seed of the split, shuffles and initial weights.
+    /// Seed of the split, shuffles, augmentation and initial weights.
     #[serde(default)]
     pub seed: u64,
-    /// Adam's learning rate.
-    #[serde(default = "default_lr")]
-    pub lr: f32,
+    /// Peak learning rate.
+    pub lr: Option<f32>,
+    /// AdamW's weight decay; 0 is plain Adam.
+    pub weight_decay: Option<f32>,
+    /// Epochs of warm-up before the cosine decay.
+    pub warmup_epochs: Option<f32>,
+    /// Keep the learning rate fixed.
+    #[serde(default)]
+    pub constant_lr: bool,
+    /// Label smoothing of the loss.
+    pub label_smoothing: Option<f32>,
+    /// Random crops, flips and light changes on training images.
+    pub augment: Option<bool>,
+    /// Share of the training split held apart to pick the best epoch.
+    pub val: Option<f64>,
+    /// Epochs without a better validation accuracy before stopping; 0 runs
+    /// every epoch.
+    pub patience: Option<usize>,
+    /// Bit-identical weights for the same seed, data and machine.
+    #[serde(default)]
+    pub deterministic: bool,
     /// Input side in pixels.
     #[serde(default = "default_size")]
     pub size: u32,
@@ -218,20 +236,68 @@ pub struct TrainStep {
     pub out: String,
 }
 
+impl TrainStep {
+    /// The recipe settings given, as `tread train` takes them.
+    pub fn overrides(&self) -> RecipeOverrides {
+        RecipeOverrides {
+            epochs: self.epochs,
+            batch_size: self.batch_size,
+            learning_rate: self.lr,
+            weight_decay: self.weight_decay,
+            warmup_epochs: self.warmup_epochs,
+            constant_lr: self.constant_lr,
+            label_smoothing: self.label_smoothing,
+            augment: self.augment,
+            validation: self.val,
+            patience: self.patience,
+        }
+    }
+
+    /// The `tread train` flags of the settings given (not the data, out or
+    /// result).
+    pub fn flags(&self) -> Vec<String> {
+        let mut flags: Vec<String> = [
+            ("--model", Some(self.model.to_string())),
+            ("--split", Some(self.split.clone())),
+            ("--seed", Some(self.seed.to_string())),
+            ("--size", Some(self.size.to_string())),
+            ("--epochs", self.epochs.map(|v| v.to_string())),
+            ("--batch-size", self.batch_size.map(|v| v.to_string())),
+            ("--lr", self.lr.map(|v| v.to_string())),
+            ("--weight-decay", self.weight_decay.map(|v| v.to_string())),
+            ("--warmup-epochs", self.warmup_epochs.map(|v| v.to_string())),
+            (
+                "--label-smoothing",
+                self.label_smoothing.map(|v| v.to_string()),
+            ),
+            ("--val", self.val.map(|v| v.to_string())),
+            ("--patience", self.patience.map(|v| v.to_string())),
+        ]
+        .into_iter()
+        .filter_map(|(flag, value)| value.map(|v| [flag.to_string(), v]))
+        .flatten()
+        .collect();
+        let switches = [
+            ("--constant-lr", self.constant_lr),
+            ("--deterministic", self.deterministic),
+            ("--augment", self.augment == Some(true)),
+            ("--no-augment", self.augment == Some(false)),
+        ];
+        flags.extend(
+            switches
+                .into_iter()
+                .filter(|(_, on)| *on)
+                .map(|(f, _)| f.to_string()),
+        );
+        flags
+    }
+}
+
 fn default_model() -> Architecture {
     Architecture::ResnetSmall
 }
-fn default_epochs() -> usize {
-    2
-}
-fn default_batch_size() -> usize {
-    64
-}
 fn default_split() -> String {
     "0.8,0.2".to_string()
-}
-fn default_lr() -> f32 {
-    1e-3
 }
 fn default_size() -> u32 {
     224
@@ -360,12 +426,15 @@ impl PipelineSpec {
 }
 
 fn check_train(train: &TrainStep) -> Result<(), String> {
-    if train.epochs == 0 || train.batch_size == 0 {
-        return Err("epochs and batch_size must be at least 1".into());
-    }
-    if !(train.lr.is_finite() && train.lr > 0.0) {
-        return Err("lr must be a positive number".into());
-    }
+    // The same checks as `tread train`'s, with its flags named as keys.
+    train.overrides().apply(train.model).check().map_err(|e| {
+        e.to_string()
+            .replace("--batch-size", "batch_size")
+            .replace("--weight-decay", "weight_decay")
+            .replace("--warmup-epochs", "warmup_epochs")
+            .replace("--label-smoothing", "label_smoothing")
+            .replace("--", "")
+    })?;
     if train.size < train.model.min_input_size() as u32 {
         return Err(format!(
             "size must be at least {} for {}",
@@ -447,7 +516,7 @@ endpoint = "tyre-quality-classifier"
         };
         assert_eq!(
             (train.model, train.epochs, train.batch_size, train.size),
-            (Architecture::SeedCnn, 3, 64, 224)
+            (Architecture::SeedCnn, Some(3), None, 224)
         );
         assert_eq!(
             spec.steps[4],

@@ -3,6 +3,7 @@
 
 use crate::eval::Evaluation;
 use crate::history::EpochMetrics;
+use crate::recipe::Schedule;
 use flate2::Compression;
 use flate2::read::GzDecoder;
 use flate2::write::GzEncoder;
@@ -10,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::io::Read;
 use thiserror::Error;
-use tread_data::Preprocess;
+use tread_data::{Augment, Preprocess};
 use tread_nn::weights::WeightsError;
 use tread_nn::{Architecture, Network, NetworkError};
 
@@ -55,23 +56,85 @@ pub struct ModelCard {
     pub weights_sha256: String,
 }
 
-/// Settings a training run used.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+impl ModelCard {
+    /// The card of `network` as built, before any training: for tests and
+    /// tools that pack a network whose weights came from elsewhere.
+    pub fn untrained(network: &mut Network, classes: &[String], input: Preprocess, version: &str) -> Self {
+        Self {
+            format: FORMAT.into(),
+            version: version.into(),
+            created: crate::clock::now_rfc3339(),
+            architecture: network.architecture(),
+            classes: classes.to_vec(),
+            input,
+            parameters: network.parameter_count(),
+            hyperparameters: Hyperparameters::default(),
+            dataset: DatasetRecord {
+                uri: String::new(),
+                digest: String::new(),
+                images: 0,
+                train: 0,
+                test: 0,
+                skipped: vec![],
+            },
+            history: vec![],
+            evaluation: crate::eval::Confusion::new(classes).evaluation(),
+            training_seconds: 0.0,
+            weights_sha256: String::new(),
+        }
+    }
+}
+
+/// Settings a training run used. Fields after `loss` were added with the
+/// training recipe; models written before read them as their defaults.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Hyperparameters {
-    /// Passes over the training split.
+    /// Most passes over the training part.
     pub epochs: usize,
     /// Images per step.
     pub batch_size: usize,
-    /// Adam's learning rate.
+    /// Peak learning rate.
     pub learning_rate: f32,
-    /// Seed of the split, the shuffles and the initial weights.
+    /// Seed of the split, the shuffles, the augmentation and the initial
+    /// weights.
     pub seed: u64,
     /// The split, as given (`1500,356`).
     pub split: String,
-    /// Always `adam`.
+    /// `adam` or `adamw`.
     pub optimizer: String,
     /// Always `cross-entropy`.
     pub loss: String,
+    /// AdamW's decoupled weight decay (0 for Adam).
+    #[serde(default)]
+    pub weight_decay: f32,
+    /// The learning-rate schedule.
+    #[serde(default)]
+    pub schedule: Schedule,
+    /// Label smoothing of the loss.
+    #[serde(default)]
+    pub label_smoothing: f32,
+    /// Random changes to training images, if any.
+    #[serde(default)]
+    pub augment: Option<Augment>,
+    /// Share of the training split held apart as the validation part.
+    #[serde(default)]
+    pub validation: f64,
+    /// Early-stopping patience in epochs, if any.
+    #[serde(default)]
+    pub patience: Option<usize>,
+    /// Epochs actually run.
+    #[serde(default)]
+    pub epochs_run: usize,
+    /// The epoch whose weights were kept (the best on validation, or the last).
+    #[serde(default)]
+    pub best_epoch: usize,
+    /// Whether batch norm's statistics were re-estimated over training
+    /// images for the kept weights before evaluating and packing.
+    #[serde(default)]
+    pub precise_batch_norm: bool,
+    /// Whether the run was bit-reproducible (`--deterministic`).
+    #[serde(default)]
+    pub deterministic: bool,
 }
 
 /// The data a model was trained on.
@@ -229,6 +292,7 @@ mod tests {
                 split: "0.5,0.5".into(),
                 optimizer: "adam".into(),
                 loss: "cross-entropy".into(),
+                ..Hyperparameters::default()
             },
             dataset: DatasetRecord {
                 uri: "s3://b/d/".into(),

@@ -19,6 +19,15 @@ pub struct EpochMetrics {
     pub seconds: f64,
     /// Images per second.
     pub images_per_s: f64,
+    /// Learning rate at the epoch's last step.
+    #[serde(default)]
+    pub learning_rate: f64,
+    /// Mean loss on the validation part, when there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validation_loss: Option<f64>,
+    /// Accuracy on the validation part, when there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validation_accuracy: Option<f64>,
 }
 
 /// One optimisation step, as reported while training.
@@ -40,10 +49,15 @@ pub struct StepReport {
 
 /// Receives training progress.
 pub trait Progress {
+    /// A run started that will write model version `version`.
+    fn started(&mut self, _version: &str) {}
     /// A step finished.
     fn step(&mut self, report: &StepReport);
     /// An epoch finished.
     fn epoch(&mut self, metrics: &EpochMetrics);
+    /// Something a person watching should read (the data found, early
+    /// stopping).
+    fn note(&mut self, text: &str);
 }
 
 /// Progress on the console: a bar per epoch with loss, images/s and ETA on a
@@ -108,15 +122,24 @@ impl Progress for ConsoleProgress {
         if let Some(bar) = self.bar.take() {
             bar.finish_and_clear();
         }
+        let validation = match m.validation_accuracy {
+            Some(a) => format!(", validation {:.2} %", a * 100.0),
+            None => String::new(),
+        };
         let _ = writeln!(
             std::io::stderr(),
-            "epoch {}: loss {:.4}, accuracy {:.2} %, {} images in {:.1} s ({:.1} img/s)",
+            "epoch {}: loss {:.4}, accuracy {:.2} %{validation}, lr {:.2e}, {} images in {:.1} s ({:.1} img/s)",
             m.epoch,
             m.loss,
             m.accuracy * 100.0,
+            m.learning_rate,
             m.images,
             m.seconds,
             m.images_per_s
         );
+    }
+
+    fn note(&mut self, text: &str) {
+        let _ = writeln!(std::io::stderr(), "{text}");
     }
 }

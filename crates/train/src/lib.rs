@@ -5,9 +5,13 @@ pub mod artifact;
 pub mod clock;
 pub mod eval;
 pub mod history;
+pub mod job;
+pub mod recipe;
 pub mod trainer;
 
 pub use artifact::{ArtifactError, Model, ModelCard, pack, unpack};
 pub use eval::Evaluation;
 pub use history::{ConsoleProgress, EpochMetrics, Progress};
+pub use job::{JobError, TrainOutcome, train_to};
+pub use recipe::{Recipe, RecipeError, RecipeOverrides, Schedule};
 pub use trainer::{TrainError, TrainOptions, Trained, evaluate, train};

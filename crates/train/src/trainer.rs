@@ -1,31 +1,43 @@
-//! The training loop: seeded split, shuffled epochs, Adam on cross-entropy,
-//! then an evaluation on the held-out split.
+//! The training loop: seeded split, a validation part carved from the
+//! training split, shuffled and augmented epochs, AdamW on (smoothed)
+//! cross-entropy under a learning-rate schedule, batch norm re-estimated
+//! before every evaluation, the best epoch kept, and one evaluation on the
+//! held-out split at the end.
 
 use crate::artifact::{DatasetRecord, Hyperparameters, ModelCard};
 use crate::clock;
 use crate::eval::{Confusion, Evaluation};
 use crate::history::{EpochMetrics, Progress, StepReport};
+use crate::recipe::{Recipe, RecipeError};
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
 use std::time::Instant;
 use thiserror::Error;
 use tokio::runtime::Handle;
+use tread_data::augment::image_seed;
 use tread_data::{
-    Dataset, Loader, LoaderOptions, ObjectDir, Preprocess, SplitError, SplitSpec, epoch_order,
+    Batch, Dataset, Loader, LoaderOptions, ObjectDir, Preprocess, SplitError, SplitSpec,
+    epoch_order,
 };
-use tread_nn::loss::cross_entropy;
+use tread_nn::loss::smoothed_cross_entropy;
 use tread_nn::{Adam, Architecture, Mode, Network, NetworkError, Tensor};
+
+/// Training images whose batch statistics re-estimate batch norm before
+/// each evaluation: enough for stable means (PyTorch's precise-BN recipes
+/// use a few hundred to a few thousand), few enough to cost about a tenth
+/// of an epoch of the recipe's 1500 images.
+const CALIBRATION_IMAGES: usize = 512;
 
 /// Everything a training run is told.
 #[derive(Clone, Debug)]
 pub struct TrainOptions {
     /// The network to train.
     pub architecture: Architecture,
-    /// Passes over the training split.
-    pub epochs: usize,
-    /// Images per step.
-    pub batch_size: usize,
-    /// Adam's learning rate.
-    pub learning_rate: f32,
-    /// Seed of the split, the shuffles and the initial weights.
+    /// Optimiser, schedule, loss, augmentation, early stopping.
+    pub recipe: Recipe,
+    /// Seed of the split, the shuffles, the augmentation and the weights.
     pub seed: u64,
     /// How to divide the dataset.
     pub split: SplitSpec,
@@ -35,6 +47,9 @@ pub struct TrainOptions {
     pub loader: LoaderOptions,
     /// Decode the whole training split into memory before the first epoch.
     pub preload: bool,
+    /// Add partial sums in a fixed order, so that the same seed, data and
+    /// machine give bit-identical weights.
+    pub deterministic: bool,
 }
 
 /// Why training could not run.
@@ -46,9 +61,9 @@ pub enum TrainError {
     /// The network cannot be built.
     #[error(transparent)]
     Network(#[from] NetworkError),
-    /// Zero epochs or a zero batch size.
-    #[error("{0} must be at least 1")]
-    Zero(&'static str),
+    /// The recipe's settings cannot train.
+    #[error(transparent)]
+    Recipe(#[from] RecipeError),
     /// No image of an epoch could be read.
     #[error("no image of the training split could be read: {0}")]
     NothingReadable(String),
@@ -62,6 +77,56 @@ pub struct Trained {
     pub network: Network,
 }
 
+/// The parts of the dataset a run uses, as dataset indices.
+struct Parts {
+    train: Vec<usize>,
+    validation: Vec<usize>,
+    test: Vec<usize>,
+    /// Training images, unaugmented, that re-estimate batch norm.
+    calibration: Vec<usize>,
+}
+
+impl Parts {
+    /// The held-out split as [`SplitSpec::split`] makes it (so `tread eval`
+    /// finds it again from the card), then the validation part carved from
+    /// the rest with the same seed.
+    fn new(total: usize, options: &TrainOptions) -> Result<Self, TrainError> {
+        let (mut train, test) = options.split.split(total, options.seed)?;
+        let share = options.recipe.validation;
+        let count = (train.len() as f64 * share).round() as usize;
+        if share > 0.0 && (count == 0 || count >= train.len()) {
+            return Err(RecipeError::new(format!(
+                "--val {share} of a training split of {} images leaves {} for validation and {} for training: give a --val that leaves both some images, or --val 0",
+                train.len(),
+                count,
+                train.len().saturating_sub(count)
+            ))
+            .into());
+        }
+        let mut rng = ChaCha8Rng::seed_from_u64(options.seed ^ 0x7A11_DA7E);
+        train.shuffle(&mut rng);
+        let mut validation = train.split_off(train.len() - count);
+        let calibration = train.iter().take(CALIBRATION_IMAGES).copied().collect();
+        train.sort_unstable();
+        validation.sort_unstable();
+        Ok(Self {
+            train,
+            validation,
+            test,
+            calibration,
+        })
+    }
+}
+
+/// The weights of the best epoch so far, by validation accuracy (ties go
+/// to the lower validation loss).
+struct Best {
+    epoch: usize,
+    accuracy: f64,
+    loss: f64,
+    weights: Vec<Tensor>,
+}
+
 /// Trains on `dataset` (listed from `dir`) and evaluates on its held-out
 /// split. Unreadable images are skipped and recorded in the card.
 pub fn train(
@@ -71,14 +136,12 @@ pub fn train(
     runtime: Handle,
     progress: &mut dyn Progress,
 ) -> Result<Trained, TrainError> {
-    if options.epochs == 0 {
-        return Err(TrainError::Zero("--epochs"));
-    }
-    if options.batch_size == 0 {
-        return Err(TrainError::Zero("--batch-size"));
-    }
+    let recipe = &options.recipe;
+    recipe.check()?;
     let started = Instant::now();
-    let (train_split, test_split) = options.split.split(dataset.samples.len(), options.seed)?;
+    let version = clock::new_version_id();
+    progress.started(&version);
+    let parts = Parts::new(dataset.samples.len(), options)?;
     let size = options.preprocess.size as usize;
     let mut network = Network::new(
         options.architecture,
@@ -86,6 +149,7 @@ pub fn train(
         size,
         options.seed,
     )?;
+    tread_nn::kernels::set_deterministic(options.deterministic);
     let loader = Loader::new(
         dir.clone(),
         dataset.samples.clone(),
@@ -94,58 +158,89 @@ pub fn train(
         runtime,
     );
     if options.preload {
-        loader.preload(train_split.clone(), options.batch_size);
+        loader.preload(parts.train.clone(), recipe.batch_size);
     }
-    let mut adam = Adam::new(options.learning_rate);
-    let mut history = Vec::new();
-    for epoch in 1..=options.epochs {
-        let order = epoch_order(&train_split, options.seed, epoch - 1);
-        let metrics = train_epoch(
-            &mut network,
-            &mut adam,
-            &loader,
-            order,
-            epoch,
-            options.batch_size,
-            progress,
-        );
+    let mut run = Run {
+        network: &mut network,
+        adam: Adam::with_weight_decay(recipe.learning_rate, recipe.weight_decay),
+        loader: &loader,
+        options,
+        steps_per_epoch: parts.train.len().div_ceil(recipe.batch_size),
+        step: 0,
+    };
+    let mut history: Vec<EpochMetrics> = Vec::new();
+    let mut best: Option<Best> = None;
+    for epoch in 1..=recipe.epochs {
+        let mut metrics = run.epoch(&parts.train, epoch, progress);
         if metrics.images == 0 {
             let reasons = loader.failures().into_values().next().unwrap_or_default();
             return Err(TrainError::NothingReadable(reasons));
         }
+        // Evaluations need batch norm re-estimated: each epoch's validation,
+        // or without one only the last epoch's weights, which are kept.
+        if !parts.validation.is_empty() || epoch == recipe.epochs {
+            run.calibrate(&parts.calibration)?;
+        }
+        if !parts.validation.is_empty() {
+            let (accuracy, loss) = run.validate(&parts.validation, &dataset.classes);
+            metrics.validation_accuracy = Some(accuracy);
+            metrics.validation_loss = Some(loss);
+            let better = best
+                .as_ref()
+                .is_none_or(|b| accuracy > b.accuracy || (accuracy == b.accuracy && loss < b.loss));
+            if better {
+                best = Some(Best {
+                    epoch,
+                    accuracy,
+                    loss,
+                    weights: snapshot(run.network),
+                });
+            }
+        }
         progress.epoch(&metrics);
         history.push(metrics);
+        if let (Some(b), Some(patience)) = (&best, recipe.patience) {
+            if epoch - b.epoch >= patience && epoch < recipe.epochs {
+                progress.note(&format!(
+                    "stopping early: no better validation accuracy for {patience} epochs since epoch {} ({:.2} %)",
+                    b.epoch,
+                    b.accuracy * 100.0
+                ));
+                break;
+            }
+        }
     }
+    let epochs_run = history.len();
+    let best_epoch = match best {
+        Some(b) => {
+            restore(&mut network, b.weights);
+            b.epoch
+        }
+        None => epochs_run,
+    };
+    let precise = network.has_batch_norm();
     let evaluation = evaluate(
         &mut network,
         &loader,
-        test_split.clone(),
+        parts.test.clone(),
         &dataset.classes,
-        options.batch_size,
+        recipe.batch_size,
     );
     let card = ModelCard {
         format: crate::artifact::FORMAT.to_string(),
-        version: clock::new_version_id(),
+        version,
         created: clock::now_rfc3339(),
         architecture: options.architecture,
         classes: dataset.classes.clone(),
         input: options.preprocess.clone(),
         parameters: network.parameter_count(),
-        hyperparameters: Hyperparameters {
-            epochs: options.epochs,
-            batch_size: options.batch_size,
-            learning_rate: options.learning_rate,
-            seed: options.seed,
-            split: options.split.to_string(),
-            optimizer: "adam".into(),
-            loss: "cross-entropy".into(),
-        },
+        hyperparameters: hyperparameters(options, epochs_run, best_epoch, precise),
         dataset: DatasetRecord {
             uri: dir.uri(),
             digest: dataset.digest(),
             images: dataset.samples.len(),
-            train: train_split.len(),
-            test: test_split.len(),
+            train: parts.train.len() + parts.validation.len(),
+            test: parts.test.len(),
             skipped: loader.failures().into_iter().collect(),
         },
         history,
@@ -156,47 +251,166 @@ pub fn train(
     Ok(Trained { card, network })
 }
 
-fn train_epoch(
-    network: &mut Network,
-    adam: &mut Adam,
-    loader: &Loader,
-    order: Vec<usize>,
-    epoch: usize,
-    batch_size: usize,
-    progress: &mut dyn Progress,
-) -> EpochMetrics {
-    let steps = order.len().div_ceil(batch_size);
-    let started = Instant::now();
-    let (mut images, mut correct, mut loss_sum) = (0usize, 0usize, 0.0f64);
-    let mut grad = Tensor::default();
-    for (step, batch) in loader.batches(order, batch_size).enumerate() {
-        let Ok(logits) = network.forward(&batch.images, Mode::Train) else {
-            continue;
-        };
-        correct += count_correct(logits, &batch.labels);
-        let loss = cross_entropy(logits, &batch.labels, &mut grad);
-        network.backward(&batch.images, &grad);
-        network.apply(adam);
-        images += batch.labels.len();
-        loss_sum += f64::from(loss) * batch.labels.len() as f64;
-        let images_per_s = images as f64 / started.elapsed().as_secs_f64().max(1e-9);
-        progress.step(&StepReport {
-            epoch,
-            step: step + 1,
-            steps,
-            loss,
-            images: batch.labels.len(),
-            images_per_s,
-        });
+fn hyperparameters(
+    options: &TrainOptions,
+    epochs_run: usize,
+    best_epoch: usize,
+    precise_batch_norm: bool,
+) -> Hyperparameters {
+    let r = &options.recipe;
+    Hyperparameters {
+        epochs: r.epochs,
+        batch_size: r.batch_size,
+        learning_rate: r.learning_rate,
+        seed: options.seed,
+        split: options.split.to_string(),
+        optimizer: r.optimizer_name().into(),
+        loss: "cross-entropy".into(),
+        weight_decay: r.weight_decay,
+        schedule: r.schedule,
+        label_smoothing: r.label_smoothing,
+        augment: r.augment.clone(),
+        validation: r.validation,
+        patience: r.patience,
+        epochs_run,
+        best_epoch,
+        precise_batch_norm,
+        deterministic: options.deterministic,
     }
-    let seconds = started.elapsed().as_secs_f64();
-    EpochMetrics {
-        epoch,
-        loss: loss_sum / images.max(1) as f64,
-        accuracy: correct as f64 / images.max(1) as f64,
-        images,
-        seconds,
-        images_per_s: images as f64 / seconds.max(1e-9),
+}
+
+/// Copies of every parameter and state tensor, in visiting order.
+fn snapshot(network: &mut Network) -> Vec<Tensor> {
+    let mut weights = Vec::new();
+    network.visit_params(&mut |_, p| weights.push(p.value.clone()));
+    weights
+}
+
+fn restore(network: &mut Network, weights: Vec<Tensor>) {
+    let mut saved = weights.into_iter();
+    network.visit_params(&mut |_, p| {
+        if let Some(value) = saved.next() {
+            p.value = value;
+        }
+    });
+}
+
+/// The state of a run between epochs.
+struct Run<'a> {
+    network: &'a mut Network,
+    adam: Adam,
+    loader: &'a Loader,
+    options: &'a TrainOptions,
+    steps_per_epoch: usize,
+    /// Steps taken so far, over all epochs: the schedule's clock.
+    step: usize,
+}
+
+impl Run<'_> {
+    fn epoch(
+        &mut self,
+        train: &[usize],
+        epoch: usize,
+        progress: &mut dyn Progress,
+    ) -> EpochMetrics {
+        let recipe = &self.options.recipe;
+        let order = epoch_order(train, self.options.seed, epoch - 1);
+        let started = Instant::now();
+        let (mut images, mut correct, mut loss_sum) = (0usize, 0usize, 0.0f64);
+        let mut grad = Tensor::default();
+        for (step, mut batch) in self.loader.batches(order, recipe.batch_size).enumerate() {
+            self.augment(&mut batch, epoch);
+            let lr = recipe.learning_rate_at(self.step, self.steps_per_epoch);
+            self.adam.set_learning_rate(lr);
+            self.step += 1;
+            let Ok(logits) = self.network.forward(&batch.images, Mode::Train) else {
+                continue;
+            };
+            correct += count_correct(logits, &batch.labels);
+            let loss =
+                smoothed_cross_entropy(logits, &batch.labels, recipe.label_smoothing, &mut grad);
+            self.network.backward(&batch.images, &grad);
+            self.network.apply(&mut self.adam);
+            images += batch.labels.len();
+            loss_sum += f64::from(loss) * batch.labels.len() as f64;
+            let images_per_s = images as f64 / started.elapsed().as_secs_f64().max(1e-9);
+            progress.step(&StepReport {
+                epoch,
+                step: step + 1,
+                steps: self.steps_per_epoch,
+                loss,
+                images: batch.labels.len(),
+                images_per_s,
+            });
+        }
+        let seconds = started.elapsed().as_secs_f64();
+        EpochMetrics {
+            epoch,
+            loss: loss_sum / images.max(1) as f64,
+            accuracy: correct as f64 / images.max(1) as f64,
+            images,
+            seconds,
+            images_per_s: images as f64 / seconds.max(1e-9),
+            learning_rate: f64::from(self.adam.learning_rate()),
+            validation_loss: None,
+            validation_accuracy: None,
+        }
+    }
+
+    /// Applies the recipe's random changes to each image of a training
+    /// batch, seeded by run, epoch and image so a run repeats.
+    fn augment(&self, batch: &mut Batch, epoch: usize) {
+        let Some(augment) = &self.options.recipe.augment else {
+            return;
+        };
+        let preprocess = &self.options.preprocess;
+        let len = preprocess.tensor_len();
+        let seed = self.options.seed;
+        batch
+            .images
+            .data_mut()
+            .par_chunks_exact_mut(len)
+            .zip(batch.indices.par_iter())
+            .for_each(|(image, &index)| {
+                augment.apply(image, preprocess, image_seed(seed, epoch, index));
+            });
+    }
+
+    /// Re-estimates batch norm's statistics for the current weights.
+    fn calibrate(&mut self, images: &[usize]) -> Result<(), TrainError> {
+        if !self.network.has_batch_norm() {
+            return Ok(());
+        }
+        let batches = self
+            .loader
+            .batches(images.to_vec(), self.options.recipe.batch_size);
+        self.network.calibrate(batches.map(|b| b.images))?;
+        Ok(())
+    }
+
+    /// Accuracy and mean loss on the validation part.
+    fn validate(&mut self, images: &[usize], classes: &[String]) -> (f64, f64) {
+        let mut confusion = Confusion::new(classes);
+        let (mut loss_sum, mut count) = (0.0f64, 0usize);
+        let mut grad = Tensor::default();
+        let smoothing = self.options.recipe.label_smoothing;
+        for batch in self
+            .loader
+            .batches(images.to_vec(), self.options.recipe.batch_size)
+        {
+            if let Ok(logits) = self.network.forward(&batch.images, Mode::Infer) {
+                let loss = smoothed_cross_entropy(logits, &batch.labels, smoothing, &mut grad);
+                loss_sum += f64::from(loss) * batch.labels.len() as f64;
+                count += batch.labels.len();
+                for (predicted, actual) in predictions(logits).into_iter().zip(&batch.labels) {
+                    confusion.add(*actual, predicted);
+                }
+            }
+        }
+        (
+            confusion.evaluation().accuracy,
+            loss_sum / count.max(1) as f64,
+        )
     }
 }
 

@@ -9,7 +9,8 @@
 //! own thread (`gemm::Parallelism::None`). When the batch is too small to keep
 //! every core busy (inference at batch 1), images are cut further into chunks
 //! of output rows. Weight and bias gradients go to one accumulator per worker
-//! thread, summed into the caller's buffers once at the end. Input gradients
+//! thread (per task when [`super::set_deterministic`] is on, so the sum's
+//! order is fixed), summed into the caller's buffers once at the end. Input gradients
 //! of adjacent chunks overlap by a few input rows, so chunks run in two phases
 //! (even chunks, then odd ones) whose input-row bands are disjoint.
 //!
@@ -628,11 +629,11 @@ fn backward_with_plan(
     grad_weight: &mut [f32],
     grad_bias: Option<&mut [f32]>,
 ) {
-    let acc = Accumulators::new(g.weight_len(), g.out_channels);
+    let acc = Accumulators::new(g.weight_len(), g.out_channels, g.batch * plan.chunks);
     match grad_input {
         None => (0..g.batch * plan.chunks).into_par_iter().for_each(|u| {
             let task = BackwardTask::new(g, plan, tensors, u / plan.chunks);
-            task.run(&acc, plan.chunk(g, u % plan.chunks), None);
+            task.run(&acc, u % plan.chunks, None);
         }),
         Some(grad_input) => {
             for phase in 0..plan.phases() {
@@ -665,7 +666,7 @@ fn backward_phase(
             zero_end,
         };
         let task = BackwardTask::new(g, plan, tensors, i / chunks.len());
-        task.run(acc, plan.chunk(g, chunk), Some(target));
+        task.run(acc, chunk, Some(target));
     });
 }
 
@@ -717,19 +718,16 @@ impl<'a> BackwardTask<'a> {
         }
     }
 
-    /// Adds this task's weight and bias gradients to this thread's
+    /// Adds the weight and bias gradients of the image's `chunk` to an
     /// accumulator and, with `input_grad`, writes its input gradient.
-    fn run(
-        &self,
-        acc: &Accumulators,
-        rows: (usize, usize),
-        mut input_grad: Option<InputGrad<'_, '_>>,
-    ) {
+    fn run(&self, acc: &Accumulators, chunk: usize, mut input_grad: Option<InputGrad<'_, '_>>) {
         let (k, o) = (self.g.patch_len(), self.g.out_channels);
         let tile_len = self.plan.tile_pixels;
+        let rows = self.plan.chunk(self.g, chunk);
+        let task = self.image * self.plan.chunks + chunk;
         with_scratch((k + o) * tile_len, |scratch| {
             let (col, dy) = scratch.split_at_mut(k * tile_len);
-            acc.with(|dw, db| {
+            acc.with(task, |dw, db| {
                 for tile in self.plan.tiles(self.g, rows) {
                     self.tile(tile, col, dy, (dw, db), input_grad.as_mut());
                 }
@@ -810,28 +808,41 @@ fn sum(xs: &[f32]) -> f32 {
 /// One weight-and-bias gradient accumulator per worker thread, the weight
 /// part transposed to `[in·k·k, out]`. A task holds its thread's slot while
 /// it runs and runs no other rayon work meanwhile, so the locks are never
-/// contended; they only make the sharing safe.
+/// contended; they only make the sharing safe. Which tasks a thread adds up
+/// depends on timing, so the last bits of the sum vary from run to run; in
+/// deterministic mode every task has a slot of its own instead.
 struct Accumulators {
     slots: Vec<Mutex<Vec<f32>>>,
+    per_task: bool,
     weight_len: usize,
     bias_len: usize,
 }
 
 impl Accumulators {
-    fn new(weight_len: usize, bias_len: usize) -> Self {
-        let slots = (0..rayon::current_num_threads())
-            .map(|_| Mutex::new(Vec::new()))
-            .collect();
+    fn new(weight_len: usize, bias_len: usize, tasks: usize) -> Self {
+        let per_task = super::deterministic();
+        let count = if per_task {
+            tasks
+        } else {
+            rayon::current_num_threads()
+        };
         Self {
-            slots,
+            slots: (0..count.max(1)).map(|_| Mutex::new(Vec::new())).collect(),
+            per_task,
             weight_len,
             bias_len,
         }
     }
 
-    /// Runs `f` on this thread's (weight, bias) accumulators, zeroed on first use.
-    fn with<R>(&self, f: impl FnOnce(&mut [f32], &mut [f32]) -> R) -> R {
-        let index = rayon::current_thread_index().unwrap_or(0) % self.slots.len();
+    /// Runs `f` on the (weight, bias) accumulators of `task` (its thread's
+    /// unless deterministic), zeroed on first use.
+    fn with<R>(&self, task: usize, f: impl FnOnce(&mut [f32], &mut [f32]) -> R) -> R {
+        let owner = if self.per_task {
+            task
+        } else {
+            rayon::current_thread_index().unwrap_or(0)
+        };
+        let index = owner % self.slots.len();
         let mut slot = self.slots[index]
             .lock()
             .unwrap_or_else(PoisonError::into_inner);

@@ -37,7 +37,13 @@ impl BatchNorm2d {
         }
     }
 
-    fn update_batch_statistics(&mut self, input: &Tensor) {
+    /// Computes the batch's statistics and folds them into the running ones:
+    /// by momentum while training, as a plain mean over a calibration pass.
+    fn update_batch_statistics(&mut self, input: &Tensor, mode: Mode) {
+        let momentum = match mode {
+            Mode::Calibrate(k) => 1.0 / (k as f32 + 1.0),
+            _ => MOMENTUM,
+        };
         let plane = plane_len(input);
         let count = input.batch() * plane;
         let stats: Vec<(f64, f64)> = (0..self.channels)
@@ -49,9 +55,9 @@ impl BatchNorm2d {
             self.batch_mean[c] = mean as f32;
             self.batch_inv_std[c] = 1.0 / (var as f32 + EPSILON).sqrt();
             let running_mean = &mut self.running_mean.value.data_mut()[c];
-            *running_mean = (1.0 - MOMENTUM) * *running_mean + MOMENTUM * mean as f32;
+            *running_mean = (1.0 - momentum) * *running_mean + momentum * mean as f32;
             let running_var = &mut self.running_var.value.data_mut()[c];
-            *running_var = (1.0 - MOMENTUM) * *running_var + MOMENTUM * (var * unbias) as f32;
+            *running_var = (1.0 - momentum) * *running_var + momentum * (var * unbias) as f32;
         }
     }
 
@@ -62,7 +68,7 @@ impl BatchNorm2d {
         (0..self.channels)
             .map(|c| {
                 let (mean, inv_std) = match mode {
-                    Mode::Train => (self.batch_mean[c], self.batch_inv_std[c]),
+                    Mode::Train | Mode::Calibrate(_) => (self.batch_mean[c], self.batch_inv_std[c]),
                     Mode::Infer => (
                         self.running_mean.value.data()[c],
                         1.0 / (self.running_var.value.data()[c] + EPSILON).sqrt(),
@@ -105,8 +111,8 @@ impl Layer for BatchNorm2d {
     }
 
     fn forward(&mut self, input: &Tensor, output: &mut Tensor, mode: Mode) {
-        if mode == Mode::Train {
-            self.update_batch_statistics(input);
+        if mode != Mode::Infer {
+            self.update_batch_statistics(input, mode);
         }
         let affine = self.affine(mode);
         let plane = plane_len(input);

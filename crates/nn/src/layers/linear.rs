@@ -126,25 +126,20 @@ fn add_chunk(xs: &[f32], start: usize, weight: &[f32], n_in: usize, y: &mut [f32
 /// their partial sums added at the end.
 fn split_item(x: &[f32], weight: &[f32], bias: &[f32], y: &mut [f32]) {
     let n_in = x.len();
-    let sums = x
+    // One partial sum per chunk, added in chunk order: a fold over rayon's
+    // splits would add them in an order that depends on thread timing.
+    let partials: Vec<Vec<f32>> = x
         .par_chunks(CHUNK)
         .enumerate()
-        .fold(
-            || vec![0.0f32; y.len()],
-            |mut partial, (c, xs)| {
-                add_chunk(xs, c * CHUNK, weight, n_in, &mut partial);
-                partial
-            },
-        )
-        .reduce(
-            || vec![0.0f32; y.len()],
-            |mut a, b| {
-                a.iter_mut().zip(b).for_each(|(a, b)| *a += b);
-                a
-            },
-        );
-    for ((y, b), s) in y.iter_mut().zip(bias).zip(sums) {
-        *y = b + s;
+        .map(|(c, xs)| {
+            let mut partial = vec![0.0f32; y.len()];
+            add_chunk(xs, c * CHUNK, weight, n_in, &mut partial);
+            partial
+        })
+        .collect();
+    y.copy_from_slice(bias);
+    for partial in partials {
+        y.iter_mut().zip(partial).for_each(|(y, s)| *y += s);
     }
 }
 

@@ -11,8 +11,6 @@ use tokio::sync::oneshot;
 use tread_data::Preprocess;
 use tread_nn::{Architecture, Network};
 use tread_serve::{ApiToken, BatchOptions, ServeOptions, Server};
-use tread_train::artifact::{DatasetRecord, Hyperparameters};
-use tread_train::eval::Confusion;
 use tread_train::{ModelCard, pack};
 
 /// Input side of the test models: the smallest resnet-small takes.
@@ -195,39 +193,11 @@ pub fn model_file_with(
         seed,
     )
     .unwrap();
-    let mut card = ModelCard {
-        format: tread_train::artifact::FORMAT.into(),
-        version: version.into(),
-        created: "2026-11-26T00:00:00Z".into(),
-        architecture: Architecture::ResnetSmall,
-        input: Preprocess {
-            size,
-            ..Preprocess::default()
-        },
-        parameters: network.parameter_count(),
-        hyperparameters: Hyperparameters {
-            epochs: 0,
-            batch_size: 1,
-            learning_rate: 1e-3,
-            seed,
-            split: "1,1".into(),
-            optimizer: "adam".into(),
-            loss: "cross-entropy".into(),
-        },
-        dataset: DatasetRecord {
-            uri: "s3://test/none/".into(),
-            digest: "sha256:00".into(),
-            images: 0,
-            train: 0,
-            test: 0,
-            skipped: vec![],
-        },
-        history: vec![],
-        evaluation: Confusion::new(&classes).evaluation(),
-        classes,
-        training_seconds: 0.0,
-        weights_sha256: String::new(),
+    let input = Preprocess {
+        size,
+        ..Preprocess::default()
     };
+    let mut card = ModelCard::untrained(&mut network, &classes, input, version);
     let bytes = pack(&mut card, &mut network).unwrap();
     let path: PathBuf = dir.join(version).join("model.tar.gz");
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();

@@ -1,50 +1,50 @@
 //! `tread train` and `tread eval`.
 
 use anyhow::Context;
-use bytes::Bytes;
 use clap::Args;
 use std::path::{Path, PathBuf};
 use tread_data::{Dataset, LoaderOptions, ObjectDir, Preprocess, Sample, SplitSpec};
 use tread_nn::{Architecture, DeviceChoice};
-use tread_train::{ConsoleProgress, Model, TrainOptions};
+use tread_train::{ConsoleProgress, Model, RecipeOverrides, TrainOptions};
 
-/// Options of `tread train`.
+/// Options of `tread train`. Training settings left out take the
+/// network's defaults: the recipe's notebook for seed-cnn, the measured
+/// recipe for the default network (see `model.json` of any model).
 #[derive(Debug, Args)]
 pub struct TrainArgs {
     /// The dataset: s3://bucket/prefix or a directory, one folder per class.
     pub data: String,
     /// Where to write the model: s3://bucket/prefix or a directory. The
-    /// model goes to <OUT>/<version>/model.tar.gz.
+    /// model goes to <OUT>/<version>/model.tar.gz, its per-epoch metrics
+    /// to <OUT>/<version>/metrics.jsonl as they come.
     #[arg(long)]
     pub out: String,
     /// The network: resnet-small (default, accurate and cheap) or seed-cnn
-    /// (the recipe's network).
+    /// (the recipe's network, with the recipe's settings).
     #[arg(long, default_value = "resnet-small")]
     pub model: Architecture,
-    /// Passes over the training split.
-    #[arg(long, default_value_t = 2)]
-    pub epochs: usize,
-    /// Images per step.
-    #[arg(long, default_value_t = 64)]
-    pub batch_size: usize,
     /// Training and held-out sizes: counts (1500,356) or fractions (0.8,0.2).
     #[arg(long, default_value = "0.8,0.2")]
     pub split: SplitSpec,
-    /// Seed of the split, the shuffles and the initial weights.
+    /// Seed of the split, the shuffles, the augmentation and the initial
+    /// weights.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Adam's learning rate.
-    #[arg(long, default_value_t = 1e-3)]
-    pub lr: f32,
     /// Side of the square network input, in pixels.
     #[arg(long, default_value_t = 224)]
     pub size: u32,
+    #[command(flatten)]
+    pub recipe: RecipeArgs,
     #[command(flatten)]
     pub loading: LoadingArgs,
     /// Fetch and decode the whole training split into memory before the
     /// first epoch (it must fit in --cache-mib).
     #[arg(long)]
     pub preload: bool,
+    /// Add partial sums in a fixed order, so the same seed, data and
+    /// machine give bit-identical weights (a little slower).
+    #[arg(long)]
+    pub deterministic: bool,
     /// Where to compute: auto, cpu or cuda.
     #[arg(long, default_value = "auto")]
     pub device: DeviceChoice,
@@ -52,6 +52,68 @@ pub struct TrainArgs {
     /// digest and held-out evaluation (what a pipeline's train step reads).
     #[arg(long)]
     pub result: Option<PathBuf>,
+}
+
+/// The training recipe's settings; each replaces the network's default.
+#[derive(Debug, Args)]
+pub struct RecipeArgs {
+    /// Most passes over the training part [default: seed-cnn 2, resnet-small 30].
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    /// Images per step [default: 64].
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    /// Peak learning rate [default: seed-cnn 1e-3, resnet-small 2e-3].
+    #[arg(long)]
+    pub lr: Option<f32>,
+    /// AdamW's weight decay; 0 is plain Adam [default: seed-cnn 0, resnet-small 0.05].
+    #[arg(long)]
+    pub weight_decay: Option<f32>,
+    /// Epochs of linear warm-up before the cosine decay [default: resnet-small 1].
+    #[arg(long, conflicts_with = "constant_lr")]
+    pub warmup_epochs: Option<f32>,
+    /// Keep the learning rate fixed (seed-cnn's default).
+    #[arg(long)]
+    pub constant_lr: bool,
+    /// Label smoothing of the loss [default: seed-cnn 0, resnet-small 0.1].
+    #[arg(long)]
+    pub label_smoothing: Option<f32>,
+    /// Random crops, flips, brightness and contrast on training images
+    /// (resnet-small's default).
+    #[arg(long, overrides_with = "no_augment")]
+    pub augment: bool,
+    /// Train on the images as they are (seed-cnn's default).
+    #[arg(long)]
+    pub no_augment: bool,
+    /// Share of the training split held apart to pick the best epoch and
+    /// stop early; 0 keeps the last epoch [default: seed-cnn 0, resnet-small 0.1].
+    #[arg(long)]
+    pub val: Option<f64>,
+    /// Stop after this many epochs without a better validation accuracy; 0
+    /// runs every epoch [default: resnet-small 8].
+    #[arg(long)]
+    pub patience: Option<usize>,
+}
+
+impl RecipeArgs {
+    fn overrides(&self) -> RecipeOverrides {
+        RecipeOverrides {
+            epochs: self.epochs,
+            batch_size: self.batch_size,
+            learning_rate: self.lr,
+            weight_decay: self.weight_decay,
+            warmup_epochs: self.warmup_epochs,
+            constant_lr: self.constant_lr,
+            label_smoothing: self.label_smoothing,
+            augment: match (self.augment, self.no_augment) {
+                (true, _) => Some(true),
+                (_, true) => Some(false),
+                _ => None,
+            },
+            validation: self.val,
+            patience: self.patience,
+        }
+    }
 }
 
 /// How images are fetched.
@@ -104,22 +166,9 @@ pub struct EvalArgs {
 pub fn train(args: TrainArgs) -> anyhow::Result<()> {
     let device = args.device.resolve()?;
     let runtime = runtime()?;
-    let dir = runtime.block_on(ObjectDir::open(&args.data))?;
-    let out = runtime.block_on(ObjectDir::open(&args.out))?;
-    let dataset = runtime.block_on(list_dataset(&dir))?;
-    eprintln!(
-        "training {} on {} images in {} classes ({}) from {} on {device}",
-        args.model,
-        dataset.samples.len(),
-        dataset.classes.len(),
-        dataset.classes.join(", "),
-        dir.uri()
-    );
     let options = TrainOptions {
         architecture: args.model,
-        epochs: args.epochs,
-        batch_size: args.batch_size,
-        learning_rate: args.lr,
+        recipe: args.recipe.overrides().apply(args.model),
         seed: args.seed,
         split: args.split,
         preprocess: Preprocess {
@@ -128,56 +177,37 @@ pub fn train(args: TrainArgs) -> anyhow::Result<()> {
         },
         loader: args.loading.options(),
         preload: args.preload,
+        deterministic: args.deterministic,
     };
-    let mut trained = tread_train::train(
-        &dir,
-        &dataset,
+    eprintln!("computing on {device}");
+    let outcome = tread_train::train_to(
+        &args.data,
+        &args.out,
         &options,
-        runtime.handle().clone(),
+        runtime.handle(),
         &mut ConsoleProgress::new(),
     )?;
-    let bytes = tread_train::pack(&mut trained.card, &mut trained.network)?;
-    let version_dir = out.join(&trained.card.version);
-    runtime.block_on(version_dir.put("model.tar.gz", Bytes::from(bytes)))?;
-    runtime
-        .block_on(version_dir.put("metrics.jsonl", Bytes::from(metrics_lines(&trained.card)?)))?;
-    print!("{}", trained.card.evaluation.table());
-    report_skipped(&trained.card.dataset.skipped);
-    let uri = version_dir.uri_of("model.tar.gz");
+    let card = &outcome.card;
+    print!("{}", card.evaluation.table());
+    report_skipped(&card.dataset.skipped);
     if let Some(path) = &args.result {
-        let card = &trained.card;
         write_result(
             path,
             &serde_json::json!({
-                "model": uri,
+                "model": outcome.model_uri,
                 "version": card.version,
                 "dataset_digest": card.dataset.digest,
                 "evaluation": card.evaluation,
             }),
         )?;
     }
-    println!("model {uri}");
+    println!("model {}", outcome.model_uri);
     Ok(())
 }
 
 fn write_result(path: &Path, value: &serde_json::Value) -> anyhow::Result<()> {
     std::fs::write(path, serde_json::to_vec_pretty(value)?)
         .with_context(|| format!("writing {}", path.display()))
-}
-
-/// One JSON line per epoch, then one with the held-out evaluation.
-fn metrics_lines(card: &tread_train::ModelCard) -> anyhow::Result<Vec<u8>> {
-    let mut out = Vec::new();
-    for epoch in &card.history {
-        serde_json::to_writer(&mut out, epoch)?;
-        out.push(b'\n');
-    }
-    serde_json::to_writer(
-        &mut out,
-        &serde_json::json!({ "evaluation": card.evaluation }),
-    )?;
-    out.push(b'\n');
-    Ok(out)
 }
 
 fn report_skipped(skipped: &[(String, String)]) {
@@ -278,15 +308,7 @@ pub async fn read_model(uri: &str) -> anyhow::Result<Model> {
 
 /// Lists a dataset, telling what was left out.
 pub async fn list_dataset(dir: &ObjectDir) -> anyhow::Result<Dataset> {
-    let objects = dir.list().await?;
-    let dataset = Dataset::from_listing(&dir.uri(), objects)?;
-    if !dataset.excluded.is_empty() {
-        eprintln!(
-            "{} objects are not images in class folders and were left out",
-            dataset.excluded.len()
-        );
-    }
-    Ok(dataset)
+    Ok(tread_train::job::list_dataset(dir, &mut ConsoleProgress::new()).await?)
 }
 
 /// A runtime for S3 requests; the training itself runs on rayon's threads.

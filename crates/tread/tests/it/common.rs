@@ -233,7 +233,6 @@ pub fn block_on<F: Future>(work: F) -> F::Output {
 /// Packs an untrained resnet-small with `classes` and input side `size` as
 /// `dir/<version>/model.tar.gz`; returns its path.
 pub fn pack_model(dir: &Path, version: &str, classes: &[&str], size: u32) -> String {
-    use tread_train::artifact::{DatasetRecord, FORMAT, Hyperparameters};
     let classes: Vec<String> = classes.iter().map(|c| c.to_string()).collect();
     let mut network = tread_nn::Network::new(
         tread_nn::Architecture::ResnetSmall,
@@ -242,39 +241,11 @@ pub fn pack_model(dir: &Path, version: &str, classes: &[&str], size: u32) -> Str
         1,
     )
     .expect("a network");
-    let mut card = tread_train::ModelCard {
-        format: FORMAT.into(),
-        version: version.into(),
-        created: "2026-12-04T00:00:00Z".into(),
-        architecture: tread_nn::Architecture::ResnetSmall,
-        input: tread_data::Preprocess {
-            size,
-            ..Default::default()
-        },
-        parameters: network.parameter_count(),
-        hyperparameters: Hyperparameters {
-            epochs: 0,
-            batch_size: 1,
-            learning_rate: 1e-3,
-            seed: 1,
-            split: "1,1".into(),
-            optimizer: "adam".into(),
-            loss: "cross-entropy".into(),
-        },
-        dataset: DatasetRecord {
-            uri: "s3://test/none/".into(),
-            digest: "sha256:00".into(),
-            images: 0,
-            train: 0,
-            test: 0,
-            skipped: vec![],
-        },
-        history: vec![],
-        evaluation: tread_train::eval::Confusion::new(&classes).evaluation(),
-        classes,
-        training_seconds: 0.0,
-        weights_sha256: String::new(),
+    let input = tread_data::Preprocess {
+        size,
+        ..Default::default()
     };
+    let mut card = tread_train::ModelCard::untrained(&mut network, &classes, input, version);
     let bytes = tread_train::pack(&mut card, &mut network).expect("pack");
     let path = dir.join(version).join("model.tar.gz");
     std::fs::create_dir_all(dir.join(version)).expect("model dir");

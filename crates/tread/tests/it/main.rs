@@ -6,6 +6,7 @@ mod common;
 mod crash;
 mod isolation;
 mod pipeline;
+mod quality;
 mod s3_cli;
 mod serve;
 mod train;

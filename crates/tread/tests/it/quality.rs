@@ -1,0 +1,247 @@
+//! Issue 14: a default network that can be trusted. Training from a plain
+//! directory of generated PNGs (no server needed): the evaluated network is
+//! the one that trained, the recipe's settings are recorded and checked,
+//! metrics grow while training runs, `--deterministic` repeats bit for bit,
+//! and more than two classes work end to end.
+
+use crate::common::{Server, ok, run_err, run_ok, tread};
+use image::{Rgb, RgbImage};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+use tread_train::Model;
+
+/// Side of the generated images.
+const SIDE: u32 = 40;
+
+/// Writes `per_class` images of each class under `root/<class>/`. Class `c`
+/// of `classes` shows a bright square in quadrant `c` (of 4) or half `c`
+/// (of 2), at a jittered place and brightness on a noisy background: easy
+/// to learn, so a network that learned it and then answers one class for
+/// everything has an evaluation bug, not a data problem.
+fn write_dataset(root: &Path, classes: &[&str], per_class: usize) {
+    for (c, class) in classes.iter().enumerate() {
+        let dir = root.join(class);
+        std::fs::create_dir_all(&dir).expect("class dir");
+        for i in 0..per_class {
+            let mut state = (c * 7919 + i * 104_729 + 17) as u32;
+            let mut next = move || {
+                state ^= state << 13;
+                state ^= state >> 17;
+                state ^= state << 5;
+                state
+            };
+            let (qx, qy) = if classes.len() == 2 {
+                (c as u32, next() % 2)
+            } else {
+                (c as u32 % 2, c as u32 / 2)
+            };
+            let half = SIDE / 2;
+            let (x0, y0) = (qx * half + next() % 6, qy * half + next() % 6);
+            let shade = 150 + (next() % 100) as u8;
+            let image = RgbImage::from_fn(SIDE, SIDE, |x, y| {
+                let inside = (x0..x0 + 12).contains(&x) && (y0..y0 + 12).contains(&y);
+                let noise = (next() % 60) as u8;
+                let v = if inside { shade } else { 40 + noise };
+                Rgb([v, v, v / 2 + noise / 2])
+            });
+            image.save(dir.join(format!("{i:03}.png"))).expect("write png");
+        }
+    }
+}
+
+/// `tread train data --out out args…` with a fresh data dir; returns stdout.
+fn train(data: &Path, out: &Path, args: &[&str]) -> String {
+    let mut all = vec!["train", data.to_str().expect("utf-8"), "--out", out.to_str().expect("utf-8")];
+    if !args.contains(&"--size") {
+        all.extend(["--size", "40"]);
+    }
+    all.extend_from_slice(args);
+    run_ok(&data.with_extension("state"), &all)
+}
+
+/// The model a `tread train` stdout names.
+fn model_of(stdout: &str) -> (PathBuf, Model) {
+    let path = PathBuf::from(
+        stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("model "))
+            .expect("train prints the model"),
+    );
+    let model = tread_train::unpack(&std::fs::read(&path).expect("read model")).expect("model loads");
+    (path, model)
+}
+
+#[test]
+fn r14_default_network_never_collapses_to_one_class_across_seeds() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("halves");
+    write_dataset(&data, &["left", "right"], 60);
+    for seed in ["0", "1", "2", "3"] {
+        // Few steps at a high rate: where batch norm's running statistics
+        // lag the weights most.
+        let stdout = train(
+            &data,
+            &dir.path().join(format!("out{seed}")),
+            &["--seed", seed, "--epochs", "3", "--batch-size", "16", "--lr", "0.01", "--split", "90,30"],
+        );
+        let (_, model) = model_of(&stdout);
+        let trained = model.card.history.last().expect("epochs").accuracy;
+        let evaluation = &model.card.evaluation;
+        let predicted: usize = (0..2)
+            .filter(|&c| evaluation.confusion.iter().any(|row| row[c] > 0))
+            .count();
+        assert!(model.card.hyperparameters.precise_batch_norm);
+        if trained >= 0.75 {
+            assert_eq!(
+                predicted, 2,
+                "seed {seed}: training accuracy {trained} but held-out confusion {:?}",
+                evaluation.confusion
+            );
+            assert!(
+                evaluation.accuracy >= 0.75,
+                "seed {seed}: training accuracy {trained}, held-out {}",
+                evaluation.accuracy
+            );
+        }
+    }
+}
+
+#[test]
+fn r14_four_classes_train_evaluate_and_serve() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("quadrants");
+    let classes = ["a-top-left", "b-top-right", "c-bottom-left", "d-bottom-right"];
+    write_dataset(&data, &classes, 30);
+    let stdout = train(&data, &dir.path().join("out"), &["--epochs", "8", "--split", "0.75,0.25"]);
+    let (path, model) = model_of(&stdout);
+    assert_eq!(model.card.classes, classes);
+    let evaluation = &model.card.evaluation;
+    assert_eq!(evaluation.confusion.len(), 4);
+    assert!(evaluation.confusion.iter().all(|row| row.len() == 4));
+    assert!(evaluation.accuracy > 0.5, "4 classes, chance 0.25: {evaluation:?}");
+    for class in classes {
+        assert!(stdout.contains(class), "the table names {class}: {stdout}");
+    }
+
+    // Served, the model answers with the four classes' probabilities.
+    let state = dir.path().join("serve-state");
+    let server = Server::spawn(tread(&state).arg("serve"));
+    let cli = || {
+        let mut cmd = tread(&state);
+        cmd.env("TREAD_SERVER", &server.url);
+        cmd
+    };
+    let model = path.to_str().expect("utf-8");
+    ok(cli(), &["deploy", model, "--endpoint", "quadrants"]);
+    let image = data.join("c-bottom-left/000.png");
+    let image = image.to_str().expect("utf-8");
+    let answer = ok(cli(), &["predict", "--endpoint", "quadrants", "--json", image]);
+    for class in classes {
+        assert!(answer.contains(class), "probabilities of all four: {answer}");
+    }
+    server.kill();
+}
+
+#[test]
+fn r14_deterministic_training_repeats_bit_for_bit() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("halves");
+    write_dataset(&data, &["left", "right"], 24);
+    let weights = |out: &str| {
+        let stdout = train(
+            &data,
+            &dir.path().join(out),
+            &["--seed", "5", "--epochs", "2", "--batch-size", "8", "--deterministic"],
+        );
+        let (_, model) = model_of(&stdout);
+        assert!(model.card.hyperparameters.deterministic);
+        model.card.weights_sha256
+    };
+    assert_eq!(weights("first"), weights("second"));
+}
+
+#[test]
+fn r14_metrics_grow_while_training_runs() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("halves");
+    write_dataset(&data, &["left", "right"], 60);
+    let out = dir.path().join("out");
+    let mut child = tread(&dir.path().join("state"))
+        .args(["train", data.to_str().expect("utf-8"), "--out", out.to_str().expect("utf-8")])
+        .args(["--size", "96", "--epochs", "6", "--patience", "0"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn tread train");
+    let started = Instant::now();
+    let mut seen_while_running = 0;
+    while child.try_wait().expect("poll").is_none() && started.elapsed() < Duration::from_secs(300) {
+        let lines = std::fs::read_dir(&out)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|version| std::fs::read_to_string(version.path().join("metrics.jsonl")).ok())
+            .map(|text| text.lines().count())
+            .max()
+            .unwrap_or(0);
+        seen_while_running = seen_while_running.max(lines);
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let status = child.wait().expect("train ends");
+    assert!(status.success());
+    assert!(
+        (1..6).contains(&seen_while_running),
+        "metrics.jsonl held {seen_while_running} epochs while training ran"
+    );
+    let version = std::fs::read_dir(&out).expect("out").flatten().next().expect("a version");
+    let text = std::fs::read_to_string(version.path().join("metrics.jsonl")).expect("metrics");
+    let epochs: Vec<serde_json::Value> = text
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .filter(|v: &serde_json::Value| v.get("epoch").is_some())
+        .collect();
+    assert_eq!(epochs.len(), 6);
+    for key in ["loss", "accuracy", "validation_accuracy", "learning_rate", "seconds", "images_per_s"] {
+        assert!(epochs.iter().all(|e| e.get(key).is_some()), "{key} in {text}");
+    }
+    assert!(text.lines().last().is_some_and(|l| l.contains("\"evaluation\"")));
+}
+
+#[test]
+fn r14_recipe_is_recorded_and_impossible_settings_are_refused() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("halves");
+    write_dataset(&data, &["left", "right"], 12);
+    let out = dir.path().join("out");
+
+    // seed-cnn without flags is the recipe's notebook exactly.
+    let stdout = train(&data, &out, &["--model", "seed-cnn", "--size", "16", "--epochs", "1"]);
+    let h = model_of(&stdout).1.card.hyperparameters;
+    assert_eq!((h.optimizer.as_str(), h.learning_rate, h.batch_size), ("adam", 1e-3, 64));
+    assert_eq!((h.weight_decay, h.label_smoothing, h.validation), (0.0, 0.0, 0.0));
+    assert_eq!(h.schedule, tread_train::Schedule::Constant);
+    assert!(h.augment.is_none() && h.patience.is_none());
+
+    // The default network records its recipe.
+    let stdout = train(&data, &out, &["--epochs", "1"]);
+    let h = model_of(&stdout).1.card.hyperparameters;
+    assert_eq!(h.optimizer, "adamw");
+    assert!(h.augment.is_some() && h.label_smoothing > 0.0 && h.validation > 0.0);
+    assert!(matches!(h.schedule, tread_train::Schedule::WarmupCosine { .. }));
+
+    let state = dir.path().join("state");
+    let data_arg = data.to_str().expect("utf-8");
+    let out_arg = out.to_str().expect("utf-8");
+    for (args, says) in [
+        (vec!["--val", "0.99"], "--val"),
+        (vec!["--val", "0", "--patience", "3"], "--patience"),
+        (vec!["--label-smoothing", "1"], "--label-smoothing"),
+        (vec!["--split", "23,1", "--val", "0.01"], "--val"),
+        (vec!["--bogus-option"], "--bogus-option"),
+    ] {
+        let mut all = vec!["train", data_arg, "--out", out_arg];
+        all.extend(args.iter().copied());
+        let stderr = run_err(&state, &all);
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+    }
+}
