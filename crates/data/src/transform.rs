@@ -2,7 +2,7 @@
 
 use fast_image_resize::images::Image;
 use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
-use image::{DynamicImage, ImageDecoder, ImageReader};
+use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader};
 use serde::{Deserialize, Serialize};
 use std::io::Cursor;
 use thiserror::Error;
@@ -29,6 +29,12 @@ pub enum ImageInputError {
     /// The image has no pixels.
     #[error("image has no pixels")]
     Empty,
+    /// A JPEG whose data stops before its end-of-image marker: the file was
+    /// cut short. The decoder would fill the missing part with grey.
+    #[error(
+        "not a readable image: the JPEG is truncated (its data stops before the end-of-image marker); send the whole file"
+    )]
+    Truncated,
     /// The resizer refused the geometry.
     #[error("cannot resize the image: {0}")]
     Resize(String),
@@ -59,11 +65,13 @@ impl Default for Preprocess {
 }
 
 /// Decodes JPEG, PNG, WebP, BMP or GIF bytes, refusing oversized images
-/// before allocating their pixels.
+/// before allocating their pixels, and truncated JPEGs, which the decoder
+/// would complete with grey.
 pub fn decode(bytes: &[u8]) -> Result<DynamicImage, ImageInputError> {
     let reader = ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()
         .map_err(image::ImageError::IoError)?;
+    let jpeg = reader.format() == Some(ImageFormat::Jpeg);
     let decoder = reader.into_decoder()?;
     let (width, height) = decoder.dimensions();
     if u64::from(width) * u64::from(height) > MAX_PIXELS {
@@ -72,7 +80,74 @@ pub fn decode(bytes: &[u8]) -> Result<DynamicImage, ImageInputError> {
     if width == 0 || height == 0 {
         return Err(ImageInputError::Empty);
     }
+    if jpeg && !jpeg_is_complete(bytes) {
+        return Err(ImageInputError::Truncated);
+    }
     Ok(DynamicImage::from_decoder(decoder)?)
+}
+
+/// Whether JPEG `bytes` run to their end-of-image marker (EOI, `FF D9`).
+///
+/// The decoder fills a picture whose data stops early with grey and
+/// reports no error, so a cut-off upload would be classified, and a
+/// cut-off training file learned from. This walks the marker segments,
+/// skipping their payloads (an EXIF thumbnail holds its own EOI), and the
+/// entropy-coded data after each start of scan, where `FF 00` is a
+/// stuffed byte and `FF D0`–`FF D7` are restart markers. Bytes after the
+/// EOI are allowed: cameras append data there and decoders ignore it.
+fn jpeg_is_complete(bytes: &[u8]) -> bool {
+    const MARK: u8 = 0xFF;
+    const SOS: u8 = 0xDA;
+    const EOI: u8 = 0xD9;
+    let next_mark = |from: usize| {
+        bytes
+            .get(from..)
+            .and_then(|rest| rest.iter().position(|&b| b == MARK))
+            .map(|at| from + at)
+    };
+    // After the start-of-image marker.
+    let mut pos = 2;
+    loop {
+        let Some(mut at) = next_mark(pos) else {
+            return false;
+        };
+        // Any number of FF fill bytes may precede a marker.
+        while bytes.get(at + 1) == Some(&MARK) {
+            at += 1;
+        }
+        let Some(&marker) = bytes.get(at + 1) else {
+            return false;
+        };
+        pos = at + 2;
+        match marker {
+            EOI => return true,
+            // Markers without a payload (TEM, RSTn, SOI) and stray stuffing.
+            0x00 | 0x01 | 0xD0..=0xD8 => {}
+            _ => {
+                let Some(&[high, low]) = bytes.get(pos..pos + 2) else {
+                    return false;
+                };
+                pos += usize::from(u16::from_be_bytes([high, low]));
+                if marker == SOS {
+                    // The scan runs to the next marker that is neither a
+                    // stuffed byte nor a restart.
+                    loop {
+                        let Some(at) = next_mark(pos) else {
+                            return false;
+                        };
+                        match bytes.get(at + 1) {
+                            None => return false,
+                            Some(0x00 | 0xD0..=0xD7) => pos = at + 2,
+                            Some(_) => {
+                                pos = at;
+                                break;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
 
 impl Preprocess {
@@ -160,7 +235,7 @@ fn resize(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use image::{ImageFormat, RgbImage};
+    use image::RgbImage;
 
     fn png(width: u32, height: u32) -> Vec<u8> {
         let mut bytes = Vec::new();
@@ -212,6 +287,56 @@ mod tests {
         assert!(matches!(
             decode(&whole[..whole.len() / 2]),
             Err(ImageInputError::Decode(_))
+        ));
+    }
+
+    /// A noisy JPEG, so that most of its bytes are scan data.
+    fn jpeg(width: u32, height: u32) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        let image = RgbImage::from_fn(width, height, |x, y| {
+            let noise = (x.wrapping_mul(7919) ^ y.wrapping_mul(104_729)) as u8;
+            image::Rgb([noise, x as u8 ^ noise, y as u8])
+        });
+        let written = image.write_to(&mut Cursor::new(&mut bytes), ImageFormat::Jpeg);
+        assert!(written.is_ok());
+        bytes
+    }
+
+    // See: issue 14. The decoder answers a cut-off JPEG with grey rows.
+    #[test]
+    fn r14_a_truncated_jpeg_is_refused_and_a_whole_one_is_not() {
+        let whole = jpeg(96, 64);
+        assert!(decode(&whole).is_ok());
+        for cut in [
+            whole.len() / 2,
+            whole.len() * 3 / 4,
+            whole.len() - 2,
+            whole.len() - 1,
+        ] {
+            assert!(
+                matches!(decode(&whole[..cut]), Err(ImageInputError::Truncated)),
+                "cut at {cut} of {}",
+                whole.len()
+            );
+        }
+        // Bytes after the end marker are ignored, as decoders do.
+        let mut trailing = whole.clone();
+        trailing.extend_from_slice(b"\0\0camera trailer");
+        assert!(decode(&trailing).is_ok());
+        // An APP1 segment (where EXIF keeps a thumbnail) holding its own
+        // end marker does not make a truncated file look whole.
+        let app1 = [0xFF, 0xE1, 0x00, 0x08, 0xFF, 0xD8, 0xFF, 0xD9, 0xFF, 0xD9];
+        let with_thumbnail: Vec<u8> = whole[..2]
+            .iter()
+            .chain(&app1)
+            .chain(&whole[2..])
+            .copied()
+            .collect();
+        assert!(decode(&with_thumbnail).is_ok());
+        let cut = with_thumbnail.len() * 3 / 4;
+        assert!(matches!(
+            decode(&with_thumbnail[..cut]),
+            Err(ImageInputError::Truncated)
         ));
     }
 

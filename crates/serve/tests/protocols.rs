@@ -354,3 +354,117 @@ async fn r17_v2_binary_tensor_extension_in_and_out() {
     }
     server.stop().await;
 }
+
+/// Posts `input` (its `data` as JSON) and then the same input with its
+/// data as binary FP32; both must be refused with 400 and a JSON error
+/// naming `fragment`.
+async fn assert_v2_refused(server: &TestServer, input: Value, values: &[f32], fragment: &str) {
+    let (status, answer) = server
+        .post_json("/v2/models/tyre/infer", &json!({ "inputs": [input] }))
+        .await;
+    assert_eq!(status, 400, "JSON data: {answer}");
+    let message = answer["error"].as_str().unwrap_or_default();
+    assert!(message.contains(fragment), "JSON data: {answer}");
+
+    let raw: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+    let mut input = input;
+    let fields = input.as_object_mut().unwrap();
+    fields.remove("data");
+    fields.insert(
+        "parameters".into(),
+        json!({ "binary_data_size": raw.len() }),
+    );
+    let header = json!({ "inputs": [input] });
+    let (status, answer, _) = post_binary(server, "/v2/models/tyre/infer", &header, &[&raw]).await;
+    assert_eq!(status, 400, "binary data: {answer}");
+    let message = answer["error"].as_str().unwrap_or_default();
+    assert!(message.contains(fragment), "binary data: {answer}");
+}
+
+/// A good v2 request still gets its answer.
+async fn assert_v2_answers(server: &TestServer) {
+    let values = vec![0.25f32; 3 * (SIZE * SIZE) as usize];
+    let request = json!({ "inputs": [{ "name": "input", "shape": [1, 3, SIZE, SIZE], "datatype": "FP32", "data": values }] });
+    let (status, answer) = server.post_json("/v2/models/tyre/infer", &request).await;
+    assert_eq!(status, 200, "still serving after bad input: {answer}");
+}
+
+// See: issue 14. [1, s, s, 3] holds as many values as [1, 3, s, s] and was
+// read as if it were that layout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r14_v2_input_must_be_declared_n_3_size_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = model_file(dir.path(), "v1", 1);
+    let server = TestServer::start(dir.path(), BatchOptions::default()).await;
+    assert_eq!(server.deploy("tyre", &model).await.0, 200);
+
+    let s = SIZE as usize;
+    let values = vec![0.25f32; 3 * s * s];
+    for shape in [
+        json!([1, SIZE, SIZE, 3]),
+        json!([SIZE, SIZE, 3]),
+        json!([3 * SIZE * SIZE]),
+        json!([1, 1, 3, SIZE, SIZE]),
+    ] {
+        let input = json!({ "name": "input", "shape": shape, "datatype": "FP32", "data": values });
+        assert_v2_refused(&server, input, &values, &format!("[n, 3, {SIZE}, {SIZE}]")).await;
+    }
+    // Nested data must be laid out as its declared shape says.
+    let hwc = vec![vec![vec![vec![0.25f32; 3]; s]; s]];
+    let input =
+        json!({ "name": "input", "shape": [1, 3, SIZE, SIZE], "datatype": "FP32", "data": hwc });
+    let (status, answer) = server
+        .post_json("/v2/models/tyre/infer", &json!({ "inputs": [input] }))
+        .await;
+    assert_eq!(status, 400, "{answer}");
+    assert!(
+        answer["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains(&format!("[1, {SIZE}, {SIZE}, 3]")),
+        "{answer}"
+    );
+
+    // Nested data in the declared layout, and [3, s, s] for one image, are
+    // still answered.
+    let chw = vec![vec![vec![vec![0.25f32; s]; s]; 3]];
+    for (shape, data) in [
+        (json!([1, 3, SIZE, SIZE]), json!(chw)),
+        (json!([3, SIZE, SIZE]), json!(chw[0])),
+    ] {
+        let request = json!({ "inputs": [{ "name": "input", "shape": shape, "datatype": "FP32", "data": data }] });
+        let (status, answer) = server.post_json("/v2/models/tyre/infer", &request).await;
+        assert_eq!(status, 200, "{shape}: {answer}");
+    }
+    assert_v2_answers(&server).await;
+    server.stop().await;
+}
+
+// See: issue 14. Four 16×16 images hold as many values as one 32×32 image
+// and were read as one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r14_v2_input_of_another_image_size_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = model_file(dir.path(), "v1", 1);
+    let server = TestServer::start(dir.path(), BatchOptions::default()).await;
+    assert_eq!(server.deploy("tyre", &model).await.0, 200);
+
+    let half = SIZE / 2;
+    let values = vec![0.25f32; (4 * 3 * half * half) as usize];
+    assert_eq!(values.len(), 3 * (SIZE * SIZE) as usize);
+    for shape in [
+        json!([4, 3, half, half]),
+        json!([1, 3, 2 * SIZE, half]),
+        json!([0, 3, SIZE, SIZE]),
+    ] {
+        let values = if shape[0] == 0 {
+            vec![]
+        } else {
+            values.clone()
+        };
+        let input = json!({ "name": "input", "shape": shape, "datatype": "FP32", "data": values });
+        assert_v2_refused(&server, input, &values, &format!("[n, 3, {SIZE}, {SIZE}]")).await;
+    }
+    assert_v2_answers(&server).await;
+    server.stop().await;
+}

@@ -39,6 +39,17 @@ impl ApiError {
     pub fn not_found(message: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_FOUND, message)
     }
+
+    /// 413: the body is over [`crate::http::MAX_BODY_BYTES`].
+    pub fn body_too_large() -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "the body is larger than {} MiB: send fewer or smaller images per request",
+                crate::http::MAX_BODY_BYTES >> 20
+            ),
+        )
+    }
 }
 
 impl IntoResponse for ApiError {
@@ -86,14 +97,9 @@ impl From<ImageInputError> for ApiError {
 impl From<axum::extract::rejection::BytesRejection> for ApiError {
     fn from(e: axum::extract::rejection::BytesRejection) -> Self {
         let status = e.status();
-        let message = if status == StatusCode::PAYLOAD_TOO_LARGE {
-            format!(
-                "the body is larger than {} MiB: send fewer or smaller images per request",
-                crate::http::MAX_BODY_BYTES >> 20
-            )
-        } else {
-            format!("cannot read the body: {}", e.body_text())
-        };
-        Self::new(status, message)
+        if status == StatusCode::PAYLOAD_TOO_LARGE {
+            return Self::body_too_large();
+        }
+        Self::new(status, format!("cannot read the body: {}", e.body_text()))
     }
 }

@@ -16,8 +16,55 @@ pub const MAX_IMAGES_PER_REQUEST: usize = 64;
 pub enum Payload {
     /// Encoded images (JPEG, PNG, …).
     Images(Vec<Bytes>),
-    /// Preprocessed inputs, each `[3, size, size]` flattened.
-    Tensors(Vec<Vec<f32>>),
+    /// Preprocessed inputs, each to be `[3, size, size]`.
+    Tensors(Vec<InputTensor>),
+}
+
+/// A preprocessed input as the caller laid it out.
+pub struct InputTensor {
+    /// The dimensions of the nested lists it came in: `[3, s, s]`, or
+    /// `[3·s·s]` when flat.
+    pub shape: Vec<usize>,
+    /// The values, row-major.
+    pub values: Vec<f32>,
+}
+
+impl InputTensor {
+    /// Reads a nested list of numbers, refusing lists that are not
+    /// rectangular (a shorter row would shift every value after it).
+    pub fn parse(value: &Value) -> Result<Self, String> {
+        let mut shape = Vec::new();
+        let mut first = value;
+        while let Value::Array(items) = first {
+            shape.push(items.len());
+            match items.first() {
+                Some(item) => first = item,
+                None => break,
+            }
+        }
+        let mut values = Vec::new();
+        collect(value, &shape, &mut values)?;
+        Ok(Self { shape, values })
+    }
+}
+
+/// Appends the numbers of `value`, which must have the dimensions `shape`.
+fn collect(value: &Value, shape: &[usize], out: &mut Vec<f32>) -> Result<(), String> {
+    match (value, shape) {
+        (Value::Number(n), []) => {
+            let v = n.as_f64().ok_or("a number is out of range")?;
+            out.push(v as f32);
+            Ok(())
+        }
+        (Value::Array(items), [len, inner @ ..]) if items.len() == *len => {
+            items.iter().try_for_each(|i| collect(i, inner, out))
+        }
+        (Value::Array(_) | Value::Number(_), _) => Err(
+            "the nested lists are not rectangular: every list at one depth must hold as many items, all lists or all numbers"
+                .into(),
+        ),
+        (other, _) => Err(format!("expected numbers, found {other}")),
+    }
 }
 
 impl Payload {
@@ -80,10 +127,7 @@ pub fn items_payload(items: Vec<Value>) -> Result<Payload, ApiError> {
         .iter()
         .enumerate()
         .map(|(n, item)| {
-            let mut values = Vec::new();
-            flatten(item, &mut values)
-                .map_err(|e| ApiError::bad_request(format!("input {n}: {e}")))?;
-            Ok(values)
+            InputTensor::parse(item).map_err(|e| ApiError::bad_request(format!("input {n}: {e}")))
         })
         .collect::<Result<_, ApiError>>()?;
     Ok(Payload::Tensors(tensors))
@@ -94,19 +138,6 @@ fn image_text(item: &Value) -> Option<&str> {
         Value::String(s) => Some(s),
         Value::Object(o) => o.get("b64").and_then(Value::as_str),
         _ => None,
-    }
-}
-
-/// Appends the numbers of a nested list, row-major.
-pub fn flatten(value: &Value, out: &mut Vec<f32>) -> Result<(), String> {
-    match value {
-        Value::Number(n) => {
-            let v = n.as_f64().ok_or("a number is out of range")?;
-            out.push(v as f32);
-            Ok(())
-        }
-        Value::Array(items) => items.iter().try_for_each(|i| flatten(i, out)),
-        other => Err(format!("expected numbers, found {other}")),
     }
 }
 
@@ -122,21 +153,21 @@ pub async fn prepare(deployment: &Deployment, payload: Payload) -> Result<Vec<Ve
         ));
     }
     let preprocess = &deployment.info.input;
-    let expected = preprocess.tensor_len();
     match payload {
         Payload::Tensors(tensors) => {
-            if let Some((n, t)) = tensors
-                .iter()
-                .enumerate()
-                .find(|(_, t)| t.len() != expected)
-            {
+            // Only the layout's shape is checked: [s, s, 3] holds as many
+            // values as [3, s, s] and would be read as nonsense.
+            let s = preprocess.size as usize;
+            let flat = preprocess.tensor_len();
+            let fits = |t: &InputTensor| t.shape == [3, s, s] || t.shape == [flat];
+            if let Some((n, t)) = tensors.iter().enumerate().find(|(_, t)| !fits(t)) {
                 return Err(ApiError::bad_request(format!(
-                    "input {n} holds {} values; this model takes [3, {s}, {s}] = {expected}",
-                    t.len(),
-                    s = preprocess.size
+                    "input {n} holds {} values in shape {:?}; this model takes [3, {s}, {s}] (channels first), nested or as {flat} flat values",
+                    t.values.len(),
+                    t.shape,
                 )));
             }
-            Ok(tensors)
+            Ok(tensors.into_iter().map(|t| t.values).collect())
         }
         Payload::Images(images) => {
             let tasks = images.into_iter().map(|bytes| {

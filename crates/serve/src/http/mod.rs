@@ -77,12 +77,73 @@ pub fn router(state: Arc<ServerState>, host: Option<Router>) -> Router {
     let mut all = management
         .merge(inference)
         .fallback(not_found)
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state.clone());
     if let Some(host) = host {
         all = all.merge(host.route_layer(middleware::from_fn_with_state(state, require_token)));
     }
-    all
+    // The limit covers the host's routes too. The refusal rewriter wraps
+    // the whole router as a fallback service: as a layer of `all` it would
+    // run inside each route, before axum adds the `Allow` header to a 405.
+    Router::new()
+        .fallback_service(all.layer(DefaultBodyLimit::max(MAX_BODY_BYTES)))
+        .layer(middleware::from_fn(json_refusals))
+}
+
+/// Most bytes of a plain-text refusal read to quote it in the JSON one.
+const MAX_PLAIN_REFUSAL_BYTES: usize = 16 << 10;
+
+/// Gives every refusal the JSON form of [`ApiError`]. Handlers answer
+/// that form already; axum's own refusals come as plain text or with no
+/// body: a method a route does not take (405), a body over the limit
+/// (413) where an extractor read it, a path or query that does not parse.
+/// Their status and headers (`Allow`) are kept.
+async fn json_refusals(request: Request, next: Next) -> Response {
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let response = next.run(request).await;
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, MAX_PLAIN_REFUSAL_BYTES)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_owned())
+        .unwrap_or_default();
+    let error = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::body_too_large(),
+        StatusCode::METHOD_NOT_ALLOWED => {
+            let allowed = parts
+                .headers
+                .get(header::ALLOW)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("other methods");
+            ApiError::new(
+                status,
+                format!("{method} is not allowed on {path}: it takes {allowed}"),
+            )
+        }
+        _ if text.is_empty() => ApiError::new(
+            status,
+            status
+                .canonical_reason()
+                .unwrap_or("refused")
+                .to_ascii_lowercase(),
+        ),
+        _ => ApiError::new(status, text),
+    };
+    let mut refusal = error.into_response();
+    for (name, value) in &parts.headers {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            refusal.headers_mut().append(name, value.clone());
+        }
+    }
+    refusal
 }
 
 async fn not_found() -> ApiError {

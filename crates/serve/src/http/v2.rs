@@ -4,7 +4,7 @@
 
 use crate::endpoints::Deployment;
 use crate::http::error::ApiError;
-use crate::http::inputs::{Payload, flatten, infer, items_payload, prepare};
+use crate::http::inputs::{InputTensor, Payload, infer, items_payload, prepare};
 use crate::http::{InferenceBody, ServerState, binary, timed};
 use axum::Json;
 use axum::extract::{Path, State};
@@ -149,7 +149,8 @@ pub async fn infer_route(
         };
         let tensor = input_tensor(input, &mut body)?;
         body.finish()?;
-        let payload = input_payload(input, tensor, deployment.info.input.tensor_len())?;
+        let size = deployment.info.input.size as usize;
+        let payload = input_payload(input, tensor, size)?;
         let inputs = prepare(&deployment, payload).await?;
         let probabilities = infer(&deployment, inputs).await?;
         Ok(infer_answer(
@@ -217,12 +218,9 @@ fn input_tensor<'a>(
     }
 }
 
-/// What the input asks to classify, checked against its shape.
-fn input_payload(
-    input: &InferInput,
-    tensor: Tensor<'_>,
-    item_len: usize,
-) -> Result<Payload, ApiError> {
+/// What the input asks to classify, checked against its shape and the
+/// model's input side `size`.
+fn input_payload(input: &InferInput, tensor: Tensor<'_>, size: usize) -> Result<Payload, ApiError> {
     let name = &input.name;
     match input.datatype.as_str() {
         "BYTES" => {
@@ -231,27 +229,52 @@ fn input_payload(
             Ok(images)
         }
         "FP32" | "FP64" | "FP16" => {
+            check_image_shape(input, size)?;
             let values = match tensor {
-                Tensor::Json(data) => {
-                    let mut values = Vec::new();
-                    flatten(data, &mut values).map(|()| values)
-                }
+                Tensor::Json(data) => InputTensor::parse(data).and_then(|t| {
+                    // Flat data is read in the declared layout; nested data
+                    // must be nested as declared.
+                    let declared = input.shape.iter().map(|d| d.unsigned_abs() as usize);
+                    if t.shape.len() > 1 && !t.shape.iter().copied().eq(declared) {
+                        return Err(format!(
+                            "its data is nested as {:?} but its shape is declared {:?}",
+                            t.shape, input.shape
+                        ));
+                    }
+                    Ok(t.values)
+                }),
                 Tensor::Binary(bytes) => binary::floats(&input.datatype, &bytes),
             }
             .map_err(|e| ApiError::bad_request(format!("input {name}: {e}")))?;
             check_count(input, values.len())?;
-            if values.is_empty() || values.len() % item_len != 0 {
-                return Err(ApiError::bad_request(format!(
-                    "input {name} holds {} values, not a whole number of [3, s, s] images of {item_len} values",
-                    values.len()
-                )));
-            }
             Ok(Payload::Tensors(
-                values.chunks(item_len).map(<[f32]>::to_vec).collect(),
+                values
+                    .chunks(3 * size * size)
+                    .map(|chunk| InputTensor {
+                        shape: vec![3, size, size],
+                        values: chunk.to_vec(),
+                    })
+                    .collect(),
             ))
         }
         other => Err(ApiError::bad_request(format!(
             "datatype {other} is not accepted: send FP32 tensors or BYTES images"
+        ))),
+    }
+}
+
+/// Refuses a tensor input not declared `[n, 3, size, size]` with n ≥ 1
+/// (or `[3, size, size]`, one image): a shape that merely holds as many
+/// values, such as `[1, size, size, 3]` or four images of half the side,
+/// would be read as nonsense.
+fn check_image_shape(input: &InferInput, size: usize) -> Result<(), ApiError> {
+    let s = i64::try_from(size).unwrap_or(i64::MAX);
+    match *input.shape.as_slice() {
+        [n, 3, h, w] if n >= 1 && h == s && w == s => Ok(()),
+        [3, h, w] if h == s && w == s => Ok(()),
+        _ => Err(ApiError::bad_request(format!(
+            "input {} has shape {:?}; this model takes FP32 [n, 3, {size}, {size}]: n ≥ 1 preprocessed {size}×{size} images, channels first",
+            input.name, input.shape
         ))),
     }
 }
@@ -277,8 +300,10 @@ fn image_payload(name: &str, tensor: Tensor<'_>) -> Result<Payload, ApiError> {
 
 /// Refuses an input whose shape does not hold exactly `count` elements.
 fn check_count(input: &InferInput, count: usize) -> Result<(), ApiError> {
-    let declared: i64 = input.shape.iter().product();
-    if input.shape.iter().any(|d| *d < 0) || declared != count as i64 {
+    let declared = input.shape.iter().try_fold(1u64, |product, d| {
+        product.checked_mul(u64::try_from(*d).ok()?)
+    });
+    if declared != Some(count as u64) {
         return Err(ApiError::bad_request(format!(
             "input {} has shape {:?} but holds {count} values",
             input.name, input.shape

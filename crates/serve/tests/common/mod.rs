@@ -219,6 +219,18 @@ pub fn image_bytes(format: ImageFormat, shade: u8) -> Vec<u8> {
     out.into_inner()
 }
 
+/// A `width`×`height` noisy photo-like JPEG: big enough that most of its
+/// bytes are entropy-coded scan data, not headers.
+pub fn jpeg_sized(width: u32, height: u32) -> Vec<u8> {
+    let image = RgbImage::from_fn(width, height, |x, y| {
+        let noise = (x.wrapping_mul(7919) ^ y.wrapping_mul(104_729)) as u8;
+        Rgb([(x as u8).wrapping_add(noise), (y as u8) ^ noise, noise])
+    });
+    let mut out = Cursor::new(Vec::new());
+    image.write_to(&mut out, ImageFormat::Jpeg).unwrap();
+    out.into_inner()
+}
+
 /// A JPEG.
 pub fn jpeg(shade: u8) -> Vec<u8> {
     image_bytes(ImageFormat::Jpeg, shade)
