@@ -19,6 +19,13 @@
 # Wall seconds are the whole command (PyTorch's include ~5 s of importing
 # torch and its memory-format probe); train s is the epoch loop alone.
 #
+# Measured 2026-12-04 on one core of a loaded 2-core machine (load ~7 from
+# other builds, so slow): PyTorch resnet-small at 112 ~28 s/epoch on the
+# pair (1350 images, 45 img/s), resnet18 at 128 ~27 s/step. Estimated for a
+# quiet machine from bench/RESULTS.md's figures: quality ~15-20 min, seedcnn
+# ~20 min (six 2-epoch runs at 224), tyres ~40 min (resnet18's 60 epochs
+# dominate: ~30 s/epoch); all three about 1h15.
+#
 #   bash bench/train-quality.sh                  # everything
 #   PARTS=quality bash bench/train-quality.sh    # or seedcnn, tyres, or several
 #
