@@ -57,7 +57,7 @@ impl Augment {
         let [lo, hi] = self.crop_scale;
         if !(0.0 < lo && lo <= hi && hi <= 1.0) {
             return Err(AugmentError(format!(
-                "the crop scale must satisfy 0 < low ≤ high ≤ 1, got {lo}–{hi}"
+                "the crop scale (--crop-scale) must satisfy 0 < low ≤ high ≤ 1, got {lo}–{hi}"
             )));
         }
         let [lo, hi] = self.crop_ratio;

@@ -432,14 +432,23 @@ mod tests {
         let mut adam = Adam::new(5e-2);
         let mut grad = Tensor::default();
         for _ in 0..6 {
-            let logits = net.forward(&batch, Mode::Train).cloned().unwrap_or_default();
+            let logits = net
+                .forward(&batch, Mode::Train)
+                .cloned()
+                .unwrap_or_default();
             cross_entropy(&logits, &labels, &mut grad);
             net.backward(&batch, &grad);
             net.apply(&mut adam);
         }
-        let trained = net.forward(&batch, Mode::Train).cloned().unwrap_or_default();
+        let trained = net
+            .forward(&batch, Mode::Train)
+            .cloned()
+            .unwrap_or_default();
         assert_eq!(net.calibrate([&batch]), Ok(1));
-        let inferred = net.forward(&batch, Mode::Infer).cloned().unwrap_or_default();
+        let inferred = net
+            .forward(&batch, Mode::Infer)
+            .cloned()
+            .unwrap_or_default();
         // Equal up to the running variance being unbiased (n / (n − 1)).
         let scale = trained.data().iter().fold(0.0f32, |m, v| m.max(v.abs()));
         for (t, i) in trained.data().iter().zip(inferred.data()) {

@@ -221,6 +221,8 @@ pub struct TrainStep {
     pub label_smoothing: Option<f32>,
     /// Random crops, flips and light changes on training images.
     pub augment: Option<bool>,
+    /// The smallest share of an image's area a random crop keeps.
+    pub crop_scale: Option<f32>,
     /// Share of the training split held apart to pick the best epoch.
     pub val: Option<f64>,
     /// Epochs without a better validation accuracy before stopping; 0 runs
@@ -248,6 +250,7 @@ impl TrainStep {
             constant_lr: self.constant_lr,
             label_smoothing: self.label_smoothing,
             augment: self.augment,
+            crop_scale: self.crop_scale,
             validation: self.val,
             patience: self.patience,
         }
@@ -433,6 +436,7 @@ fn check_train(train: &TrainStep) -> Result<(), String> {
             .replace("--weight-decay", "weight_decay")
             .replace("--warmup-epochs", "warmup_epochs")
             .replace("--label-smoothing", "label_smoothing")
+            .replace("--crop-scale", "crop_scale")
             .replace("--", "")
     })?;
     if train.size < train.model.min_input_size() as u32 {

@@ -59,7 +59,12 @@ pub struct ModelCard {
 impl ModelCard {
     /// The card of `network` as built, before any training: for tests and
     /// tools that pack a network whose weights came from elsewhere.
-    pub fn untrained(network: &mut Network, classes: &[String], input: Preprocess, version: &str) -> Self {
+    pub fn untrained(
+        network: &mut Network,
+        classes: &[String],
+        input: Preprocess,
+        version: &str,
+    ) -> Self {
         Self {
             format: FORMAT.into(),
             version: version.into(),

@@ -125,13 +125,13 @@ impl Recipe {
                 self.validation
             ));
         }
-        if let Schedule::WarmupCosine { warmup_epochs } = self.schedule {
-            if !(0.0..=self.epochs as f32).contains(&warmup_epochs) {
-                return refuse(format!(
-                    "--warmup-epochs must be between 0 and --epochs ({}), got {warmup_epochs}",
-                    self.epochs
-                ));
-            }
+        if let Schedule::WarmupCosine { warmup_epochs } = self.schedule
+            && !(0.0..=self.epochs as f32).contains(&warmup_epochs)
+        {
+            return refuse(format!(
+                "--warmup-epochs must be between 0 and --epochs ({}), got {warmup_epochs}",
+                self.epochs
+            ));
         }
         if self.patience == Some(0) {
             return refuse(
@@ -195,6 +195,8 @@ pub struct RecipeOverrides {
     pub label_smoothing: Option<f32>,
     /// `--augment` (true) or `--no-augment` (false).
     pub augment: Option<bool>,
+    /// `--crop-scale`: the smallest share of the area a random crop keeps.
+    pub crop_scale: Option<f32>,
     /// `--val`.
     pub validation: Option<f64>,
     /// `--patience`; 0 turns early stopping off.
@@ -221,6 +223,9 @@ impl RecipeOverrides {
             Some(true) => recipe.augment = recipe.augment.or_else(|| Some(Augment::default())),
             Some(false) => recipe.augment = None,
             None => {}
+        }
+        if let (Some(augment), Some(low)) = (recipe.augment.as_mut(), o.crop_scale) {
+            augment.crop_scale[0] = low;
         }
         match o.patience {
             Some(0) => recipe.patience = None,

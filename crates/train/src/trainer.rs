@@ -199,15 +199,16 @@ pub fn train(
         }
         progress.epoch(&metrics);
         history.push(metrics);
-        if let (Some(b), Some(patience)) = (&best, recipe.patience) {
-            if epoch - b.epoch >= patience && epoch < recipe.epochs {
-                progress.note(&format!(
-                    "stopping early: no better validation accuracy for {patience} epochs since epoch {} ({:.2} %)",
-                    b.epoch,
-                    b.accuracy * 100.0
-                ));
-                break;
-            }
+        if let (Some(b), Some(patience)) = (&best, recipe.patience)
+            && epoch - b.epoch >= patience
+            && epoch < recipe.epochs
+        {
+            progress.note(&format!(
+                "stopping early: no better validation accuracy for {patience} epochs since epoch {} ({:.2} %)",
+                b.epoch,
+                b.accuracy * 100.0
+            ));
+            break;
         }
     }
     let epochs_run = history.len();

@@ -72,7 +72,10 @@ impl Scale {
                 recipe: "epochs = 2                     # the recipe's notebook: Adam 1e-3, no augmentation",
                 split: "1500,356",
                 seed: args.seed,
-                gate: (0.5, "the recipe's network reaches about 0.52 after its 2 epochs: the bar is chance"),
+                gate: (
+                    0.5,
+                    "the recipe's network reaches about 0.52 after its 2 epochs: the bar is chance",
+                ),
             }
         } else {
             Scale {
@@ -83,7 +86,10 @@ impl Scale {
                 recipe: "# the default recipe: AdamW, warm-up and cosine, augmentation,\n# label smoothing, best of up to 30 epochs on a validation part",
                 split: "0.8,0.2",
                 seed: args.seed,
-                gate: (0.85, "the default network reaches 0.90 or more here: a model below 0.85 is broken"),
+                gate: (
+                    0.85,
+                    "the default network reaches 0.90 or more here: a model below 0.85 is broken",
+                ),
             }
         }
     }

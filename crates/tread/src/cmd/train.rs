@@ -85,6 +85,10 @@ pub struct RecipeArgs {
     /// Train on the images as they are (seed-cnn's default).
     #[arg(long)]
     pub no_augment: bool,
+    /// The smallest share of an image's area a random crop keeps (up to
+    /// all of it) [default: 0.5].
+    #[arg(long)]
+    pub crop_scale: Option<f32>,
     /// Share of the training split held apart to pick the best epoch and
     /// stop early; 0 keeps the last epoch [default: seed-cnn 0, resnet-small 0.1].
     #[arg(long)]
@@ -110,6 +114,7 @@ impl RecipeArgs {
                 (_, true) => Some(false),
                 _ => None,
             },
+            crop_scale: self.crop_scale,
             validation: self.val,
             patience: self.patience,
         }

@@ -44,14 +44,21 @@ fn write_dataset(root: &Path, classes: &[&str], per_class: usize) {
                 let v = if inside { shade } else { 40 + noise };
                 Rgb([v, v, v / 2 + noise / 2])
             });
-            image.save(dir.join(format!("{i:03}.png"))).expect("write png");
+            image
+                .save(dir.join(format!("{i:03}.png")))
+                .expect("write png");
         }
     }
 }
 
 /// `tread train data --out out args…` with a fresh data dir; returns stdout.
 fn train(data: &Path, out: &Path, args: &[&str]) -> String {
-    let mut all = vec!["train", data.to_str().expect("utf-8"), "--out", out.to_str().expect("utf-8")];
+    let mut all = vec![
+        "train",
+        data.to_str().expect("utf-8"),
+        "--out",
+        out.to_str().expect("utf-8"),
+    ];
     if !args.contains(&"--size") {
         all.extend(["--size", "40"]);
     }
@@ -67,7 +74,8 @@ fn model_of(stdout: &str) -> (PathBuf, Model) {
             .find_map(|l| l.strip_prefix("model "))
             .expect("train prints the model"),
     );
-    let model = tread_train::unpack(&std::fs::read(&path).expect("read model")).expect("model loads");
+    let model =
+        tread_train::unpack(&std::fs::read(&path).expect("read model")).expect("model loads");
     (path, model)
 }
 
@@ -82,7 +90,18 @@ fn r14_default_network_never_collapses_to_one_class_across_seeds() {
         let stdout = train(
             &data,
             &dir.path().join(format!("out{seed}")),
-            &["--seed", seed, "--epochs", "3", "--batch-size", "16", "--lr", "0.01", "--split", "90,30"],
+            &[
+                "--seed",
+                seed,
+                "--epochs",
+                "3",
+                "--batch-size",
+                "16",
+                "--lr",
+                "0.01",
+                "--split",
+                "90,30",
+            ],
         );
         let (_, model) = model_of(&stdout);
         let trained = model.card.history.last().expect("epochs").accuracy;
@@ -110,15 +129,27 @@ fn r14_default_network_never_collapses_to_one_class_across_seeds() {
 fn r14_four_classes_train_evaluate_and_serve() {
     let dir = tempfile::tempdir().expect("temp dir");
     let data = dir.path().join("quadrants");
-    let classes = ["a-top-left", "b-top-right", "c-bottom-left", "d-bottom-right"];
+    let classes = [
+        "a-top-left",
+        "b-top-right",
+        "c-bottom-left",
+        "d-bottom-right",
+    ];
     write_dataset(&data, &classes, 30);
-    let stdout = train(&data, &dir.path().join("out"), &["--epochs", "8", "--split", "0.75,0.25"]);
+    let stdout = train(
+        &data,
+        &dir.path().join("out"),
+        &["--epochs", "8", "--split", "0.75,0.25"],
+    );
     let (path, model) = model_of(&stdout);
     assert_eq!(model.card.classes, classes);
     let evaluation = &model.card.evaluation;
     assert_eq!(evaluation.confusion.len(), 4);
     assert!(evaluation.confusion.iter().all(|row| row.len() == 4));
-    assert!(evaluation.accuracy > 0.5, "4 classes, chance 0.25: {evaluation:?}");
+    assert!(
+        evaluation.accuracy > 0.5,
+        "4 classes, chance 0.25: {evaluation:?}"
+    );
     for class in classes {
         assert!(stdout.contains(class), "the table names {class}: {stdout}");
     }
@@ -135,9 +166,15 @@ fn r14_four_classes_train_evaluate_and_serve() {
     ok(cli(), &["deploy", model, "--endpoint", "quadrants"]);
     let image = data.join("c-bottom-left/000.png");
     let image = image.to_str().expect("utf-8");
-    let answer = ok(cli(), &["predict", "--endpoint", "quadrants", "--json", image]);
+    let answer = ok(
+        cli(),
+        &["predict", "--endpoint", "quadrants", "--json", image],
+    );
     for class in classes {
-        assert!(answer.contains(class), "probabilities of all four: {answer}");
+        assert!(
+            answer.contains(class),
+            "probabilities of all four: {answer}"
+        );
     }
     server.kill();
 }
@@ -151,7 +188,15 @@ fn r14_deterministic_training_repeats_bit_for_bit() {
         let stdout = train(
             &data,
             &dir.path().join(out),
-            &["--seed", "5", "--epochs", "2", "--batch-size", "8", "--deterministic"],
+            &[
+                "--seed",
+                "5",
+                "--epochs",
+                "2",
+                "--batch-size",
+                "8",
+                "--deterministic",
+            ],
         );
         let (_, model) = model_of(&stdout);
         assert!(model.card.hyperparameters.deterministic);
@@ -167,7 +212,12 @@ fn r14_metrics_grow_while_training_runs() {
     write_dataset(&data, &["left", "right"], 60);
     let out = dir.path().join("out");
     let mut child = tread(&dir.path().join("state"))
-        .args(["train", data.to_str().expect("utf-8"), "--out", out.to_str().expect("utf-8")])
+        .args([
+            "train",
+            data.to_str().expect("utf-8"),
+            "--out",
+            out.to_str().expect("utf-8"),
+        ])
         .args(["--size", "96", "--epochs", "6", "--patience", "0"])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
@@ -175,12 +225,15 @@ fn r14_metrics_grow_while_training_runs() {
         .expect("spawn tread train");
     let started = Instant::now();
     let mut seen_while_running = 0;
-    while child.try_wait().expect("poll").is_none() && started.elapsed() < Duration::from_secs(300) {
+    while child.try_wait().expect("poll").is_none() && started.elapsed() < Duration::from_secs(300)
+    {
         let lines = std::fs::read_dir(&out)
             .into_iter()
             .flatten()
             .flatten()
-            .filter_map(|version| std::fs::read_to_string(version.path().join("metrics.jsonl")).ok())
+            .filter_map(|version| {
+                std::fs::read_to_string(version.path().join("metrics.jsonl")).ok()
+            })
             .map(|text| text.lines().count())
             .max()
             .unwrap_or(0);
@@ -193,7 +246,11 @@ fn r14_metrics_grow_while_training_runs() {
         (1..6).contains(&seen_while_running),
         "metrics.jsonl held {seen_while_running} epochs while training ran"
     );
-    let version = std::fs::read_dir(&out).expect("out").flatten().next().expect("a version");
+    let version = std::fs::read_dir(&out)
+        .expect("out")
+        .flatten()
+        .next()
+        .expect("a version");
     let text = std::fs::read_to_string(version.path().join("metrics.jsonl")).expect("metrics");
     let epochs: Vec<serde_json::Value> = text
         .lines()
@@ -201,10 +258,24 @@ fn r14_metrics_grow_while_training_runs() {
         .filter(|v: &serde_json::Value| v.get("epoch").is_some())
         .collect();
     assert_eq!(epochs.len(), 6);
-    for key in ["loss", "accuracy", "validation_accuracy", "learning_rate", "seconds", "images_per_s"] {
-        assert!(epochs.iter().all(|e| e.get(key).is_some()), "{key} in {text}");
+    for key in [
+        "loss",
+        "accuracy",
+        "validation_accuracy",
+        "learning_rate",
+        "seconds",
+        "images_per_s",
+    ] {
+        assert!(
+            epochs.iter().all(|e| e.get(key).is_some()),
+            "{key} in {text}"
+        );
     }
-    assert!(text.lines().last().is_some_and(|l| l.contains("\"evaluation\"")));
+    assert!(
+        text.lines()
+            .last()
+            .is_some_and(|l| l.contains("\"evaluation\""))
+    );
 }
 
 #[test]
@@ -215,10 +286,20 @@ fn r14_recipe_is_recorded_and_impossible_settings_are_refused() {
     let out = dir.path().join("out");
 
     // seed-cnn without flags is the recipe's notebook exactly.
-    let stdout = train(&data, &out, &["--model", "seed-cnn", "--size", "16", "--epochs", "1"]);
+    let stdout = train(
+        &data,
+        &out,
+        &["--model", "seed-cnn", "--size", "16", "--epochs", "1"],
+    );
     let h = model_of(&stdout).1.card.hyperparameters;
-    assert_eq!((h.optimizer.as_str(), h.learning_rate, h.batch_size), ("adam", 1e-3, 64));
-    assert_eq!((h.weight_decay, h.label_smoothing, h.validation), (0.0, 0.0, 0.0));
+    assert_eq!(
+        (h.optimizer.as_str(), h.learning_rate, h.batch_size),
+        ("adam", 1e-3, 64)
+    );
+    assert_eq!(
+        (h.weight_decay, h.label_smoothing, h.validation),
+        (0.0, 0.0, 0.0)
+    );
     assert_eq!(h.schedule, tread_train::Schedule::Constant);
     assert!(h.augment.is_none() && h.patience.is_none());
 
@@ -227,7 +308,10 @@ fn r14_recipe_is_recorded_and_impossible_settings_are_refused() {
     let h = model_of(&stdout).1.card.hyperparameters;
     assert_eq!(h.optimizer, "adamw");
     assert!(h.augment.is_some() && h.label_smoothing > 0.0 && h.validation > 0.0);
-    assert!(matches!(h.schedule, tread_train::Schedule::WarmupCosine { .. }));
+    assert!(matches!(
+        h.schedule,
+        tread_train::Schedule::WarmupCosine { .. }
+    ));
 
     let state = dir.path().join("state");
     let data_arg = data.to_str().expect("utf-8");
