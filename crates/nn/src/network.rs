@@ -345,6 +345,23 @@ mod tests {
         f64::from(cross_entropy(&logits, labels, &mut grad))
     }
 
+    /// Takes `steps` optimiser steps on one batch.
+    fn train_steps(
+        net: &mut Network,
+        batch: &Tensor,
+        labels: &[usize],
+        adam: &mut Adam,
+        steps: usize,
+    ) {
+        let mut grad = Tensor::default();
+        for _ in 0..steps {
+            let logits = net.forward(batch, Mode::Train).cloned().unwrap_or_default();
+            cross_entropy(&logits, labels, &mut grad);
+            net.backward(batch, &grad);
+            net.apply(adam);
+        }
+    }
+
     /// Moves every trainable value by `step` times a fixed pseudo-random direction.
     fn nudge(net: &mut Network, step: f32) {
         let mut rng = ChaCha8Rng::seed_from_u64(9);
@@ -429,17 +446,7 @@ mod tests {
             panic!("network builds")
         };
         // A few steps at a high rate: the momentum averages lag the weights.
-        let mut adam = Adam::new(5e-2);
-        let mut grad = Tensor::default();
-        for _ in 0..6 {
-            let logits = net
-                .forward(&batch, Mode::Train)
-                .cloned()
-                .unwrap_or_default();
-            cross_entropy(&logits, &labels, &mut grad);
-            net.backward(&batch, &grad);
-            net.apply(&mut adam);
-        }
+        train_steps(&mut net, &batch, &labels, &mut Adam::new(5e-2), 6);
         let trained = net
             .forward(&batch, Mode::Train)
             .cloned()
@@ -463,18 +470,8 @@ mod tests {
         let Ok(mut net) = Network::new(Architecture::ResnetSmall, 2, 32, 1) else {
             panic!("network builds")
         };
-        let mut adam = Adam::new(1e-2);
-        let mut grad = Tensor::default();
         let first = loss(&mut net, &batch, &labels);
-        for _ in 0..20 {
-            let logits = net
-                .forward(&batch, Mode::Train)
-                .cloned()
-                .unwrap_or_default();
-            cross_entropy(&logits, &labels, &mut grad);
-            net.backward(&batch, &grad);
-            net.apply(&mut adam);
-        }
+        train_steps(&mut net, &batch, &labels, &mut Adam::new(1e-2), 20);
         let last = loss(&mut net, &batch, &labels);
         assert!(last < first / 4.0, "loss {first} → {last}");
     }
