@@ -259,39 +259,20 @@ impl TrainStep {
     /// The `tread train` flags of the settings given (not the data, out or
     /// result).
     pub fn flags(&self) -> Vec<String> {
-        let mut flags: Vec<String> = [
-            ("--model", Some(self.model.to_string())),
-            ("--split", Some(self.split.clone())),
-            ("--seed", Some(self.seed.to_string())),
-            ("--size", Some(self.size.to_string())),
-            ("--epochs", self.epochs.map(|v| v.to_string())),
-            ("--batch-size", self.batch_size.map(|v| v.to_string())),
-            ("--lr", self.lr.map(|v| v.to_string())),
-            ("--weight-decay", self.weight_decay.map(|v| v.to_string())),
-            ("--warmup-epochs", self.warmup_epochs.map(|v| v.to_string())),
-            (
-                "--label-smoothing",
-                self.label_smoothing.map(|v| v.to_string()),
-            ),
-            ("--val", self.val.map(|v| v.to_string())),
-            ("--patience", self.patience.map(|v| v.to_string())),
-        ]
-        .into_iter()
-        .filter_map(|(flag, value)| value.map(|v| [flag.to_string(), v]))
-        .flatten()
-        .collect();
-        let switches = [
-            ("--constant-lr", self.constant_lr),
-            ("--deterministic", self.deterministic),
-            ("--augment", self.augment == Some(true)),
-            ("--no-augment", self.augment == Some(false)),
+        let mut flags = vec![
+            "--model".to_string(),
+            self.model.to_string(),
+            "--split".to_string(),
+            self.split.clone(),
+            "--seed".to_string(),
+            self.seed.to_string(),
+            "--size".to_string(),
+            self.size.to_string(),
         ];
-        flags.extend(
-            switches
-                .into_iter()
-                .filter(|(_, on)| *on)
-                .map(|(f, _)| f.to_string()),
-        );
+        flags.extend(self.overrides().flags());
+        if self.deterministic {
+            flags.push("--deterministic".to_string());
+        }
         flags
     }
 }

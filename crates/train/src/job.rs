@@ -2,14 +2,22 @@
 //! tests start it: list the dataset, train, pack, and put the model and its
 //! metrics under `<out>/<version>/`. `metrics.jsonl` grows while training
 //! runs, one line per epoch, so anything reading it sees the curves grow.
+//!
+//! And a later evaluation of a packed model, as `tread eval` and a
+//! pipeline's evaluate step start it: on the model's own held-out split, on
+//! another model's, or on every image.
 
-use crate::artifact::{ArtifactError, ModelCard, pack};
+use crate::artifact::{ArtifactError, Model, ModelCard, pack, unpack};
+use crate::eval::Evaluation;
 use crate::history::{EpochMetrics, Progress, StepReport};
-use crate::trainer::{TrainError, TrainOptions, train};
+use crate::trainer::{TrainError, TrainOptions, evaluate, train};
 use bytes::Bytes;
 use thiserror::Error;
 use tokio::runtime::Handle;
-use tread_data::{Dataset, DatasetError, ObjectDir, ObjectsError};
+use tread_data::{
+    Dataset, DatasetError, Loader, LoaderOptions, ObjectDir, ObjectsError, Sample, SplitError,
+    SplitSpec,
+};
 
 /// Name of the model archive under the version's prefix.
 pub const MODEL_FILE: &str = "model.tar.gz";
@@ -34,6 +42,35 @@ pub enum JobError {
     /// The metrics could not be written as JSON.
     #[error("writing metrics: {0}")]
     Metrics(#[from] serde_json::Error),
+    /// A model to evaluate could not be loaded.
+    #[error("loading {uri}: {source}")]
+    Model {
+        /// Where the model was read from.
+        uri: String,
+        /// What is wrong with it.
+        source: ArtifactError,
+    },
+    /// The dataset has a class the model was not trained on.
+    #[error("the dataset has class {class:?}, which the model does not know (it knows {known})")]
+    UnknownClass {
+        /// The dataset's class.
+        class: String,
+        /// The model's classes, comma-separated.
+        known: String,
+    },
+    /// A held-out split was asked of a model trained on other data.
+    #[error(
+        "{model} was trained on other data than {data}, so its held-out split does not exist there: evaluate all images instead"
+    )]
+    OtherData {
+        /// The model whose split was asked for.
+        model: String,
+        /// The dataset evaluated.
+        data: String,
+    },
+    /// The model's recorded split does not fit the dataset.
+    #[error("the model's held-out split: {0}")]
+    Split(#[from] SplitError),
 }
 
 /// A finished run: where the model went and its description.
@@ -159,4 +196,115 @@ impl Progress for LiveMetrics<'_> {
     fn note(&mut self, text: &str) {
         self.inner.note(text);
     }
+}
+
+/// Which images of a dataset [`evaluate_at`] scores.
+#[derive(Clone, Debug, PartialEq)]
+pub enum EvalScope {
+    /// The model's own held-out split when the data is what it was trained
+    /// on, every image otherwise.
+    Auto,
+    /// Every image, even of the data the model was trained on.
+    All,
+    /// The held-out split of the model at this URI (trained on the same
+    /// data), to compare two models on the same images.
+    HeldOutOf(String),
+}
+
+/// A finished evaluation.
+pub struct EvalOutcome {
+    /// Accuracy, per-class figures and confusion.
+    pub evaluation: Evaluation,
+    /// Images that could not be read, with why; left out of `evaluation`.
+    pub skipped: Vec<(String, String)>,
+}
+
+/// Loads the model at `model` (s3:// or a file) and scores it on the
+/// dataset at `data`, over the images `scope` selects. Requests run on
+/// `runtime`; call from a thread outside it.
+pub fn evaluate_at(
+    model: &str,
+    data: &str,
+    scope: &EvalScope,
+    batch_size: usize,
+    loading: LoaderOptions,
+    runtime: &Handle,
+    progress: &mut dyn Progress,
+) -> Result<EvalOutcome, JobError> {
+    let Model { card, mut network } = runtime.block_on(read_model(model))?;
+    let dir = runtime.block_on(ObjectDir::open(data))?;
+    let dataset = runtime.block_on(list_dataset(&dir, progress))?;
+    let samples = relabel(&dataset, &card.classes)?;
+    let indices = match scope {
+        EvalScope::HeldOutOf(other) => {
+            let reference = runtime.block_on(read_model(other))?.card;
+            if dataset.digest() != reference.dataset.digest {
+                return Err(JobError::OtherData {
+                    model: other.clone(),
+                    data: data.to_string(),
+                });
+            }
+            progress.note(&format!("evaluating the held-out split of {other}"));
+            held_out(&reference, samples.len())?
+        }
+        EvalScope::Auto if dataset.digest() == card.dataset.digest => {
+            progress.note(&format!(
+                "same data as the model was trained on: evaluating its held-out split ({})",
+                card.hyperparameters.split
+            ));
+            held_out(&card, samples.len())?
+        }
+        EvalScope::Auto | EvalScope::All => {
+            progress.note(&format!("evaluating all {} images", samples.len()));
+            (0..samples.len()).collect()
+        }
+    };
+    let loader = Loader::new(dir, samples, card.input.clone(), loading, runtime.clone());
+    let evaluation = evaluate(&mut network, &loader, indices, &card.classes, batch_size);
+    Ok(EvalOutcome {
+        evaluation,
+        skipped: loader.failures().into_iter().collect(),
+    })
+}
+
+/// Fetches and loads a `model.tar.gz` from S3 or a file.
+pub async fn read_model(uri: &str) -> Result<Model, JobError> {
+    let bytes = tread_data::read_uri(uri).await?;
+    unpack(&bytes).map_err(|source| JobError::Model {
+        uri: uri.to_string(),
+        source,
+    })
+}
+
+/// The indices of a model's held-out split over a dataset of `len` images:
+/// the same seeded draw its training made.
+fn held_out(card: &ModelCard, len: usize) -> Result<Vec<usize>, SplitError> {
+    let split: SplitSpec = card.hyperparameters.split.parse()?;
+    Ok(split.split(len, card.hyperparameters.seed)?.1)
+}
+
+/// The dataset's samples with the model's class indices, refusing a class
+/// the model does not know.
+fn relabel(dataset: &Dataset, model_classes: &[String]) -> Result<Vec<Sample>, JobError> {
+    let mapping = dataset
+        .classes
+        .iter()
+        .map(|name| {
+            model_classes
+                .iter()
+                .position(|c| c == name)
+                .ok_or_else(|| JobError::UnknownClass {
+                    class: name.clone(),
+                    known: model_classes.join(", "),
+                })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(dataset
+        .samples
+        .iter()
+        .map(|s| Sample {
+            class: mapping[s.class],
+            ..s.clone()
+        })
+        .collect())
 }

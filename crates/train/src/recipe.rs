@@ -238,6 +238,41 @@ impl RecipeOverrides {
         }
         recipe
     }
+
+    /// The `tread train` flags that give these settings, for a step that
+    /// runs `tread train` as a child process.
+    pub fn flags(&self) -> Vec<String> {
+        let valued = [
+            ("--epochs", self.epochs.map(|v| v.to_string())),
+            ("--batch-size", self.batch_size.map(|v| v.to_string())),
+            ("--lr", self.learning_rate.map(|v| v.to_string())),
+            ("--weight-decay", self.weight_decay.map(|v| v.to_string())),
+            ("--warmup-epochs", self.warmup_epochs.map(|v| v.to_string())),
+            (
+                "--label-smoothing",
+                self.label_smoothing.map(|v| v.to_string()),
+            ),
+            ("--crop-scale", self.crop_scale.map(|v| v.to_string())),
+            ("--val", self.validation.map(|v| v.to_string())),
+            ("--patience", self.patience.map(|v| v.to_string())),
+        ];
+        let switches = [
+            ("--constant-lr", self.constant_lr),
+            ("--augment", self.augment == Some(true)),
+            ("--no-augment", self.augment == Some(false)),
+        ];
+        valued
+            .into_iter()
+            .filter_map(|(flag, value)| value.map(|v| vec![flag.to_string(), v]))
+            .chain(
+                switches
+                    .into_iter()
+                    .filter(|(_, on)| *on)
+                    .map(|(flag, _)| vec![flag.to_string()]),
+            )
+            .flatten()
+            .collect()
+    }
 }
 
 #[cfg(test)]

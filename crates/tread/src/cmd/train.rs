@@ -3,9 +3,9 @@
 use anyhow::Context;
 use clap::Args;
 use std::path::{Path, PathBuf};
-use tread_data::{Dataset, LoaderOptions, ObjectDir, Preprocess, Sample, SplitSpec};
+use tread_data::{Dataset, LoaderOptions, ObjectDir, Preprocess, SplitSpec};
 use tread_nn::{Architecture, DeviceChoice};
-use tread_train::{ConsoleProgress, Model, RecipeOverrides, TrainOptions};
+use tread_train::{ConsoleProgress, EvalScope, RecipeOverrides, TrainOptions};
 
 /// Options of `tread train`. Training settings left out take the
 /// network's defaults: the recipe's notebook for seed-cnn, the measured
@@ -227,88 +227,29 @@ fn report_skipped(skipped: &[(String, String)]) {
 /// Loads a model and scores it on a dataset.
 pub fn eval(args: EvalArgs) -> anyhow::Result<()> {
     let runtime = runtime()?;
-    let Model { card, mut network } = runtime.block_on(read_model(&args.model))?;
-    let dir = runtime.block_on(ObjectDir::open(&args.data))?;
-    let dataset = runtime.block_on(list_dataset(&dir))?;
-    let samples = relabel(&dataset, &card.classes)?;
-    let indices = if let Some(other) = &args.split_of {
-        let reference = runtime.block_on(read_model(other))?.card;
-        if dataset.digest() != reference.dataset.digest {
-            anyhow::bail!(
-                "--split-of {other}: that model was trained on other data than {}, so its held-out split does not exist here",
-                args.data
-            );
-        }
-        eprintln!("evaluating the held-out split of {other}");
-        held_out(&reference, samples.len())?
-    } else if !args.all && dataset.digest() == card.dataset.digest {
-        eprintln!(
-            "same data as the model was trained on: evaluating its held-out split ({})",
-            card.hyperparameters.split
-        );
-        held_out(&card, samples.len())?
-    } else {
-        eprintln!("evaluating all {} images", samples.len());
-        (0..samples.len()).collect()
+    let scope = match (&args.split_of, args.all) {
+        (Some(other), _) => EvalScope::HeldOutOf(other.clone()),
+        (None, true) => EvalScope::All,
+        (None, false) => EvalScope::Auto,
     };
-    let loader = tread_data::Loader::new(
-        dir,
-        samples,
-        card.input.clone(),
-        args.loading.options(),
-        runtime.handle().clone(),
-    );
-    let evaluation = tread_train::evaluate(
-        &mut network,
-        &loader,
-        indices,
-        &card.classes,
+    let outcome = tread_train::evaluate_at(
+        &args.model,
+        &args.data,
+        &scope,
         args.batch_size,
-    );
-    print!("{}", evaluation.table());
-    report_skipped(&loader.failures().into_iter().collect::<Vec<_>>());
+        args.loading.options(),
+        runtime.handle(),
+        &mut ConsoleProgress::new(),
+    )?;
+    print!("{}", outcome.evaluation.table());
+    report_skipped(&outcome.skipped);
     if let Some(path) = &args.result {
         write_result(
             path,
-            &serde_json::json!({ "model": args.model, "evaluation": evaluation }),
+            &serde_json::json!({ "model": args.model, "evaluation": outcome.evaluation }),
         )?;
     }
     Ok(())
-}
-
-/// The indices of a model's held-out split over a dataset of `len` images.
-fn held_out(card: &tread_train::ModelCard, len: usize) -> anyhow::Result<Vec<usize>> {
-    let split: SplitSpec = card.hyperparameters.split.parse()?;
-    Ok(split.split(len, card.hyperparameters.seed)?.1)
-}
-
-/// The dataset's samples with class indices of the model, refusing a class
-/// the model does not know.
-fn relabel(dataset: &Dataset, model_classes: &[String]) -> anyhow::Result<Vec<Sample>> {
-    let mapping = dataset
-        .classes
-        .iter()
-        .map(|name| {
-            model_classes
-                .iter()
-                .position(|c| c == name)
-                .with_context(|| format!("the dataset has class {name:?}, which the model does not know (it knows {})", model_classes.join(", ")))
-        })
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    Ok(dataset
-        .samples
-        .iter()
-        .map(|s| Sample {
-            class: mapping[s.class],
-            ..s.clone()
-        })
-        .collect())
-}
-
-/// Fetches and loads a `model.tar.gz` from S3 or a file.
-pub async fn read_model(uri: &str) -> anyhow::Result<Model> {
-    let bytes = tread_data::read_uri(uri).await?;
-    tread_train::unpack(&bytes).with_context(|| format!("loading {uri}"))
 }
 
 /// Lists a dataset, telling what was left out.
@@ -323,4 +264,48 @@ pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .enable_all()
         .build()
         .context("starting the async runtime")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Recipe {
+        #[command(flatten)]
+        recipe: RecipeArgs,
+    }
+
+    fn parsed(flags: &[String]) -> RecipeOverrides {
+        let argv = std::iter::once("tread".to_string()).chain(flags.iter().cloned());
+        Recipe::parse_from(argv).recipe.overrides()
+    }
+
+    /// A pipeline's train step passes its settings to `tread train` as the
+    /// flags `RecipeOverrides::flags` writes: every setting must come back.
+    #[test]
+    fn recipe_flags_parse_back_to_the_same_settings() {
+        let every = RecipeOverrides {
+            epochs: Some(7),
+            batch_size: Some(32),
+            learning_rate: Some(3e-4),
+            weight_decay: Some(0.01),
+            warmup_epochs: Some(0.5),
+            constant_lr: false,
+            label_smoothing: Some(0.05),
+            augment: Some(true),
+            crop_scale: Some(0.7),
+            validation: Some(0.15),
+            patience: Some(4),
+        };
+        assert_eq!(parsed(&every.flags()), every);
+        let switches = RecipeOverrides {
+            constant_lr: true,
+            augment: Some(false),
+            ..RecipeOverrides::default()
+        };
+        assert_eq!(parsed(&switches.flags()), switches);
+        assert_eq!(parsed(&[]), RecipeOverrides::default());
+    }
 }
