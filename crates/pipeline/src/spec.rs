@@ -225,7 +225,7 @@ pub struct TrainStep {
     pub crop_scale: Option<f32>,
     /// Share of the training split held apart to pick the best epoch.
     pub val: Option<f64>,
-    /// Epochs without a better validation accuracy before stopping; 0 runs
+    /// Epochs without a lower validation loss before stopping; 0 runs
     /// every epoch.
     pub patience: Option<usize>,
     /// Bit-identical weights for the same seed, data and machine.

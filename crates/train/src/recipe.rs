@@ -48,7 +48,7 @@ pub struct Recipe {
     /// Share of the training split held apart to pick the best epoch; 0
     /// keeps the last epoch.
     pub validation: f64,
-    /// Epochs without a better validation accuracy before stopping; `None`
+    /// Epochs without a lower validation loss before stopping; `None`
     /// runs every epoch.
     pub patience: Option<usize>,
 }

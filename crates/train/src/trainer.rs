@@ -118,8 +118,10 @@ impl Parts {
     }
 }
 
-/// The weights of the best epoch so far, by validation accuracy (ties go
-/// to the lower validation loss).
+/// The weights of the best epoch so far, by validation loss (ties go to
+/// the higher accuracy). The loss, not the accuracy: on a validation part of
+/// a hundred images accuracy jumps by whole points between epochs, and the
+/// highest of such jumps is luck, while the loss moves with the model.
 struct Best {
     epoch: usize,
     accuracy: f64,
@@ -187,7 +189,7 @@ pub fn train(
             metrics.validation_loss = Some(loss);
             let better = best
                 .as_ref()
-                .is_none_or(|b| accuracy > b.accuracy || (accuracy == b.accuracy && loss < b.loss));
+                .is_none_or(|b| loss < b.loss || (loss == b.loss && accuracy > b.accuracy));
             if better {
                 best = Some(Best {
                     epoch,
@@ -204,8 +206,9 @@ pub fn train(
             && epoch < recipe.epochs
         {
             progress.note(&format!(
-                "stopping early: no better validation accuracy for {patience} epochs since epoch {} ({:.2} %)",
+                "stopping early: no lower validation loss for {patience} epochs since epoch {} (loss {:.4}, accuracy {:.2} %)",
                 b.epoch,
+                b.loss,
                 b.accuracy * 100.0
             ));
             break;

@@ -93,7 +93,7 @@ pub struct RecipeArgs {
     /// stop early; 0 keeps the last epoch [default: seed-cnn 0, resnet-small 0.1].
     #[arg(long)]
     pub val: Option<f64>,
-    /// Stop after this many epochs without a better validation accuracy; 0
+    /// Stop after this many epochs without a lower validation loss; 0
     /// runs every epoch [default: resnet-small 8].
     #[arg(long)]
     pub patience: Option<usize>,
