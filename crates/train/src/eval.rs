@@ -47,6 +47,14 @@ impl Confusion {
         }
     }
 
+    /// Records the predicted class (the largest logit) of each row of
+    /// `logits` against its label.
+    pub fn add_predictions(&mut self, logits: &tread_nn::Tensor, labels: &[usize]) {
+        for (predicted, actual) in crate::trainer::predictions(logits).into_iter().zip(labels) {
+            self.add(*actual, predicted);
+        }
+    }
+
     /// Records one prediction.
     pub fn add(&mut self, actual: usize, predicted: usize) {
         if let Some(count) = self

@@ -398,19 +398,19 @@ impl Run<'_> {
         let (mut loss_sum, mut count) = (0.0f64, 0usize);
         let mut grad = Tensor::default();
         let smoothing = self.options.recipe.label_smoothing;
-        for batch in self
-            .loader
-            .batches(images.to_vec(), self.options.recipe.batch_size)
-        {
-            if let Ok(logits) = self.network.forward(&batch.images, Mode::Infer) {
-                let loss = smoothed_cross_entropy(logits, &batch.labels, smoothing, &mut grad);
-                loss_sum += f64::from(loss) * batch.labels.len() as f64;
-                count += batch.labels.len();
-                for (predicted, actual) in predictions(logits).into_iter().zip(&batch.labels) {
-                    confusion.add(*actual, predicted);
-                }
-            }
-        }
+        let batch_size = self.options.recipe.batch_size;
+        infer_batches(
+            self.network,
+            self.loader,
+            images.to_vec(),
+            batch_size,
+            |logits, labels| {
+                let loss = smoothed_cross_entropy(logits, labels, smoothing, &mut grad);
+                loss_sum += f64::from(loss) * labels.len() as f64;
+                count += labels.len();
+                confusion.add_predictions(logits, labels);
+            },
+        );
         (
             confusion.evaluation().accuracy,
             loss_sum / count.max(1) as f64,
@@ -452,12 +452,24 @@ pub fn evaluate(
     batch_size: usize,
 ) -> Evaluation {
     let mut confusion = Confusion::new(classes);
+    infer_batches(network, loader, indices, batch_size, |logits, labels| {
+        confusion.add_predictions(logits, labels);
+    });
+    confusion.evaluation()
+}
+
+/// Runs the network in inference mode over the samples at `indices`,
+/// handing each batch's logits and labels to `score`.
+fn infer_batches(
+    network: &mut Network,
+    loader: &Loader,
+    indices: Vec<usize>,
+    batch_size: usize,
+    mut score: impl FnMut(&Tensor, &[usize]),
+) {
     for batch in loader.batches(indices, batch_size) {
         if let Ok(logits) = network.forward(&batch.images, Mode::Infer) {
-            for (predicted, actual) in predictions(logits).into_iter().zip(&batch.labels) {
-                confusion.add(*actual, predicted);
-            }
+            score(logits, &batch.labels);
         }
     }
-    confusion.evaluation()
 }
