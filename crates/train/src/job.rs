@@ -260,7 +260,8 @@ pub fn evaluate_at(
         }
     };
     let loader = Loader::new(dir, samples, card.input.clone(), loading, runtime.clone());
-    let evaluation = evaluate(&mut network, &loader, indices, &card.classes, batch_size);
+    let evaluation = evaluate(&mut network, &loader, indices, &card.classes, batch_size)
+        .map_err(TrainError::from)?;
     Ok(EvalOutcome {
         evaluation,
         skipped: loader.failures().into_iter().collect(),

@@ -184,7 +184,7 @@ pub fn train(
             run.calibrate(&parts.calibration)?;
         }
         if !parts.validation.is_empty() {
-            let (accuracy, loss) = run.validate(&parts.validation, &dataset.classes);
+            let (accuracy, loss) = run.validate(&parts.validation, &dataset.classes)?;
             metrics.validation_accuracy = Some(accuracy);
             metrics.validation_loss = Some(loss);
             let better = best
@@ -229,7 +229,7 @@ pub fn train(
         parts.test.clone(),
         &dataset.classes,
         recipe.batch_size,
-    );
+    )?;
     let card = ModelCard {
         format: crate::artifact::FORMAT.to_string(),
         version,
@@ -393,7 +393,11 @@ impl Run<'_> {
     }
 
     /// Accuracy and mean loss on the validation part.
-    fn validate(&mut self, images: &[usize], classes: &[String]) -> (f64, f64) {
+    fn validate(
+        &mut self,
+        images: &[usize],
+        classes: &[String],
+    ) -> Result<(f64, f64), NetworkError> {
         let mut confusion = Confusion::new(classes);
         let (mut loss_sum, mut count) = (0.0f64, 0usize);
         let mut grad = Tensor::default();
@@ -410,11 +414,11 @@ impl Run<'_> {
                 count += labels.len();
                 confusion.add_predictions(logits, labels);
             },
-        );
-        (
+        )?;
+        Ok((
             confusion.evaluation().accuracy,
             loss_sum / count.max(1) as f64,
-        )
+        ))
     }
 }
 
@@ -444,18 +448,20 @@ fn count_correct(logits: &Tensor, labels: &[usize]) -> usize {
 }
 
 /// Classifies the samples at `indices` and scores the predictions.
+/// Unreadable images are left out (the loader lists them); a network that
+/// cannot take the images is an error, never a smaller evaluation.
 pub fn evaluate(
     network: &mut Network,
     loader: &Loader,
     indices: Vec<usize>,
     classes: &[String],
     batch_size: usize,
-) -> Evaluation {
+) -> Result<Evaluation, NetworkError> {
     let mut confusion = Confusion::new(classes);
     infer_batches(network, loader, indices, batch_size, |logits, labels| {
         confusion.add_predictions(logits, labels);
-    });
-    confusion.evaluation()
+    })?;
+    Ok(confusion.evaluation())
 }
 
 /// Runs the network in inference mode over the samples at `indices`,
@@ -466,10 +472,9 @@ fn infer_batches(
     indices: Vec<usize>,
     batch_size: usize,
     mut score: impl FnMut(&Tensor, &[usize]),
-) {
+) -> Result<(), NetworkError> {
     for batch in loader.batches(indices, batch_size) {
-        if let Ok(logits) = network.forward(&batch.images, Mode::Infer) {
-            score(logits, &batch.labels);
-        }
+        score(network.forward(&batch.images, Mode::Infer)?, &batch.labels);
     }
+    Ok(())
 }
