@@ -11,10 +11,11 @@
 #            seed-cnn --epochs 2 --size 224 against pytorch_recipe.py --arch
 #            seed-cnn --recipe (Adam 1e-3, no schedule, no augmentation, no
 #            smoothing, no validation), seeds 0 1 2.
-#   tyres:   the demo's synthetic tyres (tread data synth, 1200 at 128 px,
+#   tyres:   the demo's synthetic tyres (tread data synth, 1200 at 96 px,
 #            seed 0, split 0.8,0.2): tread's default recipe and PyTorch
-#            resnet-small at 128, and the strong reference PyTorch resnet18
-#            --size 128 --epochs 60 --patience 60, seeds $TYRE_SEEDS.
+#            resnet-small at 96 (both with the demo's --epochs 30 --val 0),
+#            and the strong reference PyTorch resnet18 --size 96 --epochs 60
+#            --patience 60, seeds $TYRE_SEEDS.
 # Then one markdown table of every run and one of the means per setting.
 # Wall seconds are the whole command (PyTorch's include ~5 s of importing
 # torch and its memory-format probe); train s is the epoch loop alone.
@@ -45,6 +46,8 @@
 #                --label-smoothing 0 --lr 1e-3"; a cosine decay would remain).
 #   SEEDS        seeds of quality and seedcnn (default "0 1 2")
 #   TYRE_SEEDS   seeds of tyres (default "0")
+#   TYRE_EPOCHS  epochs of the tyres part's resnet-small runs (default 30, the
+#                demo's; `tread train` refuses a flag given twice)
 #   PAIR         Fashion-MNIST classes (default pullover,coat; 4 classes work too)
 #   KEEP=1       keep the temp directory (datasets, models, logs)
 # The Fashion-MNIST files come from Debian's dataset-fashion-mnist, installed
@@ -55,6 +58,7 @@ REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 PARTS=${PARTS:-quality seedcnn tyres}
 SEEDS=${SEEDS:-0 1 2}
 TYRE_SEEDS=${TYRE_SEEDS:-0}
+TYRE_EPOCHS=${TYRE_EPOCHS:-30}
 TREAD=${TREAD:-$REPO/target/release/tread}
 TORCH_VENV=${TORCH_VENV:-$REPO/target/bench-torch-venv}
 TREAD_ARGS=${TREAD_ARGS:-}
@@ -232,17 +236,18 @@ seedcnn_part() {
 
 tyres_part() {
     local tyres=$WORK/tyres
-    say "synthesising the demo's 1200 tyres at 128 px (seed 0) into $tyres"
-    "$TREAD" --data-dir "$WORK/tread-data" data synth "$tyres" --count 1200 --size 128 --seed 0 >&2
+    say "synthesising the demo's 1200 tyres at 96 px (seed 0) into $tyres"
+    "$TREAD" --data-dir "$WORK/tread-data" data synth "$tyres" --count 1200 --size 96 --seed 0 >&2
     local seed
     for seed in $TYRE_SEEDS; do
         # shellcheck disable=SC2086
-        tread_train tyres default "$seed" "$tyres" --split 0.8,0.2 --size 128 $TREAD_ARGS
+        tread_train tyres default "$seed" "$tyres" --split 0.8,0.2 --size 96 --epochs "$TYRE_EPOCHS" \
+            --val 0 $TREAD_ARGS
         # shellcheck disable=SC2086
         torch_train tyres resnet-small "$seed" "$tyres" --arch resnet-small --split 0.8,0.2 \
-            --size 128 --quiet $TORCH_ARGS
+            --size 96 --epochs "$TYRE_EPOCHS" --val 0 --quiet $TORCH_ARGS
         # shellcheck disable=SC2086
-        torch_train tyres resnet18 "$seed" "$tyres" --arch resnet18 --split 0.8,0.2 --size 128 \
+        torch_train tyres resnet18 "$seed" "$tyres" --arch resnet18 --split 0.8,0.2 --size 96 \
             --epochs 60 --patience 60 --quiet $TORCH_ARGS
     done
 }
