@@ -13,12 +13,35 @@ use tread_train::Model;
 /// Side of the generated images.
 const SIDE: u32 = 40;
 
+/// Grey levels of a generated set: the background's and the square's.
+struct Tone {
+    background: std::ops::Range<u32>,
+    square: std::ops::Range<u32>,
+}
+
+/// Bright squares on a mid-grey ground.
+const PLAIN: Tone = Tone {
+    background: 40..100,
+    square: 150..250,
+};
+
+/// Dim squares on a near-black ground: activations far from batch norm's
+/// initial statistics, so running averages taken over a few steps are far
+/// from the truth.
+const DARK: Tone = Tone {
+    background: 0..20,
+    square: 20..60,
+};
+
 /// Writes `per_class` images of each class under `root/<class>/`. Class `c`
-/// of `classes` shows a bright square in quadrant `c` (of 4) or half `c`
-/// (of 2), at a jittered place and brightness on a noisy background: easy
-/// to learn, so a network that learned it and then answers one class for
-/// everything has an evaluation bug, not a data problem.
-fn write_dataset(root: &Path, classes: &[&str], per_class: usize) {
+/// of `n` shows a square in horizontal band `c` of `n` (top to bottom), at a
+/// jittered column and level on a noisy background: easy to learn, and a
+/// horizontal flip (part of the default augmentation) keeps the label. A
+/// network that learned it and then answers one class for everything has an
+/// evaluation bug, not a data problem.
+fn write_dataset(root: &Path, classes: &[&str], per_class: usize, tone: &Tone) {
+    let band = SIDE / classes.len() as u32;
+    let square = band.min(12) - 2;
     for (c, class) in classes.iter().enumerate() {
         let dir = root.join(class);
         std::fs::create_dir_all(&dir).expect("class dir");
@@ -30,18 +53,14 @@ fn write_dataset(root: &Path, classes: &[&str], per_class: usize) {
                 state ^= state << 5;
                 state
             };
-            let (qx, qy) = if classes.len() == 2 {
-                (c as u32, next() % 2)
-            } else {
-                (c as u32 % 2, c as u32 / 2)
-            };
-            let half = SIDE / 2;
-            let (x0, y0) = (qx * half + next() % 6, qy * half + next() % 6);
-            let shade = 150 + (next() % 100) as u8;
+            let mut pick = |range: &std::ops::Range<u32>| range.start + next() % range.len() as u32;
+            let x0 = pick(&(0..SIDE - square));
+            let y0 = c as u32 * band + pick(&(0..band - square + 1));
+            let shade = pick(&tone.square) as u8;
             let image = RgbImage::from_fn(SIDE, SIDE, |x, y| {
-                let inside = (x0..x0 + 12).contains(&x) && (y0..y0 + 12).contains(&y);
-                let noise = (next() % 60) as u8;
-                let v = if inside { shade } else { 40 + noise };
+                let inside = (x0..x0 + square).contains(&x) && (y0..y0 + square).contains(&y);
+                let noise = pick(&tone.background) as u8;
+                let v = if inside { shade } else { noise };
                 Rgb([v, v, v / 2 + noise / 2])
             });
             image
@@ -83,10 +102,13 @@ fn model_of(stdout: &str) -> (PathBuf, Model) {
 fn r14_default_network_never_collapses_to_one_class_across_seeds() {
     let dir = tempfile::tempdir().expect("temp dir");
     let data = dir.path().join("halves");
-    write_dataset(&data, &["left", "right"], 60);
+    write_dataset(&data, &["top", "bottom"], 60, &DARK);
+    let mut learned = 0;
     for seed in ["0", "1", "2", "3"] {
-        // Few steps at a high rate: where batch norm's running statistics
-        // lag the weights most.
+        // Two epochs of six steps at a high rate on dark images: batch
+        // norm's running averages lag the weights and the activations' true
+        // statistics. A network evaluated with them (no recomputed
+        // statistics) answers one class on every seed here.
         let stdout = train(
             &data,
             &dir.path().join(format!("out{seed}")),
@@ -94,7 +116,7 @@ fn r14_default_network_never_collapses_to_one_class_across_seeds() {
                 "--seed",
                 seed,
                 "--epochs",
-                "3",
+                "2",
                 "--batch-size",
                 "16",
                 "--lr",
@@ -111,6 +133,7 @@ fn r14_default_network_never_collapses_to_one_class_across_seeds() {
             .count();
         assert!(model.card.hyperparameters.precise_batch_norm);
         if trained >= 0.75 {
+            learned += 1;
             assert_eq!(
                 predicted, 2,
                 "seed {seed}: training accuracy {trained} but held-out confusion {:?}",
@@ -123,19 +146,19 @@ fn r14_default_network_never_collapses_to_one_class_across_seeds() {
             );
         }
     }
+    // The promise binds only networks that learned: most seeds must have.
+    assert!(
+        learned >= 3,
+        "only {learned} of 4 seeds reached 75 % training accuracy"
+    );
 }
 
 #[test]
 fn r14_four_classes_train_evaluate_and_serve() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let data = dir.path().join("quadrants");
-    let classes = [
-        "a-top-left",
-        "b-top-right",
-        "c-bottom-left",
-        "d-bottom-right",
-    ];
-    write_dataset(&data, &classes, 30);
+    let data = dir.path().join("bands");
+    let classes = ["a-top", "b-upper-middle", "c-lower-middle", "d-bottom"];
+    write_dataset(&data, &classes, 30, &PLAIN);
     let stdout = train(
         &data,
         &dir.path().join("out"),
@@ -163,13 +186,10 @@ fn r14_four_classes_train_evaluate_and_serve() {
         cmd
     };
     let model = path.to_str().expect("utf-8");
-    ok(cli(), &["deploy", model, "--endpoint", "quadrants"]);
-    let image = data.join("c-bottom-left/000.png");
+    ok(cli(), &["deploy", model, "--endpoint", "bands"]);
+    let image = data.join("c-lower-middle/000.png");
     let image = image.to_str().expect("utf-8");
-    let answer = ok(
-        cli(),
-        &["predict", "--endpoint", "quadrants", "--json", image],
-    );
+    let answer = ok(cli(), &["predict", "--endpoint", "bands", "--json", image]);
     for class in classes {
         assert!(
             answer.contains(class),
@@ -183,7 +203,7 @@ fn r14_four_classes_train_evaluate_and_serve() {
 fn r14_deterministic_training_repeats_bit_for_bit() {
     let dir = tempfile::tempdir().expect("temp dir");
     let data = dir.path().join("halves");
-    write_dataset(&data, &["left", "right"], 24);
+    write_dataset(&data, &["top", "bottom"], 24, &PLAIN);
     let weights = |out: &str| {
         let stdout = train(
             &data,
@@ -209,7 +229,7 @@ fn r14_deterministic_training_repeats_bit_for_bit() {
 fn r14_metrics_grow_while_training_runs() {
     let dir = tempfile::tempdir().expect("temp dir");
     let data = dir.path().join("halves");
-    write_dataset(&data, &["left", "right"], 60);
+    write_dataset(&data, &["top", "bottom"], 60, &PLAIN);
     let out = dir.path().join("out");
     let mut child = tread(&dir.path().join("state"))
         .args([
@@ -287,7 +307,7 @@ fn r14_metrics_grow_while_training_runs() {
 fn r14_recipe_is_recorded_and_impossible_settings_are_refused() {
     let dir = tempfile::tempdir().expect("temp dir");
     let data = dir.path().join("halves");
-    write_dataset(&data, &["left", "right"], 12);
+    write_dataset(&data, &["top", "bottom"], 12, &PLAIN);
     let out = dir.path().join("out");
 
     // seed-cnn without flags is the recipe's notebook exactly.
