@@ -84,9 +84,12 @@ impl Scene {
         None
     }
 
-    /// Line-width scale: grows gently with image size so thin marks stay thin.
+    /// Line-width scale: grows gently with image size so thin marks stay
+    /// thin, but never below its width at 256 px: drawn thinner, a crack in
+    /// a small photo (the demo draws 96 px) is under a pixel wide and
+    /// vanishes in the blur.
     fn pen(&self) -> f32 {
-        (self.px / 256.0).sqrt()
+        (self.px / 256.0).sqrt().max(1.0)
     }
 
     /// Chooses this photo's defects; wear must be known before painting.
@@ -113,13 +116,28 @@ impl Scene {
         list
     }
 
+    /// Draws one planned defect: most are plain to see, some faint, as in
+    /// real photos.
     pub(super) fn draw_defect(&self, defect: Defect, rng: &mut Rng8, c: &mut Canvas) {
-        // Most defects are plain to see; some are faint, as in real photos.
         let k = if rng.random_bool(0.08) {
             pick(rng, 0.2, 0.45)
         } else {
             pick(rng, 0.7, 1.3)
         };
+        self.draw_defect_of_strength(defect, k, rng, c);
+    }
+
+    /// Draws one more local defect at full strength, for a photo whose
+    /// planned damage does not show.
+    pub(super) fn draw_plain_defect(&self, rng: &mut Rng8, c: &mut Canvas) {
+        use Defect::{Bulge, Chunk, Crack, Crazing, Cut};
+        let kinds = [Crack, Crazing, Cut, Bulge, Chunk];
+        let defect = kinds[rng.random_range(0..kinds.len())];
+        let k = pick(rng, 1.0, 1.3);
+        self.draw_defect_of_strength(defect, k, rng, c);
+    }
+
+    fn draw_defect_of_strength(&self, defect: Defect, k: f32, rng: &mut Rng8, c: &mut Canvas) {
         let zone = match (&self.view, defect) {
             (_, Defect::Chunk) | (View::Band(_), Defect::Cut) => Zone::Tread,
             (View::Wheel(_), Defect::Crack) if rng.random_bool(0.25) => Zone::Tread,
