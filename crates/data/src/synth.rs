@@ -272,7 +272,7 @@ const MAX_EXTRA_DEFECTS: usize = 12;
 /// model can learn, which capped every model's held-out accuracy.
 fn damage(scene: &Scene, planned: Vec<Defect>, rng: &mut Rng8, mut canvas: Canvas) -> RgbImage {
     let undamaged = photograph(scene, &canvas);
-    let rubber = canvas.rubber.iter().filter(|&&r| r).count();
+    let rubber = canvas.rubber_pixels();
     for defect in planned {
         scene.draw_defect(defect, rng, &mut canvas);
     }
@@ -412,15 +412,14 @@ mod tests {
         // The demo's set (seed 0, 96 px) has 665 defective photos.
         for index in 0..700 {
             let seed = image_seed(0, TyreClass::Defective, index);
-            let before = stage(TyreClass::Defective, seed, Some(96))?;
-            let undamaged = photograph(&before.scene, &before.canvas);
-            let rubber = before.canvas.rubber.iter().filter(|&&r| r).count();
             let Staged {
                 scene,
                 canvas,
                 defects,
                 mut defect_rng,
             } = stage(TyreClass::Defective, seed, Some(96))?;
+            let undamaged = photograph(&scene, &canvas);
+            let rubber = canvas.rubber_pixels();
             let damaged = damage(&scene, defects, &mut defect_rng, canvas);
             assert!(
                 damage_shows(&undamaged, &damaged, rubber),

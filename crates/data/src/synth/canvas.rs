@@ -51,6 +51,11 @@ pub(super) struct Canvas {
 }
 
 impl Canvas {
+    /// How many pixels show tyre rubber.
+    pub(super) fn rubber_pixels(&self) -> usize {
+        self.rubber.iter().filter(|&&r| r).count()
+    }
+
     pub(super) fn new(w: usize, h: usize) -> Self {
         let n = w * h;
         Self {
