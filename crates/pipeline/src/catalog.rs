@@ -2,71 +2,92 @@
 //! runs and their steps, instances, and the model registry. Every view is
 //! `Serialize`, so the HTTP API answers with these types directly.
 
-use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde::Serialize;
-use std::path::Path;
-use std::sync::Mutex;
+use tread_catalog::{Database, DbError, Migration, Part, Row, Step, Tx, params};
 
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS pipeline_pipelines (
-    name TEXT PRIMARY KEY,
-    source TEXT NOT NULL,
-    paused INTEGER NOT NULL DEFAULT 0,
-    created TEXT NOT NULL,
-    updated TEXT NOT NULL,
-    last_fire TEXT,
-    data_digest TEXT,
-    s3_user TEXT,
-    access_key_id TEXT,
-    secret_access_key TEXT);
-CREATE TABLE IF NOT EXISTS pipeline_runs (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    pipeline TEXT NOT NULL,
-    trigger TEXT NOT NULL,
-    state TEXT NOT NULL,
-    reason TEXT,
-    created TEXT NOT NULL,
-    started TEXT,
-    finished TEXT,
-    dataset_digest TEXT,
-    model_version INTEGER);
-CREATE TABLE IF NOT EXISTS pipeline_run_steps (
-    run_id INTEGER NOT NULL REFERENCES pipeline_runs(id) ON DELETE CASCADE,
-    idx INTEGER NOT NULL,
-    kind TEXT NOT NULL,
-    state TEXT NOT NULL,
-    started TEXT,
-    finished TEXT,
-    message TEXT,
-    PRIMARY KEY (run_id, idx));
-CREATE TABLE IF NOT EXISTS pipeline_instances (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    run_id INTEGER NOT NULL,
-    backend TEXT NOT NULL,
-    type TEXT NOT NULL,
-    hourly_price REAL NOT NULL,
-    state TEXT NOT NULL,
-    workdir TEXT NOT NULL,
-    started TEXT NOT NULL,
-    stopped TEXT,
-    billed_seconds REAL,
-    cost REAL,
-    idle_seconds REAL);
-CREATE TABLE IF NOT EXISTS pipeline_models (
-    name TEXT NOT NULL,
-    version INTEGER NOT NULL,
-    pipeline TEXT NOT NULL,
-    run_id INTEGER NOT NULL,
-    uri TEXT NOT NULL,
-    artifact_version TEXT NOT NULL,
-    accuracy REAL NOT NULL,
-    metrics TEXT NOT NULL,
-    dataset_digest TEXT NOT NULL,
-    production INTEGER NOT NULL DEFAULT 0,
-    endpoint TEXT,
-    created TEXT NOT NULL,
-    PRIMARY KEY (name, version));
-";
+/// The first tables, with `$id` the engine's auto-numbered key (the only
+/// word the engines spell differently).
+macro_rules! tables_v1 {
+    ($id:literal) => {
+        concat!(
+            "CREATE TABLE IF NOT EXISTS pipeline_pipelines (
+                name TEXT PRIMARY KEY,
+                source TEXT NOT NULL,
+                paused BOOLEAN NOT NULL DEFAULT FALSE,
+                created TEXT NOT NULL,
+                updated TEXT NOT NULL,
+                last_fire TEXT,
+                data_digest TEXT,
+                s3_user TEXT,
+                access_key_id TEXT,
+                secret_access_key TEXT);
+            CREATE TABLE IF NOT EXISTS pipeline_runs (
+                id ",
+            $id,
+            ",
+                pipeline TEXT NOT NULL,
+                trigger TEXT NOT NULL,
+                state TEXT NOT NULL,
+                reason TEXT,
+                created TEXT NOT NULL,
+                started TEXT,
+                finished TEXT,
+                dataset_digest TEXT,
+                model_version BIGINT);
+            CREATE TABLE IF NOT EXISTS pipeline_run_steps (
+                run_id BIGINT NOT NULL REFERENCES pipeline_runs(id) ON DELETE CASCADE,
+                idx BIGINT NOT NULL,
+                kind TEXT NOT NULL,
+                state TEXT NOT NULL,
+                started TEXT,
+                finished TEXT,
+                message TEXT,
+                PRIMARY KEY (run_id, idx));
+            CREATE TABLE IF NOT EXISTS pipeline_instances (
+                id ",
+            $id,
+            ",
+                run_id BIGINT NOT NULL,
+                backend TEXT NOT NULL,
+                type TEXT NOT NULL,
+                hourly_price DOUBLE PRECISION NOT NULL,
+                state TEXT NOT NULL,
+                workdir TEXT NOT NULL,
+                started TEXT NOT NULL,
+                stopped TEXT,
+                billed_seconds DOUBLE PRECISION,
+                cost DOUBLE PRECISION,
+                idle_seconds DOUBLE PRECISION);
+            CREATE TABLE IF NOT EXISTS pipeline_models (
+                name TEXT NOT NULL,
+                version BIGINT NOT NULL,
+                pipeline TEXT NOT NULL,
+                run_id BIGINT NOT NULL,
+                uri TEXT NOT NULL,
+                artifact_version TEXT NOT NULL,
+                accuracy DOUBLE PRECISION NOT NULL,
+                metrics TEXT NOT NULL,
+                dataset_digest TEXT NOT NULL,
+                production BOOLEAN NOT NULL DEFAULT FALSE,
+                endpoint TEXT,
+                created TEXT NOT NULL,
+                PRIMARY KEY (name, version));"
+        )
+    };
+}
+
+/// The pipeline part's tables and their migrations.
+pub static PART: Part = Part {
+    name: "pipeline",
+    migrations: &[Migration {
+        version: 1,
+        name: "pipelines, runs, instances, registry",
+        step: Step::PerEngine {
+            sqlite: tables_v1!("INTEGER PRIMARY KEY AUTOINCREMENT"),
+            postgres: tables_v1!("BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY"),
+        },
+    }],
+};
 
 /// A pipeline as stored: its file and its scheduling state.
 #[derive(Clone, Debug, Serialize)]
@@ -267,224 +288,229 @@ pub struct NewModel<'a> {
     pub dataset_digest: &'a str,
 }
 
-/// The pipeline tables, behind one connection.
+/// The pipeline tables.
+#[derive(Clone)]
 pub struct Catalog {
-    conn: Mutex<Connection>,
+    db: Database,
 }
 
-type Result<T> = std::result::Result<T, rusqlite::Error>;
+type Result<T> = std::result::Result<T, DbError>;
 
+const PIPELINE_COLUMNS: &str =
+    "name, source, paused, created, updated, last_fire, data_digest, s3_user";
 const RUN_COLUMNS: &str = "id, pipeline, trigger, state, reason, created, started, finished, dataset_digest, model_version";
 const INSTANCE_COLUMNS: &str = "id, run_id, backend, type, state, started, stopped, billed_seconds, cost, idle_seconds, workdir";
 const MODEL_COLUMNS: &str = "name, version, pipeline, run_id, uri, artifact_version, accuracy, metrics, dataset_digest, production, endpoint, created";
 
 impl Catalog {
-    /// Opens (creating if needed) the database file and the pipeline tables.
-    pub fn open(path: &Path) -> Result<Self> {
-        let conn = Connection::open(path)?;
-        conn.busy_timeout(std::time::Duration::from_secs(10))?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "foreign_keys", "ON")?;
-        conn.execute_batch(SCHEMA)?;
-        Ok(Self {
-            conn: Mutex::new(conn),
-        })
+    /// The catalog in `db`, its tables brought up to date.
+    pub async fn new(db: Database) -> Result<Self> {
+        db.migrate(&PART).await?;
+        Ok(Self { db })
     }
 
-    fn with<T>(&self, f: impl FnOnce(&mut Connection) -> Result<T>) -> Result<T> {
-        let mut conn = self
-            .conn
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        f(&mut conn)
+    /// The database it lives in, for a transaction that spans parts.
+    pub fn database(&self) -> &Database {
+        &self.db
+    }
+
+    async fn execute(&self, sql: &'static str, params: Vec<tread_catalog::Value>) -> Result<u64> {
+        self.db.write(move |tx| tx.execute(sql, &params)).await
     }
 
     /// Creates or replaces a pipeline's file, keeping its history, schedule
     /// state and S3 user.
-    pub fn pipeline_put(&self, name: &str, source: &str, now: &str) -> Result<()> {
-        self.with(|c| {
-            c.execute(
-                "INSERT INTO pipeline_pipelines (name, source, created, updated) VALUES (?1, ?2, ?3, ?3)
-                 ON CONFLICT(name) DO UPDATE SET source = excluded.source, updated = excluded.updated",
-                params![name, source, now],
-            )
-            .map(drop)
-        })
+    pub async fn pipeline_put(&self, name: &str, source: &str, now: &str) -> Result<()> {
+        self.execute(
+            "INSERT INTO pipeline_pipelines (name, source, created, updated) VALUES ($1, $2, $3, $3)
+             ON CONFLICT (name) DO UPDATE SET source = excluded.source, updated = excluded.updated",
+            params![name, source, now].to_vec(),
+        )
+        .await
+        .map(drop)
     }
 
     /// Records the S3 user a pipeline's steps run as.
-    pub fn pipeline_set_user(&self, name: &str, user: &str, keys: &StepKeys) -> Result<()> {
-        self.with(|c| {
-            c.execute(
-                "UPDATE pipeline_pipelines SET s3_user = ?2, access_key_id = ?3, secret_access_key = ?4 WHERE name = ?1",
-                params![name, user, keys.access_key_id, keys.secret_access_key],
-            )
-            .map(drop)
-        })
+    pub async fn pipeline_set_user(&self, name: &str, user: &str, keys: &StepKeys) -> Result<()> {
+        self.execute(
+            "UPDATE pipeline_pipelines SET s3_user = $2, access_key_id = $3, secret_access_key = $4 WHERE name = $1",
+            params![name, user, &keys.access_key_id, &keys.secret_access_key].to_vec(),
+        )
+        .await
+        .map(drop)
     }
 
     /// The keys of a pipeline's S3 user, if it has one.
-    pub fn pipeline_keys(&self, name: &str) -> Result<Option<StepKeys>> {
-        self.with(|c| {
-            c.query_row(
-                "SELECT access_key_id, secret_access_key FROM pipeline_pipelines
-                 WHERE name = ?1 AND access_key_id IS NOT NULL",
-                [name],
-                |r| {
+    pub async fn pipeline_keys(&self, name: &str) -> Result<Option<StepKeys>> {
+        let name = name.to_string();
+        self.db
+            .read(move |tx| {
+                let row = tx.query_opt(
+                    "SELECT access_key_id, secret_access_key FROM pipeline_pipelines
+                     WHERE name = $1 AND access_key_id IS NOT NULL",
+                    params![&name],
+                )?;
+                row.map(|r| {
                     Ok(StepKeys {
                         access_key_id: r.get(0)?,
                         secret_access_key: r.get(1)?,
                     })
-                },
-            )
-            .optional()
-        })
+                })
+                .transpose()
+            })
+            .await
     }
 
     /// One pipeline.
-    pub fn pipeline(&self, name: &str) -> Result<Option<PipelineRecord>> {
-        self.with(|c| {
-            c.query_row(
-                "SELECT name, source, paused, created, updated, last_fire, data_digest, s3_user
-                 FROM pipeline_pipelines WHERE name = ?1",
-                [name],
-                pipeline_row,
-            )
-            .optional()
-        })
+    pub async fn pipeline(&self, name: &str) -> Result<Option<PipelineRecord>> {
+        let name = name.to_string();
+        self.db
+            .read(move |tx| {
+                let sql =
+                    format!("SELECT {PIPELINE_COLUMNS} FROM pipeline_pipelines WHERE name = $1");
+                tx.query_opt(&sql, params![&name])?
+                    .as_ref()
+                    .map(pipeline_row)
+                    .transpose()
+            })
+            .await
     }
 
     /// Every pipeline, by name.
-    pub fn pipelines(&self) -> Result<Vec<PipelineRecord>> {
-        self.with(|c| {
-            let mut stmt = c.prepare(
-                "SELECT name, source, paused, created, updated, last_fire, data_digest, s3_user
-                 FROM pipeline_pipelines ORDER BY name",
-            )?;
-            stmt.query_map([], pipeline_row)?.collect()
-        })
+    pub async fn pipelines(&self) -> Result<Vec<PipelineRecord>> {
+        self.db
+            .read(|tx| {
+                let sql =
+                    format!("SELECT {PIPELINE_COLUMNS} FROM pipeline_pipelines ORDER BY name");
+                tx.query(&sql, params![])?
+                    .iter()
+                    .map(pipeline_row)
+                    .collect()
+            })
+            .await
     }
 
     /// Pauses or resumes a pipeline; false when there is no such pipeline.
-    pub fn pipeline_set_paused(&self, name: &str, paused: bool) -> Result<bool> {
-        self.with(|c| {
-            c.execute(
-                "UPDATE pipeline_pipelines SET paused = ?2 WHERE name = ?1",
-                params![name, paused],
-            )
-            .map(|n| n > 0)
-        })
+    pub async fn pipeline_set_paused(&self, name: &str, paused: bool) -> Result<bool> {
+        self.execute(
+            "UPDATE pipeline_pipelines SET paused = $2 WHERE name = $1",
+            params![name, paused].to_vec(),
+        )
+        .await
+        .map(|n| n > 0)
     }
 
     /// Records that the schedule fired at `at`.
-    pub fn pipeline_fired(&self, name: &str, at: &str) -> Result<()> {
-        self.with(|c| {
-            c.execute(
-                "UPDATE pipeline_pipelines SET last_fire = ?2 WHERE name = ?1",
-                params![name, at],
-            )
-            .map(drop)
-        })
+    pub async fn pipeline_fired(&self, name: &str, at: &str) -> Result<()> {
+        self.execute(
+            "UPDATE pipeline_pipelines SET last_fire = $2 WHERE name = $1",
+            params![name, at].to_vec(),
+        )
+        .await
+        .map(drop)
     }
 
     /// Records the data digest the last data-change decision was made on.
-    pub fn pipeline_set_data_digest(&self, name: &str, digest: &str) -> Result<()> {
-        self.with(|c| {
-            c.execute(
-                "UPDATE pipeline_pipelines SET data_digest = ?2 WHERE name = ?1",
-                params![name, digest],
-            )
-            .map(drop)
-        })
+    pub async fn pipeline_set_data_digest(&self, name: &str, digest: &str) -> Result<()> {
+        self.execute(
+            "UPDATE pipeline_pipelines SET data_digest = $2 WHERE name = $1",
+            params![name, digest].to_vec(),
+        )
+        .await
+        .map(drop)
     }
 
     /// Creates a queued run with one pending row per step.
-    pub fn run_create(
+    pub async fn run_create(
         &self,
         pipeline: &str,
         trigger: &str,
         steps: &[&str],
         now: &str,
     ) -> Result<i64> {
-        self.with(|c| {
-            let tx = c.transaction()?;
-            tx.execute(
-                "INSERT INTO pipeline_runs (pipeline, trigger, state, created) VALUES (?1, ?2, 'queued', ?3)",
-                params![pipeline, trigger, now],
-            )?;
-            let id = tx.last_insert_rowid();
-            for (n, kind) in steps.iter().enumerate() {
-                tx.execute(
-                    "INSERT INTO pipeline_run_steps (run_id, idx, kind, state) VALUES (?1, ?2, ?3, 'pending')",
-                    params![id, n as i64 + 1, kind],
-                )?;
-            }
-            tx.commit()?;
-            Ok(id)
-        })
+        let run = params![pipeline, trigger, now].to_vec();
+        let steps: Vec<String> = steps.iter().map(|s| s.to_string()).collect();
+        self.db
+            .write(move |tx| {
+                let id: i64 = tx
+                    .query_one(
+                        "INSERT INTO pipeline_runs (pipeline, trigger, state, created) \
+                         VALUES ($1, $2, 'queued', $3) RETURNING id",
+                        &run,
+                    )?
+                    .get(0)?;
+                for (n, kind) in (1_i64..).zip(&steps) {
+                    tx.execute(
+                        "INSERT INTO pipeline_run_steps (run_id, idx, kind, state) VALUES ($1, $2, $3, 'pending')",
+                        params![id, n, kind],
+                    )?;
+                }
+                Ok(id)
+            })
+            .await
     }
 
     /// Marks a run running.
-    pub fn run_started(&self, id: i64, now: &str) -> Result<()> {
-        self.with(|c| {
-            c.execute(
-                "UPDATE pipeline_runs SET state = 'running', started = ?2 WHERE id = ?1",
-                params![id, now],
-            )
-            .map(drop)
-        })
+    pub async fn run_started(&self, id: i64, now: &str) -> Result<()> {
+        self.execute(
+            "UPDATE pipeline_runs SET state = 'running', started = $2 WHERE id = $1",
+            params![id, now].to_vec(),
+        )
+        .await
+        .map(drop)
     }
 
     /// Ends a run; pending steps become skipped.
-    pub fn run_finished(
+    pub async fn run_finished(
         &self,
         id: i64,
         state: RunState,
         reason: Option<&str>,
         now: &str,
     ) -> Result<()> {
-        self.with(|c| {
-            let tx = c.transaction()?;
-            tx.execute(
-                "UPDATE pipeline_runs SET state = ?2, reason = ?3, finished = ?4 WHERE id = ?1",
-                params![id, state.as_str(), reason, now],
-            )?;
-            tx.execute(
-                "UPDATE pipeline_run_steps SET state = 'skipped' WHERE run_id = ?1 AND state = 'pending'",
-                [id],
-            )?;
-            tx.execute(
-                "UPDATE pipeline_run_steps SET state = 'failed', finished = ?2 WHERE run_id = ?1 AND state = 'running'",
-                params![id, now],
-            )?;
-            tx.commit()
-        })
+        let run = params![id, state.as_str(), reason, now].to_vec();
+        let now = now.to_string();
+        self.db
+            .write(move |tx| {
+                tx.execute(
+                    "UPDATE pipeline_runs SET state = $2, reason = $3, finished = $4 WHERE id = $1",
+                    &run,
+                )?;
+                tx.execute(
+                    "UPDATE pipeline_run_steps SET state = 'skipped' WHERE run_id = $1 AND state = 'pending'",
+                    params![id],
+                )?;
+                tx.execute(
+                    "UPDATE pipeline_run_steps SET state = 'failed', finished = $2 WHERE run_id = $1 AND state = 'running'",
+                    params![id, &now],
+                )?;
+                Ok(())
+            })
+            .await
     }
 
     /// Records the dataset digest and registry version of a run's model.
-    pub fn run_set_model(&self, id: i64, digest: &str, version: Option<i64>) -> Result<()> {
-        self.with(|c| {
-            c.execute(
-                "UPDATE pipeline_runs SET dataset_digest = ?2, model_version = COALESCE(?3, model_version) WHERE id = ?1",
-                params![id, digest, version],
-            )
-            .map(drop)
-        })
+    pub async fn run_set_model(&self, id: i64, digest: &str, version: Option<i64>) -> Result<()> {
+        self.execute(
+            "UPDATE pipeline_runs SET dataset_digest = $2, model_version = COALESCE($3, model_version) WHERE id = $1",
+            params![id, digest, version].to_vec(),
+        )
+        .await
+        .map(drop)
     }
 
     /// Marks step `index` (from 1) started.
-    pub fn step_started(&self, run: i64, index: i64, now: &str) -> Result<()> {
-        self.with(|c| {
-            c.execute(
-                "UPDATE pipeline_run_steps SET state = 'running', started = ?3 WHERE run_id = ?1 AND idx = ?2",
-                params![run, index, now],
-            )
-            .map(drop)
-        })
+    pub async fn step_started(&self, run: i64, index: i64, now: &str) -> Result<()> {
+        self.execute(
+            "UPDATE pipeline_run_steps SET state = 'running', started = $3 WHERE run_id = $1 AND idx = $2",
+            params![run, index, now].to_vec(),
+        )
+        .await
+        .map(drop)
     }
 
     /// Ends step `index` with `state` and a one-line message.
-    pub fn step_finished(
+    pub async fn step_finished(
         &self,
         run: i64,
         index: i64,
@@ -492,78 +518,59 @@ impl Catalog {
         message: &str,
         now: &str,
     ) -> Result<()> {
-        self.with(|c| {
-            c.execute(
-                "UPDATE pipeline_run_steps SET state = ?3, message = ?4, finished = ?5 WHERE run_id = ?1 AND idx = ?2",
-                params![run, index, state, message, now],
-            )
-            .map(drop)
-        })
+        self.execute(
+            "UPDATE pipeline_run_steps SET state = $3, message = $4, finished = $5 WHERE run_id = $1 AND idx = $2",
+            params![run, index, state, message, now].to_vec(),
+        )
+        .await
+        .map(drop)
     }
 
     /// One run with its steps and instance.
-    pub fn run(&self, id: i64) -> Result<Option<RunView>> {
-        let run = self.with(|c| {
-            c.query_row(
-                &format!("SELECT {RUN_COLUMNS} FROM pipeline_runs WHERE id = ?1"),
-                [id],
-                run_row,
-            )
-            .optional()
-        })?;
-        run.map(|r| self.complete(r)).transpose()
+    pub async fn run(&self, id: i64) -> Result<Option<RunView>> {
+        self.db
+            .read(move |tx| {
+                let sql = format!("SELECT {RUN_COLUMNS} FROM pipeline_runs WHERE id = $1");
+                let Some(row) = tx.query_opt(&sql, params![id])? else {
+                    return Ok(None);
+                };
+                complete(tx, run_row(&row)?).map(Some)
+            })
+            .await
     }
 
     /// Runs, newest first, of one pipeline or all.
-    pub fn runs(&self, pipeline: Option<&str>, limit: i64) -> Result<Vec<RunView>> {
-        let runs = self.with(|c| {
-            let mut stmt = c.prepare(&format!(
-                "SELECT {RUN_COLUMNS} FROM pipeline_runs WHERE ?1 IS NULL OR pipeline = ?1 ORDER BY id DESC LIMIT ?2"
-            ))?;
-            stmt.query_map(params![pipeline, limit], run_row)?.collect::<Result<Vec<_>>>()
-        })?;
-        runs.into_iter().map(|r| self.complete(r)).collect()
+    pub async fn runs(&self, pipeline: Option<&str>, limit: i64) -> Result<Vec<RunView>> {
+        let pipeline = pipeline.map(str::to_string);
+        self.db
+            .read(move |tx| {
+                let sql = format!(
+                    "SELECT {RUN_COLUMNS} FROM pipeline_runs \
+                     WHERE CAST($1 AS TEXT) IS NULL OR pipeline = $1 ORDER BY id DESC LIMIT $2"
+                );
+                let rows = tx.query(&sql, params![pipeline.as_deref(), limit])?;
+                rows.iter().map(|r| complete(tx, run_row(r)?)).collect()
+            })
+            .await
     }
 
     /// Runs that were queued or running, for recovery after a restart.
-    pub fn runs_in_flight(&self) -> Result<Vec<i64>> {
-        self.with(|c| {
-            let mut stmt =
-                c.prepare("SELECT id FROM pipeline_runs WHERE state IN ('queued', 'running')")?;
-            stmt.query_map([], |r| r.get(0))?.collect()
-        })
-    }
-
-    fn complete(&self, mut run: RunView) -> Result<RunView> {
-        self.with(|c| {
-            let mut stmt = c.prepare(
-                "SELECT idx, kind, state, started, finished, message FROM pipeline_run_steps WHERE run_id = ?1 ORDER BY idx",
-            )?;
-            run.steps = stmt
-                .query_map([run.id], |r| {
-                    Ok(StepView {
-                        index: r.get(0)?,
-                        kind: r.get(1)?,
-                        state: r.get(2)?,
-                        started: r.get(3)?,
-                        finished: r.get(4)?,
-                        message: r.get(5)?,
-                    })
-                })?
-                .collect::<Result<_>>()?;
-            run.instance = c
-                .query_row(
-                    &format!("SELECT {INSTANCE_COLUMNS} FROM pipeline_instances WHERE run_id = ?1"),
-                    [run.id],
-                    instance_row,
-                )
-                .optional()?;
-            Ok(run)
-        })
+    pub async fn runs_in_flight(&self) -> Result<Vec<i64>> {
+        self.db
+            .read(|tx| {
+                tx.query(
+                    "SELECT id FROM pipeline_runs WHERE state IN ('queued', 'running') ORDER BY id",
+                    params![],
+                )?
+                .iter()
+                .map(|r| r.get(0))
+                .collect()
+            })
+            .await
     }
 
     /// Records a started instance; returns its id.
-    pub fn instance_started(
+    pub async fn instance_started(
         &self,
         run: i64,
         backend: &str,
@@ -572,139 +579,199 @@ impl Catalog {
         workdir: &str,
         now: &str,
     ) -> Result<i64> {
-        self.with(|c| {
-            c.execute(
-                "INSERT INTO pipeline_instances (run_id, backend, type, hourly_price, state, workdir, started)
-                 VALUES (?1, ?2, ?3, ?4, 'running', ?5, ?6)",
-                params![run, backend, kind, hourly_price, workdir, now],
-            )?;
-            Ok(c.last_insert_rowid())
-        })
+        let instance = params![run, backend, kind, hourly_price, workdir, now].to_vec();
+        self.db
+            .write(move |tx| {
+                tx.query_one(
+                    "INSERT INTO pipeline_instances (run_id, backend, type, hourly_price, state, workdir, started)
+                     VALUES ($1, $2, $3, $4, 'running', $5, $6) RETURNING id",
+                    &instance,
+                )?
+                .get(0)
+            })
+            .await
     }
 
     /// Records an instance's stop, its billed seconds, cost and idle time.
-    pub fn instance_stopped(
+    pub async fn instance_stopped(
         &self,
         id: i64,
         now: &str,
         billed_seconds: f64,
         idle_seconds: Option<f64>,
     ) -> Result<()> {
-        self.with(|c| {
-            c.execute(
-                "UPDATE pipeline_instances SET state = 'stopped', stopped = ?2, billed_seconds = ?3,
-                 cost = ?3 * hourly_price / 3600.0, idle_seconds = ?4 WHERE id = ?1",
-                params![id, now, billed_seconds, idle_seconds],
-            )
-            .map(drop)
-        })
+        self.execute(
+            "UPDATE pipeline_instances SET state = 'stopped', stopped = $2, billed_seconds = $3,
+             cost = $3 * hourly_price / 3600.0, idle_seconds = $4 WHERE id = $1",
+            params![id, now, billed_seconds, idle_seconds].to_vec(),
+        )
+        .await
+        .map(drop)
     }
 
     /// Every instance, newest first.
-    pub fn instances(&self) -> Result<Vec<InstanceView>> {
-        self.with(|c| {
-            let mut stmt = c.prepare(&format!(
-                "SELECT {INSTANCE_COLUMNS} FROM pipeline_instances ORDER BY id DESC"
-            ))?;
-            stmt.query_map([], instance_row)?.collect()
-        })
+    pub async fn instances(&self) -> Result<Vec<InstanceView>> {
+        self.db
+            .read(|tx| {
+                let sql =
+                    format!("SELECT {INSTANCE_COLUMNS} FROM pipeline_instances ORDER BY id DESC");
+                tx.query(&sql, params![])?
+                    .iter()
+                    .map(instance_row)
+                    .collect()
+            })
+            .await
     }
 
     /// Records a model version; returns its number.
-    pub fn model_register(&self, model: &NewModel<'_>, pipeline: &str, now: &str) -> Result<i64> {
-        self.with(|c| {
-            let tx = c.transaction()?;
-            let version: i64 = tx.query_row(
-                "SELECT COALESCE(MAX(version), 0) + 1 FROM pipeline_models WHERE name = ?1",
-                [model.name],
-                |r| r.get(0),
-            )?;
-            tx.execute(
-                "INSERT INTO pipeline_models (name, version, pipeline, run_id, uri, artifact_version, accuracy, metrics, dataset_digest, created)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-                params![
-                    model.name,
-                    version,
-                    pipeline,
-                    model.run_id,
-                    model.uri,
-                    model.artifact_version,
-                    model.accuracy,
-                    model.metrics.to_string(),
-                    model.dataset_digest,
-                    now
-                ],
-            )?;
-            tx.commit()?;
-            Ok(version)
-        })
+    pub async fn model_register(
+        &self,
+        model: &NewModel<'_>,
+        pipeline: &str,
+        now: &str,
+    ) -> Result<i64> {
+        let name = model.name.to_string();
+        let rest = params![
+            pipeline,
+            model.run_id,
+            model.uri,
+            model.artifact_version,
+            model.accuracy,
+            model.metrics.to_string(),
+            model.dataset_digest,
+            now
+        ]
+        .to_vec();
+        self.db
+            .write(move |tx| {
+                let version: i64 = tx
+                    .query_one(
+                        "SELECT COALESCE(MAX(version), 0) + 1 FROM pipeline_models WHERE name = $1",
+                        params![&name],
+                    )?
+                    .get(0)?;
+                let mut values = params![&name, version].to_vec();
+                values.extend(rest.iter().cloned());
+                tx.execute(
+                    "INSERT INTO pipeline_models (name, version, pipeline, run_id, uri, artifact_version, accuracy, metrics, dataset_digest, created)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                    &values,
+                )?;
+                Ok(version)
+            })
+            .await
     }
 
     /// Makes `version` the production version of `name`, served by `endpoint`.
-    pub fn model_promote(&self, name: &str, version: i64, endpoint: &str) -> Result<()> {
-        self.with(|c| {
-            let tx = c.transaction()?;
-            tx.execute("UPDATE pipeline_models SET production = 0 WHERE name = ?1", [name])?;
-            tx.execute(
-                "UPDATE pipeline_models SET production = 1, endpoint = ?3 WHERE name = ?1 AND version = ?2",
-                params![name, version, endpoint],
-            )?;
-            tx.commit()
-        })
+    pub async fn model_promote(&self, name: &str, version: i64, endpoint: &str) -> Result<()> {
+        let (name, endpoint) = (name.to_string(), endpoint.to_string());
+        self.db
+            .write(move |tx| promote_in(tx, &name, version, &endpoint))
+            .await
     }
 
     /// One version.
-    pub fn model(&self, name: &str, version: i64) -> Result<Option<ModelVersion>> {
-        self.with(|c| {
-            c.query_row(
-                &format!(
-                    "SELECT {MODEL_COLUMNS} FROM pipeline_models WHERE name = ?1 AND version = ?2"
-                ),
-                params![name, version],
-                model_row,
-            )
-            .optional()
-        })
+    pub async fn model(&self, name: &str, version: i64) -> Result<Option<ModelVersion>> {
+        self.model_where(
+            "name = $1 AND version = $2",
+            params![name, version].to_vec(),
+        )
+        .await
     }
 
     /// The production version of `name`.
-    pub fn model_production(&self, name: &str) -> Result<Option<ModelVersion>> {
-        self.with(|c| {
-            c.query_row(
-                &format!(
-                    "SELECT {MODEL_COLUMNS} FROM pipeline_models WHERE name = ?1 AND production = 1"
-                ),
-                [name],
-                model_row,
-            )
-            .optional()
-        })
-    }
-
-    /// Versions of one model or all, newest first.
-    pub fn models(&self, name: Option<&str>) -> Result<Vec<ModelVersion>> {
-        self.with(|c| {
-            let mut stmt = c.prepare(&format!(
-                "SELECT {MODEL_COLUMNS} FROM pipeline_models WHERE ?1 IS NULL OR name = ?1 ORDER BY name, version DESC"
-            ))?;
-            stmt.query_map([name], model_row)?.collect()
-        })
+    pub async fn model_production(&self, name: &str) -> Result<Option<ModelVersion>> {
+        self.model_where("name = $1 AND production = TRUE", params![name].to_vec())
+            .await
     }
 
     /// The registry version whose artifact an endpoint serves.
-    pub fn model_by_uri(&self, uri: &str) -> Result<Option<ModelVersion>> {
-        self.with(|c| {
-            c.query_row(
-                &format!("SELECT {MODEL_COLUMNS} FROM pipeline_models WHERE uri = ?1 ORDER BY version DESC LIMIT 1"),
-                [uri],
-                model_row,
-            )
-            .optional()
-        })
+    pub async fn model_by_uri(&self, uri: &str) -> Result<Option<ModelVersion>> {
+        self.model_where(
+            "uri = $1 ORDER BY version DESC LIMIT 1",
+            params![uri].to_vec(),
+        )
+        .await
+    }
+
+    async fn model_where(
+        &self,
+        condition: &'static str,
+        values: Vec<tread_catalog::Value>,
+    ) -> Result<Option<ModelVersion>> {
+        self.db
+            .read(move |tx| {
+                let sql = format!("SELECT {MODEL_COLUMNS} FROM pipeline_models WHERE {condition}");
+                tx.query_opt(&sql, &values)?
+                    .as_ref()
+                    .map(model_row)
+                    .transpose()
+            })
+            .await
+    }
+
+    /// Versions of one model or all, newest first.
+    pub async fn models(&self, name: Option<&str>) -> Result<Vec<ModelVersion>> {
+        let name = name.map(str::to_string);
+        self.db
+            .read(move |tx| {
+                let sql = format!(
+                    "SELECT {MODEL_COLUMNS} FROM pipeline_models \
+                     WHERE CAST($1 AS TEXT) IS NULL OR name = $1 ORDER BY name, version DESC"
+                );
+                tx.query(&sql, params![name.as_deref()])?
+                    .iter()
+                    .map(model_row)
+                    .collect()
+            })
+            .await
     }
 }
 
-fn pipeline_row(r: &Row<'_>) -> Result<PipelineRecord> {
+/// [`Catalog::model_promote`] inside a transaction the caller holds, so a
+/// deploy changes the endpoint and the registry together.
+pub fn promote_in(tx: &mut Tx<'_>, name: &str, version: i64, endpoint: &str) -> Result<()> {
+    tx.execute(
+        "UPDATE pipeline_models SET production = FALSE WHERE name = $1",
+        params![name],
+    )?;
+    tx.execute(
+        "UPDATE pipeline_models SET production = TRUE, endpoint = $3 WHERE name = $1 AND version = $2",
+        params![name, version, endpoint],
+    )?;
+    Ok(())
+}
+
+/// A run's steps and instance, read in the run's transaction so the view is
+/// one moment's.
+fn complete(tx: &mut Tx<'_>, mut run: RunView) -> Result<RunView> {
+    let steps = tx.query(
+        "SELECT idx, kind, state, started, finished, message FROM pipeline_run_steps WHERE run_id = $1 ORDER BY idx",
+        params![run.id],
+    )?;
+    run.steps = steps
+        .iter()
+        .map(|r| {
+            Ok(StepView {
+                index: r.get(0)?,
+                kind: r.get(1)?,
+                state: r.get(2)?,
+                started: r.get(3)?,
+                finished: r.get(4)?,
+                message: r.get(5)?,
+            })
+        })
+        .collect::<Result<_>>()?;
+    let sql = format!("SELECT {INSTANCE_COLUMNS} FROM pipeline_instances WHERE run_id = $1");
+    run.instance = tx
+        .query_opt(&sql, params![run.id])?
+        .as_ref()
+        .map(instance_row)
+        .transpose()?;
+    Ok(run)
+}
+
+fn pipeline_row(r: &Row) -> Result<PipelineRecord> {
     Ok(PipelineRecord {
         name: r.get(0)?,
         source: r.get(1)?,
@@ -717,12 +784,12 @@ fn pipeline_row(r: &Row<'_>) -> Result<PipelineRecord> {
     })
 }
 
-fn run_row(r: &Row<'_>) -> Result<RunView> {
+fn run_row(r: &Row) -> Result<RunView> {
     Ok(RunView {
         id: r.get(0)?,
         pipeline: r.get(1)?,
         trigger: r.get(2)?,
-        state: RunState::parse(&r.get::<_, String>(3)?),
+        state: RunState::parse(&r.get::<String>(3)?),
         reason: r.get(4)?,
         created: r.get(5)?,
         started: r.get(6)?,
@@ -734,7 +801,7 @@ fn run_row(r: &Row<'_>) -> Result<RunView> {
     })
 }
 
-fn instance_row(r: &Row<'_>) -> Result<InstanceView> {
+fn instance_row(r: &Row) -> Result<InstanceView> {
     Ok(InstanceView {
         id: r.get(0)?,
         run_id: r.get(1)?,
@@ -750,7 +817,7 @@ fn instance_row(r: &Row<'_>) -> Result<InstanceView> {
     })
 }
 
-fn model_row(r: &Row<'_>) -> Result<ModelVersion> {
+fn model_row(r: &Row) -> Result<ModelVersion> {
     let metrics: String = r.get(7)?;
     Ok(ModelVersion {
         name: r.get(0)?,
@@ -766,4 +833,224 @@ fn model_row(r: &Row<'_>) -> Result<ModelVersion> {
         endpoint: r.get(10)?,
         created: r.get(11)?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tread_catalog::testing::TestDb;
+
+    async fn catalog(dir: &tempfile::TempDir) -> Result<(TestDb, Catalog)> {
+        let test_db = TestDb::new(dir.path());
+        let catalog = Catalog::new(test_db.open().await).await?;
+        Ok((test_db, catalog))
+    }
+
+    fn tempdir() -> Result<tempfile::TempDir> {
+        tempfile::tempdir().map_err(|e| DbError::Other(e.to_string()))
+    }
+
+    #[tokio::test]
+    async fn pipelines_keep_their_state_across_puts() -> Result<()> {
+        let dir = tempdir()?;
+        let (_db, catalog) = catalog(&dir).await?;
+        catalog.pipeline_put("p", "source v1", "t0").await?;
+        let keys = StepKeys {
+            access_key_id: "AK".into(),
+            secret_access_key: "SK".into(),
+        };
+        catalog
+            .pipeline_set_user("p", "tread-pipeline-p", &keys)
+            .await?;
+        catalog.pipeline_fired("p", "t1").await?;
+        catalog.pipeline_set_data_digest("p", "sha256:d").await?;
+        assert!(catalog.pipeline_set_paused("p", true).await?);
+        assert!(!catalog.pipeline_set_paused("nope", true).await?);
+        catalog.pipeline_put("p", "source v2", "t2").await?;
+        let record = catalog
+            .pipeline("p")
+            .await?
+            .ok_or(DbError::Other("gone".into()))?;
+        assert_eq!(
+            (
+                record.source.as_str(),
+                record.paused,
+                record.created.as_str(),
+                record.updated.as_str()
+            ),
+            ("source v2", true, "t0", "t2")
+        );
+        assert_eq!(record.last_fire.as_deref(), Some("t1"));
+        assert_eq!(record.data_digest.as_deref(), Some("sha256:d"));
+        assert_eq!(record.s3_user.as_deref(), Some("tread-pipeline-p"));
+        let stored = catalog
+            .pipeline_keys("p")
+            .await?
+            .ok_or(DbError::Other("no keys".into()))?;
+        assert_eq!(stored.secret_access_key, "SK");
+        catalog.pipeline_put("q", "other", "t3").await?;
+        assert!(catalog.pipeline_keys("q").await?.is_none());
+        let names: Vec<String> = catalog
+            .pipelines()
+            .await?
+            .into_iter()
+            .map(|p| p.name)
+            .collect();
+        assert_eq!(names, ["p", "q"]);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_run_records_its_steps_instance_and_end() -> Result<()> {
+        let dir = tempdir()?;
+        let (_db, catalog) = catalog(&dir).await?;
+        let first = catalog
+            .run_create("p", "manual", &["train", "deploy"], "t0")
+            .await?;
+        let second = catalog.run_create("q", "schedule", &["run"], "t0").await?;
+        assert!(second > first, "ids count up");
+        catalog.run_started(first, "t1").await?;
+        assert_eq!(catalog.runs_in_flight().await?, [first, second]);
+        catalog.step_started(first, 1, "t2").await?;
+        let instance = catalog
+            .instance_started(first, "local", "local-2cpu", 0.72, "/tmp/w", "t1")
+            .await?;
+        catalog.run_set_model(first, "sha256:d", None).await?;
+        catalog.run_set_model(first, "sha256:d", Some(4)).await?;
+        catalog.run_set_model(first, "sha256:e", None).await?;
+        catalog
+            .instance_stopped(instance, "t9", 3600.0, Some(0.5))
+            .await?;
+        catalog
+            .run_finished(first, RunState::Failed, Some("step 1 broke"), "t9")
+            .await?;
+        let run = catalog
+            .run(first)
+            .await?
+            .ok_or(DbError::Other("gone".into()))?;
+        assert_eq!(
+            (run.state, run.reason.as_deref()),
+            (RunState::Failed, Some("step 1 broke"))
+        );
+        assert_eq!(
+            run.model_version,
+            Some(4),
+            "COALESCE keeps the version a later call leaves out"
+        );
+        assert_eq!(run.dataset_digest.as_deref(), Some("sha256:e"));
+        let states: Vec<&str> = run.steps.iter().map(|s| s.state.as_str()).collect();
+        assert_eq!(
+            states,
+            ["failed", "skipped"],
+            "the running step failed, the pending one was skipped"
+        );
+        let held = run.instance.ok_or(DbError::Other("no instance".into()))?;
+        assert_eq!((held.id, held.state.as_str()), (instance, "stopped"));
+        assert!(
+            (held.cost.unwrap_or_default() - 0.72).abs() < 1e-9,
+            "an hour at 0.72: {:?}",
+            held.cost
+        );
+        assert_eq!(held.idle_seconds, Some(0.5));
+        assert_eq!(catalog.runs_in_flight().await?, [second]);
+        let of_p: Vec<i64> = catalog
+            .runs(Some("p"), 10)
+            .await?
+            .iter()
+            .map(|r| r.id)
+            .collect();
+        let all: Vec<i64> = catalog.runs(None, 10).await?.iter().map(|r| r.id).collect();
+        assert_eq!((of_p, all), (vec![first], vec![second, first]));
+        assert_eq!(catalog.runs(None, 1).await?.len(), 1);
+        assert_eq!(catalog.instances().await?.len(), 1);
+        assert!(catalog.run(second + 100).await?.is_none());
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn the_registry_numbers_versions_and_keeps_one_in_production() -> Result<()> {
+        let dir = tempdir()?;
+        let (_db, catalog) = catalog(&dir).await?;
+        let metrics = serde_json::json!({ "accuracy": 0.9 });
+        let model = |uri: &'static str| NewModel {
+            name: "p",
+            run_id: 1,
+            uri,
+            artifact_version: "v",
+            accuracy: 0.9,
+            metrics: &metrics,
+            dataset_digest: "sha256:d",
+        };
+        assert_eq!(
+            catalog
+                .model_register(&model("s3://b/1"), "p", "t0")
+                .await?,
+            1
+        );
+        assert_eq!(
+            catalog
+                .model_register(&model("s3://b/2"), "p", "t1")
+                .await?,
+            2
+        );
+        catalog.model_promote("p", 1, "ep").await?;
+        catalog.model_promote("p", 2, "ep").await?;
+        let production = catalog
+            .model_production("p")
+            .await?
+            .ok_or(DbError::Other("none".into()))?;
+        assert_eq!(
+            (production.version, production.endpoint.as_deref()),
+            (2, Some("ep"))
+        );
+        let first = catalog
+            .model("p", 1)
+            .await?
+            .ok_or(DbError::Other("gone".into()))?;
+        assert!(!first.production);
+        assert_eq!(first.metrics, metrics);
+        let by_uri = catalog.model_by_uri("s3://b/1").await?.map(|m| m.version);
+        assert_eq!(by_uri, Some(1));
+        let versions: Vec<i64> = catalog
+            .models(Some("p"))
+            .await?
+            .iter()
+            .map(|m| m.version)
+            .collect();
+        assert_eq!(versions, [2, 1]);
+        assert_eq!(catalog.models(None).await?.len(), 2);
+        assert!(catalog.models(Some("other")).await?.is_empty());
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn concurrent_registrations_get_distinct_versions() -> Result<()> {
+        let dir = tempdir()?;
+        let (_db, catalog) = catalog(&dir).await?;
+        let tasks: Vec<_> = (0..8)
+            .map(|run| {
+                let catalog = catalog.clone();
+                tokio::spawn(async move {
+                    let metrics = serde_json::Value::Null;
+                    let model = NewModel {
+                        name: "p",
+                        run_id: run,
+                        uri: "s3://b/m",
+                        artifact_version: "v",
+                        accuracy: 0.5,
+                        metrics: &metrics,
+                        dataset_digest: "sha256:d",
+                    };
+                    catalog.model_register(&model, "p", "t").await
+                })
+            })
+            .collect();
+        let mut versions = Vec::new();
+        for task in tasks {
+            versions.push(task.await.map_err(|e| DbError::Other(e.to_string()))??);
+        }
+        versions.sort_unstable();
+        assert_eq!(versions, (1..=8).collect::<Vec<i64>>());
+        Ok(())
+    }
 }

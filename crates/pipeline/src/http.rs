@@ -27,6 +27,7 @@ impl From<PipelineError> for Failure {
             PipelineError::NotFound(_) => StatusCode::NOT_FOUND,
             PipelineError::Conflict(_) => StatusCode::CONFLICT,
             PipelineError::Deploy(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            PipelineError::Catalog(e) if e.is_transient() => StatusCode::SERVICE_UNAVAILABLE,
             PipelineError::Catalog(_) | PipelineError::Identity(_) => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
@@ -35,8 +36,8 @@ impl From<PipelineError> for Failure {
     }
 }
 
-impl From<rusqlite::Error> for Failure {
-    fn from(e: rusqlite::Error) -> Self {
+impl From<tread_catalog::DbError> for Failure {
+    fn from(e: tread_catalog::DbError) -> Self {
         PipelineError::Catalog(e).into()
     }
 }
@@ -72,7 +73,7 @@ pub fn router(pipelines: Arc<Pipelines>) -> Router {
 type S = State<Arc<Pipelines>>;
 
 async fn list(State(p): S) -> Answer<Vec<PipelineView>> {
-    Ok(Json(p.list()?))
+    Ok(Json(p.list().await?))
 }
 
 /// `POST /api/pipelines` with the pipeline file (TOML) as the body.
@@ -81,7 +82,7 @@ async fn apply(State(p): S, body: String) -> Answer<PipelineView> {
 }
 
 async fn describe(State(p): S, Path(name): Path<String>) -> Answer<PipelineView> {
-    Ok(Json(p.describe(&name)?))
+    Ok(Json(p.describe(&name).await?))
 }
 
 #[derive(Deserialize)]
@@ -99,15 +100,15 @@ async fn trigger(
     } else {
         "api"
     };
-    Ok((StatusCode::CREATED, Json(p.trigger(&name, trigger)?)))
+    Ok((StatusCode::CREATED, Json(p.trigger(&name, trigger).await?)))
 }
 
 async fn pause(State(p): S, Path(name): Path<String>) -> Answer<PipelineView> {
-    Ok(Json(p.set_paused(&name, true)?))
+    Ok(Json(p.set_paused(&name, true).await?))
 }
 
 async fn resume(State(p): S, Path(name): Path<String>) -> Answer<PipelineView> {
-    Ok(Json(p.set_paused(&name, false)?))
+    Ok(Json(p.set_paused(&name, false).await?))
 }
 
 #[derive(Deserialize)]
@@ -119,22 +120,24 @@ struct RunsQuery {
 async fn runs(State(p): S, Query(q): Query<RunsQuery>) -> Answer<Vec<RunView>> {
     Ok(Json(
         p.catalog()
-            .runs(q.pipeline.as_deref(), q.limit.unwrap_or(50))?,
+            .runs(q.pipeline.as_deref(), q.limit.unwrap_or(50))
+            .await?,
     ))
 }
 
-fn find_run(p: &Pipelines, id: i64) -> Result<RunView, Failure> {
+async fn find_run(p: &Pipelines, id: i64) -> Result<RunView, Failure> {
     p.catalog()
-        .run(id)?
+        .run(id)
+        .await?
         .ok_or_else(|| PipelineError::NotFound(format!("run {id} does not exist")).into())
 }
 
 async fn run(State(p): S, Path(id): Path<i64>) -> Answer<RunView> {
-    Ok(Json(find_run(&p, id)?))
+    Ok(Json(find_run(&p, id).await?))
 }
 
 async fn cancel(State(p): S, Path(id): Path<i64>) -> Answer<RunView> {
-    Ok(Json(p.cancel(id)?))
+    Ok(Json(p.cancel(id).await?))
 }
 
 #[derive(Deserialize)]
@@ -154,7 +157,7 @@ struct LogChunk {
 }
 
 async fn logs(State(p): S, Path(id): Path<i64>, Query(q): Query<LogsQuery>) -> Answer<LogChunk> {
-    let run = find_run(&p, id)?;
+    let run = find_run(&p, id).await?;
     let step = run
         .steps
         .iter()
@@ -194,13 +197,17 @@ struct ModelsQuery {
 }
 
 async fn models(State(p): S, Query(q): Query<ModelsQuery>) -> Answer<Vec<ModelVersion>> {
-    Ok(Json(p.catalog().models(q.name.as_deref())?))
+    Ok(Json(p.catalog().models(q.name.as_deref()).await?))
 }
 
 async fn model(State(p): S, Path((name, version)): Path<(String, i64)>) -> Answer<ModelVersion> {
-    p.catalog().model(&name, version)?.map(Json).ok_or_else(|| {
-        PipelineError::NotFound(format!("model {name} has no version {version}")).into()
-    })
+    p.catalog()
+        .model(&name, version)
+        .await?
+        .map(Json)
+        .ok_or_else(|| {
+            PipelineError::NotFound(format!("model {name} has no version {version}")).into()
+        })
 }
 
 async fn promote(State(p): S, Path((name, version)): Path<(String, i64)>) -> Answer<ModelVersion> {
@@ -208,9 +215,9 @@ async fn promote(State(p): S, Path((name, version)): Path<(String, i64)>) -> Ans
 }
 
 async fn instances(State(p): S) -> Answer<Vec<InstanceView>> {
-    Ok(Json(p.catalog().instances()?))
+    Ok(Json(p.catalog().instances().await?))
 }
 
 async fn lineage(State(p): S, Path(endpoint): Path<String>) -> Answer<Lineage> {
-    Ok(Json(p.lineage(&endpoint)?))
+    Ok(Json(p.lineage(&endpoint).await?))
 }

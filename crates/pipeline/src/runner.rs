@@ -125,16 +125,18 @@ impl Runner {
         cancel: CancellationToken,
     ) -> RunState {
         let catalog = &self.catalog;
-        let _ = catalog.run_started(id, &now());
+        let _ = catalog.run_started(id, &now()).await;
         let instance = match self.backend.start(id, &spec.instance).await {
             Ok(instance) => instance,
             Err(e) => {
-                return self.finish(
-                    id,
-                    &spec.name,
-                    RunState::Failed,
-                    Some(format!("the instance did not start: {e}")),
-                );
+                return self
+                    .finish(
+                        id,
+                        &spec.name,
+                        RunState::Failed,
+                        Some(format!("the instance did not start: {e}")),
+                    )
+                    .await;
             }
         };
         let started = Instant::now();
@@ -148,10 +150,11 @@ impl Runner {
                 &instance.workdir().display().to_string(),
                 &now(),
             )
+            .await
             .unwrap_or_default();
         tracing::info!(run = id, pipeline = %spec.name, instance = instance_id, "instance started");
         let last_step_end = Mutex::new(None);
-        let mut context = self.context(id, spec, instance.as_ref(), keys);
+        let mut context = self.context(id, spec, instance.as_ref(), keys).await;
         let limit = Duration::from_secs(spec.instance.max_runtime_minutes.saturating_mul(60));
         // An interrupted run's last step ends when the interruption comes.
         let (outcome, interrupted_at) = tokio::select! {
@@ -170,7 +173,9 @@ impl Runner {
         let stopped = Instant::now();
         let idle = ended.map(|end: Instant| stopped.saturating_duration_since(end).as_secs_f64());
         let billed = stopped.duration_since(started).as_secs_f64();
-        let _ = catalog.instance_stopped(instance_id, &now(), billed, idle);
+        let _ = catalog
+            .instance_stopped(instance_id, &now(), billed, idle)
+            .await;
         self.settings.metrics.stopped(&spec.name, billed, idle);
         tracing::info!(
             run = id,
@@ -180,16 +185,23 @@ impl Runner {
             "instance stopped"
         );
         match outcome {
-            Ok(()) => self.finish(id, &spec.name, RunState::Succeeded, None),
-            Err((state, reason)) => self.finish(id, &spec.name, state, Some(reason)),
+            Ok(()) => self.finish(id, &spec.name, RunState::Succeeded, None).await,
+            Err((state, reason)) => self.finish(id, &spec.name, state, Some(reason)).await,
         }
     }
 
-    fn finish(&self, id: i64, pipeline: &str, state: RunState, reason: Option<String>) -> RunState {
+    async fn finish(
+        &self,
+        id: i64,
+        pipeline: &str,
+        state: RunState,
+        reason: Option<String>,
+    ) -> RunState {
         self.settings.metrics.ended(pipeline, state.as_str());
         let _ = self
             .catalog
-            .run_finished(id, state, reason.as_deref(), &now());
+            .run_finished(id, state, reason.as_deref(), &now())
+            .await;
         tracing::info!(
             run = id,
             state = state.as_str(),
@@ -199,7 +211,7 @@ impl Runner {
         state
     }
 
-    fn context<'a>(
+    async fn context<'a>(
         &self,
         id: i64,
         spec: &'a PipelineSpec,
@@ -234,6 +246,7 @@ impl Runner {
         let production = self
             .catalog
             .model_production(&spec.name)
+            .await
             .ok()
             .flatten()
             .map(|p| (p, None));
@@ -258,7 +271,7 @@ impl Runner {
         }
         for (n, step) in run.spec.steps.iter().enumerate() {
             let index = n as i64 + 1;
-            let _ = self.catalog.step_started(run.id, index, &now());
+            let _ = self.catalog.step_started(run.id, index, &now()).await;
             let log = StepLog::create(
                 &step_log_path(&self.settings.runs_dir, run.id, index, step.kind()),
                 run.secrets.clone(),
@@ -280,7 +293,8 @@ impl Runner {
             }
             let _ = self
                 .catalog
-                .step_finished(run.id, index, state, message, &now());
+                .step_finished(run.id, index, state, message, &now())
+                .await;
             match outcome {
                 Ok(_) => {}
                 Err(Stop::Failed(m)) => {
@@ -323,6 +337,7 @@ impl Runner {
             Step::Gate(gate) => self.gate(run, gate, log).await,
             Step::Register {} => self
                 .register(run)
+                .await
                 .map(|v| format!("registered {} version {v}", run.spec.name)),
             Step::Deploy {
                 endpoint,
@@ -375,7 +390,7 @@ impl Runner {
                 "tread train wrote no model in its result".into(),
             ));
         };
-        let _ = self.catalog.run_set_model(run.id, &digest, None);
+        let _ = self.catalog.run_set_model(run.id, &digest, None).await;
         let accuracy = result.accuracy();
         run.candidate = Some(Candidate {
             uri: uri.clone(),
@@ -482,7 +497,7 @@ impl Runner {
         Ok(format!("passed: {message}"))
     }
 
-    fn register(&self, run: &mut RunContext<'_>) -> Result<i64, Stop> {
+    async fn register(&self, run: &mut RunContext<'_>) -> Result<i64, Stop> {
         let (id, name) = (run.id, run.spec.name.clone());
         let c = run
             .candidate
@@ -506,11 +521,13 @@ impl Runner {
                 &name,
                 &now(),
             )
+            .await
             .map_err(|e| Stop::Failed(format!("the registry: {e}")))?;
         c.registered = Some(version);
         let _ = self
             .catalog
-            .run_set_model(id, &c.dataset_digest, Some(version));
+            .run_set_model(id, &c.dataset_digest, Some(version))
+            .await;
         Ok(version)
     }
 
@@ -521,7 +538,7 @@ impl Runner {
         options: DeployOptions,
         log: &StepLog,
     ) -> StepOutcome {
-        let version = self.register(run)?;
+        let version = self.register(run).await?;
         let uri = candidate(run)?.uri.clone();
         log.line(&format!("[tread] deploying {uri} to endpoint {endpoint}"));
         self.endpoints
@@ -530,6 +547,7 @@ impl Runner {
             .map_err(|e| Stop::Failed(format!("deploy to {endpoint}: {e}")))?;
         self.catalog
             .model_promote(&run.spec.name, version, endpoint)
+            .await
             .map_err(|e| Stop::Failed(format!("the registry: {e}")))?;
         Ok(format!(
             "endpoint {endpoint} serves {} version {version} (production)",

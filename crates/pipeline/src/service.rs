@@ -37,8 +37,8 @@ pub enum PipelineError {
     #[error("{0}")]
     Conflict(String),
     /// The catalog failed.
-    #[error("metadata database: {0}")]
-    Catalog(#[from] rusqlite::Error),
+    #[error(transparent)]
+    Catalog(#[from] tread_catalog::DbError),
     /// The pipeline file asks for something that cannot be: a policy that
     /// does not exist.
     #[error("{0}")]
@@ -168,23 +168,29 @@ impl Pipelines {
         if let Some(identities) = &self.identities {
             identities.check_buckets(&spec)?;
         }
-        let record = self.catalog.pipeline(&spec.name)?;
+        let record = self.catalog.pipeline(&spec.name).await?;
         let previous: Option<PipelineSpec> = record.as_ref().and_then(|r| r.source.parse().ok());
         if let Some(identities) = &self.identities
             && let Some((user, keys)) =
-                identities.ensure(&spec, self.catalog.pipeline_keys(&spec.name)?)?
+                identities.ensure(&spec, self.catalog.pipeline_keys(&spec.name).await?)?
         {
-            self.catalog.pipeline_put(&spec.name, source, &now())?;
-            self.catalog.pipeline_set_user(&spec.name, &user, &keys)?;
+            self.catalog
+                .pipeline_put(&spec.name, source, &now())
+                .await?;
+            self.catalog
+                .pipeline_set_user(&spec.name, &user, &keys)
+                .await?;
         } else {
-            self.catalog.pipeline_put(&spec.name, source, &now())?;
+            self.catalog
+                .pipeline_put(&spec.name, source, &now())
+                .await?;
         }
         if previous
             .as_ref()
             .is_some_and(|old| old.schedule != spec.schedule)
         {
             // A new schedule counts from now, not from fires of the old one.
-            self.catalog.pipeline_fired(&spec.name, &now())?;
+            self.catalog.pipeline_fired(&spec.name, &now()).await?;
         }
         let same_data = previous
             .as_ref()
@@ -196,32 +202,34 @@ impl Pipelines {
         {
             // The data as it is when the trigger is applied is the
             // baseline; only changes after it start runs.
-            self.catalog.pipeline_set_data_digest(&spec.name, &digest)?;
+            self.catalog
+                .pipeline_set_data_digest(&spec.name, &digest)
+                .await?;
         }
         self.state().watches.remove(&spec.name);
         tracing::info!(pipeline = %spec.name, "pipeline applied");
-        self.describe(&spec.name)
+        self.describe(&spec.name).await
     }
 
     /// One pipeline.
-    pub fn describe(&self, name: &str) -> Result<PipelineView, PipelineError> {
-        let record = self
-            .catalog
-            .pipeline(name)?
-            .ok_or_else(|| PipelineError::NotFound(format!("pipeline {name} does not exist")))?;
-        self.view(record)
+    pub async fn describe(&self, name: &str) -> Result<PipelineView, PipelineError> {
+        let record =
+            self.catalog.pipeline(name).await?.ok_or_else(|| {
+                PipelineError::NotFound(format!("pipeline {name} does not exist"))
+            })?;
+        self.view(record).await
     }
 
     /// Every pipeline.
-    pub fn list(&self) -> Result<Vec<PipelineView>, PipelineError> {
-        self.catalog
-            .pipelines()?
-            .into_iter()
-            .map(|r| self.view(r))
-            .collect()
+    pub async fn list(&self) -> Result<Vec<PipelineView>, PipelineError> {
+        let mut views = Vec::new();
+        for record in self.catalog.pipelines().await? {
+            views.push(self.view(record).await?);
+        }
+        Ok(views)
     }
 
-    fn view(&self, record: PipelineRecord) -> Result<PipelineView, PipelineError> {
+    async fn view(&self, record: PipelineRecord) -> Result<PipelineView, PipelineError> {
         let spec: PipelineSpec = record.source.parse()?;
         let next_run = next_fire(&record, &spec)
             .filter(|_| !record.paused)
@@ -237,36 +245,52 @@ impl Pipelines {
             s3_user: record.s3_user.clone(),
             created: record.created.clone(),
             updated: record.updated.clone(),
-            last_run: self.catalog.runs(Some(&record.name), 1)?.into_iter().next(),
+            last_run: self
+                .catalog
+                .runs(Some(&record.name), 1)
+                .await?
+                .into_iter()
+                .next(),
             source: record.source,
             name: record.name,
         })
     }
 
     /// Pauses or resumes a pipeline's schedule and data trigger.
-    pub fn set_paused(&self, name: &str, paused: bool) -> Result<PipelineView, PipelineError> {
-        if !self.catalog.pipeline_set_paused(name, paused)? {
+    pub async fn set_paused(
+        &self,
+        name: &str,
+        paused: bool,
+    ) -> Result<PipelineView, PipelineError> {
+        if !self.catalog.pipeline_set_paused(name, paused).await? {
             return Err(PipelineError::NotFound(format!(
                 "pipeline {name} does not exist"
             )));
         }
         if !paused {
             // Fires missed while paused were meant to be skipped.
-            self.catalog.pipeline_fired(name, &now())?;
+            self.catalog.pipeline_fired(name, &now()).await?;
         }
-        self.describe(name)
+        self.describe(name).await
     }
 
     /// Starts a run of pipeline `name`; it waits for the pipeline's
     /// previous run if one is going.
-    pub fn trigger(self: &Arc<Self>, name: &str, trigger: &str) -> Result<RunView, PipelineError> {
-        let record = self
-            .catalog
-            .pipeline(name)?
-            .ok_or_else(|| PipelineError::NotFound(format!("pipeline {name} does not exist")))?;
+    pub async fn trigger(
+        self: &Arc<Self>,
+        name: &str,
+        trigger: &str,
+    ) -> Result<RunView, PipelineError> {
+        let record =
+            self.catalog.pipeline(name).await?.ok_or_else(|| {
+                PipelineError::NotFound(format!("pipeline {name} does not exist"))
+            })?;
         let spec: PipelineSpec = record.source.parse()?;
         let kinds: Vec<&str> = spec.steps.iter().map(Step::kind).collect();
-        let id = self.catalog.run_create(name, trigger, &kinds, &now())?;
+        let id = self
+            .catalog
+            .run_create(name, trigger, &kinds, &now())
+            .await?;
         let cancel = CancellationToken::new();
         let lock = {
             let mut state = self.state();
@@ -282,12 +306,15 @@ impl Pipelines {
                 () = cancel.cancelled() => None,
             };
             if turn.is_none() {
-                let _ = service.catalog.run_finished(
-                    id,
-                    RunState::Cancelled,
-                    Some("cancelled before it started"),
-                    &now(),
-                );
+                let _ = service
+                    .catalog
+                    .run_finished(
+                        id,
+                        RunState::Cancelled,
+                        Some("cancelled before it started"),
+                        &now(),
+                    )
+                    .await;
             } else {
                 if spec.retrain_on_data_change
                     && let Some(digest) = service.data_digest_or_warn(&spec).await
@@ -295,9 +322,15 @@ impl Pipelines {
                     // This run trains on the data as it is now.
                     let _ = service
                         .catalog
-                        .pipeline_set_data_digest(&spec.name, &digest);
+                        .pipeline_set_data_digest(&spec.name, &digest)
+                        .await;
                 }
-                let keys = service.catalog.pipeline_keys(&spec.name).ok().flatten();
+                let keys = service
+                    .catalog
+                    .pipeline_keys(&spec.name)
+                    .await
+                    .ok()
+                    .flatten();
                 service.runner.execute(id, &spec, keys, cancel).await;
             }
             let mut state = service.state();
@@ -307,13 +340,14 @@ impl Pipelines {
             }
         });
         self.catalog
-            .run(id)?
+            .run(id)
+            .await?
             .ok_or_else(|| PipelineError::NotFound(format!("run {id} vanished")))
     }
 
     /// Cancels a queued or running run.
-    pub fn cancel(&self, id: i64) -> Result<RunView, PipelineError> {
-        if self.catalog.run(id)?.is_none() {
+    pub async fn cancel(&self, id: i64) -> Result<RunView, PipelineError> {
+        if self.catalog.run(id).await?.is_none() {
             return Err(PipelineError::NotFound(format!("run {id} does not exist")));
         }
         let token = self.state().active.get(&id).cloned();
@@ -326,17 +360,18 @@ impl Pipelines {
             }
         }
         self.catalog
-            .run(id)?
+            .run(id)
+            .await?
             .ok_or_else(|| PipelineError::NotFound(format!("run {id} does not exist")))
     }
 
     /// Makes `version` of model `name` production: deploys it to the
     /// endpoint the model serves on, then records the promotion.
     pub async fn promote(&self, name: &str, version: i64) -> Result<ModelVersion, PipelineError> {
-        let model = self.catalog.model(name, version)?.ok_or_else(|| {
+        let model = self.catalog.model(name, version).await?.ok_or_else(|| {
             PipelineError::NotFound(format!("model {name} has no version {version}"))
         })?;
-        let (endpoint, options) = self.endpoint_of(name)?.ok_or_else(|| {
+        let (endpoint, options) = self.endpoint_of(name).await?.ok_or_else(|| {
             PipelineError::Conflict(format!(
                 "model {name} has no endpoint: its pipeline needs a deploy step, or use `tread deploy {} --endpoint NAME`",
                 model.uri
@@ -346,9 +381,9 @@ impl Pipelines {
             .endpoints()
             .deploy(&endpoint, &model.uri, options)
             .await?;
-        self.catalog.model_promote(name, version, &endpoint)?;
+        self.catalog.model_promote(name, version, &endpoint).await?;
         tracing::info!(model = %name, version, endpoint = %endpoint, "model promoted");
-        self.catalog.model(name, version)?.ok_or_else(|| {
+        self.catalog.model(name, version).await?.ok_or_else(|| {
             PipelineError::NotFound(format!("model {name} has no version {version}"))
         })
     }
@@ -356,8 +391,11 @@ impl Pipelines {
     /// The endpoint model `name` is deployed to: the production version's,
     /// else the pipeline's deploy step's; with the step's leave to change
     /// the endpoint's contract when the step deploys to that endpoint.
-    fn endpoint_of(&self, name: &str) -> Result<Option<(String, DeployOptions)>, PipelineError> {
-        let step = match self.catalog.pipeline(name)? {
+    async fn endpoint_of(
+        &self,
+        name: &str,
+    ) -> Result<Option<(String, DeployOptions)>, PipelineError> {
+        let step = match self.catalog.pipeline(name).await? {
             Some(record) => {
                 let spec: PipelineSpec = record.source.parse()?;
                 spec.steps.iter().find_map(|s| match s {
@@ -377,7 +415,8 @@ impl Pipelines {
         };
         let production = self
             .catalog
-            .model_production(name)?
+            .model_production(name)
+            .await?
             .and_then(|m| m.endpoint);
         Ok(match (production, step) {
             (Some(endpoint), Some((stepped, options))) if endpoint == stepped => {
@@ -390,8 +429,8 @@ impl Pipelines {
 
     /// Where what an endpoint serves came from: endpoint → model version →
     /// run → dataset digest.
-    pub fn lineage(&self, endpoint: &str) -> Result<Lineage, PipelineError> {
-        let view = self.runner.endpoints().describe(endpoint)?;
+    pub async fn lineage(&self, endpoint: &str) -> Result<Lineage, PipelineError> {
+        let view = self.runner.endpoints().describe(endpoint).await?;
         // Where the model is not loaded (it failed to load, or this is a
         // read of the data dir with no daemon), the active revision names it.
         let uri = view.model.as_ref().map(|m| m.uri.clone()).or_else(|| {
@@ -402,11 +441,11 @@ impl Pipelines {
                 .map(|r| r.model_uri.clone())
         });
         let model = match &uri {
-            Some(uri) => self.catalog.model_by_uri(uri)?,
+            Some(uri) => self.catalog.model_by_uri(uri).await?,
             None => None,
         };
         let run = match &model {
-            Some(m) => self.catalog.run(m.run_id)?,
+            Some(m) => self.catalog.run(m.run_id).await?,
             None => None,
         };
         Ok(Lineage {
@@ -438,13 +477,15 @@ impl Pipelines {
     /// After a restart: runs that were in flight failed, and their instances
     /// are stopped; the time until now is billed, as a cloud would.
     pub async fn recover(&self) -> Result<(), PipelineError> {
-        for id in self.catalog.runs_in_flight()? {
-            self.catalog.run_finished(
-                id,
-                RunState::Failed,
-                Some("tread up stopped while the run was in flight"),
-                &now(),
-            )?;
+        for id in self.catalog.runs_in_flight().await? {
+            self.catalog
+                .run_finished(
+                    id,
+                    RunState::Failed,
+                    Some("tread up stopped while the run was in flight"),
+                    &now(),
+                )
+                .await?;
             tracing::warn!(
                 run = id,
                 "run was in flight when tread up stopped: marked failed"
@@ -452,7 +493,8 @@ impl Pipelines {
         }
         for instance in self
             .catalog
-            .instances()?
+            .instances()
+            .await?
             .into_iter()
             .filter(|i| i.state != "stopped")
         {
@@ -464,7 +506,8 @@ impl Pipelines {
                 .map(|s| (OffsetDateTime::now_utc() - s).as_seconds_f64())
                 .unwrap_or(0.0);
             self.catalog
-                .instance_stopped(instance.id, &now(), billed, None)?;
+                .instance_stopped(instance.id, &now(), billed, None)
+                .await?;
             tracing::warn!(
                 instance = instance.id,
                 run = instance.run_id,
@@ -483,14 +526,14 @@ impl Pipelines {
                 _ = tick.tick() => {}
                 () = shutdown.cancelled() => return,
             }
-            let Ok(records) = self.catalog.pipelines() else {
+            let Ok(records) = self.catalog.pipelines().await else {
                 continue;
             };
             for record in records.into_iter().filter(|r| !r.paused) {
                 let Ok(spec) = record.source.parse::<PipelineSpec>() else {
                     continue;
                 };
-                self.fire_schedule(&record, &spec);
+                self.fire_schedule(&record, &spec).await;
                 if spec.retrain_on_data_change {
                     self.watch_data(&record, &spec).await;
                 }
@@ -498,12 +541,17 @@ impl Pipelines {
         }
     }
 
-    fn fire_schedule(self: &Arc<Self>, record: &PipelineRecord, spec: &PipelineSpec) {
+    async fn fire_schedule(self: &Arc<Self>, record: &PipelineRecord, spec: &PipelineSpec) {
         let Some(trigger) = due(record, spec, OffsetDateTime::now_utc()) else {
             return;
         };
-        if self.catalog.pipeline_fired(&record.name, &now()).is_ok() {
-            let _ = self.trigger(&record.name, trigger);
+        if self
+            .catalog
+            .pipeline_fired(&record.name, &now())
+            .await
+            .is_ok()
+        {
+            let _ = self.trigger(&record.name, trigger).await;
         }
     }
 
@@ -520,8 +568,9 @@ impl Pipelines {
             && self
                 .catalog
                 .pipeline_set_data_digest(&record.name, &digest)
+                .await
                 .is_ok()
-            && let Err(e) = self.trigger(&record.name, "data-change")
+            && let Err(e) = self.trigger(&record.name, "data-change").await
         {
             tracing::error!(pipeline = %record.name, error = %e, "the data-change run could not start");
         }
@@ -583,7 +632,7 @@ impl Pipelines {
     /// A digest of every object's key, size and ETag under the data
     /// prefix, listed as the pipeline's S3 user when it has one.
     async fn data_digest(&self, spec: &PipelineSpec) -> Result<String, ObjectsError> {
-        let keys = self.catalog.pipeline_keys(&spec.name).ok().flatten();
+        let keys = self.catalog.pipeline_keys(&spec.name).await.ok().flatten();
         let dir = match (&self.s3_endpoint, keys) {
             (Some(endpoint), Some(keys)) => {
                 let access = S3Access {

@@ -3,32 +3,46 @@
 //! row; the active row is what the endpoint serves.
 
 use crate::contract::Contract;
-use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
-use std::path::Path;
-use std::sync::Mutex;
+use tread_catalog::{Database, DbError, Engine, Migration, Part, Row, Step, Tx, params};
 
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS serve_endpoints (name TEXT PRIMARY KEY, created TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS serve_endpoint_versions (
-    endpoint TEXT NOT NULL REFERENCES serve_endpoints(name) ON DELETE CASCADE,
-    seq INTEGER NOT NULL,
-    model_uri TEXT NOT NULL,
-    model_version TEXT NOT NULL,
-    action TEXT NOT NULL,
-    deployed_at TEXT NOT NULL,
-    active INTEGER NOT NULL DEFAULT 0,
-    PRIMARY KEY (endpoint, seq));
-";
+/// The serve part's tables and their migrations.
+pub static PART: Part = Part {
+    name: "serve",
+    migrations: &[
+        Migration {
+            version: 1,
+            name: "endpoints and their revisions",
+            step: Step::Sql(
+                "CREATE TABLE IF NOT EXISTS serve_endpoints (name TEXT PRIMARY KEY, created TEXT NOT NULL);
+                 CREATE TABLE IF NOT EXISTS serve_endpoint_versions (
+                     endpoint TEXT NOT NULL REFERENCES serve_endpoints(name) ON DELETE CASCADE,
+                     seq BIGINT NOT NULL,
+                     model_uri TEXT NOT NULL,
+                     model_version TEXT NOT NULL,
+                     action TEXT NOT NULL,
+                     deployed_at TEXT NOT NULL,
+                     active BOOLEAN NOT NULL DEFAULT FALSE,
+                     PRIMARY KEY (endpoint, seq));",
+            ),
+        },
+        Migration {
+            version: 2,
+            name: "contracts and rollbacks",
+            step: Step::Code(add_missing_columns),
+        },
+    ],
+};
 
-/// Columns added after the first release, with their types: added to an
-/// older database when it is opened. `contract` is the JSON of the model's
-/// [`Contract`]; `contract_change` says what a deploy allowed to change;
-/// `restores` is the revision a rollback went back to.
+/// Columns added after the first release, with their types. Databases
+/// written before migrations were recorded may have them already.
+/// `contract` is the JSON of the model's [`Contract`]; `contract_change`
+/// says what a deploy allowed to change; `restores` is the revision a
+/// rollback went back to.
 const ADDED_COLUMNS: [(&str, &str); 3] = [
     ("contract", "TEXT"),
     ("contract_change", "TEXT"),
-    ("restores", "INTEGER"),
+    ("restores", "BIGINT"),
 ];
 
 /// One deploy or rollback of an endpoint.
@@ -58,168 +72,170 @@ pub struct Revision {
 }
 
 /// A revision about to be recorded.
-pub struct NewRevision<'a> {
+pub struct NewRevision {
     /// The artifact.
-    pub model_uri: &'a str,
+    pub model_uri: String,
     /// The model's own version id.
-    pub model_version: &'a str,
+    pub model_version: String,
     /// `deploy` or `rollback`.
-    pub action: &'a str,
+    pub action: String,
     /// RFC 3339 time of the change.
-    pub now: &'a str,
+    pub now: String,
     /// The model's contract.
-    pub contract: &'a Contract,
+    pub contract: Contract,
     /// What changed of the contract, when allowed.
-    pub contract_change: Option<&'a str>,
+    pub contract_change: Option<String>,
     /// For a rollback, the revision brought back.
     pub restores: Option<i64>,
 }
 
-/// The endpoints table, behind one connection.
+/// The endpoints tables.
+#[derive(Clone)]
 pub struct Catalog {
-    conn: Mutex<Connection>,
+    db: Database,
 }
 
-type Result<T> = std::result::Result<T, rusqlite::Error>;
+type Result<T> = std::result::Result<T, DbError>;
+
+const REVISION_COLUMNS: &str = "seq, model_uri, model_version, action, deployed_at, active, \
+                                contract, contract_change, restores";
 
 impl Catalog {
-    /// Opens (creating if needed) the database file and its tables.
-    pub fn open(path: &Path) -> Result<Self> {
-        let conn = Connection::open(path)?;
-        conn.busy_timeout(std::time::Duration::from_secs(10))?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "foreign_keys", "ON")?;
-        conn.execute_batch(SCHEMA)?;
-        add_missing_columns(&conn)?;
-        Ok(Self {
-            conn: Mutex::new(conn),
-        })
-    }
-
-    fn with<T>(&self, f: impl FnOnce(&mut Connection) -> Result<T>) -> Result<T> {
-        let mut conn = self
-            .conn
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        f(&mut conn)
+    /// The catalog in `db`, its tables brought up to date.
+    pub async fn new(db: Database) -> Result<Self> {
+        db.migrate(&PART).await?;
+        Ok(Self { db })
     }
 
     /// Every endpoint name, sorted.
-    pub fn endpoints(&self) -> Result<Vec<String>> {
-        self.with(|c| {
-            let mut stmt = c.prepare("SELECT name FROM serve_endpoints ORDER BY name")?;
-            stmt.query_map([], |r| r.get(0))?.collect()
-        })
+    pub async fn endpoints(&self) -> Result<Vec<String>> {
+        self.db
+            .read(|tx| {
+                let rows = tx.query("SELECT name FROM serve_endpoints ORDER BY name", params![])?;
+                rows.iter().map(|r| r.get(0)).collect()
+            })
+            .await
     }
 
-    /// An endpoint's revisions, oldest first.
-    pub fn revisions(&self, endpoint: &str) -> Result<Vec<Revision>> {
-        self.with(|c| {
-            let mut stmt = c.prepare(
-                "SELECT seq, model_uri, model_version, action, deployed_at, active,
-                        contract, contract_change, restores
-                 FROM serve_endpoint_versions WHERE endpoint = ?1 ORDER BY seq",
-            )?;
-            stmt.query_map([endpoint], |r| {
-                let contract: Option<String> = r.get(6)?;
-                Ok(Revision {
-                    seq: r.get(0)?,
-                    model_uri: r.get(1)?,
-                    model_version: r.get(2)?,
-                    action: r.get(3)?,
-                    deployed_at: r.get(4)?,
-                    active: r.get(5)?,
-                    // A row this version cannot read is treated as one
-                    // from before contracts: no check rather than no endpoint.
-                    contract: contract.and_then(|c| serde_json::from_str(&c).ok()),
-                    contract_change: r.get(7)?,
-                    restores: r.get(8)?,
-                })
-            })?
-            .collect()
-        })
+    /// An endpoint's revisions, oldest first; `None` when it is not defined.
+    pub async fn revisions(&self, endpoint: &str) -> Result<Option<Vec<Revision>>> {
+        let endpoint = endpoint.to_string();
+        self.db
+            .read(move |tx| {
+                let defined = tx.query_opt(
+                    "SELECT 1 FROM serve_endpoints WHERE name = $1",
+                    params![&endpoint],
+                )?;
+                if defined.is_none() {
+                    return Ok(None);
+                }
+                let rows = tx.query(
+                    &format!(
+                        "SELECT {REVISION_COLUMNS} FROM serve_endpoint_versions \
+                         WHERE endpoint = $1 ORDER BY seq"
+                    ),
+                    params![&endpoint],
+                )?;
+                rows.iter().map(revision).collect::<Result<_>>().map(Some)
+            })
+            .await
     }
 
     /// Records that `endpoint` now serves `new.model_uri`, creating the
     /// endpoint on its first deploy. Returns the new revision.
-    pub fn activate(&self, endpoint: &str, new: &NewRevision<'_>) -> Result<Revision> {
-        let contract = serde_json::to_string(new.contract)
-            .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
-        self.with(|c| {
-            let tx = c.transaction()?;
-            tx.execute(
-                "INSERT OR IGNORE INTO serve_endpoints (name, created) VALUES (?1, ?2)",
-                params![endpoint, new.now],
-            )?;
-            let seq: i64 = tx.query_row(
-                "SELECT COALESCE(MAX(seq), 0) + 1 FROM serve_endpoint_versions WHERE endpoint = ?1",
-                [endpoint],
-                |r| r.get(0),
-            )?;
-            tx.execute(
-                "UPDATE serve_endpoint_versions SET active = 0 WHERE endpoint = ?1",
-                [endpoint],
-            )?;
-            tx.execute(
-                "INSERT INTO serve_endpoint_versions
-                 (endpoint, seq, model_uri, model_version, action, deployed_at, active,
-                  contract, contract_change, restores)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 1, ?7, ?8, ?9)",
-                params![
-                    endpoint,
-                    seq,
-                    new.model_uri,
-                    new.model_version,
-                    new.action,
-                    new.now,
-                    contract,
-                    new.contract_change,
-                    new.restores
-                ],
-            )?;
-            tx.commit()?;
-            Ok(Revision {
-                seq,
-                model_uri: new.model_uri.to_string(),
-                model_version: new.model_version.to_string(),
-                action: new.action.to_string(),
-                deployed_at: new.now.to_string(),
-                active: true,
-                contract: Some(new.contract.clone()),
-                contract_change: new.contract_change.map(str::to_string),
-                restores: new.restores,
-            })
-        })
+    pub async fn activate(&self, endpoint: &str, new: NewRevision) -> Result<Revision> {
+        let endpoint = endpoint.to_string();
+        self.db
+            .write(move |tx| activate_in(tx, &endpoint, &new))
+            .await
     }
 
     /// Removes an endpoint and its history; false when it did not exist.
-    pub fn delete(&self, endpoint: &str) -> Result<bool> {
-        self.with(|c| Ok(c.execute("DELETE FROM serve_endpoints WHERE name = ?1", [endpoint])? > 0))
-    }
-
-    /// Whether the endpoint is defined.
-    pub fn exists(&self, endpoint: &str) -> Result<bool> {
-        self.with(|c| {
-            c.query_row(
-                "SELECT 1 FROM serve_endpoints WHERE name = ?1",
-                [endpoint],
-                |_| Ok(()),
-            )
-            .optional()
-            .map(|found| found.is_some())
-        })
+    pub async fn delete(&self, endpoint: &str) -> Result<bool> {
+        let endpoint = endpoint.to_string();
+        self.db
+            .write(move |tx| {
+                Ok(tx.execute(
+                    "DELETE FROM serve_endpoints WHERE name = $1",
+                    params![&endpoint],
+                )? > 0)
+            })
+            .await
     }
 }
 
+/// [`Catalog::activate`] inside a transaction the caller holds, so a deploy
+/// can change the endpoint and the model registry together.
+pub fn activate_in(tx: &mut Tx<'_>, endpoint: &str, new: &NewRevision) -> Result<Revision> {
+    let contract = serde_json::to_string(&new.contract)
+        .map_err(|e| DbError::Other(format!("writing a contract: {e}")))?;
+    tx.execute(
+        "INSERT INTO serve_endpoints (name, created) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+        params![endpoint, &new.now],
+    )?;
+    let seq: i64 = tx
+        .query_one(
+            "SELECT COALESCE(MAX(seq), 0) + 1 FROM serve_endpoint_versions WHERE endpoint = $1",
+            params![endpoint],
+        )?
+        .get(0)?;
+    tx.execute(
+        "UPDATE serve_endpoint_versions SET active = FALSE WHERE endpoint = $1",
+        params![endpoint],
+    )?;
+    let row = tx.query_one(
+        &format!(
+            "INSERT INTO serve_endpoint_versions \
+             (endpoint, seq, model_uri, model_version, action, deployed_at, active, \
+              contract, contract_change, restores) \
+             VALUES ($1, $2, $3, $4, $5, $6, TRUE, $7, $8, $9) RETURNING {REVISION_COLUMNS}"
+        ),
+        params![
+            endpoint,
+            seq,
+            &new.model_uri,
+            &new.model_version,
+            &new.action,
+            &new.now,
+            contract,
+            new.contract_change.clone(),
+            new.restores
+        ],
+    )?;
+    revision(&row)
+}
+
+fn revision(row: &Row) -> Result<Revision> {
+    let contract: Option<String> = row.get(6)?;
+    Ok(Revision {
+        seq: row.get(0)?,
+        model_uri: row.get(1)?,
+        model_version: row.get(2)?,
+        action: row.get(3)?,
+        deployed_at: row.get(4)?,
+        active: row.get(5)?,
+        // A row this version cannot read is treated as one from before
+        // contracts: no check rather than no endpoint.
+        contract: contract.and_then(|c| serde_json::from_str(&c).ok()),
+        contract_change: row.get(7)?,
+        restores: row.get(8)?,
+    })
+}
+
 /// Adds [`ADDED_COLUMNS`] that a database written by an older tread lacks.
-fn add_missing_columns(conn: &Connection) -> Result<()> {
-    let present: Vec<String> = conn
-        .prepare("SELECT name FROM pragma_table_info('serve_endpoint_versions')")?
-        .query_map([], |r| r.get(0))?
-        .collect::<Result<_>>()?;
+fn add_missing_columns(tx: &mut Tx<'_>) -> Result<()> {
+    let present_sql = match tx.engine() {
+        Engine::Sqlite => {
+            "SELECT 1 FROM pragma_table_info('serve_endpoint_versions') WHERE name = $1"
+        }
+        Engine::Postgres => {
+            "SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema() \
+             AND table_name = 'serve_endpoint_versions' AND column_name = $1"
+        }
+    };
     for (column, kind) in ADDED_COLUMNS {
-        if !present.iter().any(|p| p == column) {
-            conn.execute_batch(&format!(
+        if tx.query_opt(present_sql, params![column])?.is_none() {
+            tx.batch(&format!(
                 "ALTER TABLE serve_endpoint_versions ADD COLUMN {column} {kind}"
             ))?;
         }
@@ -230,47 +246,110 @@ fn add_missing_columns(conn: &Connection) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tread_catalog::testing::TestDb;
+    use tread_catalog::{OpenOptions, Target};
 
-    #[test]
-    fn a_database_from_before_contracts_gains_the_columns_and_keeps_its_rows() -> Result<()> {
-        let dir =
-            tempfile::tempdir().map_err(|e| rusqlite::Error::ToSqlConversionFailure(e.into()))?;
-        let path = dir.path().join("old.db");
-        {
-            let old = Connection::open(&path)?;
-            old.execute_batch(SCHEMA)?;
-            old.execute_batch(
-                "INSERT INTO serve_endpoints VALUES ('tyre', 't0');
-                 INSERT INTO serve_endpoint_versions VALUES ('tyre', 1, '/m/v1', 'v1', 'deploy', 't0', 1);",
-            )?;
-        }
-        let catalog = Catalog::open(&path)?;
-        let old = catalog.revisions("tyre")?;
-        assert_eq!(
-            (old.len(), old[0].contract.is_none(), old[0].restores),
-            (1, true, None)
-        );
-        let contract = Contract {
+    fn contract() -> Contract {
+        Contract {
             classes: vec!["a".into(), "b".into()],
             input_shape: [3, 32, 32],
             mean: [0.5; 3],
             std: [0.25; 3],
-        };
-        let new = NewRevision {
-            model_uri: "/m/v2",
-            model_version: "v2",
-            action: "rollback",
-            now: "t1",
-            contract: &contract,
-            contract_change: Some("classes [x] → [a, b]"),
-            restores: Some(1),
-        };
-        let written = catalog.activate("tyre", &new)?;
-        assert_eq!(catalog.revisions("tyre")?[1], written);
-        assert_eq!(written.contract.as_ref(), Some(&contract));
-        // Opening again finds every column present.
+        }
+    }
+
+    fn revision_of(version: &str, action: &str, restores: Option<i64>) -> NewRevision {
+        NewRevision {
+            model_uri: format!("/m/{version}"),
+            model_version: version.into(),
+            action: action.into(),
+            now: "t1".into(),
+            contract: contract(),
+            contract_change: restores.map(|_| "classes [x] → [a, b]".to_string()),
+            restores,
+        }
+    }
+
+    #[tokio::test]
+    async fn deploys_roll_back_and_delete_on_either_engine() -> Result<()> {
+        let dir = tempfile::tempdir().map_err(|e| DbError::Other(e.to_string()))?;
+        let test_db = TestDb::new(dir.path());
+        let catalog = Catalog::new(test_db.open().await).await?;
+        assert_eq!(catalog.revisions("tyre").await?, None);
+        let first = catalog
+            .activate("tyre", revision_of("v1", "deploy", None))
+            .await?;
+        let second = catalog
+            .activate("tyre", revision_of("v2", "deploy", None))
+            .await?;
+        let back = catalog
+            .activate("tyre", revision_of("v1", "rollback", Some(1)))
+            .await?;
+        assert_eq!((first.seq, second.seq, back.seq), (1, 2, 3));
+        let history = catalog.revisions("tyre").await?.unwrap_or_default();
+        let active: Vec<bool> = history.iter().map(|r| r.active).collect();
+        assert_eq!(
+            active,
+            [false, false, true],
+            "only the newest revision is served"
+        );
+        assert_eq!(history[2], back);
+        assert_eq!(back.contract, Some(contract()));
+        assert_eq!(catalog.endpoints().await?, ["tyre"]);
+        assert!(catalog.delete("tyre").await?);
+        assert!(!catalog.delete("tyre").await?);
+        assert_eq!(
+            catalog.revisions("tyre").await?,
+            None,
+            "the history went with it"
+        );
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn an_sqlite_file_from_before_contracts_gains_the_columns_and_keeps_its_rows()
+    -> Result<()> {
+        let dir = tempfile::tempdir().map_err(|e| DbError::Other(e.to_string()))?;
+        let path = dir.path().join("old.db");
+        let legacy = |e: rusqlite::Error| DbError::Other(e.to_string());
+        {
+            let old = rusqlite::Connection::open(&path).map_err(legacy)?;
+            old.execute_batch(
+                "CREATE TABLE serve_endpoints (name TEXT PRIMARY KEY, created TEXT NOT NULL);
+                 CREATE TABLE serve_endpoint_versions (
+                     endpoint TEXT NOT NULL REFERENCES serve_endpoints(name) ON DELETE CASCADE,
+                     seq INTEGER NOT NULL, model_uri TEXT NOT NULL, model_version TEXT NOT NULL,
+                     action TEXT NOT NULL, deployed_at TEXT NOT NULL, active INTEGER NOT NULL DEFAULT 0,
+                     PRIMARY KEY (endpoint, seq));
+                 INSERT INTO serve_endpoints VALUES ('tyre', 't0');
+                 INSERT INTO serve_endpoint_versions VALUES ('tyre', 1, '/m/v1', 'v1', 'deploy', 't0', 1);",
+            )
+            .map_err(legacy)?;
+        }
+        let open = || Database::open(Target::Sqlite(path.clone()), OpenOptions::default());
+        let catalog = Catalog::new(open().await?).await?;
+        let old = catalog.revisions("tyre").await?.unwrap_or_default();
+        assert_eq!(
+            (
+                old.len(),
+                old[0].active,
+                old[0].contract.is_none(),
+                old[0].restores
+            ),
+            (1, true, true, None)
+        );
+        let written = catalog
+            .activate("tyre", revision_of("v2", "rollback", Some(1)))
+            .await?;
+        assert_eq!(
+            catalog.revisions("tyre").await?.unwrap_or_default()[1],
+            written
+        );
+        assert_eq!(written.contract, Some(contract()));
+        // Opening again finds every migration applied.
         drop(catalog);
-        assert_eq!(Catalog::open(&path)?.revisions("tyre")?.len(), 2);
+        let again = Catalog::new(open().await?).await?;
+        assert_eq!(again.revisions("tyre").await?.unwrap_or_default().len(), 2);
         Ok(())
     }
 }

@@ -8,7 +8,6 @@ use crate::metrics::Metrics;
 use crate::model::{LoadError, LoadedModel, ModelInfo, fetch_and_load};
 use serde::Serialize;
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::sync::{Arc, PoisonError, RwLock};
 use thiserror::Error;
 
@@ -66,9 +65,9 @@ pub enum DeployError {
     /// keeps what it served.
     #[error(transparent)]
     Load(#[from] LoadError),
-    /// The metadata database failed.
-    #[error("metadata database: {0}")]
-    Catalog(#[from] rusqlite::Error),
+    /// The catalog database failed.
+    #[error(transparent)]
+    Catalog(#[from] tread_catalog::DbError),
     /// The inference thread could not start.
     #[error("cannot start the inference thread: {0}")]
     Thread(#[from] std::io::Error),
@@ -140,16 +139,16 @@ pub struct Endpoints {
 }
 
 impl Endpoints {
-    /// Opens the endpoint catalog in the SQLite file at `db`.
-    pub fn open(
-        db: &Path,
+    /// Opens the endpoint catalog in `db`.
+    pub async fn open(
+        db: tread_catalog::Database,
         options: BatchOptions,
         metrics: Arc<Metrics>,
     ) -> Result<Self, DeployError> {
         Ok(Self {
             live: RwLock::default(),
             failed: RwLock::default(),
-            catalog: Catalog::open(db)?,
+            catalog: Catalog::new(db).await?,
             options,
             metrics,
             changes: tokio::sync::Mutex::new(()),
@@ -164,10 +163,12 @@ impl Endpoints {
     /// Loads every endpoint's active model, as after a restart. An endpoint
     /// whose model fails stays listed as `Failed` with the reason.
     pub async fn restore(&self) -> Result<(), DeployError> {
-        for name in self.catalog.endpoints()? {
+        for name in self.catalog.endpoints().await? {
             let Some(active) = self
                 .catalog
-                .revisions(&name)?
+                .revisions(&name)
+                .await?
+                .unwrap_or_default()
                 .into_iter()
                 .find(|r| r.active)
             else {
@@ -216,10 +217,11 @@ impl Endpoints {
         let _one_change_at_a_time = self.changes.lock().await;
         let model = fetch_and_load(uri).await?;
         let what = format!("deploying {uri}");
-        let change =
-            self.contract_change(name, &model.info, &what, options.allow_contract_change)?;
-        self.activate(name, model, "deploy", change.as_deref(), None)?;
-        self.describe(name)
+        let change = self
+            .contract_change(name, &model.info, &what, options.allow_contract_change)
+            .await?;
+        self.activate(name, model, "deploy", change, None).await?;
+        self.describe(name).await
     }
 
     /// Returns `name` to an earlier model: the one served before the current
@@ -230,28 +232,32 @@ impl Endpoints {
         options: &RollbackOptions,
     ) -> Result<EndpointView, DeployError> {
         let _one_change_at_a_time = self.changes.lock().await;
-        let history = self.history(name)?;
+        let history = self.history(name).await?;
         let target = match &options.to {
             Some(version) => version_target(name, &history, version)?,
             None => previous(&history).ok_or_else(|| DeployError::NoPrevious(name.to_string()))?,
         };
         let model = fetch_and_load(&target.model_uri).await?;
         let what = format!("rolling back to version {}", target.model_version);
-        let change =
-            self.contract_change(name, &model.info, &what, options.allow_contract_change)?;
-        self.activate(name, model, "rollback", change.as_deref(), Some(target.seq))?;
-        self.describe(name)
+        let change = self
+            .contract_change(name, &model.info, &what, options.allow_contract_change)
+            .await?;
+        self.activate(name, model, "rollback", change, Some(target.seq))
+            .await?;
+        self.describe(name).await
     }
 
     /// What the endpoint promises its clients now: its live model's
     /// contract, or (when that failed to load) the one recorded for it.
-    pub fn contract(&self, name: &str) -> Result<Option<Contract>, DeployError> {
+    pub async fn contract(&self, name: &str) -> Result<Option<Contract>, DeployError> {
         if let Some(live) = self.current(name) {
             return Ok(Some(Contract::of(&live.info)));
         }
         Ok(self
             .catalog
-            .revisions(name)?
+            .revisions(name)
+            .await?
+            .unwrap_or_default()
             .into_iter()
             .find(|r| r.active)
             .and_then(|r| r.contract))
@@ -259,14 +265,14 @@ impl Endpoints {
 
     /// Checks `info` against the endpoint's contract: `Ok(None)` when it
     /// keeps it, `Ok(Some(summary))` when it changes it and that is allowed.
-    fn contract_change(
+    async fn contract_change(
         &self,
         name: &str,
         info: &ModelInfo,
         what: &str,
         allow: bool,
     ) -> Result<Option<String>, DeployError> {
-        let Some(current) = self.contract(name)? else {
+        let Some(current) = self.contract(name).await? else {
             return Ok(None);
         };
         let new = Contract::of(info);
@@ -290,7 +296,7 @@ impl Endpoints {
     /// Removes an endpoint; requests in flight finish on its model.
     pub async fn delete(&self, name: &str) -> Result<(), DeployError> {
         let _one_change_at_a_time = self.changes.lock().await;
-        if !self.catalog.delete(name)? {
+        if !self.catalog.delete(name).await? {
             return Err(DeployError::NotFound(name.to_string()));
         }
         write(&self.failed).remove(name);
@@ -302,8 +308,8 @@ impl Endpoints {
     }
 
     /// One endpoint's state and history.
-    pub fn describe(&self, name: &str) -> Result<EndpointView, DeployError> {
-        let history = self.history(name)?;
+    pub async fn describe(&self, name: &str) -> Result<EndpointView, DeployError> {
+        let history = self.history(name).await?;
         let live = self.current(name);
         let error = read(&self.failed).get(name).cloned();
         Ok(EndpointView {
@@ -321,43 +327,39 @@ impl Endpoints {
     }
 
     /// Every endpoint, by name.
-    pub fn list(&self) -> Result<Vec<EndpointView>, DeployError> {
-        self.catalog
-            .endpoints()?
-            .iter()
-            .map(|name| self.describe(name))
-            .collect()
-    }
-
-    fn history(&self, name: &str) -> Result<Vec<Revision>, DeployError> {
-        if !self.catalog.exists(name)? {
-            return Err(DeployError::NotFound(name.to_string()));
+    pub async fn list(&self) -> Result<Vec<EndpointView>, DeployError> {
+        let mut views = Vec::new();
+        for name in self.catalog.endpoints().await? {
+            views.push(self.describe(&name).await?);
         }
-        Ok(self.catalog.revisions(name)?)
+        Ok(views)
     }
 
-    fn activate(
+    async fn history(&self, name: &str) -> Result<Vec<Revision>, DeployError> {
+        self.catalog
+            .revisions(name)
+            .await?
+            .ok_or_else(|| DeployError::NotFound(name.to_string()))
+    }
+
+    async fn activate(
         &self,
         name: &str,
         model: LoadedModel,
         action: &str,
-        contract_change: Option<&str>,
+        contract_change: Option<String>,
         restores: Option<i64>,
     ) -> Result<(), DeployError> {
-        let now = tread_train::clock::now_rfc3339();
-        let contract = Contract::of(&model.info);
-        let revision = self.catalog.activate(
-            name,
-            &NewRevision {
-                model_uri: &model.info.uri,
-                model_version: &model.info.version,
-                action,
-                now: &now,
-                contract: &contract,
-                contract_change,
-                restores,
-            },
-        )?;
+        let new = NewRevision {
+            model_uri: model.info.uri.clone(),
+            model_version: model.info.version.clone(),
+            action: action.to_string(),
+            now: tread_train::clock::now_rfc3339(),
+            contract: Contract::of(&model.info),
+            contract_change,
+            restores,
+        };
+        let revision = self.catalog.activate(name, new).await?;
         self.install(name, model, revision)
     }
 

@@ -31,8 +31,8 @@ use thiserror::Error;
 pub struct ServeOptions {
     /// Address to listen on.
     pub listen: SocketAddr,
-    /// The SQLite file holding endpoint definitions.
-    pub database: PathBuf,
+    /// The catalog holding endpoint definitions.
+    pub database: tread_catalog::Database,
     /// The directory holding the API token.
     pub data_dir: PathBuf,
     /// Dynamic batching.
@@ -91,7 +91,8 @@ impl Server {
             "cannot create the API token in {}",
             options.data_dir.display()
         )))?;
-        let endpoints = Arc::new(Endpoints::open(&options.database, options.batch, metrics)?);
+        let endpoints =
+            Arc::new(Endpoints::open(options.database.clone(), options.batch, metrics).await?);
         endpoints.restore().await?;
         let listener = tokio::net::TcpListener::bind(options.listen)
             .await

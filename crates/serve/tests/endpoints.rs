@@ -7,7 +7,7 @@
 mod common;
 
 use base64::Engine as _;
-use common::{SIZE, TestServer, jpeg, jpeg_sized, model_file, model_file_with, png};
+use common::{SIZE, TestDir, TestServer, jpeg, jpeg_sized, model_file, model_file_with, png};
 use reqwest::Method;
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -26,9 +26,9 @@ fn probabilities_sum(answer: &Value) -> f64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deploy_then_predict_images_and_json_and_describe() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = TestDir::new();
     let model = model_file(dir.path(), "v1", 1);
-    let server = TestServer::start(dir.path(), BatchOptions::default()).await;
+    let server = TestServer::start(&dir, BatchOptions::default()).await;
 
     let (status, view) = server.deploy("tyre", &model).await;
     assert_eq!(status, 200, "{view}");
@@ -95,9 +95,9 @@ async fn deploy_then_predict_images_and_json_and_describe() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn management_needs_the_token_and_inference_on_loopback_does_not() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = TestDir::new();
     let model = model_file(dir.path(), "v1", 1);
-    let server = TestServer::start(dir.path(), BatchOptions::default()).await;
+    let server = TestServer::start(&dir, BatchOptions::default()).await;
     let put = |token: Option<&str>| {
         let mut request = server
             .http
@@ -134,9 +134,9 @@ async fn management_needs_the_token_and_inference_on_loopback_does_not() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_gets_a_clear_4xx_and_the_server_keeps_serving() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = TestDir::new();
     let model = model_file(dir.path(), "v1", 1);
-    let server = TestServer::start(dir.path(), BatchOptions::default()).await;
+    let server = TestServer::start(&dir, BatchOptions::default()).await;
     assert_eq!(server.deploy("tyre", &model).await.0, 200);
 
     let mut truncated = jpeg(0);
@@ -223,10 +223,10 @@ fn pixel_bomb() -> Vec<u8> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redeploy_under_load_switches_versions_without_a_failed_request() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = TestDir::new();
     let v1 = model_file(dir.path(), "v1", 1);
     let v2 = model_file(dir.path(), "v2", 2);
-    let server = Arc::new(TestServer::start(dir.path(), BatchOptions::default()).await);
+    let server = Arc::new(TestServer::start(&dir, BatchOptions::default()).await);
     assert_eq!(server.deploy("tyre", &v1).await.0, 200);
 
     let running = Arc::new(AtomicBool::new(true));
@@ -269,10 +269,10 @@ async fn redeploy_under_load_switches_versions_without_a_failed_request() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_corrupt_redeploy_is_refused_and_the_old_version_keeps_answering() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = TestDir::new();
     let v1 = model_file(dir.path(), "v1", 1);
     let good = std::fs::read(model_file(dir.path(), "v2", 2)).unwrap();
-    let server = TestServer::start(dir.path(), BatchOptions::default()).await;
+    let server = TestServer::start(&dir, BatchOptions::default()).await;
     assert_eq!(server.deploy("tyre", &v1).await.0, 200);
 
     let truncated = dir.path().join("truncated.tar.gz");
@@ -308,10 +308,10 @@ async fn a_corrupt_redeploy_is_refused_and_the_old_version_keeps_answering() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rollback_returns_to_the_previous_model_and_delete_removes_the_endpoint() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = TestDir::new();
     let v1 = model_file(dir.path(), "v1", 1);
     let v2 = model_file(dir.path(), "v2", 2);
-    let server = TestServer::start(dir.path(), BatchOptions::default()).await;
+    let server = TestServer::start(&dir, BatchOptions::default()).await;
     let (status, answer) = server
         .api(Method::POST, "/api/endpoints/tyre/rollback")
         .await;
@@ -349,16 +349,16 @@ async fn rollback_returns_to_the_previous_model_and_delete_removes_the_endpoint(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn endpoints_come_back_with_their_models_after_a_restart() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = TestDir::new();
     let v1 = model_file(dir.path(), "v1", 1);
     let v2 = model_file(dir.path(), "v2", 2);
-    let server = TestServer::start(dir.path(), BatchOptions::default()).await;
+    let server = TestServer::start(&dir, BatchOptions::default()).await;
     assert_eq!(server.deploy("a", &v1).await.0, 200);
     assert_eq!(server.deploy("b", &v1).await.0, 200);
     assert_eq!(server.deploy("b", &v2).await.0, 200);
     server.stop().await;
 
-    let server = TestServer::start(dir.path(), BatchOptions::default()).await;
+    let server = TestServer::start(&dir, BatchOptions::default()).await;
     for (endpoint, version) in [("a", "v1"), ("b", "v2")] {
         let (status, answer) = server.invoke(endpoint, "image/jpeg", jpeg(0)).await;
         assert_eq!(status, 200, "{answer}");
@@ -371,7 +371,7 @@ async fn endpoints_come_back_with_their_models_after_a_restart() {
     // A model that vanished while the server was down: that endpoint says
     // why, the others serve.
     std::fs::remove_file(&v2).unwrap();
-    let server = TestServer::start(dir.path(), BatchOptions::default()).await;
+    let server = TestServer::start(&dir, BatchOptions::default()).await;
     let (status, answer) = server.invoke("b", "image/jpeg", jpeg(0)).await;
     assert_eq!(status, 503, "{answer}");
     assert!(
@@ -388,13 +388,13 @@ async fn endpoints_come_back_with_their_models_after_a_restart() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_arriving_together_share_forward_passes() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = TestDir::new();
     let model = model_file(dir.path(), "v1", 1);
     let batching = BatchOptions {
         max_batch: 8,
         max_wait: Duration::from_millis(200),
     };
-    let server = Arc::new(TestServer::start(dir.path(), batching).await);
+    let server = Arc::new(TestServer::start(&dir, batching).await);
     assert_eq!(server.deploy("tyre", &model).await.0, 200);
     let requests: Vec<_> = (0..8)
         .map(|c| {
@@ -454,11 +454,11 @@ fn versions_answering(answer: &Value) -> (&str, usize) {
 // See: issue 17, "endpoints keep their contract".
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r17_deploy_refuses_class_change() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = TestDir::new();
     let v1 = model_file(dir.path(), "v1", 1);
     let three = ["defective", "good", "scratched"];
     let v2 = model_file_with(dir.path(), "v2", 2, &three, SIZE);
-    let server = TestServer::start(dir.path(), BatchOptions::default()).await;
+    let server = TestServer::start(&dir, BatchOptions::default()).await;
     assert_eq!(server.deploy("tyre", &v1).await.0, 200);
 
     let (status, answer) = server.deploy("tyre", &v2).await;
@@ -514,10 +514,10 @@ async fn r17_deploy_refuses_class_change() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r17_deploy_refuses_input_change() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = TestDir::new();
     let v1 = model_file(dir.path(), "v1", 1);
     let wider = model_file_with(dir.path(), "v2", 2, &["defective", "good"], 48);
-    let server = TestServer::start(dir.path(), BatchOptions::default()).await;
+    let server = TestServer::start(&dir, BatchOptions::default()).await;
     assert_eq!(server.deploy("tyre", &v1).await.0, 200);
 
     let (status, answer) = server.deploy("tyre", &wider).await;
@@ -540,15 +540,15 @@ async fn r17_deploy_refuses_input_change() {
     server.stop().await;
 
     // After a restart the contract is still what the endpoint promised.
-    let server = TestServer::start(dir.path(), BatchOptions::default()).await;
+    let server = TestServer::start(&dir, BatchOptions::default()).await;
     assert_eq!(server.deploy("tyre", &wider).await.0, 409);
     server.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r17_rollback_walks_back_through_the_history() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start(dir.path(), BatchOptions::default()).await;
+    let dir = TestDir::new();
+    let server = TestServer::start(&dir, BatchOptions::default()).await;
     for (n, version) in ["v1", "v2", "v3"].into_iter().enumerate() {
         let model = model_file(dir.path(), version, n as u64 + 1);
         assert_eq!(server.deploy("tyre", &model).await.0, 200);
@@ -588,8 +588,8 @@ async fn r17_rollback_walks_back_through_the_history() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r17_bearer_scheme_is_case_insensitive() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start(dir.path(), BatchOptions::default()).await;
+    let dir = TestDir::new();
+    let server = TestServer::start(&dir, BatchOptions::default()).await;
     for scheme in ["Bearer", "bearer", "BEARER"] {
         let response = server
             .http
@@ -608,9 +608,9 @@ async fn r17_bearer_scheme_is_case_insensitive() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r17_unknown_v2_models_and_oversized_bodies_are_counted_as_errors() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = TestDir::new();
     let model = model_file(dir.path(), "v1", 1);
-    let server = TestServer::start(dir.path(), BatchOptions::default()).await;
+    let server = TestServer::start(&dir, BatchOptions::default()).await;
     assert_eq!(server.deploy("tyre", &model).await.0, 200);
     let request =
         json!({ "inputs": [{ "name": "x", "shape": [1], "datatype": "BYTES", "data": ["AA=="] }] });
@@ -728,9 +728,9 @@ fn assert_refused(got: (u16, &Value), status: u16, fragment: &str) {
 // prediction for a picture nobody sent.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r14_a_truncated_jpeg_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = TestDir::new();
     let model = model_file(dir.path(), "v1", 1);
-    let server = TestServer::start(dir.path(), BatchOptions::default()).await;
+    let server = TestServer::start(&dir, BatchOptions::default()).await;
     assert_eq!(server.deploy("tyre", &model).await.0, 200);
 
     let whole = jpeg_sized(256, 192);
@@ -765,9 +765,9 @@ async fn r14_a_truncated_jpeg_is_refused() {
 // [3, s, s] the model takes, and was read as if it were one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r14_a_json_tensor_of_another_layout_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = TestDir::new();
     let model = model_file(dir.path(), "v1", 1);
-    let server = TestServer::start(dir.path(), BatchOptions::default()).await;
+    let server = TestServer::start(&dir, BatchOptions::default()).await;
     assert_eq!(server.deploy("tyre", &model).await.0, 200);
 
     let s = SIZE as usize;
@@ -810,9 +810,9 @@ async fn r14_a_json_tensor_of_another_layout_is_refused() {
 // other refusal is `{"error": "..."}`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r14_every_refusal_is_a_json_error() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = TestDir::new();
     let model = model_file(dir.path(), "v1", 1);
-    let server = TestServer::start(dir.path(), BatchOptions::default()).await;
+    let server = TestServer::start(&dir, BatchOptions::default()).await;
     assert_eq!(server.deploy("tyre", &model).await.0, 200);
     let send = async |request: reqwest::RequestBuilder| {
         let response = request.send().await.unwrap();

@@ -6,7 +6,7 @@
 mod common;
 
 use base64::Engine as _;
-use common::{SIZE, TestServer, jpeg, model_file};
+use common::{SIZE, TestDir, TestServer, jpeg, model_file};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use tread_serve::BatchOptions;
@@ -28,9 +28,9 @@ fn output<'a>(answer: &'a Value, name: &str) -> &'a Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn v2_health_metadata_and_infer_with_tensors_and_images() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = TestDir::new();
     let model = model_file(dir.path(), "v7", 1);
-    let server = TestServer::start(dir.path(), BatchOptions::default()).await;
+    let server = TestServer::start(&dir, BatchOptions::default()).await;
     assert_eq!(server.deploy("tyre", &model).await.0, 200);
 
     let (status, body) = server.get("/v2").await;
@@ -127,12 +127,12 @@ async fn v2_health_metadata_and_infer_with_tensors_and_images() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_onnx_classifier_deploys_and_answers_what_numpy_computes() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = TestDir::new();
     let models = dir.path().join("onnx");
     std::fs::create_dir_all(&models).unwrap();
     std::fs::copy(fixture("tiny.onnx"), models.join("model.onnx")).unwrap();
     std::fs::copy(fixture("tiny.json"), models.join("model.json")).unwrap();
-    let server = TestServer::start(dir.path(), BatchOptions::default()).await;
+    let server = TestServer::start(&dir, BatchOptions::default()).await;
     let uri = models.join("model.onnx");
     let (status, view) = server.deploy("tiny", uri.to_str().unwrap()).await;
     assert_eq!(status, 200, "{view}");
@@ -253,9 +253,9 @@ fn length_prefixed(items: &[&[u8]]) -> Vec<u8> {
 // See: issue 17; tritonclient sends binary_data=True by default.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r17_v2_binary_tensor_extension_in_and_out() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = TestDir::new();
     let model = model_file(dir.path(), "v7", 1);
-    let server = TestServer::start(dir.path(), BatchOptions::default()).await;
+    let server = TestServer::start(&dir, BatchOptions::default()).await;
     assert_eq!(server.deploy("tyre", &model).await.0, 200);
     let (_, meta) = server.get("/v2").await;
     let meta: Value = serde_json::from_str(&meta).unwrap();
@@ -393,9 +393,9 @@ async fn assert_v2_answers(server: &TestServer) {
 // read as if it were that layout.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r14_v2_input_must_be_declared_n_3_size_size() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = TestDir::new();
     let model = model_file(dir.path(), "v1", 1);
-    let server = TestServer::start(dir.path(), BatchOptions::default()).await;
+    let server = TestServer::start(&dir, BatchOptions::default()).await;
     assert_eq!(server.deploy("tyre", &model).await.0, 200);
 
     let s = SIZE as usize;
@@ -444,9 +444,9 @@ async fn r14_v2_input_must_be_declared_n_3_size_size() {
 // and were read as one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r14_v2_input_of_another_image_size_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = TestDir::new();
     let model = model_file(dir.path(), "v1", 1);
-    let server = TestServer::start(dir.path(), BatchOptions::default()).await;
+    let server = TestServer::start(&dir, BatchOptions::default()).await;
     assert_eq!(server.deploy("tyre", &model).await.0, 200);
 
     let half = SIZE / 2;

@@ -39,7 +39,7 @@ pub struct RollbackRequest {
 pub async fn list(
     State(state): State<Arc<ServerState>>,
 ) -> Result<Json<Vec<EndpointView>>, ApiError> {
-    Ok(Json(state.endpoints.list()?))
+    Ok(Json(state.endpoints.list().await?))
 }
 
 /// `GET /api/endpoints/{name}`.
@@ -47,7 +47,7 @@ pub async fn describe(
     State(state): State<Arc<ServerState>>,
     Path(name): Path<String>,
 ) -> Result<Json<EndpointView>, ApiError> {
-    Ok(Json(state.endpoints.describe(&name)?))
+    Ok(Json(state.endpoints.describe(&name).await?))
 }
 
 /// `PUT /api/endpoints/{name}`: deploy a model, creating the endpoint or

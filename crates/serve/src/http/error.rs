@@ -71,6 +71,7 @@ impl From<DeployError> for ApiError {
             | DeployError::AlreadyServes { .. }
             | DeployError::ContractChange { .. } => StatusCode::CONFLICT,
             DeployError::Load(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            DeployError::Catalog(e) if e.is_transient() => StatusCode::SERVICE_UNAVAILABLE,
             DeployError::Catalog(_) | DeployError::Thread(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
         let mut error = Self::new(status, e.to_string());

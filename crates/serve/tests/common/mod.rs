@@ -8,6 +8,7 @@ use std::io::Cursor;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use tokio::sync::oneshot;
+use tread_catalog::testing::TestDb;
 use tread_data::Preprocess;
 use tread_nn::{Architecture, Network};
 use tread_serve::{ApiToken, BatchOptions, ServeOptions, Server};
@@ -15,6 +16,27 @@ use tread_train::{ModelCard, pack};
 
 /// Input side of the test models: the smallest resnet-small takes.
 pub const SIZE: u32 = 32;
+
+/// A test's directory and catalog (SQLite in the directory, or a schema of
+/// its own on `TREAD_TEST_DATABASE_URL`); a restarted server finds both.
+pub struct TestDir {
+    db: TestDb,
+    dir: tempfile::TempDir,
+}
+
+impl TestDir {
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        Self {
+            db: TestDb::new(dir.path()),
+            dir,
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
 
 /// A server answering on loopback until dropped.
 pub struct TestServer {
@@ -26,12 +48,12 @@ pub struct TestServer {
 }
 
 impl TestServer {
-    /// Starts a server on `data_dir`, restoring its endpoints.
-    pub async fn start(data_dir: &Path, batch: BatchOptions) -> Self {
+    /// Starts a server on `dir`, restoring its endpoints.
+    pub async fn start(dir: &TestDir, batch: BatchOptions) -> Self {
         let options = ServeOptions {
             listen: "127.0.0.1:0".parse().unwrap(),
-            database: data_dir.join("tread.db"),
-            data_dir: data_dir.to_path_buf(),
+            database: dir.db.open().await,
+            data_dir: dir.path().to_path_buf(),
             batch,
             public_inference: false,
         };
@@ -48,7 +70,7 @@ impl TestServer {
         });
         Self {
             url,
-            token: ApiToken::read(data_dir).unwrap(),
+            token: ApiToken::read(dir.path()).unwrap(),
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(60))
                 .build()

@@ -157,14 +157,11 @@ mod offline {
             "(tread up is not running at {base}: read from {} directly)",
             data_dir.display()
         );
-        let catalog = Arc::new(Catalog::open(&database)?);
-        let endpoints = Arc::new(Endpoints::open(
-            &database,
-            Default::default(),
-            Arc::default(),
-        )?);
+        let db = crate::cmd::open_database(data_dir).await?;
+        let catalog = Arc::new(Catalog::new(db.clone()).await?);
+        let endpoints = Arc::new(Endpoints::open(db, Default::default(), Arc::default()).await?);
         if let Some(rest) = path.strip_prefix("/api/endpoints") {
-            return recorded_endpoints(&endpoints, rest.trim_start_matches('/'));
+            return recorded_endpoints(&endpoints, rest.trim_start_matches('/')).await;
         }
         let runner = Runner::new(
             catalog.clone(),
@@ -200,11 +197,11 @@ mod offline {
     /// loaded here, so each shows the model its active revision names and
     /// the status `OutOfService` (SageMaker's word for an endpoint that
     /// exists but does not answer).
-    fn recorded_endpoints(endpoints: &Endpoints, name: &str) -> anyhow::Result<Value> {
+    async fn recorded_endpoints(endpoints: &Endpoints, name: &str) -> anyhow::Result<Value> {
         let views = if name.is_empty() {
-            endpoints.list()?
+            endpoints.list().await?
         } else {
-            vec![endpoints.describe(name)?]
+            vec![endpoints.describe(name).await?]
         };
         let mut recorded = Vec::new();
         for view in views {

@@ -189,10 +189,10 @@ pub fn demo(data_dir: &Path, args: DemoArgs) -> anyhow::Result<()> {
             scale.model, scale.input, scale.split, scale.seed
         );
         runtime.block_on(pipelines.apply(&scale.pipeline_file()))?;
-        let run = pipelines.trigger(PIPELINE, "manual")?;
+        let run = runtime.block_on(pipelines.trigger(PIPELINE, "manual"))?;
         println!("run {} started: train → evaluate → gate → deploy", run.id);
         let run = runtime.block_on(follow(&pipelines, run.id))?;
-        let production = pipelines.catalog().model_production(PIPELINE)?;
+        let production = runtime.block_on(pipelines.catalog().model_production(PIPELINE))?;
         let Some(production) = production else {
             bail!(
                 "run {} {}: {}; nothing is deployed",
@@ -291,7 +291,11 @@ async fn follow(pipelines: &tread_pipeline::Pipelines, id: i64) -> anyhow::Resul
     let mut printed = 0;
     let mut progress = TrainProgress::default();
     loop {
-        let run = pipelines.catalog().run(id)?.context("the run vanished")?;
+        let run = pipelines
+            .catalog()
+            .run(id)
+            .await?
+            .context("the run vanished")?;
         if let Some(step) = run.steps.get(printed)
             && step.kind == "train"
         {

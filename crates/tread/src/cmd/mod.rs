@@ -31,3 +31,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Demo(args) => demo::demo(&cli.data_dir, args),
     }
 }
+
+/// Opens the catalog database of `data_dir` (its SQLite file).
+pub async fn open_database(data_dir: &std::path::Path) -> anyhow::Result<tread_catalog::Database> {
+    let target = tread_catalog::Target::resolve(None, data_dir)?;
+    Ok(tread_catalog::Database::open(target, tread_catalog::OpenOptions::default()).await?)
+}

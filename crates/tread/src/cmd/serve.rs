@@ -157,7 +157,7 @@ pub fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(async {
-        let server = Server::bind(&serve_options(data_dir, &args)).await?;
+        let server = Server::bind(&serve_options(data_dir, &args).await?).await?;
         eprintln!(
             "tread endpoints on http://{} (token in {})",
             server.local_addr()?,
@@ -173,14 +173,14 @@ pub fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
 }
 
 /// The server options for a data dir.
-pub fn serve_options(data_dir: &Path, args: &ServeArgs) -> ServeOptions {
-    ServeOptions {
+pub async fn serve_options(data_dir: &Path, args: &ServeArgs) -> anyhow::Result<ServeOptions> {
+    Ok(ServeOptions {
         listen: args.listen,
-        database: data_dir.join(tread_store::catalog::DB_FILE),
+        database: super::open_database(data_dir).await?,
         data_dir: data_dir.to_path_buf(),
         batch: args.batching.options(),
         public_inference: args.public_inference,
-    }
+    })
 }
 
 /// `tread deploy`.

@@ -98,7 +98,7 @@ impl Daemon {
         reloader.reload()?;
         let s3_stop = shutdown.clone();
         let s3 = tokio::spawn(s3.run(async move { s3_stop.cancelled().await }));
-        let database = data_dir.join(tread_store::catalog::DB_FILE);
+        let db = super::open_database(data_dir).await?;
         let metrics = Arc::new(PipelineMetrics::default());
         let registry = Arc::new(tread_serve::metrics::Metrics::with_host(|r| {
             metrics.register(r)
@@ -106,7 +106,7 @@ impl Daemon {
         let mut api = Server::bind_with_metrics(
             &ServeOptions {
                 listen: args.listen,
-                database: database.clone(),
+                database: db.clone(),
                 data_dir: data_dir.to_path_buf(),
                 batch: args.batching.options(),
                 public_inference: args.public_inference,
@@ -114,7 +114,11 @@ impl Daemon {
             registry,
         )
         .await?;
-        let catalog = Arc::new(Catalog::open(&database).context("opening the pipeline tables")?);
+        let catalog = Arc::new(
+            Catalog::new(db)
+                .await
+                .context("opening the pipeline tables")?,
+        );
         let runner = Arc::new(Runner::new(
             catalog.clone(),
             api.endpoints(),
