@@ -6,27 +6,26 @@
 use crate::catalog::StepKeys;
 use crate::service::PipelineError;
 use crate::spec::{PipelineSpec, Step};
-use std::path::PathBuf;
-use tread_store::catalog::{Catalog as StoreCatalog, CatalogError};
+use tread_store::NasStore;
+use tread_store::catalog::CatalogError;
 
-/// Creates pipeline users in the store of a data dir.
+/// Creates pipeline users in the store a daemon serves.
 pub struct Identities {
-    data_dir: PathBuf,
-    changed: Box<dyn Fn() + Send + Sync>,
+    store: NasStore,
 }
 
 impl Identities {
-    /// Users go into the store catalog of `data_dir`; `changed` is called
-    /// after each change, so a running S3 server knows a new user before
-    /// the pipeline's first step uses it.
-    pub fn new(data_dir: PathBuf, changed: Box<dyn Fn() + Send + Sync>) -> Self {
-        Self { data_dir, changed }
+    /// Users go into `store`'s catalog, and `store` reloads after each
+    /// change, so it knows a new user before the pipeline's first step
+    /// uses it.
+    pub fn new(store: NasStore) -> Self {
+        Self { store }
     }
 
     /// Refuses a pipeline whose data or model bucket is not in this store:
     /// its runs could never read or write there, and the data trigger
     /// would only fail to list it.
-    pub fn check_buckets(&self, spec: &PipelineSpec) -> Result<(), PipelineError> {
+    pub async fn check_buckets(&self, spec: &PipelineSpec) -> Result<(), PipelineError> {
         let uris = std::iter::once(("data", spec.data.as_str())).chain(
             spec.steps.iter().filter_map(|s| match s {
                 Step::Train(train) => Some(("out", train.out.as_str())),
@@ -39,8 +38,12 @@ impl Identities {
         if wanted.is_empty() {
             return Ok(());
         }
-        let store = StoreCatalog::open(&self.data_dir).map_err(store_error)?;
-        let known = store.bucket_list().map_err(store_error)?;
+        let known = self
+            .store
+            .catalog()
+            .bucket_list()
+            .await
+            .map_err(store_error)?;
         wanted.retain(|(_, bucket)| !known.iter().any(|b| b.name == *bucket));
         match wanted.first() {
             None => Ok(()),
@@ -51,9 +54,10 @@ impl Identities {
     }
 
     /// Makes sure the pipeline's user, group and policy exist and match the
-    /// file; returns the user and its keys (new keys only on creation).
-    /// `None` when the data is not in a bucket.
-    pub fn ensure(
+    /// file; returns the user and its keys (the `known` ones while they
+    /// still work, new ones otherwise). `None` when the data is not in a
+    /// bucket.
+    pub async fn ensure(
         &self,
         spec: &PipelineSpec,
         known: Option<StepKeys>,
@@ -62,66 +66,40 @@ impl Identities {
             return Ok(None);
         }
         let name = format!("pipeline-{}", spec.name);
-        let mut store = StoreCatalog::open(&self.data_dir).map_err(store_error)?;
+        let catalog = self.store.catalog();
         let policy = match &spec.policy {
-            Some(policy) => {
-                let known = store.policy_list().map_err(store_error)?;
-                if !known.contains(policy) {
-                    return Err(PipelineError::Invalid(format!(
-                        "policy {policy} does not exist: use FullAccess, ReadOnlyAccess or a policy made with `tread s3 policy create`"
-                    )));
-                }
-                policy.clone()
-            }
+            Some(policy) => policy.clone(),
             None => {
-                store
+                catalog
                     .policy_put(&name, &default_policy(spec))
+                    .await
                     .map_err(store_error)?;
                 name.clone()
             }
         };
-        let existing = store
-            .user_list()
-            .map_err(store_error)?
-            .into_iter()
-            .find(|u| u.user == name);
-        let keys = match (existing, known) {
-            (Some(user), Some(keys)) if user.access_key_id == keys.access_key_id => keys,
-            (Some(_), _) => rekey(store.user_rotate_key(&name))?,
-            (None, _) => rekey(store.user_create(&name))?,
-        };
-        let policies = std::slice::from_ref(&policy);
-        match store.group_create(&name, std::slice::from_ref(&name), policies) {
-            Ok(_) => {}
-            Err(CatalogError::AlreadyExists { .. }) => {
-                // The file may name another policy than at the last apply.
-                store
-                    .group_set_policies(&name, policies)
-                    .map_err(store_error)?;
-                match store.group_add_user(&name, &name) {
-                    Ok(()) | Err(CatalogError::AlreadyExists { .. }) => {}
-                    Err(e) => return Err(store_error(e)),
-                }
-            }
-            Err(e) => return Err(store_error(e)),
+        let keep = known.as_ref().map(|k| k.access_key_id.as_str());
+        let member = catalog
+            .ensure_member(&name, &name, std::slice::from_ref(&policy), keep)
+            .await
+            .map_err(|e| match e {
+                CatalogError::NotFound { kind: "policy", .. } => PipelineError::Invalid(format!(
+                    "policy {policy} does not exist: use FullAccess, ReadOnlyAccess or a policy made with `tread s3 policy create`"
+                )),
+                other => store_error(other),
+            })?;
+        if let Err(e) = self.store.reload().await {
+            tracing::error!(error = %e, "the store did not reload its users");
         }
-        (self.changed)();
+        let keys = StepKeys {
+            access_key_id: member.keys.access_key_id,
+            secret_access_key: member.keys.secret_access_key,
+        };
         Ok(Some((name, keys)))
     }
 }
 
 fn store_error(e: CatalogError) -> PipelineError {
     PipelineError::Identity(e.to_string())
-}
-
-fn rekey(
-    keys: Result<tread_store::catalog::UserKeys, CatalogError>,
-) -> Result<StepKeys, PipelineError> {
-    keys.map(|k| StepKeys {
-        access_key_id: k.access_key_id,
-        secret_access_key: k.secret_access_key,
-    })
-    .map_err(store_error)
 }
 
 /// The bucket of an `s3://bucket/prefix` URI; `None` for a directory.

@@ -166,13 +166,14 @@ impl Pipelines {
             .check(&spec.instance)
             .map_err(|e| PipelineError::Invalid(e.to_string()))?;
         if let Some(identities) = &self.identities {
-            identities.check_buckets(&spec)?;
+            identities.check_buckets(&spec).await?;
         }
         let record = self.catalog.pipeline(&spec.name).await?;
         let previous: Option<PipelineSpec> = record.as_ref().and_then(|r| r.source.parse().ok());
         if let Some(identities) = &self.identities
-            && let Some((user, keys)) =
-                identities.ensure(&spec, self.catalog.pipeline_keys(&spec.name).await?)?
+            && let Some((user, keys)) = identities
+                .ensure(&spec, self.catalog.pipeline_keys(&spec.name).await?)
+                .await?
         {
             self.catalog
                 .pipeline_put(&spec.name, source, &now())

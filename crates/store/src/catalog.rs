@@ -1,40 +1,57 @@
-//! The store's catalog in the data dir's SQLite file: volumes, buckets, users,
-//! groups and policies. Admin commands write it directly; a running server
-//! notices their commits through SQLite's `data_version` and reloads.
+//! The store's tables in the catalog database: volumes, buckets, users,
+//! groups and policies. Admin commands write them directly and mark the
+//! store's generation; a running gateway sees the generation move and
+//! reloads.
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use rand::Rng;
 use rand::distr::Alphanumeric;
-use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
+use tread_catalog::{Database, DbError, Migration, Part, Row, Step, Tx, params};
 
 use crate::atomic::FileOwnership;
 use crate::iam::policy::Policy;
 
-/// Name of the database file inside the data dir.
-pub const DB_FILE: &str = "tread.db";
 /// The volume that S3 CreateBucket puts new buckets in.
 pub const DEFAULT_VOLUME: &str = "default";
 
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS store_volumes (name TEXT PRIMARY KEY, path TEXT NOT NULL UNIQUE);
-CREATE TABLE IF NOT EXISTS store_buckets (
-    name TEXT PRIMARY KEY, volume TEXT NOT NULL REFERENCES store_volumes(name),
-    nas_path TEXT NOT NULL, mode INTEGER NOT NULL, uid INTEGER, gid INTEGER, created TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS store_users (
-    name TEXT PRIMARY KEY, access_key_id TEXT NOT NULL UNIQUE, secret_access_key TEXT NOT NULL, created TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS store_groups (name TEXT PRIMARY KEY);
-CREATE TABLE IF NOT EXISTS store_group_users (
-    grp TEXT NOT NULL REFERENCES store_groups(name) ON DELETE CASCADE,
-    user TEXT NOT NULL REFERENCES store_users(name) ON DELETE CASCADE, PRIMARY KEY (grp, user));
-CREATE TABLE IF NOT EXISTS store_group_policies (
-    grp TEXT NOT NULL REFERENCES store_groups(name) ON DELETE CASCADE, policy TEXT NOT NULL, PRIMARY KEY (grp, policy));
-CREATE TABLE IF NOT EXISTS store_policies (name TEXT PRIMARY KEY, document TEXT NOT NULL);
-";
+/// The store part's tables and their migrations.
+pub static PART: Part = Part {
+    name: "store",
+    migrations: &[
+        Migration {
+            version: 1,
+            name: "volumes, buckets, users, groups, policies",
+            // `"user"` quoted: a reserved word in PostgreSQL (renamed by 2).
+            step: Step::Sql(
+                "CREATE TABLE IF NOT EXISTS store_volumes (name TEXT PRIMARY KEY, path TEXT NOT NULL UNIQUE);
+                 CREATE TABLE IF NOT EXISTS store_buckets (
+                     name TEXT PRIMARY KEY, volume TEXT NOT NULL REFERENCES store_volumes(name),
+                     nas_path TEXT NOT NULL, mode BIGINT NOT NULL, uid BIGINT, gid BIGINT, created TEXT NOT NULL);
+                 CREATE TABLE IF NOT EXISTS store_users (
+                     name TEXT PRIMARY KEY, access_key_id TEXT NOT NULL UNIQUE,
+                     secret_access_key TEXT NOT NULL, created TEXT NOT NULL);
+                 CREATE TABLE IF NOT EXISTS store_groups (name TEXT PRIMARY KEY);
+                 CREATE TABLE IF NOT EXISTS store_group_users (
+                     grp TEXT NOT NULL REFERENCES store_groups(name) ON DELETE CASCADE,
+                     \"user\" TEXT NOT NULL REFERENCES store_users(name) ON DELETE CASCADE,
+                     PRIMARY KEY (grp, \"user\"));
+                 CREATE TABLE IF NOT EXISTS store_group_policies (
+                     grp TEXT NOT NULL REFERENCES store_groups(name) ON DELETE CASCADE,
+                     policy TEXT NOT NULL, PRIMARY KEY (grp, policy));
+                 CREATE TABLE IF NOT EXISTS store_policies (name TEXT PRIMARY KEY, document TEXT NOT NULL);",
+            ),
+        },
+        Migration {
+            version: 2,
+            name: "group members in a column named member",
+            step: Step::Sql("ALTER TABLE store_group_users RENAME COLUMN \"user\" TO member"),
+        },
+    ],
+};
 
 /// A catalog error, worded for the admin who ran the command.
 #[derive(Debug, thiserror::Error)]
@@ -66,9 +83,9 @@ pub enum CatalogError {
         /// Why it does not parse.
         source: crate::iam::policy::PolicyError,
     },
-    /// SQLite failed.
-    #[error("metadata database: {0}")]
-    Db(#[from] rusqlite::Error),
+    /// The catalog database failed.
+    #[error(transparent)]
+    Db(#[from] DbError),
     /// The file system failed.
     #[error("{0}")]
     Io(#[from] std::io::Error),
@@ -180,9 +197,10 @@ pub struct CatalogSnapshot {
     pub buckets: BTreeMap<String, BucketRecord>,
 }
 
-/// An open connection to the catalog.
+/// The store's tables.
+#[derive(Clone)]
 pub struct Catalog {
-    conn: Connection,
+    db: Database,
     data_dir: PathBuf,
 }
 
@@ -267,69 +285,70 @@ fn validate_name(kind: &str, name: &str) -> Result<()> {
     }
 }
 
-/// Makes the database file readable by its owner only: it holds secret
-/// keys. By path, never by opening it: closing any descriptor of the file
-/// would drop every POSIX lock this process holds on it, SQLite's included,
-/// and let another client delete the write-ahead log under our connections.
-/// SQLite gives its `-wal` and `-shm` files the database's mode.
-fn owner_only(db_path: &Path) -> Result<()> {
-    let mode = fs::metadata(db_path)?.permissions().mode();
-    if mode & 0o077 != 0 {
-        fs::set_permissions(db_path, fs::Permissions::from_mode(0o600))?;
-    }
-    Ok(())
-}
-
 impl Catalog {
-    /// Opens (creating if needed) the catalog in `data_dir`, applying migrations
-    /// and creating the default volume `<data_dir>/volumes/default`.
-    pub fn open(data_dir: &Path) -> Result<Self> {
+    /// The store's tables in `db`, brought up to date, with the default
+    /// volume `<data_dir>/volumes/default`.
+    pub async fn new(db: Database, data_dir: &Path) -> Result<Self> {
         fs::create_dir_all(data_dir)?;
         let data_dir = fs::canonicalize(data_dir)?;
-        let db_path = data_dir.join(DB_FILE);
-        let conn = Connection::open(&db_path)?;
-        owner_only(&db_path)?;
-        conn.busy_timeout(std::time::Duration::from_secs(10))?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "foreign_keys", "ON")?;
-        conn.execute_batch(SCHEMA)?;
-        let catalog = Self { conn, data_dir };
-        catalog.ensure_default_volume()?;
+        db.migrate(&PART).await?;
+        let catalog = Self { db, data_dir };
+        let path = catalog.data_dir.join("volumes").join(DEFAULT_VOLUME);
+        fs::create_dir_all(&path)?;
+        let path = path.to_string_lossy().into_owned();
+        catalog
+            .write(move |tx| {
+                tx.execute(
+                    "INSERT INTO store_volumes (name, path) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                    params![DEFAULT_VOLUME, &path],
+                )
+                .map_err(CatalogError::from)
+            })
+            .await?;
         Ok(catalog)
     }
 
-    fn ensure_default_volume(&self) -> Result<()> {
-        let path = self.data_dir.join("volumes").join(DEFAULT_VOLUME);
-        fs::create_dir_all(&path)?;
-        self.conn.execute(
-            "INSERT OR IGNORE INTO store_volumes (name, path) VALUES (?1, ?2)",
-            params![DEFAULT_VOLUME, path.to_string_lossy()],
-        )?;
-        Ok(())
+    /// The database the tables live in.
+    pub fn database(&self) -> &Database {
+        &self.db
     }
 
-    /// SQLite's counter of commits made by other connections; changes when an admin command writes.
-    pub fn data_version(&self) -> Result<i64> {
-        Ok(self
-            .conn
-            .query_row("PRAGMA data_version", [], |r| r.get(0))?)
+    /// A write that running gateways notice: it marks the store's
+    /// generation in the same transaction.
+    async fn write<T: Send + 'static>(
+        &self,
+        mut f: impl FnMut(&mut Tx<'_>) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        self.db
+            .write(move |tx| {
+                let value = f(tx)?;
+                tx.changed(PART.name)?;
+                Ok(value)
+            })
+            .await
+    }
+
+    /// How many times the store's tables changed: a gateway reloads when
+    /// this moves.
+    pub async fn generation(&self) -> Result<i64> {
+        Ok(self.db.generation(PART.name).await?)
     }
 
     /// Registers `path` (created if missing) as volume `name`.
-    pub fn volume_create(&self, name: &str, path: &Path) -> Result<Volume> {
+    pub async fn volume_create(&self, name: &str, path: &Path) -> Result<Volume> {
         validate_name("volume", name)?;
         fs::create_dir_all(path)?;
         let path = fs::canonicalize(path)?;
-        let inserted = self.conn.execute(
-            "INSERT OR IGNORE INTO store_volumes (name, path) VALUES (?1, ?2)",
-            params![name, path.to_string_lossy()],
-        )?;
-        if inserted == 0 {
-            return Err(CatalogError::AlreadyExists {
-                kind: "volume (or a volume at that path)",
-                name: name.into(),
-            });
-        }
+        let row = params![name, path.to_string_lossy().into_owned()].to_vec();
+        let owned = name.to_string();
+        self.write(move |tx| {
+            let inserted = tx.execute(
+                "INSERT INTO store_volumes (name, path) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                &row,
+            )?;
+            new(inserted, "volume (or a volume at that path)", &owned)
+        })
+        .await?;
         Ok(Volume {
             name: name.into(),
             path,
@@ -337,42 +356,25 @@ impl Catalog {
     }
 
     /// All volumes, by name.
-    pub fn volume_list(&self) -> Result<Vec<Volume>> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT name, path FROM store_volumes ORDER BY name")?;
-        let rows = stmt.query_map([], |r| {
-            Ok(Volume {
-                name: r.get(0)?,
-                path: PathBuf::from(r.get::<_, String>(1)?),
+    pub async fn volume_list(&self) -> Result<Vec<Volume>> {
+        self.db
+            .read(|tx| {
+                let rows = tx.query(
+                    "SELECT name, path FROM store_volumes ORDER BY name",
+                    params![],
+                )?;
+                Ok(rows
+                    .iter()
+                    .map(volume_row)
+                    .collect::<std::result::Result<_, DbError>>()?)
             })
-        })?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
-    }
-
-    fn volume(&self, name: &str) -> Result<Volume> {
-        self.conn
-            .query_row(
-                "SELECT name, path FROM store_volumes WHERE name = ?1",
-                [name],
-                |r| {
-                    Ok(Volume {
-                        name: r.get(0)?,
-                        path: PathBuf::from(r.get::<_, String>(1)?),
-                    })
-                },
-            )
-            .optional()?
-            .ok_or_else(|| CatalogError::NotFound {
-                kind: "volume",
-                name: name.into(),
-            })
+            .await
     }
 
     /// Creates NAS bucket `name` over `nas_path` ("" = the volume root) of `volume`.
     /// The directory is created if missing; a bucket whose directory overlaps
     /// another bucket's is refused.
-    pub fn bucket_create(
+    pub async fn bucket_create(
         &self,
         name: &str,
         volume: &str,
@@ -380,8 +382,7 @@ impl Catalog {
         ownership: FileOwnership,
     ) -> Result<BucketRecord> {
         validate_bucket_name(name)?;
-        let vol = self.volume(volume)?;
-        let nas_path = nas_path.trim_matches('/');
+        let nas_path = nas_path.trim_matches('/').to_string();
         if nas_path
             .split('/')
             .any(|s| s == ".." || s == "." || s == crate::key::HIDDEN_DIR)
@@ -390,56 +391,442 @@ impl Catalog {
                 "--nas-path {nas_path:?} must be a plain directory inside the volume"
             )));
         }
-        let root = vol.path.join(nas_path);
-        if self.data_dir.starts_with(&root) {
-            return Err(CatalogError::Invalid(format!(
-                "bucket {name} at {} would serve tread's own data dir {} (its catalog holds secret keys); \
-                 choose a --nas-path beside it or move the data dir (--data-dir)",
-                root.display(),
-                self.data_dir.display()
-            )));
-        }
-        for other in self.bucket_list()? {
-            if other.root.starts_with(&root) || root.starts_with(&other.root) {
+        let (name, volume, data_dir) =
+            (name.to_string(), volume.to_string(), self.data_dir.clone());
+        let created = now();
+        // The overlap check and the insert are one transaction: two gateways
+        // creating overlapping buckets at once cannot both succeed.
+        self.write(move |tx| {
+            let vol = volume_named(tx, &volume)?;
+            let root = vol.path.join(&nas_path);
+            if data_dir.starts_with(&root) {
                 return Err(CatalogError::Invalid(format!(
-                    "bucket {name} would overlap bucket {} at {}; choose another --nas-path",
-                    other.name,
-                    other.root.display()
+                    "bucket {name} at {} would serve tread's own data dir {} (its catalog holds secret keys); \
+                     choose a --nas-path beside it or move the data dir (--data-dir)",
+                    root.display(),
+                    data_dir.display()
                 )));
             }
-        }
-        fs::create_dir_all(&root)?;
-        let created = now();
-        let inserted = self.conn.execute(
-            "INSERT OR IGNORE INTO store_buckets (name, volume, nas_path, mode, uid, gid, created) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            params![name, volume, nas_path, ownership.mode, ownership.uid, ownership.gid, created],
-        )?;
-        if inserted == 0 {
-            return Err(CatalogError::AlreadyExists {
-                kind: "bucket",
-                name: name.into(),
-            });
-        }
-        Ok(BucketRecord {
-            name: name.into(),
-            volume: volume.into(),
-            nas_path: nas_path.into(),
-            root,
-            volume_root: vol.path,
-            ownership,
-            created,
-            data_dir: self.data_dir.clone(),
+            for other in buckets(tx, &data_dir)? {
+                if other.root.starts_with(&root) || root.starts_with(&other.root) {
+                    return Err(CatalogError::Invalid(format!(
+                        "bucket {name} would overlap bucket {} at {}; choose another --nas-path",
+                        other.name,
+                        other.root.display()
+                    )));
+                }
+            }
+            fs::create_dir_all(&root)?;
+            let inserted = tx.execute(
+                "INSERT INTO store_buckets (name, volume, nas_path, mode, uid, gid, created) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
+                params![&name, &volume, &nas_path, ownership.mode, ownership.uid, ownership.gid, &created],
+            )?;
+            new(inserted, "bucket", &name)?;
+            Ok(BucketRecord {
+                name: name.clone(),
+                volume: volume.clone(),
+                nas_path: nas_path.clone(),
+                root,
+                volume_root: vol.path,
+                ownership,
+                created: created.clone(),
+                data_dir: data_dir.clone(),
+            })
         })
+        .await
     }
 
     /// All buckets, by name.
-    pub fn bucket_list(&self) -> Result<Vec<BucketRecord>> {
-        let mut stmt = self.conn.prepare(
-            "SELECT b.name, b.volume, b.nas_path, b.mode, b.uid, b.gid, b.created, v.path
-             FROM store_buckets b JOIN store_volumes v ON v.name = b.volume ORDER BY b.name",
-        )?;
-        let rows = stmt.query_map([], |r| {
-            let volume_root = PathBuf::from(r.get::<_, String>(7)?);
+    pub async fn bucket_list(&self) -> Result<Vec<BucketRecord>> {
+        let data_dir = self.data_dir.clone();
+        self.db.read(move |tx| buckets(tx, &data_dir)).await
+    }
+
+    /// Removes bucket `name` from the catalog; its directory and files stay (as on ONTAP).
+    pub async fn bucket_delete(&self, name: &str) -> Result<()> {
+        let owned = name.to_string();
+        self.write(move |tx| {
+            let n = tx.execute("DELETE FROM store_buckets WHERE name = $1", params![&owned])?;
+            found(n, "bucket", &owned)
+        })
+        .await
+    }
+
+    /// Creates user `name` with fresh keys; the secret is returned only here.
+    pub async fn user_create(&self, name: &str) -> Result<UserKeys> {
+        validate_name("user", name)?;
+        let (id, secret) = new_keys();
+        let row = params![name, &id, &secret, now()].to_vec();
+        let owned = name.to_string();
+        self.write(move |tx| {
+            let inserted = tx.execute(
+                "INSERT INTO store_users (name, access_key_id, secret_access_key, created) \
+                 VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+                &row,
+            )?;
+            new(inserted, "user", &owned)
+        })
+        .await?;
+        Ok(UserKeys {
+            user: name.into(),
+            access_key_id: id,
+            secret_access_key: secret,
+        })
+    }
+
+    /// Replaces user `name`'s keys; the old ones stop working at once.
+    pub async fn user_rotate_key(&self, name: &str) -> Result<UserKeys> {
+        let owned = name.to_string();
+        self.write(move |tx| rotate_keys(tx, &owned)).await
+    }
+
+    /// Deletes user `name` and its group memberships.
+    pub async fn user_delete(&self, name: &str) -> Result<()> {
+        let owned = name.to_string();
+        self.write(move |tx| {
+            let n = tx.execute("DELETE FROM store_users WHERE name = $1", params![&owned])?;
+            found(n, "user", &owned)
+        })
+        .await
+    }
+
+    /// All users with their groups (never their secrets).
+    pub async fn user_list(&self) -> Result<Vec<UserInfo>> {
+        self.db
+            .read(|tx| {
+                let rows = tx.query(
+                    "SELECT u.name, u.access_key_id, COALESCE(string_agg(g.grp, ',' ORDER BY g.grp), '') \
+                     FROM store_users u LEFT JOIN store_group_users g ON g.member = u.name \
+                     GROUP BY u.name, u.access_key_id ORDER BY u.name",
+                    params![],
+                )?;
+                rows.iter()
+                    .map(|r| {
+                        Ok(UserInfo {
+                            user: r.get(0)?,
+                            access_key_id: r.get(1)?,
+                            groups: split_list(r.get(2)?),
+                        })
+                    })
+                    .collect()
+            })
+            .await
+    }
+
+    /// Creates group `name` with `users` as members and `policies` attached.
+    pub async fn group_create(
+        &self,
+        name: &str,
+        users: &[String],
+        policies: &[String],
+    ) -> Result<GroupInfo> {
+        validate_name("group", name)?;
+        let group = GroupInfo {
+            name: name.into(),
+            users: users.to_vec(),
+            policies: policies.to_vec(),
+        };
+        let wanted = group.clone();
+        self.write(move |tx| {
+            check_policies_exist(tx, &wanted.policies)?;
+            let inserted = tx.execute(
+                "INSERT INTO store_groups (name) VALUES ($1) ON CONFLICT DO NOTHING",
+                params![&wanted.name],
+            )?;
+            new(inserted, "group", &wanted.name)?;
+            set_policies(tx, &wanted.name, &wanted.policies)?;
+            for user in &wanted.users {
+                insert_member(tx, &wanted.name, user)?;
+            }
+            Ok(())
+        })
+        .await?;
+        Ok(group)
+    }
+
+    /// Adds `user` to `group`.
+    pub async fn group_add_user(&self, group: &str, user: &str) -> Result<()> {
+        let (group, user) = (group.to_string(), user.to_string());
+        self.write(move |tx| {
+            group_exists(tx, &group)?;
+            insert_member(tx, &group, &user)
+        })
+        .await
+    }
+
+    /// Makes `policies` exactly the policies attached to `group`.
+    pub async fn group_set_policies(&self, group: &str, policies: &[String]) -> Result<()> {
+        let (group, policies) = (group.to_string(), policies.to_vec());
+        self.write(move |tx| {
+            group_exists(tx, &group)?;
+            check_policies_exist(tx, &policies)?;
+            set_policies(tx, &group, &policies)
+        })
+        .await
+    }
+
+    /// Removes `user` from `group`.
+    pub async fn group_remove_user(&self, group: &str, user: &str) -> Result<()> {
+        let row = params![group, user].to_vec();
+        let membership = format!("{user} in {group}");
+        self.write(move |tx| {
+            let n = tx.execute(
+                "DELETE FROM store_group_users WHERE grp = $1 AND member = $2",
+                &row,
+            )?;
+            found(n, "membership of user in group", &membership)
+        })
+        .await
+    }
+
+    /// All groups with members and policies.
+    pub async fn group_list(&self) -> Result<Vec<GroupInfo>> {
+        self.db
+            .read(|tx| {
+                let rows = tx.query(
+                    "SELECT name,
+                       (SELECT COALESCE(string_agg(member, ',' ORDER BY member), '')
+                        FROM store_group_users WHERE grp = name),
+                       (SELECT COALESCE(string_agg(policy, ',' ORDER BY policy), '')
+                        FROM store_group_policies WHERE grp = name)
+                     FROM store_groups ORDER BY name",
+                    params![],
+                )?;
+                rows.iter()
+                    .map(|r| {
+                        Ok(GroupInfo {
+                            name: r.get(0)?,
+                            users: split_list(r.get(1)?),
+                            policies: split_list(r.get(2)?),
+                        })
+                    })
+                    .collect()
+            })
+            .await
+    }
+
+    /// Makes sure `user` exists with working keys and belongs to `group`,
+    /// which exists with exactly `policies` attached (built-in or custom;
+    /// an unknown one is refused), all in one transaction, so no gateway
+    /// ever sees the user without its group. An existing user keeps its
+    /// keys only when `keep_access_key` is its current access key id;
+    /// otherwise it gets fresh keys and the old ones stop working at once.
+    /// `tread up` (its own user), `tread demo` (its S3 user) and each
+    /// pipeline's identity are made this way.
+    pub async fn ensure_member(
+        &self,
+        user: &str,
+        group: &str,
+        policies: &[String],
+        keep_access_key: Option<&str>,
+    ) -> Result<Member> {
+        validate_name("user", user)?;
+        validate_name("group", group)?;
+        let (user, group, policies) = (user.to_string(), group.to_string(), policies.to_vec());
+        let keep = keep_access_key.map(str::to_string);
+        self.write(move |tx| {
+            check_policies_exist(tx, &policies)?;
+            let current = tx.query_opt(
+                "SELECT access_key_id, secret_access_key FROM store_users WHERE name = $1",
+                params![&user],
+            )?;
+            let (keys, created) = match current {
+                None => {
+                    let (id, secret) = new_keys();
+                    tx.execute(
+                        "INSERT INTO store_users (name, access_key_id, secret_access_key, created) \
+                         VALUES ($1, $2, $3, $4)",
+                        params![&user, &id, &secret, now()],
+                    )?;
+                    let keys = UserKeys {
+                        user: user.clone(),
+                        access_key_id: id,
+                        secret_access_key: secret,
+                    };
+                    (keys, true)
+                }
+                Some(row) => {
+                    let id: String = row.get(0)?;
+                    if keep.as_deref() == Some(id.as_str()) {
+                        let keys = UserKeys {
+                            user: user.clone(),
+                            access_key_id: id,
+                            secret_access_key: row.get(1)?,
+                        };
+                        (keys, false)
+                    } else {
+                        (rotate_keys(tx, &user)?, false)
+                    }
+                }
+            };
+            tx.execute(
+                "INSERT INTO store_groups (name) VALUES ($1) ON CONFLICT DO NOTHING",
+                params![&group],
+            )?;
+            set_policies(tx, &group, &policies)?;
+            insert_member(tx, &group, &user)?;
+            Ok(Member { keys, created })
+        })
+        .await
+    }
+
+    /// Stores a custom policy after checking that it parses.
+    pub async fn policy_create(&self, name: &str, document: &str) -> Result<()> {
+        check_custom_policy(name, document)?;
+        let row = params![name, document].to_vec();
+        let owned = name.to_string();
+        self.write(move |tx| {
+            let inserted = tx.execute(
+                "INSERT INTO store_policies (name, document) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                &row,
+            )?;
+            new(inserted, "policy", &owned)
+        })
+        .await
+    }
+
+    /// Creates custom policy `name` or replaces its document; groups that
+    /// have it keep it, so a pipeline's access follows its file.
+    pub async fn policy_put(&self, name: &str, document: &str) -> Result<()> {
+        check_custom_policy(name, document)?;
+        let row = params![name, document].to_vec();
+        self.write(move |tx| {
+            tx.execute(
+                "INSERT INTO store_policies (name, document) VALUES ($1, $2) \
+                 ON CONFLICT (name) DO UPDATE SET document = excluded.document",
+                &row,
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Policy names: the built-in ones, then custom ones.
+    pub async fn policy_list(&self) -> Result<Vec<String>> {
+        let custom: Vec<String> = self
+            .db
+            .read(|tx| {
+                let rows = tx.query("SELECT name FROM store_policies ORDER BY name", params![])?;
+                rows.iter()
+                    .map(|r| r.get(0))
+                    .collect::<std::result::Result<_, DbError>>()
+            })
+            .await?;
+        let mut names = vec!["FullAccess".to_string(), "ReadOnlyAccess".to_string()];
+        names.extend(custom);
+        Ok(names)
+    }
+
+    /// Deletes a custom policy; groups that had it lose it.
+    pub async fn policy_delete(&self, name: &str) -> Result<()> {
+        let owned = name.to_string();
+        self.write(move |tx| {
+            let n = tx.execute(
+                "DELETE FROM store_policies WHERE name = $1",
+                params![&owned],
+            )?;
+            found(n, "custom policy", &owned)?;
+            tx.execute(
+                "DELETE FROM store_group_policies WHERE policy = $1",
+                params![&owned],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Reads users, their policies and all buckets in one transaction.
+    pub async fn snapshot(&self) -> Result<CatalogSnapshot> {
+        let data_dir = self.data_dir.clone();
+        self.db.read(move |tx| snapshot(tx, &data_dir)).await
+    }
+}
+
+/// A user made sure to exist, in its group, with working keys.
+#[derive(Clone, Debug)]
+pub struct Member {
+    /// The user's keys now: new ones, unless the kept access key was still current.
+    pub keys: UserKeys,
+    /// Whether the user was created by this call.
+    pub created: bool,
+}
+
+fn snapshot(tx: &mut Tx<'_>, data_dir: &Path) -> Result<CatalogSnapshot> {
+    let buckets = buckets(tx, data_dir)?
+        .into_iter()
+        .map(|b| (b.name.clone(), b))
+        .collect();
+    let mut custom = BTreeMap::new();
+    for row in tx.query("SELECT name, document FROM store_policies", params![])? {
+        let (name, document): (String, String) = (row.get(0)?, row.get(1)?);
+        match Policy::parse(&document) {
+            Ok(p) => {
+                custom.insert(name, p);
+            }
+            Err(e) => {
+                tracing::error!(policy = %name, error = %e, "stored policy does not parse; ignoring it")
+            }
+        }
+    }
+    let mut principals = BTreeMap::new();
+    let rows = tx.query(
+        "SELECT u.name, u.access_key_id, u.secret_access_key, gp.policy
+         FROM store_users u
+         LEFT JOIN store_group_users gu ON gu.member = u.name
+         LEFT JOIN store_group_policies gp ON gp.grp = gu.grp",
+        params![],
+    )?;
+    for row in rows {
+        let (user, id, secret): (String, String, String) = (row.get(0)?, row.get(1)?, row.get(2)?);
+        let policy: Option<String> = row.get(3)?;
+        let entry = principals.entry(id).or_insert_with(|| Principal {
+            user,
+            secret,
+            policies: Vec::new(),
+        });
+        if let Some(p) =
+            policy.and_then(|name| Policy::builtin(&name).or_else(|| custom.get(&name).cloned()))
+        {
+            entry.policies.push(p);
+        }
+    }
+    Ok(CatalogSnapshot {
+        principals,
+        buckets,
+    })
+}
+
+fn volume_row(r: &Row) -> std::result::Result<Volume, DbError> {
+    Ok(Volume {
+        name: r.get(0)?,
+        path: PathBuf::from(r.get::<String>(1)?),
+    })
+}
+
+fn volume_named(tx: &mut Tx<'_>, name: &str) -> Result<Volume> {
+    tx.query_opt(
+        "SELECT name, path FROM store_volumes WHERE name = $1",
+        params![name],
+    )?
+    .as_ref()
+    .map(volume_row)
+    .transpose()?
+    .ok_or_else(|| CatalogError::NotFound {
+        kind: "volume",
+        name: name.into(),
+    })
+}
+
+fn buckets(tx: &mut Tx<'_>, data_dir: &Path) -> Result<Vec<BucketRecord>> {
+    let rows = tx.query(
+        "SELECT b.name, b.volume, b.nas_path, b.mode, b.uid, b.gid, b.created, v.path
+         FROM store_buckets b JOIN store_volumes v ON v.name = b.volume ORDER BY b.name",
+        params![],
+    )?;
+    rows.iter()
+        .map(|r| {
+            let volume_root = PathBuf::from(r.get::<String>(7)?);
             let nas_path: String = r.get(2)?;
             Ok(BucketRecord {
                 name: r.get(0)?,
@@ -453,474 +840,374 @@ impl Catalog {
                 },
                 created: r.get(6)?,
                 volume_root,
-                data_dir: self.data_dir.clone(),
+                data_dir: data_dir.to_path_buf(),
             })
-        })?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
-    }
-
-    /// Removes bucket `name` from the catalog; its directory and files stay (as on ONTAP).
-    pub fn bucket_delete(&self, name: &str) -> Result<()> {
-        let n = self
-            .conn
-            .execute("DELETE FROM store_buckets WHERE name = ?1", [name])?;
-        if n == 0 {
-            return Err(CatalogError::NotFound {
-                kind: "bucket",
-                name: name.into(),
-            });
-        }
-        Ok(())
-    }
-
-    /// Creates user `name` with fresh keys; the secret is returned only here.
-    pub fn user_create(&self, name: &str) -> Result<UserKeys> {
-        validate_name("user", name)?;
-        let (id, secret) = new_keys();
-        let inserted = self.conn.execute(
-            "INSERT OR IGNORE INTO store_users (name, access_key_id, secret_access_key, created) VALUES (?1, ?2, ?3, ?4)",
-            params![name, id, secret, now()],
-        )?;
-        if inserted == 0 {
-            return Err(CatalogError::AlreadyExists {
-                kind: "user",
-                name: name.into(),
-            });
-        }
-        Ok(UserKeys {
-            user: name.into(),
-            access_key_id: id,
-            secret_access_key: secret,
         })
-    }
-
-    /// Replaces user `name`'s keys; the old ones stop working at once.
-    pub fn user_rotate_key(&self, name: &str) -> Result<UserKeys> {
-        let (id, secret) = new_keys();
-        let n = self.conn.execute(
-            "UPDATE store_users SET access_key_id = ?2, secret_access_key = ?3 WHERE name = ?1",
-            params![name, id, secret],
-        )?;
-        if n == 0 {
-            return Err(CatalogError::NotFound {
-                kind: "user",
-                name: name.into(),
-            });
-        }
-        Ok(UserKeys {
-            user: name.into(),
-            access_key_id: id,
-            secret_access_key: secret,
-        })
-    }
-
-    /// Deletes user `name` and its group memberships.
-    pub fn user_delete(&self, name: &str) -> Result<()> {
-        let n = self
-            .conn
-            .execute("DELETE FROM store_users WHERE name = ?1", [name])?;
-        if n == 0 {
-            return Err(CatalogError::NotFound {
-                kind: "user",
-                name: name.into(),
-            });
-        }
-        Ok(())
-    }
-
-    /// All users with their groups (never their secrets).
-    pub fn user_list(&self) -> Result<Vec<UserInfo>> {
-        let mut stmt = self.conn.prepare(
-            "SELECT u.name, u.access_key_id, COALESCE(group_concat(g.grp, ','), '')
-             FROM store_users u LEFT JOIN store_group_users g ON g.user = u.name GROUP BY u.name ORDER BY u.name",
-        )?;
-        let rows = stmt.query_map([], |r| {
-            let groups: String = r.get(2)?;
-            Ok(UserInfo {
-                user: r.get(0)?,
-                access_key_id: r.get(1)?,
-                groups: groups
-                    .split(',')
-                    .filter(|s| !s.is_empty())
-                    .map(String::from)
-                    .collect(),
-            })
-        })?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
-    }
-
-    fn check_policy_exists(&self, policy: &str) -> Result<()> {
-        if Policy::builtin(policy).is_some() {
-            return Ok(());
-        }
-        let found: Option<String> = self
-            .conn
-            .query_row(
-                "SELECT name FROM store_policies WHERE name = ?1",
-                [policy],
-                |r| r.get(0),
-            )
-            .optional()?;
-        found.map(|_| ()).ok_or_else(|| CatalogError::NotFound {
-            kind: "policy",
-            name: policy.into(),
-        })
-    }
-
-    /// Creates group `name` with `users` as members and `policies` attached.
-    pub fn group_create(
-        &mut self,
-        name: &str,
-        users: &[String],
-        policies: &[String],
-    ) -> Result<GroupInfo> {
-        validate_name("group", name)?;
-        for p in policies {
-            self.check_policy_exists(p)?;
-        }
-        let tx = self.conn.transaction()?;
-        if tx.execute(
-            "INSERT OR IGNORE INTO store_groups (name) VALUES (?1)",
-            [name],
-        )? == 0
-        {
-            return Err(CatalogError::AlreadyExists {
-                kind: "group",
-                name: name.into(),
-            });
-        }
-        for p in policies {
-            tx.execute(
-                "INSERT OR IGNORE INTO store_group_policies (grp, policy) VALUES (?1, ?2)",
-                [name, p],
-            )?;
-        }
-        for u in users {
-            insert_member(&tx, name, u)?;
-        }
-        tx.commit()?;
-        Ok(GroupInfo {
-            name: name.into(),
-            users: users.to_vec(),
-            policies: policies.to_vec(),
-        })
-    }
-
-    /// Adds `user` to `group`.
-    pub fn group_add_user(&self, group: &str, user: &str) -> Result<()> {
-        self.group_exists(group)?;
-        insert_member(&self.conn, group, user)
-    }
-
-    /// Makes `policies` exactly the policies attached to `group`.
-    pub fn group_set_policies(&mut self, group: &str, policies: &[String]) -> Result<()> {
-        self.group_exists(group)?;
-        for p in policies {
-            self.check_policy_exists(p)?;
-        }
-        let tx = self.conn.transaction()?;
-        tx.execute("DELETE FROM store_group_policies WHERE grp = ?1", [group])?;
-        for p in policies {
-            tx.execute(
-                "INSERT INTO store_group_policies (grp, policy) VALUES (?1, ?2)",
-                [group, p.as_str()],
-            )?;
-        }
-        tx.commit()?;
-        Ok(())
-    }
-
-    /// Removes `user` from `group`.
-    pub fn group_remove_user(&self, group: &str, user: &str) -> Result<()> {
-        let n = self.conn.execute(
-            "DELETE FROM store_group_users WHERE grp = ?1 AND user = ?2",
-            [group, user],
-        )?;
-        if n == 0 {
-            return Err(CatalogError::NotFound {
-                kind: "membership of user in group",
-                name: format!("{user} in {group}"),
-            });
-        }
-        Ok(())
-    }
-
-    fn group_exists(&self, group: &str) -> Result<()> {
-        let found: Option<String> = self
-            .conn
-            .query_row(
-                "SELECT name FROM store_groups WHERE name = ?1",
-                [group],
-                |r| r.get(0),
-            )
-            .optional()?;
-        found.map(|_| ()).ok_or_else(|| CatalogError::NotFound {
-            kind: "group",
-            name: group.into(),
-        })
-    }
-
-    /// All groups with members and policies.
-    pub fn group_list(&self) -> Result<Vec<GroupInfo>> {
-        let mut stmt = self.conn.prepare(
-            "SELECT name,
-               (SELECT COALESCE(group_concat(user, ','), '') FROM store_group_users WHERE grp = name),
-               (SELECT COALESCE(group_concat(policy, ','), '') FROM store_group_policies WHERE grp = name)
-             FROM store_groups ORDER BY name",
-        )?;
-        let split = |s: String| {
-            s.split(',')
-                .filter(|x| !x.is_empty())
-                .map(String::from)
-                .collect()
-        };
-        let rows = stmt.query_map([], |r| {
-            Ok(GroupInfo {
-                name: r.get(0)?,
-                users: split(r.get(1)?),
-                policies: split(r.get(2)?),
-            })
-        })?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
-    }
-
-    /// Stores a custom policy after checking that it parses.
-    pub fn policy_create(&self, name: &str, document: &str) -> Result<()> {
-        check_custom_policy(name, document)?;
-        let inserted = self.conn.execute(
-            "INSERT OR IGNORE INTO store_policies (name, document) VALUES (?1, ?2)",
-            [name, document],
-        )?;
-        if inserted == 0 {
-            return Err(CatalogError::AlreadyExists {
-                kind: "policy",
-                name: name.into(),
-            });
-        }
-        Ok(())
-    }
-
-    /// Creates custom policy `name` or replaces its document; groups that
-    /// have it keep it, so a pipeline's access follows its file.
-    pub fn policy_put(&self, name: &str, document: &str) -> Result<()> {
-        check_custom_policy(name, document)?;
-        self.conn.execute(
-            "INSERT INTO store_policies (name, document) VALUES (?1, ?2)
-             ON CONFLICT(name) DO UPDATE SET document = excluded.document",
-            [name, document],
-        )?;
-        Ok(())
-    }
-
-    /// Policy names: the built-in ones, then custom ones.
-    pub fn policy_list(&self) -> Result<Vec<String>> {
-        let mut names = vec!["FullAccess".to_string(), "ReadOnlyAccess".to_string()];
-        let mut stmt = self
-            .conn
-            .prepare("SELECT name FROM store_policies ORDER BY name")?;
-        for name in stmt.query_map([], |r| r.get(0))? {
-            names.push(name?);
-        }
-        Ok(names)
-    }
-
-    /// Deletes a custom policy; groups that had it lose it.
-    pub fn policy_delete(&self, name: &str) -> Result<()> {
-        let n = self
-            .conn
-            .execute("DELETE FROM store_policies WHERE name = ?1", [name])?;
-        if n == 0 {
-            return Err(CatalogError::NotFound {
-                kind: "custom policy",
-                name: name.into(),
-            });
-        }
-        self.conn
-            .execute("DELETE FROM store_group_policies WHERE policy = ?1", [name])?;
-        Ok(())
-    }
-
-    /// Reads users, their policies and all buckets in one transaction.
-    pub fn snapshot(&mut self) -> Result<CatalogSnapshot> {
-        let buckets = self
-            .bucket_list()?
-            .into_iter()
-            .map(|b| (b.name.clone(), b))
-            .collect();
-        let tx = self.conn.transaction()?;
-        let mut custom = BTreeMap::new();
-        for row in tx
-            .prepare("SELECT name, document FROM store_policies")?
-            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?
-        {
-            let (name, doc) = row?;
-            match Policy::parse(&doc) {
-                Ok(p) => {
-                    custom.insert(name, p);
-                }
-                Err(e) => {
-                    tracing::error!(policy = %name, error = %e, "stored policy does not parse; ignoring it")
-                }
-            }
-        }
-        let mut principals = BTreeMap::new();
-        let mut stmt = tx.prepare(
-            "SELECT u.name, u.access_key_id, u.secret_access_key, gp.policy
-             FROM store_users u
-             LEFT JOIN store_group_users gu ON gu.user = u.name
-             LEFT JOIN store_group_policies gp ON gp.grp = gu.grp",
-        )?;
-        let rows = stmt.query_map([], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, String>(2)?,
-                r.get::<_, Option<String>>(3)?,
-            ))
-        })?;
-        for row in rows {
-            let (user, id, secret, policy) = row?;
-            let entry = principals.entry(id).or_insert_with(|| Principal {
-                user,
-                secret,
-                policies: Vec::new(),
-            });
-            if let Some(p) = policy
-                .and_then(|name| Policy::builtin(&name).or_else(|| custom.get(&name).cloned()))
-            {
-                entry.policies.push(p);
-            }
-        }
-        Ok(CatalogSnapshot {
-            principals,
-            buckets,
-        })
-    }
+        .collect()
 }
 
-fn insert_member(conn: &Connection, group: &str, user: &str) -> Result<()> {
-    let user_found: Option<String> = conn
-        .query_row(
-            "SELECT name FROM store_users WHERE name = ?1",
-            [user],
-            |r| r.get(0),
-        )
-        .optional()?;
-    if user_found.is_none() {
-        return Err(CatalogError::NotFound {
-            kind: "user",
-            name: user.into(),
-        });
+fn rotate_keys(tx: &mut Tx<'_>, name: &str) -> Result<UserKeys> {
+    let (id, secret) = new_keys();
+    let n = tx.execute(
+        "UPDATE store_users SET access_key_id = $2, secret_access_key = $3 WHERE name = $1",
+        params![name, &id, &secret],
+    )?;
+    found(n, "user", name)?;
+    Ok(UserKeys {
+        user: name.into(),
+        access_key_id: id,
+        secret_access_key: secret,
+    })
+}
+
+fn check_policies_exist(tx: &mut Tx<'_>, policies: &[String]) -> Result<()> {
+    for policy in policies.iter().filter(|p| Policy::builtin(p).is_none()) {
+        let row = tx.query_opt(
+            "SELECT 1 FROM store_policies WHERE name = $1",
+            params![policy],
+        )?;
+        if row.is_none() {
+            return Err(CatalogError::NotFound {
+                kind: "policy",
+                name: policy.clone(),
+            });
+        }
     }
-    conn.execute(
-        "INSERT OR IGNORE INTO store_group_users (grp, user) VALUES (?1, ?2)",
-        [group, user],
+    Ok(())
+}
+
+fn set_policies(tx: &mut Tx<'_>, group: &str, policies: &[String]) -> Result<()> {
+    tx.execute(
+        "DELETE FROM store_group_policies WHERE grp = $1",
+        params![group],
+    )?;
+    for policy in policies {
+        tx.execute(
+            "INSERT INTO store_group_policies (grp, policy) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            params![group, policy],
+        )?;
+    }
+    Ok(())
+}
+
+fn group_exists(tx: &mut Tx<'_>, group: &str) -> Result<()> {
+    let row = tx.query_opt("SELECT 1 FROM store_groups WHERE name = $1", params![group])?;
+    found(u64::from(row.is_some()), "group", group)
+}
+
+fn insert_member(tx: &mut Tx<'_>, group: &str, user: &str) -> Result<()> {
+    let row = tx.query_opt("SELECT 1 FROM store_users WHERE name = $1", params![user])?;
+    found(u64::from(row.is_some()), "user", user)?;
+    tx.execute(
+        "INSERT INTO store_group_users (grp, member) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+        params![group, user],
     )?;
     Ok(())
+}
+
+/// `AlreadyExists` when an insert added no row. Inside the transaction, so
+/// the refused write rolls back and running gateways do not reload.
+fn new(rows: u64, kind: &'static str, name: &str) -> Result<()> {
+    if rows == 0 {
+        return Err(CatalogError::AlreadyExists {
+            kind,
+            name: name.into(),
+        });
+    }
+    Ok(())
+}
+
+/// `NotFound` when a statement touched no row.
+fn found(rows: u64, kind: &'static str, name: &str) -> Result<()> {
+    if rows == 0 {
+        return Err(CatalogError::NotFound {
+            kind,
+            name: name.into(),
+        });
+    }
+    Ok(())
+}
+
+fn split_list(joined: String) -> Vec<String> {
+    joined
+        .split(',')
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+        .collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tread_catalog::testing::TestDb;
 
-    #[test]
-    fn users_groups_and_policies_reach_the_snapshot() {
+    /// A catalog of its own on the test run's engine, with its data dir.
+    struct TestCatalog {
+        catalog: Catalog,
+        _db: TestDb,
+        dir: tempfile::TempDir,
+    }
+
+    async fn open() -> TestCatalog {
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut cat = Catalog::open(dir.path()).expect("open");
-        let keys = cat.user_create("s3user").expect("user");
+        let db = TestDb::new(dir.path());
+        let catalog = Catalog::new(db.open().await, &dir.path().join("tread-data"))
+            .await
+            .expect("open");
+        TestCatalog {
+            catalog,
+            _db: db,
+            dir,
+        }
+    }
+
+    fn doc(action: &str) -> String {
+        format!(
+            r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Action":"{action}","Resource":"*"}}]}}"#
+        )
+    }
+
+    #[tokio::test]
+    async fn users_groups_and_policies_reach_the_snapshot() {
+        let t = open().await;
+        let cat = &t.catalog;
+        let keys = cat.user_create("s3user").await.expect("user");
         cat.group_create("s3group", &["s3user".into()], &["FullAccess".into()])
+            .await
             .expect("group");
-        let snap = cat.snapshot().expect("snapshot");
+        let snap = cat.snapshot().await.expect("snapshot");
         let p = &snap.principals[&keys.access_key_id];
         assert_eq!(p.secret, keys.secret_access_key);
         assert_eq!(p.policies.len(), 1);
         assert!(matches!(
-            cat.user_create("s3user"),
+            cat.user_create("s3user").await,
             Err(CatalogError::AlreadyExists { .. })
         ));
+        let users = cat.user_list().await.expect("users");
+        assert_eq!(users[0].groups, ["s3group"]);
+        let groups = cat.group_list().await.expect("groups");
+        assert_eq!(
+            (groups[0].users.clone(), groups[0].policies.clone()),
+            (vec!["s3user".to_string()], vec!["FullAccess".to_string()])
+        );
     }
 
-    #[test]
-    fn a_policy_put_again_replaces_its_document_and_groups_keep_or_swap_it() {
+    #[tokio::test]
+    async fn every_admin_write_moves_the_generation() {
+        let t = open().await;
+        let cat = &t.catalog;
+        let before = cat.generation().await.expect("generation");
+        cat.user_create("u").await.expect("user");
+        cat.policy_put("p", &doc("s3:GetObject"))
+            .await
+            .expect("policy");
+        assert_eq!(cat.generation().await.expect("generation"), before + 2);
+        assert!(cat.user_delete("nobody").await.is_err());
+        assert_eq!(
+            cat.generation().await.expect("generation"),
+            before + 2,
+            "a refused write changes nothing"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_policy_put_again_replaces_its_document_and_groups_keep_or_swap_it() {
         use crate::iam::policy::Decision;
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mut cat = Catalog::open(dir.path()).expect("open");
-        let doc = |action: &str| {
-            format!(
-                r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Action":"{action}","Resource":"*"}}]}}"#
-            )
-        };
-        cat.policy_put("p", &doc("s3:GetObject")).expect("create");
-        let keys = cat.user_create("u").expect("user");
+        let t = open().await;
+        let cat = &t.catalog;
+        cat.policy_put("p", &doc("s3:GetObject"))
+            .await
+            .expect("create");
+        let keys = cat.user_create("u").await.expect("user");
         cat.group_create("g", &["u".into()], &["p".into()])
+            .await
             .expect("group");
-        cat.policy_put("p", &doc("s3:PutObject")).expect("replace");
-        let snap = cat.snapshot().expect("snapshot");
+        cat.policy_put("p", &doc("s3:PutObject"))
+            .await
+            .expect("replace");
+        let snap = cat.snapshot().await.expect("snapshot");
         let policies = &snap.principals[&keys.access_key_id].policies;
         assert_eq!(policies.len(), 1, "the group kept the policy");
         let decide = |action| policies[0].evaluate(action, "arn:aws:s3:::b/k");
         assert_eq!(decide("s3:PutObject"), Decision::Allow);
         assert_eq!(decide("s3:GetObject"), Decision::NotApplicable);
         cat.group_set_policies("g", &["FullAccess".into()])
+            .await
             .expect("set policies");
-        let snap = cat.snapshot().expect("snapshot");
+        let snap = cat.snapshot().await.expect("snapshot");
         let policies = &snap.principals[&keys.access_key_id].policies;
         assert_eq!(policies.len(), 1, "set, not added");
         assert_eq!(
             policies[0].evaluate("s3:DeleteObject", "arn:aws:s3:::b/k"),
             Decision::Allow
         );
-        assert!(cat.policy_put("FullAccess", &doc("s3:GetObject")).is_err());
-        assert!(cat.policy_put("q", "{").is_err());
+        assert!(
+            cat.policy_put("FullAccess", &doc("s3:GetObject"))
+                .await
+                .is_err()
+        );
+        assert!(cat.policy_put("q", "{").await.is_err());
+        cat.group_set_policies("g", &["p".into()])
+            .await
+            .expect("back to p");
+        cat.policy_delete("p").await.expect("delete");
+        let snap = cat.snapshot().await.expect("snapshot");
+        assert!(
+            snap.principals[&keys.access_key_id].policies.is_empty(),
+            "groups lose a deleted policy"
+        );
     }
 
-    #[test]
-    fn overlapping_buckets_are_refused() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let cat = Catalog::open(&dir.path().join("data")).expect("open");
-        cat.volume_create("vol1", &dir.path().join("vol1"))
+    #[tokio::test]
+    async fn overlapping_buckets_are_refused() {
+        let t = open().await;
+        let cat = &t.catalog;
+        cat.volume_create("vol1", &t.dir.path().join("vol1"))
+            .await
             .expect("volume");
         cat.bucket_create("outer", "vol1", "", FileOwnership::default())
+            .await
             .expect("bucket");
         let err = cat
             .bucket_create("inner", "vol1", "sub", FileOwnership::default())
+            .await
             .expect_err("overlap");
         assert!(err.to_string().contains("overlap"), "{err}");
+        let names: Vec<String> = cat
+            .bucket_list()
+            .await
+            .expect("list")
+            .into_iter()
+            .map(|b| b.name)
+            .collect();
+        assert_eq!(names, ["outer"]);
     }
 
-    #[test]
-    fn a_bucket_may_not_serve_the_data_dir() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let cat = Catalog::open(&dir.path().join("tread-data")).expect("open");
-        cat.volume_create("here", dir.path()).expect("volume");
+    #[tokio::test]
+    async fn a_bucket_may_not_serve_the_data_dir() {
+        let t = open().await;
+        let cat = &t.catalog;
+        cat.volume_create("here", t.dir.path())
+            .await
+            .expect("volume");
         let err = cat
             .bucket_create("everything", "here", "", FileOwnership::default())
+            .await
             .expect_err("exposes");
         assert!(err.to_string().contains("data dir"), "{err}");
         cat.bucket_create("beside", "here", "data", FileOwnership::default())
+            .await
             .expect("a sibling directory is fine");
     }
 
-    #[test]
-    fn debug_output_never_shows_secrets() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mut cat = Catalog::open(dir.path()).expect("open");
-        let keys = cat.user_create("u").expect("user");
-        let snap = cat.snapshot().expect("snapshot");
+    #[tokio::test]
+    async fn debug_output_never_shows_secrets() {
+        let t = open().await;
+        let keys = t.catalog.user_create("u").await.expect("user");
+        let snap = t.catalog.snapshot().await.expect("snapshot");
         let printed = format!("{keys:?} {snap:?}");
         assert!(!printed.contains(&keys.secret_access_key), "{printed}");
         assert!(printed.contains(&keys.access_key_id));
     }
 
-    #[test]
-    fn database_file_is_private() {
-        use std::os::unix::fs::PermissionsExt;
+    #[tokio::test]
+    async fn ensure_member_creates_keeps_or_rotates_keys_and_restores_membership() {
+        let t = open().await;
+        let cat = &t.catalog;
+        let full = ["FullAccess".to_string()];
+        let first = cat
+            .ensure_member("u", "g", &full, None)
+            .await
+            .expect("first");
+        assert!(first.created);
+        let kept = cat
+            .ensure_member("u", "g", &full, Some(&first.keys.access_key_id))
+            .await
+            .expect("kept");
+        assert_eq!(
+            (kept.created, &kept.keys.secret_access_key),
+            (false, &first.keys.secret_access_key)
+        );
+        let rotated = cat
+            .ensure_member("u", "g", &full, None)
+            .await
+            .expect("rotated");
+        assert_ne!(rotated.keys.access_key_id, first.keys.access_key_id);
+        let snap = cat.snapshot().await.expect("snapshot");
+        assert!(
+            !snap.principals.contains_key(&first.keys.access_key_id),
+            "the old key stops working"
+        );
+        cat.policy_put("extra", &doc("s3:GetObject"))
+            .await
+            .expect("policy");
+        cat.group_set_policies("g", &["FullAccess".into(), "extra".into()])
+            .await
+            .expect("extra");
+        cat.user_delete("u").await.expect("delete");
+        let back = cat
+            .ensure_member("u", "g", &full, None)
+            .await
+            .expect("back");
+        assert!(back.created);
+        let groups = cat.group_list().await.expect("groups");
+        assert_eq!(
+            groups[0].users,
+            ["u"],
+            "a recreated user is back in its group"
+        );
+        assert_eq!(
+            groups[0].policies,
+            ["FullAccess"],
+            "the group has exactly the policies asked for"
+        );
+        let before = cat.snapshot().await.expect("snapshot");
+        let err = cat
+            .ensure_member("v", "g", &["missing".into()], None)
+            .await
+            .expect_err("unknown policy");
+        assert!(
+            matches!(err, CatalogError::NotFound { kind: "policy", .. }),
+            "{err}"
+        );
+        let after = cat.snapshot().await.expect("snapshot");
+        assert_eq!(
+            before.principals.len(),
+            after.principals.len(),
+            "nothing was made"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_sqlite_file_from_before_migrations_keeps_its_users_and_groups() {
         let dir = tempfile::tempdir().expect("tempdir");
-        Catalog::open(dir.path()).expect("open");
-        let mode = fs::metadata(dir.path().join(DB_FILE))
-            .expect("stat")
-            .permissions()
-            .mode();
-        assert_eq!(mode & 0o777, 0o600);
+        let path = dir.path().join("tread.db");
+        {
+            let old = rusqlite::Connection::open(&path).expect("legacy file");
+            old.execute_batch(
+                "CREATE TABLE store_users (name TEXT PRIMARY KEY, access_key_id TEXT NOT NULL UNIQUE,
+                     secret_access_key TEXT NOT NULL, created TEXT NOT NULL);
+                 CREATE TABLE store_groups (name TEXT PRIMARY KEY);
+                 CREATE TABLE store_group_users (
+                     grp TEXT NOT NULL REFERENCES store_groups(name) ON DELETE CASCADE,
+                     user TEXT NOT NULL REFERENCES store_users(name) ON DELETE CASCADE, PRIMARY KEY (grp, user));
+                 INSERT INTO store_users VALUES ('u', 'AKOLD', 'secret', 't0');
+                 INSERT INTO store_groups VALUES ('g');
+                 INSERT INTO store_group_users VALUES ('g', 'u');",
+            )
+            .expect("legacy tables");
+        }
+        let db = Database::open(
+            tread_catalog::Target::Sqlite(path),
+            tread_catalog::OpenOptions::default(),
+        )
+        .await
+        .expect("open");
+        let cat = Catalog::new(db, dir.path()).await.expect("migrates");
+        let users = cat.user_list().await.expect("users");
+        assert_eq!(
+            (users[0].access_key_id.as_str(), users[0].groups.clone()),
+            ("AKOLD", vec!["g".to_string()])
+        );
     }
 }

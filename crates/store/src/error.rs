@@ -102,9 +102,9 @@ pub enum StoreError {
     /// The volume has no space left.
     #[error("no space left on the volume")]
     NoSpace,
-    /// A metadata database error.
-    #[error("metadata database: {0}")]
-    Database(#[from] rusqlite::Error),
+    /// The catalog database failed; lost or busy ones are worth a retry.
+    #[error(transparent)]
+    Database(#[from] tread_catalog::DbError),
     /// A file system error we did not expect.
     #[error("{context}: {source}")]
     Io {
@@ -189,6 +189,8 @@ impl From<StoreError> for S3Error {
             E::NotModified => S3ErrorCode::NotModified,
             E::InvalidRange => S3ErrorCode::InvalidRange,
             E::NoSpace => return custom("XNoSpaceLeftOnDevice", H::INSUFFICIENT_STORAGE, msg),
+            E::Database(tread_catalog::DbError::Busy(_)) => S3ErrorCode::SlowDown,
+            E::Database(ref db) if db.is_transient() => S3ErrorCode::ServiceUnavailable,
             E::Database(_) | E::Io { .. } => {
                 tracing::error!(error = %msg, "internal error");
                 return S3Error::with_message(

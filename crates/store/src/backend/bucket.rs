@@ -3,7 +3,7 @@
 use std::fs;
 
 use s3s::dto::*;
-use s3s::{S3Request, S3Response, S3Result, s3_error};
+use s3s::{S3Request, S3Response, S3Result};
 
 use super::{NasStore, blocking, timestamp};
 use crate::atomic::FileOwnership;
@@ -36,15 +36,12 @@ pub(super) async fn create_bucket(
     req: S3Request<CreateBucketInput>,
 ) -> S3Result<S3Response<CreateBucketOutput>> {
     let name = req.input.bucket;
-    let s = store.clone();
-    let n = name.clone();
-    tokio::task::spawn_blocking(move || {
-        s.with_catalog(|c| c.bucket_create(&n, DEFAULT_VOLUME, &n, FileOwnership::default()))?;
-        s.reload()
-    })
-    .await
-    .map_err(|e| s3_error!(InternalError, "{e}"))?
-    .map_err(StoreError::from)?;
+    store
+        .catalog()
+        .bucket_create(&name, DEFAULT_VOLUME, &name, FileOwnership::default())
+        .await
+        .map_err(StoreError::from)?;
+    store.reload().await.map_err(StoreError::from)?;
     Ok(S3Response::new(CreateBucketOutput {
         location: Some(format!("/{name}")),
     }))
@@ -88,14 +85,11 @@ pub(super) async fn delete_bucket(
     if has_objects {
         return Err(StoreError::BucketNotEmpty(bucket.name.clone()).into());
     }
-    let s = store.clone();
-    let name = bucket.name.clone();
-    tokio::task::spawn_blocking(move || {
-        s.with_catalog(|c| c.bucket_delete(&name))?;
-        s.reload()
-    })
-    .await
-    .map_err(|e| s3_error!(InternalError, "{e}"))?
-    .map_err(StoreError::from)?;
+    store
+        .catalog()
+        .bucket_delete(&bucket.name)
+        .await
+        .map_err(StoreError::from)?;
+    store.reload().await.map_err(StoreError::from)?;
     Ok(S3Response::new(DeleteBucketOutput {}))
 }

@@ -8,8 +8,8 @@ mod multipart;
 mod object;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, RwLock};
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use s3s::dto::*;
@@ -24,7 +24,8 @@ use crate::error::StoreError;
 pub struct StoreOptions {
     /// Multipart uploads idle longer than this are aborted by the sweeper.
     pub abandoned_upload_age: Duration,
-    /// How often the catalog is checked for changes made by admin commands.
+    /// How often the catalog is checked for changes made by admin commands
+    /// and other gateways.
     pub reload_interval: Duration,
 }
 
@@ -45,7 +46,7 @@ struct Live {
 }
 
 struct Inner {
-    catalog: Mutex<Catalog>,
+    catalog: Catalog,
     live: RwLock<Arc<Live>>,
     options: StoreOptions,
 }
@@ -57,23 +58,36 @@ pub struct NasStore {
 }
 
 impl NasStore {
-    /// Opens the catalog in `data_dir` and every bucket it lists.
-    pub fn open(data_dir: &Path, options: StoreOptions) -> Result<Self, CatalogError> {
-        let catalog = Catalog::open(data_dir)?;
+    /// The store over `catalog`, with every bucket it lists opened.
+    pub async fn open(catalog: Catalog, options: StoreOptions) -> Result<Self, CatalogError> {
         let store = Self {
             inner: Arc::new(Inner {
-                catalog: Mutex::new(catalog),
+                catalog,
                 live: RwLock::new(Arc::default()),
                 options,
             }),
         };
-        store.reload()?;
+        store.reload().await?;
         Ok(store)
     }
 
+    /// The catalog the store serves.
+    pub fn catalog(&self) -> &Catalog {
+        &self.inner.catalog
+    }
+
     /// Re-reads the catalog, keeping already-opened buckets whose definition is unchanged.
-    pub fn reload(&self) -> Result<(), CatalogError> {
-        let snapshot = self.with_catalog(Catalog::snapshot)?;
+    pub async fn reload(&self) -> Result<(), CatalogError> {
+        let snapshot = self.inner.catalog.snapshot().await?;
+        let store = self.clone();
+        // Opening a bucket touches its directory, which may be on a slow NAS.
+        tokio::task::spawn_blocking(move || store.serve(snapshot))
+            .await
+            .map_err(|e| CatalogError::Io(std::io::Error::other(e)))
+    }
+
+    /// Serves `snapshot` from now on.
+    fn serve(&self, snapshot: CatalogSnapshot) {
         let old = self.live();
         let mut buckets = BTreeMap::new();
         for (name, record) in &snapshot.buckets {
@@ -99,31 +113,33 @@ impl NasStore {
             .live
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = live;
-        Ok(())
     }
 
-    /// Reloads whenever an admin command commits to the catalog, and sweeps
-    /// abandoned multipart uploads; runs until the runtime stops.
+    /// Reloads whenever an admin command or another gateway changes the
+    /// store's tables, and sweeps abandoned multipart uploads; runs until
+    /// the runtime stops.
     pub fn spawn_background_tasks(&self) {
         let store = self.clone();
         tokio::spawn(async move {
-            let mut last_version = store.with_catalog(|c| c.data_version()).ok();
+            let mut last_generation = store.inner.catalog.generation().await.ok();
             let mut last_sweep = std::time::Instant::now() - Duration::from_secs(3600);
             loop {
                 tokio::time::sleep(store.inner.options.reload_interval).await;
-                let s = store.clone();
-                let version =
-                    tokio::task::spawn_blocking(move || s.with_catalog(|c| c.data_version()).ok())
-                        .await
-                        .ok()
-                        .flatten();
-                if version != last_version {
-                    last_version = version;
-                    let s = store.clone();
-                    match tokio::task::spawn_blocking(move || s.reload()).await {
-                        Ok(Ok(())) => tracing::info!("catalog changed; reloaded"),
-                        Ok(Err(e)) => tracing::error!(error = %e, "catalog reload failed"),
-                        Err(e) => tracing::error!(error = %e, "catalog reload panicked"),
+                let generation = match store.inner.catalog.generation().await {
+                    Ok(generation) => Some(generation),
+                    Err(e) => {
+                        // Keep serving what was loaded; look again next tick.
+                        tracing::warn!(error = %e, "cannot read the catalog's generation");
+                        continue;
+                    }
+                };
+                if generation != last_generation {
+                    match store.reload().await {
+                        Ok(()) => {
+                            last_generation = generation;
+                            tracing::info!("catalog changed; reloaded");
+                        }
+                        Err(e) => tracing::error!(error = %e, "catalog reload failed"),
                     }
                 }
                 if last_sweep.elapsed() >= Duration::from_secs(3600) {
@@ -151,18 +167,6 @@ impl NasStore {
                 .read()
                 .unwrap_or_else(std::sync::PoisonError::into_inner),
         )
-    }
-
-    fn with_catalog<T>(
-        &self,
-        f: impl FnOnce(&mut Catalog) -> Result<T, CatalogError>,
-    ) -> Result<T, CatalogError> {
-        let mut catalog = self
-            .inner
-            .catalog
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        f(&mut catalog)
     }
 
     /// The opened bucket called `name`.

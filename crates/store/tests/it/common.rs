@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use aws_sdk_s3::Client;
 use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
+use tread_catalog::testing::TestDb;
 use tread_store::catalog::{Catalog, UserKeys};
 use tread_store::{FileOwnership, NasStore, S3Server, ServerOptions, StoreOptions};
 
@@ -12,8 +13,12 @@ pub const BUCKET: &str = "fsxn-ontap";
 
 /// A running store with one NAS bucket and users of each kind.
 pub struct TestStore {
+    /// The catalog database, dropped (its schema with it) after the store.
+    _db: TestDb,
     /// Kept so the temp directory lives as long as the test.
     _dir: tempfile::TempDir,
+    /// The store's tables, for admin changes as `tread s3` makes them.
+    pub catalog: Catalog,
     /// The data dir (catalog).
     pub data_dir: PathBuf,
     /// The volume root, which is also the root of [`BUCKET`].
@@ -57,20 +62,25 @@ impl TestStore {
         let volume = dir.path().join("vol1");
         std::fs::create_dir_all(&volume).expect("volume dir");
         prepare(&volume)?;
-        let mut cat = Catalog::open(&data_dir).expect("catalog");
-        cat.volume_create("vol1", &volume).expect("volume");
+        let db = TestDb::new(&data_dir);
+        let cat = Catalog::new(db.open().await, &data_dir)
+            .await
+            .expect("catalog");
+        cat.volume_create("vol1", &volume).await.expect("volume");
         cat.bucket_create(BUCKET, "vol1", "", ownership)
+            .await
             .expect("bucket");
-        let full = cat.user_create("s3user").expect("user");
-        let read_only = cat.user_create("reader").expect("user");
-        let no_group = cat.user_create("nobody").expect("user");
+        let full = cat.user_create("s3user").await.expect("user");
+        let read_only = cat.user_create("reader").await.expect("user");
+        let no_group = cat.user_create("nobody").await.expect("user");
         cat.group_create("s3group", &["s3user".into()], &["FullAccess".into()])
+            .await
             .expect("group");
         cat.group_create("readers", &["reader".into()], &["ReadOnlyAccess".into()])
+            .await
             .expect("group");
-        drop(cat);
 
-        let store = NasStore::open(&data_dir, options).expect("store");
+        let store = NasStore::open(cat.clone(), options).await.expect("store");
         store.spawn_background_tasks();
         let options = ServerOptions {
             listen: "127.0.0.1:0".parse().expect("addr"),
@@ -82,7 +92,9 @@ impl TestStore {
         let s3 = client(&url, &full);
         let volume = std::fs::canonicalize(&volume).expect("canonical volume");
         Ok(Self {
+            _db: db,
             _dir: dir,
+            catalog: cat,
             data_dir,
             volume,
             url,

@@ -344,13 +344,14 @@ async fn listing_uploads_with_a_delimiter_rolls_up_prefixes_across_pages() {
 async fn r16_an_upload_belongs_to_the_user_who_created_it() {
     let t = TestStore::start().await;
     let other = {
-        let mut cat = tread_store::catalog::Catalog::open(&t.data_dir).expect("catalog");
-        let keys = cat.user_create("other-writer").expect("user");
-        cat.group_create("writers", &["other-writer".into()], &["FullAccess".into()])
+        let keys = t.catalog.user_create("other-writer").await.expect("user");
+        t.catalog
+            .group_create("writers", &["other-writer".into()], &["FullAccess".into()])
+            .await
             .expect("group");
         keys
     };
-    t.store.reload().expect("reload the catalog");
+    t.store.reload().await.expect("reload the catalog");
     let other = t.client(&other);
     let id = start(&t, "owned").await;
     let part = upload(&t, "owned", &id, 1, bytes(1000, 1)).await;

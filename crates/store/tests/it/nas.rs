@@ -4,7 +4,6 @@
 use std::os::unix::fs::PermissionsExt;
 
 use tread_store::FileOwnership;
-use tread_store::catalog::Catalog;
 
 use crate::common::{BUCKET, TestStore, code, get, get_in, listed_keys, put};
 
@@ -206,8 +205,7 @@ async fn directory_markers_create_directories_without_data() {
 #[tokio::test]
 async fn admin_changes_reach_a_running_server() {
     let t = TestStore::start().await;
-    let cat = tread_store::Catalog::open(&t.data_dir).expect("catalog");
-    let later = cat.user_create("later").expect("user");
+    let later = t.catalog.user_create("later").await.expect("user");
     let s3 = t.client(&later);
     let err = s3
         .list_objects_v2()
@@ -219,8 +217,9 @@ async fn admin_changes_reach_a_running_server() {
         code(&err).as_str(),
         "AccessDenied" | "InvalidAccessKeyId"
     ));
-    let mut cat = cat;
-    cat.group_create("late", &["later".into()], &["FullAccess".into()])
+    t.catalog
+        .group_create("late", &["later".into()], &["FullAccess".into()])
+        .await
         .expect("group");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     loop {
@@ -257,7 +256,9 @@ async fn temp_files_left_by_a_crash_are_swept_when_the_bucket_opens() {
     let t = TestStore::start().await;
     let stale = t.volume.join(".tread/tmp/put-999999-0");
     std::fs::write(&stale, b"half an upload").expect("stale temp file");
-    tread_store::NasStore::open(&t.data_dir, tread_store::StoreOptions::default()).expect("reopen");
+    tread_store::NasStore::open(t.catalog.clone(), tread_store::StoreOptions::default())
+        .await
+        .expect("reopen");
     assert!(
         !stale.exists(),
         "the stale temp file must be swept at startup"
@@ -282,7 +283,11 @@ async fn a_symlink_loop_inside_the_volume_does_not_trap_the_listing() {
 #[tokio::test]
 async fn symlinks_into_tread_private_places_are_refused() {
     let t = TestStore::start().await;
-    std::os::unix::fs::symlink(t.data_dir.join("tread.db"), t.volume.join("db")).expect("symlink");
+    // Anything in the data dir (the SQLite catalog, the API token), whichever
+    // engine the catalog is on in this run.
+    let private = t.data_dir.join("api-token");
+    std::fs::write(&private, b"secret").expect("a private file");
+    std::os::unix::fs::symlink(&private, t.volume.join("db")).expect("symlink");
     std::os::unix::fs::symlink(t.volume.join(".tread"), t.volume.join("hidden")).expect("symlink");
     let err =
         t.s3.get_object()
@@ -444,7 +449,7 @@ async fn a_plain_directory_with_objects_is_not_a_marker_object() {
 }
 
 /// Two buckets, `bucket-a` and `bucket-b`, in directories `a` and `b` of a second volume.
-fn two_buckets_on_one_volume(t: &TestStore) -> std::path::PathBuf {
+async fn two_buckets_on_one_volume(t: &TestStore) -> std::path::PathBuf {
     let volume = t
         .data_dir
         .parent()
@@ -455,20 +460,24 @@ fn two_buckets_on_one_volume(t: &TestStore) -> std::path::PathBuf {
     }
     std::fs::write(volume.join("b/secret.txt"), b"bucket b only").expect("write");
     std::fs::write(volume.join("b/.tread/multipart/staged/1"), b"part").expect("write");
-    let cat = Catalog::open(&t.data_dir).expect("catalog");
-    cat.volume_create("vol2", &volume).expect("volume");
+    t.catalog
+        .volume_create("vol2", &volume)
+        .await
+        .expect("volume");
     for (bucket, dir) in [("bucket-a", "a"), ("bucket-b", "b")] {
-        cat.bucket_create(bucket, "vol2", dir, FileOwnership::default())
+        t.catalog
+            .bucket_create(bucket, "vol2", dir, FileOwnership::default())
+            .await
             .expect("bucket");
     }
-    t.store.reload().expect("reload the catalog");
+    t.store.reload().await.expect("reload the catalog");
     volume
 }
 
 #[tokio::test]
 async fn r16_a_symlink_into_another_buckets_directory_leads_nowhere() {
     let t = TestStore::start().await;
-    let volume = two_buckets_on_one_volume(&t);
+    let volume = two_buckets_on_one_volume(&t).await;
     std::os::unix::fs::symlink(volume.join("b"), volume.join("a/to-b")).expect("symlink");
     std::os::unix::fs::symlink(volume.join("b/secret.txt"), volume.join("a/secret"))
         .expect("symlink");

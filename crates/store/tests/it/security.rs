@@ -158,17 +158,19 @@ async fn custom_policies_scope_by_prefix_and_deny_wins() {
     let t = TestStore::start().await;
     put(&t.s3, "dataset/a.jpg", b"a").await;
     put(&t.s3, "private/b.jpg", b"b").await;
-    let mut cat = tread_store::Catalog::open(&t.data_dir).expect("catalog");
+    let cat = &t.catalog;
     let doc = format!(
         r#"{{"Version":"2012-10-17","Statement":[
             {{"Effect":"Allow","Action":["s3:GetObject","s3:PutObject"],"Resource":"arn:aws:s3:::{BUCKET}/*"}},
             {{"Effect":"Deny","Action":"s3:*","Resource":"arn:aws:s3:::{BUCKET}/private/*"}}]}}"#
     );
-    cat.policy_create("dataset-only", &doc).expect("policy");
-    let keys = cat.user_create("scoped").expect("user");
+    cat.policy_create("dataset-only", &doc)
+        .await
+        .expect("policy");
+    let keys = cat.user_create("scoped").await.expect("user");
     cat.group_create("scoped", &["scoped".into()], &["dataset-only".into()])
+        .await
         .expect("group");
-    drop(cat);
     let s3 = t.client(&keys);
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     while s3

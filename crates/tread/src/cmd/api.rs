@@ -146,7 +146,7 @@ mod offline {
 
     /// Answers GET `path` from the catalog in `data_dir`.
     pub async fn get(data_dir: &Path, base: &str, path: &str) -> anyhow::Result<Value> {
-        let database = data_dir.join(tread_store::catalog::DB_FILE);
+        let database = data_dir.join(tread_catalog::SQLITE_FILE);
         if !database.exists() {
             bail!(
                 "tread up is not running at {base}, and {} holds no catalog: start `tread up` or set --data-dir",

@@ -148,7 +148,7 @@ pub fn demo(data_dir: &Path, args: DemoArgs) -> anyhow::Result<()> {
     // Runs are spawned on this runtime from the demo's own thread.
     let _entered = runtime.enter();
     println!("tread demo in {}", data_dir.display());
-    let keys = build_world(data_dir)?;
+    let keys = runtime.block_on(build_world(data_dir))?;
     let shutdown = CancellationToken::new();
     let daemon = runtime.block_on(Daemon::start(
         data_dir,
@@ -212,10 +212,10 @@ pub fn demo(data_dir: &Path, args: DemoArgs) -> anyhow::Result<()> {
 }
 
 /// Volume, bucket, user and group, reusing what a previous demo made.
-fn build_world(data_dir: &Path) -> anyhow::Result<UserKeys> {
+async fn build_world(data_dir: &Path) -> anyhow::Result<UserKeys> {
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("creating {}", data_dir.display()))?;
-    let mut store = StoreCatalog::open(data_dir)?;
+    let store = StoreCatalog::new(super::open_database(data_dir).await?, data_dir).await?;
     let existing = |r: Result<_, CatalogError>| match r {
         Ok(_) | Err(CatalogError::AlreadyExists { .. }) => Ok(()),
         Err(e) => Err(e),
@@ -223,38 +223,28 @@ fn build_world(data_dir: &Path) -> anyhow::Result<UserKeys> {
     existing(
         store
             .volume_create("vol1", &data_dir.join("vol1"))
+            .await
             .map(drop),
     )?;
     existing(
         store
             .bucket_create(BUCKET, "vol1", BUCKET, FileOwnership::default())
+            .await
             .map(drop),
     )?;
-    let keys = match store.user_create("s3user") {
-        Ok(keys) => {
-            println!("user s3user created; its keys are shown this once:");
-            keys
-        }
-        Err(CatalogError::AlreadyExists { .. }) => {
-            // The secret was shown when the user was made; the demo itself
-            // works with a key of its own for this run.
-            let keys = store.user_rotate_key("s3user")?;
-            println!("user s3user exists; it has new keys now, shown this once:");
-            keys
-        }
-        Err(e) => return Err(e.into()),
-    };
+    // A user made before was shown its secret then; the demo itself works
+    // with new keys of its own for this run.
+    let member = store
+        .ensure_member("s3user", "s3group", &["FullAccess".to_string()], None)
+        .await?;
+    if member.created {
+        println!("user s3user created; its keys are shown this once:");
+    } else {
+        println!("user s3user exists; it has new keys now, shown this once:");
+    }
+    let keys = member.keys;
     println!("  access key id     {}", keys.access_key_id);
     println!("  secret access key {}", keys.secret_access_key);
-    existing(
-        store
-            .group_create(
-                "s3group",
-                &["s3user".to_string()],
-                &["FullAccess".to_string()],
-            )
-            .map(drop),
-    )?;
     println!("volume vol1, NAS bucket {BUCKET}, user s3user in group s3group (FullAccess)");
     Ok(keys)
 }

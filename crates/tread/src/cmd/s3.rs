@@ -181,8 +181,10 @@ fn parse_mode(s: &str) -> Result<u32, String> {
         .ok_or_else(|| format!("{s:?} is not an octal mode like 644"))
 }
 
-fn open(data_dir: &Path) -> anyhow::Result<Catalog> {
-    Catalog::open(data_dir)
+async fn open(data_dir: &Path) -> anyhow::Result<Catalog> {
+    let db = super::open_database(data_dir).await?;
+    Catalog::new(db, data_dir)
+        .await
         .with_context(|| format!("opening the catalog in {}", data_dir.display()))
 }
 
@@ -203,13 +205,25 @@ fn print_keys(keys: &UserKeys, json: bool) -> anyhow::Result<()> {
 
 /// Runs an `s3` subcommand against the data dir.
 pub fn run(data_dir: &Path, cmd: S3Cmd) -> anyhow::Result<()> {
+    if let S3Cmd::Serve(args) = cmd {
+        return serve(data_dir, args);
+    }
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?
+        .block_on(admin(data_dir, cmd))
+}
+
+/// An admin subcommand: one change to (or read of) the store's tables.
+async fn admin(data_dir: &Path, cmd: S3Cmd) -> anyhow::Result<()> {
     match cmd {
         S3Cmd::Volume(VolumeCmd::Create { name, path }) => {
-            let v = open(data_dir)?.volume_create(&name, &path)?;
+            let v = open(data_dir).await?.volume_create(&name, &path).await?;
             println!("volume {} at {}", v.name, v.path.display());
         }
         S3Cmd::Volume(VolumeCmd::List) => {
-            for v in open(data_dir)?.volume_list()? {
+            for v in open(data_dir).await?.volume_list().await? {
                 println!("{}\t{}", v.name, v.path.display());
             }
         }
@@ -226,7 +240,10 @@ pub fn run(data_dir: &Path, cmd: S3Cmd) -> anyhow::Result<()> {
                 uid,
                 gid,
             };
-            let b = open(data_dir)?.bucket_create(&name, &volume, &nas_path, owner)?;
+            let b = open(data_dir)
+                .await?
+                .bucket_create(&name, &volume, &nas_path, owner)
+                .await?;
             println!(
                 "bucket {} on volume {} at {}",
                 b.name,
@@ -235,27 +252,27 @@ pub fn run(data_dir: &Path, cmd: S3Cmd) -> anyhow::Result<()> {
             );
         }
         S3Cmd::Bucket(BucketCmd::List) => {
-            for b in open(data_dir)?.bucket_list()? {
+            for b in open(data_dir).await?.bucket_list().await? {
                 println!("{}\t{}\t{}", b.name, b.volume, b.root.display());
             }
         }
         S3Cmd::Bucket(BucketCmd::Delete { name }) => {
-            open(data_dir)?.bucket_delete(&name)?;
+            open(data_dir).await?.bucket_delete(&name).await?;
             println!("bucket {name} removed; its directory and files are untouched");
         }
         S3Cmd::User(UserCmd::Create { name, json }) => {
-            print_keys(&open(data_dir)?.user_create(&name)?, json)?
+            print_keys(&open(data_dir).await?.user_create(&name).await?, json)?
         }
         S3Cmd::User(UserCmd::RotateKey { name, json }) => {
-            print_keys(&open(data_dir)?.user_rotate_key(&name)?, json)?
+            print_keys(&open(data_dir).await?.user_rotate_key(&name).await?, json)?
         }
         S3Cmd::User(UserCmd::List) => {
-            for u in open(data_dir)?.user_list()? {
+            for u in open(data_dir).await?.user_list().await? {
                 println!("{}\t{}\t{}", u.user, u.access_key_id, u.groups.join(","));
             }
         }
         S3Cmd::User(UserCmd::Delete { name }) => {
-            open(data_dir)?.user_delete(&name)?;
+            open(data_dir).await?.user_delete(&name).await?;
             println!("user {name} deleted");
         }
         S3Cmd::Group(GroupCmd::Create {
@@ -263,7 +280,10 @@ pub fn run(data_dir: &Path, cmd: S3Cmd) -> anyhow::Result<()> {
             users,
             policy,
         }) => {
-            let g = open(data_dir)?.group_create(&name, &users, &policy)?;
+            let g = open(data_dir)
+                .await?
+                .group_create(&name, &users, &policy)
+                .await?;
             println!(
                 "group {} with users [{}] and policies [{}]",
                 g.name,
@@ -272,7 +292,7 @@ pub fn run(data_dir: &Path, cmd: S3Cmd) -> anyhow::Result<()> {
             );
         }
         S3Cmd::Group(GroupCmd::List) => {
-            for g in open(data_dir)?.group_list()? {
+            for g in open(data_dir).await?.group_list().await? {
                 println!(
                     "{}\tusers={}\tpolicies={}",
                     g.name,
@@ -282,29 +302,32 @@ pub fn run(data_dir: &Path, cmd: S3Cmd) -> anyhow::Result<()> {
             }
         }
         S3Cmd::Group(GroupCmd::AddUser { group, user }) => {
-            open(data_dir)?.group_add_user(&group, &user)?;
+            open(data_dir).await?.group_add_user(&group, &user).await?;
             println!("user {user} added to group {group}");
         }
         S3Cmd::Group(GroupCmd::RemoveUser { group, user }) => {
-            open(data_dir)?.group_remove_user(&group, &user)?;
+            open(data_dir)
+                .await?
+                .group_remove_user(&group, &user)
+                .await?;
             println!("user {user} removed from group {group}");
         }
         S3Cmd::Policy(PolicyCmd::Create { name, file }) => {
             let doc = std::fs::read_to_string(&file)
                 .with_context(|| format!("reading {}", file.display()))?;
-            open(data_dir)?.policy_create(&name, &doc)?;
+            open(data_dir).await?.policy_create(&name, &doc).await?;
             println!("policy {name} created");
         }
         S3Cmd::Policy(PolicyCmd::List) => {
-            for p in open(data_dir)?.policy_list()? {
+            for p in open(data_dir).await?.policy_list().await? {
                 println!("{p}");
             }
         }
         S3Cmd::Policy(PolicyCmd::Delete { name }) => {
-            open(data_dir)?.policy_delete(&name)?;
+            open(data_dir).await?.policy_delete(&name).await?;
             println!("policy {name} deleted");
         }
-        S3Cmd::Serve(args) => serve(data_dir, args)?,
+        S3Cmd::Serve(_) => anyhow::bail!("tread s3 serve is a server, not an admin change"),
     }
     Ok(())
 }
@@ -312,7 +335,8 @@ pub fn run(data_dir: &Path, cmd: S3Cmd) -> anyhow::Result<()> {
 fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async {
-        let store = NasStore::open(data_dir, StoreOptions::default())
+        let store = NasStore::open(open(data_dir).await?, StoreOptions::default())
+            .await
             .with_context(|| format!("opening the store in {}", data_dir.display()))?;
         store.spawn_background_tasks();
         let options = ServerOptions {

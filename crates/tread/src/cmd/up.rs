@@ -13,7 +13,7 @@ use tread_pipeline::{
     RunnerSettings,
 };
 use tread_serve::{ApiToken, ServeOptions, Server};
-use tread_store::catalog::{Catalog as StoreCatalog, CatalogError};
+use tread_store::catalog::Catalog as StoreCatalog;
 use tread_store::{NasStore, S3Server, ServerOptions, StoreOptions};
 
 use crate::cmd::serve::BatchingArgs;
@@ -81,12 +81,16 @@ impl Daemon {
         let lock = lock_data_dir(data_dir)?;
         tread_pipeline::isolation::protect_daemon()
             .context("making tread up non-dumpable, so that steps cannot read it")?;
-        let store = NasStore::open(data_dir, StoreOptions::default())
+        let db = super::open_database(data_dir).await?;
+        let catalog = StoreCatalog::new(db.clone(), data_dir)
+            .await
+            .with_context(|| format!("opening the store's tables for {}", data_dir.display()))?;
+        let store = NasStore::open(catalog, StoreOptions::default())
+            .await
             .with_context(|| format!("opening the store in {}", data_dir.display()))?;
         store.spawn_background_tasks();
-        let reloader = store.clone();
         let s3 = S3Server::bind(
-            store,
+            store.clone(),
             &ServerOptions {
                 listen: args.s3_listen,
                 ..ServerOptions::default()
@@ -94,11 +98,10 @@ impl Daemon {
         )
         .await?;
         let s3_url = s3.url();
-        tread_data::use_process_access(daemon_access(data_dir, &s3_url)?);
-        reloader.reload()?;
+        tread_data::use_process_access(daemon_access(store.catalog(), &s3_url).await?);
+        store.reload().await?;
         let s3_stop = shutdown.clone();
         let s3 = tokio::spawn(s3.run(async move { s3_stop.cancelled().await }));
-        let db = super::open_database(data_dir).await?;
         let metrics = Arc::new(PipelineMetrics::default());
         let registry = Arc::new(tread_serve::metrics::Metrics::with_host(|r| {
             metrics.register(r)
@@ -136,14 +139,7 @@ impl Daemon {
         let pipelines = Pipelines::new(
             catalog,
             runner,
-            Some(Identities::new(
-                data_dir.to_path_buf(),
-                Box::new(move || {
-                    if let Err(e) = reloader.reload() {
-                        tracing::error!(error = %e, "the store did not reload its users");
-                    }
-                }),
-            )),
+            Some(Identities::new(store)),
             Some(s3_url.clone()),
         );
         pipelines.recover().await?;
@@ -211,20 +207,16 @@ fn lock_data_dir(data_dir: &Path) -> anyhow::Result<std::fs::File> {
 
 /// Gives `tread up`'s own user fresh keys (creating it, read-only, on first
 /// start): endpoints fetch models from the store as this user.
-fn daemon_access(data_dir: &Path, s3_url: &str) -> anyhow::Result<S3Access> {
-    let mut store = StoreCatalog::open(data_dir)?;
-    let keys = match store.user_create(DAEMON_USER) {
-        Err(CatalogError::AlreadyExists { .. }) => store.user_rotate_key(DAEMON_USER)?,
-        other => other?,
-    };
-    match store.group_create(
-        DAEMON_USER,
-        &[DAEMON_USER.to_string()],
-        &["ReadOnlyAccess".to_string()],
-    ) {
-        Ok(_) | Err(CatalogError::AlreadyExists { .. }) => {}
-        Err(e) => return Err(e.into()),
-    }
+async fn daemon_access(store: &StoreCatalog, s3_url: &str) -> anyhow::Result<S3Access> {
+    let keys = store
+        .ensure_member(
+            DAEMON_USER,
+            DAEMON_USER,
+            &["ReadOnlyAccess".to_string()],
+            None,
+        )
+        .await?
+        .keys;
     Ok(S3Access {
         endpoint: s3_url.to_string(),
         access_key_id: keys.access_key_id,
