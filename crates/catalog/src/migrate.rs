@@ -15,6 +15,9 @@ pub struct Part {
     pub name: &'static str,
     /// Its migrations, versions strictly increasing from 1.
     pub migrations: &'static [Migration],
+    /// Its tables, each after those it references, in the order a copy
+    /// fills them ([`Database::copy_into`]).
+    pub tables: &'static [&'static str],
 }
 
 /// One change to a part's tables.
@@ -47,6 +50,8 @@ CREATE TABLE IF NOT EXISTS catalog_migrations (
     part TEXT NOT NULL, version BIGINT NOT NULL, name TEXT NOT NULL, applied_unix BIGINT NOT NULL,
     PRIMARY KEY (part, version));
 CREATE TABLE IF NOT EXISTS catalog_changes (part TEXT PRIMARY KEY, generation BIGINT NOT NULL);
+CREATE TABLE IF NOT EXISTS catalog_leases (
+    name TEXT PRIMARY KEY, holder TEXT NOT NULL, expires_unix DOUBLE PRECISION NOT NULL);
 ";
 
 impl Database {

@@ -20,8 +20,9 @@ pub enum Target {
 
 impl Target {
     /// `database_url` when one is given (`postgres://` or `postgresql://`,
-    /// from `--database-url` or `TREAD_DATABASE_URL`), the data dir's SQLite
-    /// file otherwise.
+    /// or `sqlite:///path` for one file several processes on one machine
+    /// share; from `--database-url` or `TREAD_DATABASE_URL`), the data dir's
+    /// SQLite file otherwise.
     pub fn resolve(database_url: Option<&str>, data_dir: &Path) -> Result<Target, DbError> {
         match database_url.map(str::trim) {
             None | Some("") => Ok(Target::Sqlite(data_dir.join(SQLITE_FILE))),
@@ -35,10 +36,23 @@ impl Target {
                 })?;
                 Ok(Target::Postgres(Box::new(config)))
             }
+            Some(url) if url.starts_with("sqlite:") => {
+                // `sqlite:/path` or `sqlite:///path`, as SQLAlchemy and sqlx
+                // spell it.
+                let path = url.trim_start_matches("sqlite:");
+                let path = path.strip_prefix("//").unwrap_or(path);
+                if path.is_empty() {
+                    return Err(DbError::Unreachable {
+                        target: "the SQLite URL given".into(),
+                        reason: "it names no file: write sqlite:///path/to/tread.db".into(),
+                    });
+                }
+                Ok(Target::Sqlite(PathBuf::from(path)))
+            }
             Some(_) => Err(DbError::Unreachable {
                 target: "the database URL given".into(),
-                reason: "only postgres:// (or postgresql://) URLs are known; leave the URL out \
-                         to use the SQLite file in the data dir"
+                reason: "only postgres:// (or postgresql://) and sqlite:/// URLs are known; \
+                         leave the URL out to use the SQLite file in the data dir"
                     .into(),
             }),
         }
@@ -95,6 +109,21 @@ mod tests {
         let shown = target.to_string();
         assert_eq!(shown, "postgres://tread@db.example:6543/catalog");
         assert!(!format!("{target:?}").contains("s3cret-pw"));
+    }
+
+    #[test]
+    fn a_sqlite_url_names_a_file_to_share() {
+        for url in [
+            "sqlite:///srv/shared/tread.db",
+            "sqlite:/srv/shared/tread.db",
+        ] {
+            let target = Target::resolve(Some(url), Path::new("/x")).expect("resolves");
+            assert!(
+                matches!(&target, Target::Sqlite(p) if p == Path::new("/srv/shared/tread.db")),
+                "{url}: {target}"
+            );
+        }
+        assert!(Target::resolve(Some("sqlite://"), Path::new("/x")).is_err());
     }
 
     #[test]

@@ -63,6 +63,14 @@ impl TestDb {
         })
     }
 
+    /// A `--database-url` several `tread` processes with data dirs of
+    /// their own share: the schema's on PostgreSQL, the SQLite file's
+    /// otherwise.
+    pub fn shared_url(&self) -> String {
+        self.url()
+            .unwrap_or_else(|| format!("sqlite://{}", self.sqlite.display()))
+    }
+
     /// The database to open.
     ///
     /// # Panics

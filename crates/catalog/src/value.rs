@@ -202,6 +202,8 @@ impl ToSql for Value {
             Value::Int(v) if *ty == Type::INT4 => i32::try_from(*v)?.to_sql(ty, out),
             #[allow(clippy::cast_precision_loss)]
             Value::Int(v) if *ty == Type::FLOAT8 => (*v as f64).to_sql(ty, out),
+            // SQLite keeps BOOLEANs as 0 and 1: rows it gave, copied here.
+            Value::Int(v) if *ty == Type::BOOL => (*v != 0).to_sql(ty, out),
             Value::Int(v) => v.to_sql(ty, out),
             #[allow(clippy::cast_possible_truncation)]
             Value::Real(v) if *ty == Type::FLOAT4 => (*v as f32).to_sql(ty, out),

@@ -31,6 +31,7 @@ static NOTES: Part = Part {
             ),
         },
     ],
+    tables: &["notes_items", "notes_counter"],
 };
 
 async fn notes(dir: &tempfile::TempDir) -> (TestDb, Database) {
@@ -73,6 +74,7 @@ async fn a_newer_schema_than_the_code_knows_is_refused() {
     static OLDER: Part = Part {
         name: "notes",
         migrations: &[],
+        tables: &[],
     };
     let dir = tempfile::tempdir().unwrap();
     let (_test_db, db) = notes(&dir).await;
@@ -107,6 +109,7 @@ async fn a_failing_migration_leaves_nothing_behind() {
                 step: Step::Sql("CREATE TABLE broken_b (x NOSUCHTYPE NOT NULL"),
             },
         ],
+        tables: &[],
     };
     let dir = tempfile::tempdir().unwrap();
     let test_db = TestDb::new(dir.path());
@@ -151,6 +154,7 @@ fn versions_out_of_order_are_a_mistake_named_as_such() {
             name: "two",
             step: Step::Sql("SELECT 1"),
         }],
+        tables: &[],
     };
     let dir = tempfile::tempdir().unwrap();
     let test_db = TestDb::new(dir.path());
@@ -342,4 +346,120 @@ fn the_sqlite_file_is_private() {
         .unwrap();
     let mode = std::fs::metadata(&path).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o600);
+}
+
+#[tokio::test]
+async fn a_lease_has_one_holder_until_its_term_ends_or_it_is_released() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_test_db, db) = notes(&dir).await;
+    let term = std::time::Duration::from_millis(600);
+    let a = tread_catalog::Lease::new(db.clone(), "scheduler", "a", term);
+    let b = tread_catalog::Lease::new(db.clone(), "scheduler", "b", term);
+    assert!(a.hold().await.unwrap(), "a free lease is taken");
+    assert!(!b.hold().await.unwrap(), "a held lease is not taken");
+    assert!(a.hold().await.unwrap(), "the holder renews it");
+    assert_eq!(b.holder().await.unwrap().as_deref(), Some("a"));
+    tokio::time::sleep(term + std::time::Duration::from_millis(200)).await;
+    assert!(
+        b.hold().await.unwrap(),
+        "a lease whose term ran out is taken"
+    );
+    assert!(!a.hold().await.unwrap(), "the old holder lost it");
+    b.release().await.unwrap();
+    assert_eq!(a.holder().await.unwrap(), None);
+    assert!(a.hold().await.unwrap(), "a released lease is taken at once");
+}
+
+#[tokio::test]
+async fn persist_retries_a_transient_failure_and_gives_up_on_others_at_once() {
+    let tries = std::sync::atomic::AtomicU32::new(0);
+    let answer = tread_catalog::persist("a test write", || {
+        let n = tries.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        async move {
+            if n < 2 {
+                Err(DbError::Unavailable("the server went away".into()))
+            } else {
+                Ok(n)
+            }
+        }
+    })
+    .await;
+    assert_eq!(answer.unwrap(), 2, "the third try succeeds");
+    let tries = std::sync::atomic::AtomicU32::new(0);
+    let answer: Result<(), DbError> = tread_catalog::persist("a test write", || {
+        tries.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        async { Err(DbError::Other("no such column".into())) }
+    })
+    .await;
+    assert!(matches!(answer, Err(DbError::Other(_))));
+    assert_eq!(tries.into_inner(), 1, "a mistake is not tried again");
+}
+
+#[tokio::test]
+async fn a_copy_from_an_sqlite_file_keeps_every_row_and_value_and_refuses_a_full_target() {
+    static PARTS: &[&Part] = &[&NOTES];
+    let dir = tempfile::tempdir().unwrap();
+    let source = Database::open(
+        Target::Sqlite(dir.path().join("single-machine.db")),
+        OpenOptions::default(),
+    )
+    .await
+    .unwrap();
+    source.migrate(&NOTES).await.unwrap();
+    source
+        .write(|tx| {
+            for (body, done) in [("first", true), ("second", false)] {
+                tx.execute(
+                    "INSERT INTO notes_items (body, weight, done, blob, n) VALUES ($1, $2, $3, $4, $5)",
+                    params![body, 0.5, done, vec![0_u8, 255], 7_i64],
+                )?;
+            }
+            tx.execute("UPDATE notes_counter SET value = 41 WHERE id = 1", params![])
+        })
+        .await
+        .unwrap();
+    let shared = tempfile::tempdir().unwrap();
+    let target_db = TestDb::new(shared.path());
+    let target = target_db.open().await;
+    let counts = source.copy_into(&target, PARTS).await.unwrap();
+    assert_eq!(counts, [("notes_items", 2), ("notes_counter", 1)]);
+    let copied = target
+        .read(|tx| {
+            let rows = tx.query(
+                "SELECT body, done, blob, weight FROM notes_items ORDER BY id",
+                params![],
+            )?;
+            rows.iter()
+                .map(|r| {
+                    Ok((
+                        r.get::<String>(0)?,
+                        r.get::<bool>(1)?,
+                        r.get::<Vec<u8>>(2)?,
+                        r.get::<f64>(3)?,
+                    ))
+                })
+                .collect::<Result<Vec<_>, DbError>>()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        copied,
+        [
+            ("first".to_string(), true, vec![0, 255], 0.5),
+            ("second".to_string(), false, vec![0, 255], 0.5)
+        ]
+    );
+    let next: i64 = target
+        .write(|tx| {
+            tx.query_one(
+                "INSERT INTO notes_items (body, done) VALUES ('third', FALSE) RETURNING id",
+                params![],
+            )?
+            .get(0)
+        })
+        .await
+        .unwrap();
+    assert_eq!(next, 3, "new rows are numbered after the copied ones");
+    let refused = source.copy_into(&target, PARTS).await.expect_err("refused");
+    assert!(refused.to_string().contains("is not empty"), "{refused}");
 }

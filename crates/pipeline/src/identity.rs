@@ -7,7 +7,7 @@ use crate::catalog::StepKeys;
 use crate::service::PipelineError;
 use crate::spec::{PipelineSpec, Step};
 use tread_store::NasStore;
-use tread_store::catalog::CatalogError;
+use tread_store::catalog::{CatalogError, KeepKeys};
 
 /// Creates pipeline users in the store a daemon serves.
 pub struct Identities {
@@ -77,7 +77,9 @@ impl Identities {
                 name.clone()
             }
         };
-        let keep = known.as_ref().map(|k| k.access_key_id.as_str());
+        let keep = known
+            .as_ref()
+            .map_or(KeepKeys::None, |k| KeepKeys::IfCurrent(&k.access_key_id));
         let member = catalog
             .ensure_member(&name, &name, std::slice::from_ref(&policy), keep)
             .await

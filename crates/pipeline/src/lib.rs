@@ -20,5 +20,5 @@ pub use identity::Identities;
 pub use instance::{InstanceBackend, LocalBackend};
 pub use metrics::PipelineMetrics;
 pub use runner::{Runner, RunnerSettings, StepResult};
-pub use service::{PipelineError, Pipelines};
+pub use service::{PipelineError, Pipelines, SCHEDULER_LEASE_TERM, daemon_name};
 pub use spec::{Gate, InstanceSpec, PipelineSpec, SpecError, Step, TrainStep};

@@ -14,6 +14,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
+use tread_catalog::persist;
 use tread_serve::{DeployOptions, Endpoints};
 
 /// What the runner needs from the daemon around it.
@@ -116,7 +117,10 @@ impl Runner {
         &self.backend
     }
 
-    /// Runs run `id` of `spec` to its end and records how it ended.
+    /// Runs run `id` of `spec` to its end and records how it ended. A
+    /// catalog write that fails after [`persist`]'s retries fails the run,
+    /// and an instance whose start cannot be recorded is stopped at once, so
+    /// no compute runs unaccounted for.
     pub async fn execute(
         &self,
         id: i64,
@@ -125,57 +129,74 @@ impl Runner {
         cancel: CancellationToken,
     ) -> RunState {
         let catalog = &self.catalog;
-        let _ = catalog.run_started(id, &now()).await;
+        let at = now();
+        if let Err(e) = persist("the start of a run", || catalog.run_started(id, &at)).await {
+            let reason = format!("cannot record the run's start: {e}");
+            return self
+                .finish(id, &spec.name, RunState::Failed, Some(reason))
+                .await;
+        }
         let instance = match self.backend.start(id, &spec.instance).await {
             Ok(instance) => instance,
             Err(e) => {
+                let reason = format!("the instance did not start: {e}");
                 return self
-                    .finish(
-                        id,
-                        &spec.name,
-                        RunState::Failed,
-                        Some(format!("the instance did not start: {e}")),
-                    )
+                    .finish(id, &spec.name, RunState::Failed, Some(reason))
                     .await;
             }
         };
         let started = Instant::now();
         self.settings.metrics.started();
-        let instance_id = catalog
-            .instance_started(
+        let (workdir, at) = (instance.workdir().display().to_string(), now());
+        let recorded = persist("a started instance", || {
+            catalog.instance_started(
                 id,
                 self.backend.name(),
                 &spec.instance.kind,
                 spec.instance.hourly_price,
-                &instance.workdir().display().to_string(),
-                &now(),
+                &workdir,
+                &at,
             )
-            .await
-            .unwrap_or_default();
+        })
+        .await;
+        let instance_id = match recorded {
+            Ok(instance_id) => instance_id,
+            Err(e) => {
+                instance.stop().await;
+                let billed = started.elapsed().as_secs_f64();
+                self.settings.metrics.stopped(&spec.name, billed, None);
+                let reason = format!(
+                    "cannot record the instance, so it was stopped after {billed:.1} s: {e}"
+                );
+                return self
+                    .finish(id, &spec.name, RunState::Failed, Some(reason))
+                    .await;
+            }
+        };
         tracing::info!(run = id, pipeline = %spec.name, instance = instance_id, "instance started");
         let last_step_end = Mutex::new(None);
-        let mut context = self.context(id, spec, instance.as_ref(), keys).await;
-        let limit = Duration::from_secs(spec.instance.max_runtime_minutes.saturating_mul(60));
-        // An interrupted run's last step ends when the interruption comes.
-        let (outcome, interrupted_at) = tokio::select! {
-            result = tokio::time::timeout(limit, self.steps(&mut context, &last_step_end)) => match result {
-                Ok(result) => (result, None),
-                Err(_) => (Err((RunState::Failed, format!("the run exceeded max_runtime_minutes = {}", spec.instance.max_runtime_minutes))), Some(Instant::now())),
-            },
-            () = cancel.cancelled() => (Err((RunState::Cancelled, "cancelled".to_string())), Some(Instant::now())),
+        let outcome = match self.context(id, spec, instance.as_ref(), keys).await {
+            Ok(mut context) => {
+                let limit =
+                    Duration::from_secs(spec.instance.max_runtime_minutes.saturating_mul(60));
+                // An interrupted run's last step ends when the interruption comes.
+                tokio::select! {
+                    result = tokio::time::timeout(limit, self.steps(&mut context, &last_step_end)) => match result {
+                        Ok(result) => result,
+                        Err(_) => interrupted(&last_step_end, RunState::Failed, format!("the run exceeded max_runtime_minutes = {}", spec.instance.max_runtime_minutes)),
+                    },
+                    () = cancel.cancelled() => interrupted(&last_step_end, RunState::Cancelled, "cancelled".to_string()),
+                }
+            }
+            Err(reason) => Err((RunState::Failed, reason)),
         };
-        drop(context);
         let ended = *last_step_end
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let ended = interrupted_at.or(ended);
         instance.stop().await;
         let stopped = Instant::now();
         let idle = ended.map(|end: Instant| stopped.saturating_duration_since(end).as_secs_f64());
         let billed = stopped.duration_since(started).as_secs_f64();
-        let _ = catalog
-            .instance_stopped(instance_id, &now(), billed, idle)
-            .await;
         self.settings.metrics.stopped(&spec.name, billed, idle);
         tracing::info!(
             run = id,
@@ -184,9 +205,20 @@ impl Runner {
             idle_seconds = idle,
             "instance stopped"
         );
-        match outcome {
-            Ok(()) => self.finish(id, &spec.name, RunState::Succeeded, None).await,
-            Err((state, reason)) => self.finish(id, &spec.name, state, Some(reason)).await,
+        let at = now();
+        let billing = persist("an instance's billed time", || {
+            catalog.instance_stopped(instance_id, &at, billed, idle)
+        })
+        .await;
+        match (outcome, billing) {
+            (Ok(()), Ok(())) => self.finish(id, &spec.name, RunState::Succeeded, None).await,
+            (Ok(()), Err(e)) => {
+                let reason =
+                    format!("cannot record the instance's {billed:.1} billed seconds: {e}");
+                self.finish(id, &spec.name, RunState::Failed, Some(reason))
+                    .await
+            }
+            (Err((state, reason)), _) => self.finish(id, &spec.name, state, Some(reason)).await,
         }
     }
 
@@ -198,10 +230,13 @@ impl Runner {
         reason: Option<String>,
     ) -> RunState {
         self.settings.metrics.ended(pipeline, state.as_str());
-        let _ = self
-            .catalog
-            .run_finished(id, state, reason.as_deref(), &now())
-            .await;
+        // Unrecorded (logged by persist), the run stays `running` in the
+        // catalog until this daemon's next start marks it failed.
+        let at = now();
+        let _logged = persist("the end of a run", || {
+            self.catalog.run_finished(id, state, reason.as_deref(), &at)
+        })
+        .await;
         tracing::info!(
             run = id,
             state = state.as_str(),
@@ -217,7 +252,7 @@ impl Runner {
         spec: &'a PipelineSpec,
         instance: &'a dyn Instance,
         keys: Option<StepKeys>,
-    ) -> RunContext<'a> {
+    ) -> Result<RunContext<'a>, String> {
         let mut env = vec![
             ("TREAD_RUN_ID".to_string(), id.to_string()),
             ("TREAD_PIPELINE".to_string(), spec.name.clone()),
@@ -243,14 +278,15 @@ impl Runner {
             ));
             secrets = vec![keys.secret_access_key, keys.access_key_id];
         }
-        let production = self
-            .catalog
-            .model_production(&spec.name)
-            .await
-            .ok()
-            .flatten()
-            .map(|p| (p, None));
-        RunContext {
+        // Unknown, the production model would let any candidate pass a
+        // beat-production gate.
+        let production = persist("reading the production model", || {
+            self.catalog.model_production(&spec.name)
+        })
+        .await
+        .map_err(|e| format!("cannot read the production model: {e}"))?
+        .map(|p| (p, None));
+        Ok(RunContext {
             id,
             spec,
             instance,
@@ -258,7 +294,7 @@ impl Runner {
             secrets,
             candidate: None,
             production,
-        }
+        })
     }
 
     async fn steps(
@@ -271,7 +307,17 @@ impl Runner {
         }
         for (n, step) in run.spec.steps.iter().enumerate() {
             let index = n as i64 + 1;
-            let _ = self.catalog.step_started(run.id, index, &now()).await;
+            let at = now();
+            persist("the start of a step", || {
+                self.catalog.step_started(run.id, index, &at)
+            })
+            .await
+            .map_err(|e| {
+                (
+                    RunState::Failed,
+                    format!("cannot record the start of step {index}: {e}"),
+                )
+            })?;
             let log = StepLog::create(
                 &step_log_path(&self.settings.runs_dir, run.id, index, step.kind()),
                 run.secrets.clone(),
@@ -291,10 +337,18 @@ impl Runner {
             if let Ok(log) = &log {
                 log.line(&format!("[tread] step {state}: {message}"));
             }
-            let _ = self
-                .catalog
-                .step_finished(run.id, index, state, message, &now())
-                .await;
+            let at = now();
+            persist("the end of a step", || {
+                self.catalog
+                    .step_finished(run.id, index, state, message, &at)
+            })
+            .await
+            .map_err(|e| {
+                (
+                    RunState::Failed,
+                    format!("cannot record the end of step {index}: {e}"),
+                )
+            })?;
             match outcome {
                 Ok(_) => {}
                 Err(Stop::Failed(m)) => {
@@ -390,7 +444,11 @@ impl Runner {
                 "tread train wrote no model in its result".into(),
             ));
         };
-        let _ = self.catalog.run_set_model(run.id, &digest, None).await;
+        persist("the run's dataset digest", || {
+            self.catalog.run_set_model(run.id, &digest, None)
+        })
+        .await
+        .map_err(|e| Stop::Failed(format!("cannot record the dataset digest: {e}")))?;
         let accuracy = result.accuracy();
         run.candidate = Some(Candidate {
             uri: uri.clone(),
@@ -524,10 +582,12 @@ impl Runner {
             .await
             .map_err(|e| Stop::Failed(format!("the registry: {e}")))?;
         c.registered = Some(version);
-        let _ = self
-            .catalog
-            .run_set_model(id, &c.dataset_digest, Some(version))
-            .await;
+        persist("the run's model version", || {
+            self.catalog
+                .run_set_model(id, &c.dataset_digest, Some(version))
+        })
+        .await
+        .map_err(|e| Stop::Failed(format!("cannot record the registered version: {e}")))?;
         Ok(version)
     }
 
@@ -542,13 +602,14 @@ impl Runner {
         let uri = candidate(run)?.uri.clone();
         log.line(&format!("[tread] deploying {uri} to endpoint {endpoint}"));
         self.endpoints
-            .deploy(endpoint, &uri, options)
+            .deploy_recording(
+                endpoint,
+                &uri,
+                options,
+                Some(promotion(&run.spec.name, version, endpoint)),
+            )
             .await
             .map_err(|e| Stop::Failed(format!("deploy to {endpoint}: {e}")))?;
-        self.catalog
-            .model_promote(&run.spec.name, version, endpoint)
-            .await
-            .map_err(|e| Stop::Failed(format!("the registry: {e}")))?;
         Ok(format!(
             "endpoint {endpoint} serves {} version {version} (production)",
             run.spec.name
@@ -576,6 +637,25 @@ impl Runner {
             .map_err(|e| Stop::Failed(e.to_string()))?;
         serde_json::from_slice(&bytes).map_err(|e| Stop::Failed(format!("{result}: {e}")))
     }
+}
+
+/// The registry's side of a deploy: `version` of `name` is production on
+/// `endpoint`, recorded in the deploy's transaction.
+pub fn promotion(name: &str, version: i64, endpoint: &str) -> tread_serve::AlsoRecord {
+    let (name, endpoint) = (name.to_string(), endpoint.to_string());
+    Box::new(move |tx| crate::catalog::promote_in(tx, &name, version, &endpoint))
+}
+
+/// The outcome of a run cut short now: its last step ends at this moment.
+fn interrupted(
+    last_step_end: &Mutex<Option<Instant>>,
+    state: RunState,
+    reason: String,
+) -> Result<(), (RunState, String)> {
+    *last_step_end
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Instant::now());
+    Err((state, reason))
 }
 
 fn candidate<'r>(run: &'r RunContext<'_>) -> Result<&'r Candidate, Stop> {

@@ -3,7 +3,7 @@
 //! pipeline, and after a restart fails what was in flight and stops its
 //! instances.
 
-use crate::catalog::{Catalog, ModelVersion, PipelineRecord, RunState, RunView};
+use crate::catalog::{Catalog, Cause, ModelVersion, PipelineRecord, RunState, RunView};
 use crate::identity::Identities;
 use crate::runner::{Runner, now};
 use crate::spec::{MIN_SETTLE_SECONDS, PipelineSpec, SpecError, Step};
@@ -14,12 +14,20 @@ use thiserror::Error;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use tokio_util::sync::CancellationToken;
+use tread_catalog::{Lease, persist};
 use tread_data::{ObjectDir, ObjectsError, S3Access};
 use tread_serve::DeployOptions;
 
 /// How often the scheduler looks at the schedules: a fire waits at most
 /// this long, and a look is a read of the pipelines table.
 const SCHEDULER_TICK: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// How long the scheduler's lease lasts unrenewed: when the daemon holding
+/// it dies, another fires the schedules at most this (plus a renewal) later.
+pub const SCHEDULER_LEASE_TERM: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// How often the holder renews the lease, and the others ask for it.
+const SCHEDULER_LEASE_RENEWAL: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The longest wait between looks at a data prefix that cannot be listed.
 const LISTING_BACKOFF_MAX: std::time::Duration = std::time::Duration::from_secs(300);
@@ -104,6 +112,8 @@ struct Watch {
     seen: Option<String>,
     since: Option<std::time::Instant>,
     next_poll: Option<std::time::Instant>,
+    /// A listing is under way (off the scheduler's path).
+    listing: bool,
 }
 
 #[derive(Default)]
@@ -120,23 +130,28 @@ pub struct Pipelines {
     runner: Arc<Runner>,
     identities: Option<Identities>,
     s3_endpoint: Option<String>,
+    daemon: String,
     state: Mutex<State>,
 }
 
 impl Pipelines {
     /// A service over `catalog`, running with `runner`; `identities`
     /// creates each pipeline's S3 user in the store at `s3_endpoint`.
+    /// `daemon` names this daemon among those sharing the catalog, the same
+    /// across its restarts: the runs it starts are its own to recover.
     pub fn new(
         catalog: Arc<Catalog>,
         runner: Arc<Runner>,
         identities: Option<Identities>,
         s3_endpoint: Option<String>,
+        daemon: &str,
     ) -> Arc<Self> {
         Arc::new(Self {
             catalog,
             runner,
             identities,
             s3_endpoint,
+            daemon: daemon.to_string(),
             state: Mutex::default(),
         })
     }
@@ -287,19 +302,49 @@ impl Pipelines {
                 PipelineError::NotFound(format!("pipeline {name} does not exist"))
             })?;
         let spec: PipelineSpec = record.source.parse()?;
-        let kinds: Vec<&str> = spec.steps.iter().map(Step::kind).collect();
         let id = self
+            .create_run(&spec, Cause::Asked(trigger))
+            .await?
+            .ok_or_else(|| PipelineError::Conflict(format!("pipeline {name} did not start")))?;
+        self.catalog
+            .run(id)
+            .await?
+            .ok_or_else(|| PipelineError::NotFound(format!("run {id} vanished")))
+    }
+
+    /// Records a run of `spec` for `cause` and starts it; `None` when
+    /// another daemon recorded the same fire or data change first.
+    async fn create_run(
+        self: &Arc<Self>,
+        spec: &PipelineSpec,
+        cause: Cause<'_>,
+    ) -> Result<Option<i64>, PipelineError> {
+        let kinds: Vec<&str> = spec.steps.iter().map(Step::kind).collect();
+        let trigger = match &cause {
+            Cause::Asked(trigger) | Cause::Schedule { trigger, .. } => *trigger,
+            Cause::DataChange { .. } => "data-change",
+        };
+        let Some(id) = self
             .catalog
-            .run_create(name, trigger, &kinds, &now())
-            .await?;
+            .run_create(&spec.name, cause, &kinds, &self.daemon, &now())
+            .await?
+        else {
+            return Ok(None);
+        };
+        tracing::info!(run = id, pipeline = %spec.name, trigger, "run triggered");
+        self.start(id, spec.clone());
+        Ok(Some(id))
+    }
+
+    /// Runs run `id` once the pipeline's previous run has ended.
+    fn start(self: &Arc<Self>, id: i64, spec: PipelineSpec) {
         let cancel = CancellationToken::new();
         let lock = {
             let mut state = self.state();
             state.active.insert(id, cancel.clone());
-            *state.busy.entry(name.to_string()).or_default() += 1;
-            state.locks.entry(name.to_string()).or_default().clone()
+            *state.busy.entry(spec.name.clone()).or_default() += 1;
+            state.locks.entry(spec.name.clone()).or_default().clone()
         };
-        tracing::info!(run = id, pipeline = %name, trigger, "run triggered");
         let service = self.clone();
         tokio::spawn(async move {
             let turn = tokio::select! {
@@ -307,32 +352,16 @@ impl Pipelines {
                 () = cancel.cancelled() => None,
             };
             if turn.is_none() {
-                let _ = service
-                    .catalog
-                    .run_finished(
-                        id,
-                        RunState::Cancelled,
-                        Some("cancelled before it started"),
-                        &now(),
-                    )
+                service
+                    .end_unstarted(id, RunState::Cancelled, "cancelled before it started")
                     .await;
             } else {
-                if spec.retrain_on_data_change
-                    && let Some(digest) = service.data_digest_or_warn(&spec).await
-                {
-                    // This run trains on the data as it is now.
-                    let _ = service
-                        .catalog
-                        .pipeline_set_data_digest(&spec.name, &digest)
-                        .await;
+                match service.prepare(&spec).await {
+                    Ok(keys) => {
+                        service.runner.execute(id, &spec, keys, cancel).await;
+                    }
+                    Err(reason) => service.end_unstarted(id, RunState::Failed, &reason).await,
                 }
-                let keys = service
-                    .catalog
-                    .pipeline_keys(&spec.name)
-                    .await
-                    .ok()
-                    .flatten();
-                service.runner.execute(id, &spec, keys, cancel).await;
             }
             let mut state = service.state();
             state.active.remove(&id);
@@ -340,10 +369,42 @@ impl Pipelines {
                 *n = n.saturating_sub(1);
             }
         });
-        self.catalog
-            .run(id)
-            .await?
-            .ok_or_else(|| PipelineError::NotFound(format!("run {id} vanished")))
+    }
+
+    /// What a run needs before its instance starts: the data's digest
+    /// recorded as the data-change baseline (else the same data would start
+    /// the next run again) and the pipeline user's keys.
+    async fn prepare(
+        &self,
+        spec: &PipelineSpec,
+    ) -> Result<Option<crate::catalog::StepKeys>, String> {
+        if spec.retrain_on_data_change
+            && let Some(digest) = self.data_digest_or_warn(spec).await
+        {
+            // This run trains on the data as it is now.
+            persist("the data-change baseline", || {
+                self.catalog.pipeline_set_data_digest(&spec.name, &digest)
+            })
+            .await
+            .map_err(|e| format!("cannot record the data-change baseline: {e}"))?;
+        }
+        persist("reading the pipeline's keys", || {
+            self.catalog.pipeline_keys(&spec.name)
+        })
+        .await
+        .map_err(|e| format!("cannot read the pipeline user's keys: {e}"))
+    }
+
+    /// Ends a run that never reached an instance.
+    async fn end_unstarted(&self, id: i64, state: RunState, reason: &str) {
+        let at = now();
+        let recorded = persist("the end of a run", || {
+            self.catalog.run_finished(id, state, Some(reason), &at)
+        })
+        .await;
+        if recorded.is_ok() {
+            tracing::info!(run = id, state = state.as_str(), reason, "run ended");
+        }
     }
 
     /// Cancels a queued or running run.
@@ -378,11 +439,11 @@ impl Pipelines {
                 model.uri
             ))
         })?;
+        let promotion = crate::runner::promotion(name, version, &endpoint);
         self.runner
             .endpoints()
-            .deploy(&endpoint, &model.uri, options)
+            .deploy_recording(&endpoint, &model.uri, options, Some(promotion))
             .await?;
-        self.catalog.model_promote(name, version, &endpoint).await?;
         tracing::info!(model = %name, version, endpoint = %endpoint, "model promoted");
         self.catalog.model(name, version).await?.ok_or_else(|| {
             PipelineError::NotFound(format!("model {name} has no version {version}"))
@@ -478,7 +539,7 @@ impl Pipelines {
     /// After a restart: runs that were in flight failed, and their instances
     /// are stopped; the time until now is billed, as a cloud would.
     pub async fn recover(&self) -> Result<(), PipelineError> {
-        for id in self.catalog.runs_in_flight().await? {
+        for id in self.catalog.runs_in_flight(&self.daemon).await? {
             self.catalog
                 .run_finished(
                     id,
@@ -492,13 +553,7 @@ impl Pipelines {
                 "run was in flight when tread up stopped: marked failed"
             );
         }
-        for instance in self
-            .catalog
-            .instances()
-            .await?
-            .into_iter()
-            .filter(|i| i.state != "stopped")
-        {
+        for instance in self.catalog.instances_running(&self.daemon).await? {
             self.runner
                 .backend()
                 .reclaim(std::path::Path::new(&instance.workdir))
@@ -518,27 +573,44 @@ impl Pipelines {
         Ok(())
     }
 
-    /// Fires schedules and data-change triggers until `shutdown`.
-    pub async fn run_scheduler(self: Arc<Self>, shutdown: CancellationToken) {
+    /// Fires schedules and data-change triggers until `shutdown`, while this
+    /// daemon holds `lease` (one scheduler among daemons sharing a catalog;
+    /// a fire is recorded with its run, so even two never fire one twice).
+    pub async fn run_scheduler(self: Arc<Self>, lease: Lease, shutdown: CancellationToken) {
         let mut tick = tokio::time::interval(SCHEDULER_TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut holding = LeaseHolding::default();
+        let mut specs = SpecCache::default();
         loop {
             tokio::select! {
                 _ = tick.tick() => {}
-                () = shutdown.cancelled() => return,
+                () = shutdown.cancelled() => break,
             }
-            let Ok(records) = self.catalog.pipelines().await else {
+            if !holding.check(&lease).await {
                 continue;
+            }
+            let records = match self.catalog.pipelines().await {
+                Ok(records) => records,
+                Err(e) => {
+                    tracing::debug!(error = %e, "the scheduler cannot read the pipelines");
+                    continue;
+                }
             };
+            specs.keep_only(&records);
             for record in records.into_iter().filter(|r| !r.paused) {
-                let Ok(spec) = record.source.parse::<PipelineSpec>() else {
+                let Some(spec) = specs.parse(&record) else {
                     continue;
                 };
                 self.fire_schedule(&record, &spec).await;
                 if spec.retrain_on_data_change {
-                    self.watch_data(&record, &spec).await;
+                    self.watch_data(record, spec);
                 }
             }
+        }
+        if holding.held()
+            && let Err(e) = lease.release().await
+        {
+            tracing::warn!(error = %e, "the scheduler's lease was not released; another daemon takes it when its term ends");
         }
     }
 
@@ -546,47 +618,57 @@ impl Pipelines {
         let Some(trigger) = due(record, spec, OffsetDateTime::now_utc()) else {
             return;
         };
-        if self
-            .catalog
-            .pipeline_fired(&record.name, &now())
-            .await
-            .is_ok()
-        {
-            let _ = self.trigger(&record.name, trigger).await;
+        let at = now();
+        let cause = Cause::Schedule {
+            trigger,
+            seen: record.last_fire.as_deref(),
+            at: &at,
+        };
+        if let Err(e) = self.create_run(spec, cause).await {
+            tracing::error!(pipeline = %record.name, error = %e, "the scheduled run could not start; the scheduler tries again");
         }
     }
 
-    async fn watch_data(self: &Arc<Self>, record: &PipelineRecord, spec: &PipelineSpec) {
+    /// Looks at the pipeline's data prefix when it is due a look, in a task
+    /// of its own, so a slow store never holds up the other schedules.
+    fn watch_data(self: &Arc<Self>, record: PipelineRecord, spec: Arc<PipelineSpec>) {
         let poll_every = std::time::Duration::from_secs((spec.settle_seconds / 4).clamp(1, 10));
         if !self.poll_due(&record.name, poll_every) {
             return;
         }
-        let digest = match self.data_digest(spec).await {
-            Ok(digest) => digest,
-            Err(e) => return self.listing_failed(&record.name, &e, poll_every),
-        };
-        if self.settled_change(record, spec, &digest)
-            && self
-                .catalog
-                .pipeline_set_data_digest(&record.name, &digest)
-                .await
-                .is_ok()
-            && let Err(e) = self.trigger(&record.name, "data-change").await
-        {
-            tracing::error!(pipeline = %record.name, error = %e, "the data-change run could not start");
-        }
+        let service = self.clone();
+        tokio::spawn(async move {
+            let digest = service.data_digest(&spec).await;
+            match digest {
+                Ok(digest) if service.settled_change(&record, &spec, &digest) => {
+                    let cause = Cause::DataChange {
+                        seen: record.data_digest.as_deref(),
+                        digest: &digest,
+                    };
+                    if let Err(e) = service.create_run(&spec, cause).await {
+                        tracing::error!(pipeline = %record.name, error = %e, "the data-change run could not start; the next look tries again");
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => service.listing_failed(&record.name, &e, poll_every),
+            }
+            if let Some(watch) = service.state().watches.get_mut(&record.name) {
+                watch.listing = false;
+            }
+        });
     }
 
-    /// Whether the pipeline's data prefix is due a look now; if so, the
-    /// next look is `poll_every` later.
+    /// Whether the pipeline's data prefix is due a look now and none is
+    /// under way; if so, the look starts and the next is `poll_every` later.
     fn poll_due(&self, name: &str, poll_every: std::time::Duration) -> bool {
         let now = std::time::Instant::now();
         let mut state = self.state();
         let watch = state.watches.entry(name.to_string()).or_default();
-        if watch.next_poll.is_some_and(|t| t > now) {
+        if watch.listing || watch.next_poll.is_some_and(|t| t > now) {
             return false;
         }
         watch.next_poll = Some(now + poll_every);
+        watch.listing = true;
         true
     }
 
@@ -661,6 +743,105 @@ impl Pipelines {
             .await
             .inspect_err(|e| tracing::warn!(pipeline = %spec.name, error = %e, "cannot list the data prefix for the data-change trigger"))
             .ok()
+    }
+}
+
+/// The name of the daemon whose data dir is `data_dir` on this host: the
+/// same across its restarts (its runs are its own to recover), different
+/// from every other daemon sharing the catalog (each has its data dir).
+pub fn daemon_name(data_dir: &std::path::Path) -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "localhost".to_string());
+    let dir = std::fs::canonicalize(data_dir).unwrap_or_else(|_| data_dir.to_path_buf());
+    format!("{host}:{}", dir.display())
+}
+
+/// Whether this daemon holds the scheduler's lease, asked again every
+/// [`SCHEDULER_LEASE_RENEWAL`].
+#[derive(Default)]
+struct LeaseHolding {
+    /// Until when the lease is surely this daemon's: a term from before the
+    /// last successful renewal.
+    until: Option<std::time::Instant>,
+    asked: Option<std::time::Instant>,
+    /// The last failure, said once.
+    failing: bool,
+}
+
+impl LeaseHolding {
+    fn held(&self) -> bool {
+        self.until.is_some_and(|t| std::time::Instant::now() < t)
+    }
+
+    /// Renews or asks for the lease when due; whether it is held now.
+    async fn check(&mut self, lease: &Lease) -> bool {
+        let now = std::time::Instant::now();
+        if self
+            .asked
+            .is_some_and(|t| now < t + SCHEDULER_LEASE_RENEWAL)
+        {
+            return self.held();
+        }
+        self.asked = Some(now);
+        let was_held = self.held();
+        match lease.hold().await {
+            Ok(true) => {
+                self.until = Some(now + lease.term());
+                if !was_held {
+                    tracing::info!("this daemon fires the schedules and data-change triggers");
+                }
+            }
+            Ok(false) => {
+                self.until = None;
+                if was_held {
+                    tracing::warn!("another daemon took the scheduler's lease");
+                }
+            }
+            Err(e) => {
+                if !self.failing {
+                    tracing::warn!(error = %e, "cannot renew the scheduler's lease; schedules fire again once the catalog answers");
+                }
+                self.failing = true;
+                return self.held();
+            }
+        }
+        self.failing = false;
+        self.held()
+    }
+}
+
+/// Pipeline files parsed once per change, not at every tick.
+#[derive(Default)]
+struct SpecCache {
+    parsed: HashMap<String, (String, Option<Arc<PipelineSpec>>)>,
+}
+
+impl SpecCache {
+    /// The spec of `record`'s file; `None` (said once) when it does not
+    /// parse, as a file applied by a newer tread might not.
+    fn parse(&mut self, record: &PipelineRecord) -> Option<Arc<PipelineSpec>> {
+        if let Some((source, spec)) = self.parsed.get(&record.name)
+            && *source == record.source
+        {
+            return spec.clone();
+        }
+        let spec = match record.source.parse::<PipelineSpec>() {
+            Ok(spec) => Some(Arc::new(spec)),
+            Err(e) => {
+                tracing::error!(pipeline = %record.name, error = %e, "the stored pipeline file does not parse; it is not scheduled");
+                None
+            }
+        };
+        self.parsed
+            .insert(record.name.clone(), (record.source.clone(), spec.clone()));
+        spec
+    }
+
+    /// Forgets pipelines that were deleted.
+    fn keep_only(&mut self, records: &[PipelineRecord]) {
+        self.parsed
+            .retain(|name, _| records.iter().any(|r| &r.name == name));
     }
 }
 

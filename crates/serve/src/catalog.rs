@@ -32,6 +32,7 @@ pub static PART: Part = Part {
             step: Step::Code(add_missing_columns),
         },
     ],
+    tables: &["serve_endpoints", "serve_endpoint_versions"],
 };
 
 /// Columns added after the first release, with their types. Databases
@@ -142,12 +143,30 @@ impl Catalog {
     }
 
     /// Records that `endpoint` now serves `new.model_uri`, creating the
-    /// endpoint on its first deploy. Returns the new revision.
-    pub async fn activate(&self, endpoint: &str, new: NewRevision) -> Result<Revision> {
+    /// endpoint on its first deploy, and `also` (the registry's promotion)
+    /// in the same transaction. Returns the new revision.
+    pub async fn activate(
+        &self,
+        endpoint: &str,
+        new: NewRevision,
+        mut also: Option<AlsoRecord>,
+    ) -> Result<Revision> {
         let endpoint = endpoint.to_string();
         self.db
-            .write(move |tx| activate_in(tx, &endpoint, &new))
+            .write(move |tx| {
+                let revision = activate_in(tx, &endpoint, &new)?;
+                if let Some(also) = also.as_mut() {
+                    also(tx)?;
+                }
+                Ok(revision)
+            })
             .await
+    }
+
+    /// How many times any process changed the endpoints: a server reloads
+    /// when this moves.
+    pub async fn generation(&self) -> Result<i64> {
+        self.db.generation(PART.name).await
     }
 
     /// Removes an endpoint and its history; false when it did not exist.
@@ -155,14 +174,20 @@ impl Catalog {
         let endpoint = endpoint.to_string();
         self.db
             .write(move |tx| {
-                Ok(tx.execute(
+                let deleted = tx.execute(
                     "DELETE FROM serve_endpoints WHERE name = $1",
                     params![&endpoint],
-                )? > 0)
+                )? > 0;
+                tx.changed(PART.name)?;
+                Ok(deleted)
             })
             .await
     }
 }
+
+/// What else a deploy records in its transaction (the model registry's
+/// promotion), so the two never disagree.
+pub type AlsoRecord = Box<dyn FnMut(&mut Tx<'_>) -> Result<()> + Send + 'static>;
 
 /// [`Catalog::activate`] inside a transaction the caller holds, so a deploy
 /// can change the endpoint and the model registry together.
@@ -202,6 +227,7 @@ pub fn activate_in(tx: &mut Tx<'_>, endpoint: &str, new: &NewRevision) -> Result
             new.restores
         ],
     )?;
+    tx.changed(PART.name)?;
     revision(&row)
 }
 
@@ -271,19 +297,55 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_deploy_whose_other_record_fails_records_nothing_and_moves_the_generation_when_it_succeeds()
+    -> Result<()> {
+        let dir = tempfile::tempdir().map_err(|e| DbError::Other(e.to_string()))?;
+        let test_db = TestDb::new(dir.path());
+        let catalog = Catalog::new(test_db.open().await).await?;
+        let before = catalog.generation().await?;
+        let refused: AlsoRecord = Box::new(|_| Err(DbError::Other("the registry refused".into())));
+        let failed = catalog
+            .activate("tyre", revision_of("v1", "deploy", None), Some(refused))
+            .await;
+        assert!(failed.is_err());
+        assert_eq!(
+            catalog.revisions("tyre").await?,
+            None,
+            "no endpoint without its record"
+        );
+        assert_eq!(catalog.generation().await?, before);
+        let noted = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let seen = noted.clone();
+        let also: AlsoRecord = Box::new(move |tx| {
+            tx.query_one("SELECT COUNT(*) FROM serve_endpoint_versions", params![])?;
+            seen.store(true, std::sync::atomic::Ordering::SeqCst);
+            Ok(())
+        });
+        catalog
+            .activate("tyre", revision_of("v1", "deploy", None), Some(also))
+            .await?;
+        assert!(noted.load(std::sync::atomic::Ordering::SeqCst));
+        assert!(
+            catalog.generation().await? > before,
+            "other servers see the deploy"
+        );
+        Ok(())
+    }
+
+    #[tokio::test]
     async fn deploys_roll_back_and_delete_on_either_engine() -> Result<()> {
         let dir = tempfile::tempdir().map_err(|e| DbError::Other(e.to_string()))?;
         let test_db = TestDb::new(dir.path());
         let catalog = Catalog::new(test_db.open().await).await?;
         assert_eq!(catalog.revisions("tyre").await?, None);
         let first = catalog
-            .activate("tyre", revision_of("v1", "deploy", None))
+            .activate("tyre", revision_of("v1", "deploy", None), None)
             .await?;
         let second = catalog
-            .activate("tyre", revision_of("v2", "deploy", None))
+            .activate("tyre", revision_of("v2", "deploy", None), None)
             .await?;
         let back = catalog
-            .activate("tyre", revision_of("v1", "rollback", Some(1)))
+            .activate("tyre", revision_of("v1", "rollback", Some(1)), None)
             .await?;
         assert_eq!((first.seq, second.seq, back.seq), (1, 2, 3));
         let history = catalog.revisions("tyre").await?.unwrap_or_default();
@@ -339,7 +401,7 @@ mod tests {
             (1, true, true, None)
         );
         let written = catalog
-            .activate("tyre", revision_of("v2", "rollback", Some(1)))
+            .activate("tyre", revision_of("v2", "rollback", Some(1)), None)
             .await?;
         assert_eq!(
             catalog.revisions("tyre").await?.unwrap_or_default()[1],

@@ -2,7 +2,7 @@
 //! the deploys, rollbacks and deletes that change that without downtime.
 
 use crate::batcher::{BatchOptions, Batcher};
-use crate::catalog::{Catalog, NewRevision, Revision};
+use crate::catalog::{AlsoRecord, Catalog, NewRevision, Revision};
 use crate::contract::Contract;
 use crate::metrics::Metrics;
 use crate::model::{LoadError, LoadedModel, ModelInfo, fetch_and_load};
@@ -136,7 +136,14 @@ pub struct Endpoints {
     options: BatchOptions,
     metrics: Arc<Metrics>,
     changes: tokio::sync::Mutex<()>,
+    /// The catalog's generation the live models were last checked against.
+    synced: std::sync::atomic::AtomicI64,
 }
+
+/// How often a server looks whether another process (a second `tread up`
+/// on the same catalog) deployed or rolled back: half the time the issue
+/// allows a deploy to reach every daemon, leaving the rest for the load.
+pub const FOLLOW_INTERVAL: std::time::Duration = std::time::Duration::from_millis(500);
 
 impl Endpoints {
     /// Opens the endpoint catalog in `db`.
@@ -152,6 +159,7 @@ impl Endpoints {
             options,
             metrics,
             changes: tokio::sync::Mutex::new(()),
+            synced: std::sync::atomic::AtomicI64::new(-1),
         })
     }
 
@@ -163,29 +171,85 @@ impl Endpoints {
     /// Loads every endpoint's active model, as after a restart. An endpoint
     /// whose model fails stays listed as `Failed` with the reason.
     pub async fn restore(&self) -> Result<(), DeployError> {
-        for name in self.catalog.endpoints().await? {
-            let Some(active) = self
-                .catalog
-                .revisions(&name)
-                .await?
-                .unwrap_or_default()
-                .into_iter()
-                .find(|r| r.active)
-            else {
-                continue;
-            };
-            match fetch_and_load(&active.model_uri).await {
-                Ok(model) => {
-                    self.install(&name, model, active)?;
-                    tracing::info!(endpoint = %name, "endpoint restored");
+        self.sync().await
+    }
+
+    /// Brings the live models in line with the catalog when another process
+    /// changed it: an endpoint whose active revision is not the one loaded
+    /// gets that revision's model, loaded beside the old one and swapped in;
+    /// a deleted endpoint goes. A model that fails to load leaves the old
+    /// one serving (or, with none, the endpoint `Failed`).
+    pub async fn sync(&self) -> Result<(), DeployError> {
+        use std::sync::atomic::Ordering;
+        let generation = self.catalog.generation().await?;
+        if generation == self.synced.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let _one_change_at_a_time = self.changes.lock().await;
+        let names = self.catalog.endpoints().await?;
+        for name in &names {
+            self.sync_one(name).await?;
+        }
+        let gone: Vec<String> = read(&self.live)
+            .keys()
+            .chain(read(&self.failed).keys())
+            .filter(|n| !names.contains(n))
+            .cloned()
+            .collect();
+        for name in gone {
+            self.forget(&name);
+            tracing::info!(endpoint = %name, "endpoint deleted elsewhere");
+        }
+        self.synced.store(generation, Ordering::Release);
+        Ok(())
+    }
+
+    async fn sync_one(&self, name: &str) -> Result<(), DeployError> {
+        let Some(active) = self
+            .catalog
+            .revisions(name)
+            .await?
+            .unwrap_or_default()
+            .into_iter()
+            .find(|r| r.active)
+        else {
+            return Ok(());
+        };
+        if self
+            .current(name)
+            .is_some_and(|d| d.revision.seq == active.seq)
+        {
+            return Ok(());
+        }
+        match fetch_and_load(&active.model_uri).await {
+            Ok(model) => self.install(name, model, active),
+            Err(e) => {
+                tracing::error!(endpoint = %name, error = %e, "the endpoint's model could not be loaded");
+                if self.current(name).is_none() {
+                    write(&self.failed).insert(name.to_string(), e.to_string());
                 }
-                Err(e) => {
-                    tracing::error!(endpoint = %name, error = %e, "endpoint could not be restored");
-                    write(&self.failed).insert(name, e.to_string());
-                }
+                Ok(())
             }
         }
-        Ok(())
+    }
+
+    /// Follows changes other processes make to the endpoints, every
+    /// [`FOLLOW_INTERVAL`], for as long as the future is polled.
+    pub async fn follow(&self) {
+        let mut tick = tokio::time::interval(FOLLOW_INTERVAL);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut failing = false;
+        loop {
+            tick.tick().await;
+            match self.sync().await {
+                Ok(()) => failing = false,
+                Err(e) if !failing => {
+                    failing = true;
+                    tracing::warn!(error = %e, "cannot follow endpoint changes; the endpoints keep serving what they have");
+                }
+                Err(_) => {}
+            }
+        }
     }
 
     /// Why a defined endpoint has no model loaded, if that is so.
@@ -213,6 +277,19 @@ impl Endpoints {
         uri: &str,
         options: DeployOptions,
     ) -> Result<EndpointView, DeployError> {
+        self.deploy_recording(name, uri, options, None).await
+    }
+
+    /// [`Endpoints::deploy`], recording `also` in the transaction that
+    /// records the deploy: the registry's promotion changes with the
+    /// endpoint or not at all.
+    pub async fn deploy_recording(
+        &self,
+        name: &str,
+        uri: &str,
+        options: DeployOptions,
+        also: Option<AlsoRecord>,
+    ) -> Result<EndpointView, DeployError> {
         check_name(name)?;
         let _one_change_at_a_time = self.changes.lock().await;
         let model = fetch_and_load(uri).await?;
@@ -220,7 +297,8 @@ impl Endpoints {
         let change = self
             .contract_change(name, &model.info, &what, options.allow_contract_change)
             .await?;
-        self.activate(name, model, "deploy", change, None).await?;
+        self.activate(name, model, "deploy", change, None, also)
+            .await?;
         self.describe(name).await
     }
 
@@ -242,7 +320,7 @@ impl Endpoints {
         let change = self
             .contract_change(name, &model.info, &what, options.allow_contract_change)
             .await?;
-        self.activate(name, model, "rollback", change, Some(target.seq))
+        self.activate(name, model, "rollback", change, Some(target.seq), None)
             .await?;
         self.describe(name).await
     }
@@ -299,12 +377,17 @@ impl Endpoints {
         if !self.catalog.delete(name).await? {
             return Err(DeployError::NotFound(name.to_string()));
         }
+        self.forget(name);
+        Ok(())
+    }
+
+    /// Drops an endpoint's model; requests in flight finish on it.
+    fn forget(&self, name: &str) {
         write(&self.failed).remove(name);
         if let Some(old) = write(&self.live).remove(name) {
             self.metrics
                 .set_model(name, Some((&old.info.version, &old.info.uri)), None);
         }
-        Ok(())
     }
 
     /// One endpoint's state and history.
@@ -349,6 +432,7 @@ impl Endpoints {
         action: &str,
         contract_change: Option<String>,
         restores: Option<i64>,
+        also: Option<AlsoRecord>,
     ) -> Result<(), DeployError> {
         let new = NewRevision {
             model_uri: model.info.uri.clone(),
@@ -359,7 +443,7 @@ impl Endpoints {
             contract_change,
             restores,
         };
-        let revision = self.catalog.activate(name, new).await?;
+        let revision = self.catalog.activate(name, new, also).await?;
         self.install(name, model, revision)
     }
 

@@ -17,6 +17,7 @@ pub mod onnx;
 
 pub use auth::ApiToken;
 pub use batcher::BatchOptions;
+pub use catalog::AlsoRecord;
 pub use contract::Contract;
 pub use endpoints::{DeployError, DeployOptions, EndpointView, Endpoints, RollbackOptions};
 pub use model::{LoadError, ModelInfo};
@@ -138,9 +139,14 @@ impl Server {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        axum::serve(self.listener, http::router(self.state, self.management))
+        let endpoints = self.state.endpoints.clone();
+        // Other daemons on the same catalog deploy too.
+        let follower = tokio::spawn(async move { endpoints.follow().await });
+        let served = axum::serve(self.listener, http::router(self.state, self.management))
             .with_graceful_shutdown(shutdown)
-            .await
+            .await;
+        follower.abort();
+        served
     }
 }
 

@@ -123,14 +123,30 @@ pub fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
-/// Removes temp files left behind by a crash; called once when a bucket opens.
-pub fn sweep_tmp_dir(tmp_dir: &Path) {
+/// Removes temp files left behind by a crash: those unmodified for longer
+/// than `max_age`. A file being written (by this gateway or another on the
+/// same volume) is modified as its bytes arrive, so it is never this old.
+pub fn sweep_tmp_dir(tmp_dir: &Path, max_age: std::time::Duration) {
     let Ok(entries) = fs::read_dir(tmp_dir) else {
         return;
     };
     for entry in entries.flatten() {
-        if let Err(e) = fs::remove_file(entry.path()) {
-            tracing::warn!(path = %entry.path().display(), error = %e, "could not sweep a stale temp file");
+        let idle = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok());
+        if idle.is_none_or(|idle| idle <= max_age) {
+            continue;
+        }
+        match fs::remove_file(entry.path()) {
+            Ok(()) => {
+                tracing::info!(path = %entry.path().display(), "swept a temp file a crash left behind");
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => {
+                tracing::warn!(path = %entry.path().display(), error = %e, "could not sweep a stale temp file");
+            }
         }
     }
 }

@@ -31,13 +31,14 @@ pub struct NasBucket {
 }
 
 impl NasBucket {
-    /// Opens the bucket of `record`: creates its hidden directories, sweeps
-    /// temp files a crash left behind, and picks the metadata store.
+    /// Opens the bucket of `record`: creates its hidden directories and
+    /// picks the metadata store. Temp files a crash left behind are swept
+    /// by age ([`crate::NasStore::sweep_leftovers`]), never here: another
+    /// gateway on the same volume may be writing them.
     pub fn open(record: &BucketRecord) -> Result<Self, StoreError> {
         let hidden = record.root.join(HIDDEN_DIR);
         let tmp = hidden.join("tmp");
         fs::create_dir_all(&tmp).io_context(|| format!("creating {}", tmp.display()))?;
-        atomic::sweep_tmp_dir(&tmp);
         let meta = MetaStore::detect(&tmp, hidden.join("meta"));
         // Canonical, as the resolved paths compared with it are.
         let root = fs::canonicalize(&record.root)

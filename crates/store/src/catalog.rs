@@ -51,6 +51,15 @@ pub static PART: Part = Part {
             step: Step::Sql("ALTER TABLE store_group_users RENAME COLUMN \"user\" TO member"),
         },
     ],
+    tables: &[
+        "store_volumes",
+        "store_buckets",
+        "store_users",
+        "store_groups",
+        "store_policies",
+        "store_group_users",
+        "store_group_policies",
+    ],
 };
 
 /// A catalog error, worded for the admin who ran the command.
@@ -609,9 +618,8 @@ impl Catalog {
     /// Makes sure `user` exists with working keys and belongs to `group`,
     /// which exists with exactly `policies` attached (built-in or custom;
     /// an unknown one is refused), all in one transaction, so no gateway
-    /// ever sees the user without its group. An existing user keeps its
-    /// keys only when `keep_access_key` is its current access key id;
-    /// otherwise it gets fresh keys and the old ones stop working at once.
+    /// ever sees the user without its group. An existing user keeps or
+    /// loses its keys as `keep` says; fresh keys stop the old ones at once.
     /// `tread up` (its own user), `tread demo` (its S3 user) and each
     /// pipeline's identity are made this way.
     pub async fn ensure_member(
@@ -619,12 +627,16 @@ impl Catalog {
         user: &str,
         group: &str,
         policies: &[String],
-        keep_access_key: Option<&str>,
+        keep: KeepKeys<'_>,
     ) -> Result<Member> {
         validate_name("user", user)?;
         validate_name("group", group)?;
         let (user, group, policies) = (user.to_string(), group.to_string(), policies.to_vec());
-        let keep = keep_access_key.map(str::to_string);
+        let keep = match keep {
+            KeepKeys::None => Some(None),
+            KeepKeys::IfCurrent(id) => Some(Some(id.to_string())),
+            KeepKeys::Any => None,
+        };
         self.write(move |tx| {
             check_policies_exist(tx, &policies)?;
             let current = tx.query_opt(
@@ -648,7 +660,11 @@ impl Catalog {
                 }
                 Some(row) => {
                     let id: String = row.get(0)?;
-                    if keep.as_deref() == Some(id.as_str()) {
+                    let kept = match &keep {
+                        Some(wanted) => wanted.as_deref() == Some(id.as_str()),
+                        None => true,
+                    };
+                    if kept {
                         let keys = UserKeys {
                             user: user.clone(),
                             access_key_id: id,
@@ -741,6 +757,19 @@ impl Catalog {
         let data_dir = self.data_dir.clone();
         self.db.read(move |tx| snapshot(tx, &data_dir)).await
     }
+}
+
+/// Which keys an existing user keeps in [`Catalog::ensure_member`].
+#[derive(Clone, Copy, Debug)]
+pub enum KeepKeys<'a> {
+    /// Fresh keys.
+    None,
+    /// Its keys if its access key id is this one (a pipeline's user, whose
+    /// keys the pipeline holds); fresh ones otherwise.
+    IfCurrent(&'a str),
+    /// Whatever keys it has: the daemons' own user, which every daemon
+    /// sharing the catalog uses, so that none rotates another's keys.
+    Any,
 }
 
 /// A user made sure to exist, in its group, with working keys.
@@ -1116,12 +1145,17 @@ mod tests {
         let cat = &t.catalog;
         let full = ["FullAccess".to_string()];
         let first = cat
-            .ensure_member("u", "g", &full, None)
+            .ensure_member("u", "g", &full, KeepKeys::None)
             .await
             .expect("first");
         assert!(first.created);
         let kept = cat
-            .ensure_member("u", "g", &full, Some(&first.keys.access_key_id))
+            .ensure_member(
+                "u",
+                "g",
+                &full,
+                KeepKeys::IfCurrent(&first.keys.access_key_id),
+            )
             .await
             .expect("kept");
         assert_eq!(
@@ -1129,7 +1163,7 @@ mod tests {
             (false, &first.keys.secret_access_key)
         );
         let rotated = cat
-            .ensure_member("u", "g", &full, None)
+            .ensure_member("u", "g", &full, KeepKeys::None)
             .await
             .expect("rotated");
         assert_ne!(rotated.keys.access_key_id, first.keys.access_key_id);
@@ -1137,6 +1171,14 @@ mod tests {
         assert!(
             !snap.principals.contains_key(&first.keys.access_key_id),
             "the old key stops working"
+        );
+        let any = cat
+            .ensure_member("u", "g", &full, KeepKeys::Any)
+            .await
+            .expect("any");
+        assert_eq!(
+            any.keys.access_key_id, rotated.keys.access_key_id,
+            "KeepKeys::Any keeps whatever keys the user has"
         );
         cat.policy_put("extra", &doc("s3:GetObject"))
             .await
@@ -1146,7 +1188,7 @@ mod tests {
             .expect("extra");
         cat.user_delete("u").await.expect("delete");
         let back = cat
-            .ensure_member("u", "g", &full, None)
+            .ensure_member("u", "g", &full, KeepKeys::None)
             .await
             .expect("back");
         assert!(back.created);
@@ -1163,7 +1205,7 @@ mod tests {
         );
         let before = cat.snapshot().await.expect("snapshot");
         let err = cat
-            .ensure_member("v", "g", &["missing".into()], None)
+            .ensure_member("v", "g", &["missing".into()], KeepKeys::None)
             .await
             .expect_err("unknown policy");
         assert!(

@@ -23,6 +23,11 @@ pub struct ObjectMeta {
     /// Modification time (ns since the epoch) when the ETag was computed; a
     /// file changed by a NAS user since then has a different one.
     pub mtime_ns: i128,
+    /// The file's inode number (0 in records of older versions): a file
+    /// replaced by a rename (every write through S3, from any gateway) is a
+    /// new inode, even where the NAS keeps coarse modification times.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub ino: u64,
     /// Content-Type given at upload, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub content_type: Option<String>,
@@ -37,8 +42,20 @@ pub struct ObjectMeta {
 impl ObjectMeta {
     /// Whether this record still describes the file with these attributes.
     pub fn is_fresh_for(&self, attrs: &fs::Metadata) -> bool {
-        self.size == attrs.len() && self.mtime_ns == mtime_ns(attrs)
+        self.size == attrs.len()
+            && self.mtime_ns == mtime_ns(attrs)
+            && !self.is_of_another_file(attrs)
     }
+
+    /// Whether this record was written for another file than the one with
+    /// these attributes (the key's file was replaced since).
+    fn is_of_another_file(&self, attrs: &fs::Metadata) -> bool {
+        self.ino != 0 && self.ino != attrs.ino()
+    }
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// Modification time of a file in nanoseconds since the epoch.
@@ -129,7 +146,8 @@ impl MetaStore {
                 if let Some(parent) = dest.parent() {
                     fs::create_dir_all(parent)?;
                 }
-                let tmp = dest.with_extension(format!("tmp{}", std::process::id()));
+                // Unique across gateways on other hosts, whose pids may match.
+                let tmp = dest.with_extension(format!("tmp-{}", uuid::Uuid::new_v4().simple()));
                 fs::write(&tmp, raw)?;
                 fs::rename(tmp, dest)
             }
@@ -155,14 +173,20 @@ impl MetaStore {
     }
 
     /// The object's metadata, recomputing the ETag when the file changed (or
-    /// was never written through S3) and caching it for the next caller.
+    /// was never written through S3) and caching it for the next caller. A
+    /// file edited in place keeps its content type and user metadata; a
+    /// replaced one does not inherit its predecessor's. `path` is where the
+    /// object lives, `attrs` what was read of it.
     pub fn load_or_compute(
         &self,
         at: At<'_>,
+        path: &Path,
         rel: &Path,
         attrs: &fs::Metadata,
     ) -> io::Result<ObjectMeta> {
-        let stored = self.get(at, rel);
+        let stored = self
+            .get(at, rel)
+            .filter(|meta| !meta.is_of_another_file(attrs));
         if let Some(meta) = &stored
             && meta.is_fresh_for(attrs)
         {
@@ -173,10 +197,18 @@ impl MetaStore {
             etag,
             size: attrs.len(),
             mtime_ns: mtime_ns(attrs),
+            ino: attrs.ino(),
             content_type: stored.as_ref().and_then(|m| m.content_type.clone()),
             user: stored.map(|m| m.user).unwrap_or_default(),
             checksums: BTreeMap::new(),
         };
+        if !self.travels_with_file()
+            && fs::metadata(path).map(|m| m.ino()).ok() != Some(attrs.ino())
+        {
+            // Another gateway replaced the file while its ETag was computed,
+            // and may have written the new file's record: keep that one.
+            return Ok(meta);
+        }
         // A NAS user's file may not be ours to annotate; the ETag is then
         // recomputed next time, which is correct, only slower.
         if let Err(e) = self.set(at, rel, &meta) {
@@ -220,7 +252,7 @@ mod tests {
         fs::write(&file, b"hello").expect("write");
         let attrs = fs::metadata(&file).expect("stat");
         let meta = store
-            .load_or_compute(At::Path(&file), Path::new("obj"), &attrs)
+            .load_or_compute(At::Path(&file), &file, Path::new("obj"), &attrs)
             .expect("compute");
         assert_eq!(meta.etag, "5d41402abc4b2a76b9719d911017c592");
         let cached = store
@@ -231,9 +263,40 @@ mod tests {
         fs::write(&file, b"hello, world").expect("rewrite");
         let attrs = fs::metadata(&file).expect("stat");
         let fresh = store
-            .load_or_compute(At::Path(&file), Path::new("obj"), &attrs)
+            .load_or_compute(At::Path(&file), &file, Path::new("obj"), &attrs)
             .expect("recompute");
         assert_eq!(fresh.etag, hex::encode(Md5::digest(b"hello, world")));
+    }
+
+    /// What another gateway does to a key: a new file renamed over it. On a
+    /// NAS with coarse times, it may have the old one's size and mtime.
+    #[test]
+    fn a_file_replaced_with_the_same_size_and_time_gets_its_own_etag() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = MetaStore::Sidecar(dir.path().join(".tread/meta"));
+        let (file, rel) = (dir.path().join("obj"), Path::new("obj"));
+        fs::write(&file, b"first").expect("write");
+        let attrs = fs::metadata(&file).expect("stat");
+        let mut typed = store
+            .load_or_compute(At::Path(&file), &file, rel, &attrs)
+            .expect("compute");
+        typed.content_type = Some("text/first".into());
+        store.set(At::Path(&file), rel, &typed).expect("record");
+
+        let replacement = dir.path().join("replacement");
+        fs::write(&replacement, b"other").expect("write");
+        fs::File::options()
+            .write(true)
+            .open(&replacement)
+            .and_then(|f| f.set_modified(attrs.modified()?))
+            .expect("the same mtime");
+        fs::rename(&replacement, &file).expect("replace");
+        let attrs = fs::metadata(&file).expect("stat");
+        let seen = store
+            .load_or_compute(At::Path(&file), &file, rel, &attrs)
+            .expect("recompute");
+        assert_eq!(seen.etag, hex::encode(Md5::digest(b"other")));
+        assert_eq!(seen.content_type, None, "not the replaced file's");
     }
 
     #[test]

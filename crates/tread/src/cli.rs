@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 
 use crate::cmd::data::DataCmd;
 use crate::cmd::demo::DemoArgs;
+use crate::cmd::migrate::MigrateArgs;
 use crate::cmd::pipeline::{InstanceCmd, ModelCmd, PipelineCmd, RunCmd};
 use crate::cmd::s3::S3Cmd;
 use crate::cmd::serve::{DeployArgs, EndpointCmd, PredictArgs, ServeArgs};
@@ -25,6 +26,17 @@ pub struct Cli {
         default_value = "./tread-data"
     )]
     pub data_dir: PathBuf,
+
+    /// The catalog database shared by several gateways and daemons
+    /// (`postgres://user:password@host:port/dbname`); without it, the SQLite
+    /// file in the data dir.
+    #[arg(
+        long,
+        global = true,
+        env = "TREAD_DATABASE_URL",
+        hide_env_values = true
+    )]
+    pub database_url: Option<String>,
 
     /// What to do.
     #[command(subcommand)]
@@ -74,4 +86,8 @@ pub enum Command {
     /// store, bucket, user, tyre images, a pipeline run, a deployed endpoint,
     /// predictions and a summary.
     Demo(DemoArgs),
+    /// Copy this install's catalog (volumes, buckets, users and keys,
+    /// groups, policies, pipelines, runs, registry, endpoints) into a new
+    /// PostgreSQL database, checking every table's count.
+    Migrate(MigrateArgs),
 }

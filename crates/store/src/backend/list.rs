@@ -239,6 +239,7 @@ impl Walk<'_> {
         } else {
             match self.bucket.meta.load_or_compute(
                 crate::meta::At::Path(path),
+                path,
                 Path::new(key),
                 &attrs,
             ) {

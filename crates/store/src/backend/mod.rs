@@ -24,6 +24,9 @@ use crate::error::StoreError;
 pub struct StoreOptions {
     /// Multipart uploads idle longer than this are aborted by the sweeper.
     pub abandoned_upload_age: Duration,
+    /// Temp files unmodified for longer than this were left by a crash
+    /// and are removed by the sweeper.
+    pub stale_temp_age: Duration,
     /// How often the catalog is checked for changes made by admin commands
     /// and other gateways.
     pub reload_interval: Duration,
@@ -33,6 +36,9 @@ impl Default for StoreOptions {
     fn default() -> Self {
         Self {
             abandoned_upload_age: Duration::from_secs(7 * 24 * 3600),
+            // An upload whose client sends nothing for an hour has long
+            // timed out.
+            stale_temp_age: Duration::from_secs(3600),
             reload_interval: Duration::from_millis(500),
         }
     }
@@ -116,8 +122,8 @@ impl NasStore {
     }
 
     /// Reloads whenever an admin command or another gateway changes the
-    /// store's tables, and sweeps abandoned multipart uploads; runs until
-    /// the runtime stops.
+    /// store's tables, and sweeps what crashes and clients left behind
+    /// (at start, then hourly); runs until the runtime stops.
     pub fn spawn_background_tasks(&self) {
         let store = self.clone();
         tokio::spawn(async move {
@@ -145,17 +151,23 @@ impl NasStore {
                 if last_sweep.elapsed() >= Duration::from_secs(3600) {
                     last_sweep = std::time::Instant::now();
                     let s = store.clone();
-                    let _ = tokio::task::spawn_blocking(move || s.sweep_abandoned_uploads()).await;
+                    if let Err(e) = tokio::task::spawn_blocking(move || s.sweep_leftovers()).await {
+                        tracing::error!(error = %e, "the sweep of leftovers failed");
+                    }
                 }
             }
         });
     }
 
-    /// Aborts multipart uploads idle for longer than the configured age.
-    pub fn sweep_abandoned_uploads(&self) {
-        let max_age = self.inner.options.abandoned_upload_age;
+    /// Aborts multipart uploads idle for longer than
+    /// [`StoreOptions::abandoned_upload_age`] and removes temp files older
+    /// than [`StoreOptions::stale_temp_age`]: by age, so that what another
+    /// gateway on the same volume is writing is never touched.
+    pub fn sweep_leftovers(&self) {
+        let options = &self.inner.options;
         for bucket in self.live().buckets.values() {
-            multipart::sweep_abandoned(bucket, max_age);
+            multipart::sweep_abandoned(bucket, options.abandoned_upload_age);
+            crate::atomic::sweep_tmp_dir(&bucket.tmp_dir(), options.stale_temp_age);
         }
     }
 

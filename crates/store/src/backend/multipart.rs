@@ -407,6 +407,7 @@ pub(super) async fn complete_multipart_upload(
             etag: etag.clone(),
             size,
             mtime_ns: 0,
+            ino: 0,
             content_type: record.content_type,
             user: record.user,
             checksums: Default::default(),

@@ -2,6 +2,7 @@
 
 use std::fs::{self, File};
 use std::io::{self, Read, Seek, SeekFrom};
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -113,7 +114,7 @@ pub(super) fn find(bucket: &NasBucket, key: &ObjectKey) -> Result<FoundObject, S
     }
     let meta = bucket
         .meta
-        .load_or_compute(At::File(&file), &key.rel_path(), &attrs)
+        .load_or_compute(At::File(&file), &path, &key.rel_path(), &attrs)
         .io_context(reading)?;
     Ok(FoundObject {
         file: Some(file),
@@ -374,6 +375,7 @@ pub(super) async fn put_object(
         etag: hex::encode(received.md5),
         size: received.size,
         mtime_ns: 0,
+        ino: 0,
         content_type,
         user,
         checksums: received.checksums.clone(),
@@ -479,6 +481,7 @@ pub(super) fn commit(
         .metadata()
         .io_context(|| "reading the temp file".into())?;
     meta.mtime_ns = mtime_ns(&attrs);
+    meta.ino = attrs.ino();
     bucket
         .meta
         .set(At::File(file.file()), &rel, &meta)

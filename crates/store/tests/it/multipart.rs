@@ -282,7 +282,7 @@ async fn abandoned_uploads_are_swept_and_fresh_ones_kept() {
     upload(&t, "old.bin", &old, 1, bytes(100, 1)).await;
     tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
     let fresh = start(&t, "fresh.bin").await;
-    t.store.sweep_abandoned_uploads();
+    t.store.sweep_leftovers();
     let err =
         t.s3.list_parts()
             .bucket(BUCKET)

@@ -252,17 +252,30 @@ async fn bucket_file_mode_is_applied_to_objects() {
 }
 
 #[tokio::test]
-async fn temp_files_left_by_a_crash_are_swept_when_the_bucket_opens() {
+async fn temp_files_are_swept_by_age_never_while_another_gateway_may_write_them() {
     let t = TestStore::start().await;
-    let stale = t.volume.join(".tread/tmp/put-999999-0");
-    std::fs::write(&stale, b"half an upload").expect("stale temp file");
-    tread_store::NasStore::open(t.catalog.clone(), tread_store::StoreOptions::default())
-        .await
-        .expect("reopen");
+    let stale = t.volume.join(".tread/tmp/put-left-by-a-crash");
+    let writing = t.volume.join(".tread/tmp/put-another-gateway-is-writing");
+    for file in [&stale, &writing] {
+        std::fs::write(file, b"half an upload").expect("temp file");
+    }
+    let two_hours_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(7200);
+    std::fs::File::options()
+        .write(true)
+        .open(&stale)
+        .and_then(|f| f.set_modified(two_hours_ago))
+        .expect("age the stale file");
+    let second_gateway =
+        tread_store::NasStore::open(t.catalog.clone(), tread_store::StoreOptions::default())
+            .await
+            .expect("a second gateway opens the same buckets");
     assert!(
-        !stale.exists(),
-        "the stale temp file must be swept at startup"
+        stale.exists() && writing.exists(),
+        "opening a bucket sweeps nothing"
     );
+    second_gateway.sweep_leftovers();
+    assert!(!stale.exists(), "a temp file idle for two hours is swept");
+    assert!(writing.exists(), "a fresh one is left to its writer");
 }
 
 #[tokio::test]

@@ -147,7 +147,7 @@ mod offline {
     /// Answers GET `path` from the catalog in `data_dir`.
     pub async fn get(data_dir: &Path, base: &str, path: &str) -> anyhow::Result<Value> {
         let database = data_dir.join(tread_catalog::SQLITE_FILE);
-        if !database.exists() {
+        if !crate::cmd::uses_database_url() && !database.exists() {
             bail!(
                 "tread up is not running at {base}, and {} holds no catalog: start `tread up` or set --data-dir",
                 data_dir.display()
@@ -177,8 +177,13 @@ mod offline {
                 metrics: Arc::default(),
             },
         );
-        let router =
-            tread_pipeline::http::router(Pipelines::new(catalog, Arc::new(runner), None, None));
+        let router = tread_pipeline::http::router(Pipelines::new(
+            catalog,
+            Arc::new(runner),
+            None,
+            None,
+            "offline",
+        ));
         let request = axum::http::Request::get(path).body(axum::body::Body::empty())?;
         let response = router.oneshot(request).await?;
         let status = response.status();

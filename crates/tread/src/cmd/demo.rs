@@ -235,7 +235,12 @@ async fn build_world(data_dir: &Path) -> anyhow::Result<UserKeys> {
     // A user made before was shown its secret then; the demo itself works
     // with new keys of its own for this run.
     let member = store
-        .ensure_member("s3user", "s3group", &["FullAccess".to_string()], None)
+        .ensure_member(
+            "s3user",
+            "s3group",
+            &["FullAccess".to_string()],
+            tread_store::catalog::KeepKeys::None,
+        )
         .await?;
     if member.created {
         println!("user s3user created; its keys are shown this once:");

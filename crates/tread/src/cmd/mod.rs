@@ -3,6 +3,7 @@
 pub mod api;
 pub mod data;
 pub mod demo;
+pub mod migrate;
 pub mod pipeline;
 pub mod s3;
 pub mod serve;
@@ -10,10 +11,18 @@ pub mod show;
 pub mod train;
 pub mod up;
 
+use std::sync::OnceLock;
+
 use crate::cli::{Cli, Command};
+
+/// The `--database-url` of this process, set once at start. Every command
+/// reaches the catalog through [`open_database`]; a process-wide value spares
+/// threading one setting through every command's signature.
+static DATABASE_URL: OnceLock<Option<String>> = OnceLock::new();
 
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
+    DATABASE_URL.get_or_init(|| cli.database_url.clone());
     match cli.command {
         Command::S3(cmd) => s3::run(&cli.data_dir, cmd),
         Command::Data(cmd) => data::run(cmd),
@@ -29,11 +38,20 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Model(cmd) => pipeline::model(&cli.data_dir, cmd),
         Command::Instance(cmd) => pipeline::instance(&cli.data_dir, cmd),
         Command::Demo(args) => demo::demo(&cli.data_dir, args),
+        Command::Migrate(args) => migrate::migrate(&cli.data_dir, &args),
     }
 }
 
-/// Opens the catalog database of `data_dir` (its SQLite file).
+/// Opens the catalog database: `--database-url` when given, the SQLite file
+/// of `data_dir` otherwise.
 pub async fn open_database(data_dir: &std::path::Path) -> anyhow::Result<tread_catalog::Database> {
-    let target = tread_catalog::Target::resolve(None, data_dir)?;
+    let url = DATABASE_URL.get().and_then(Option::as_deref);
+    let target = tread_catalog::Target::resolve(url, data_dir)?;
     Ok(tread_catalog::Database::open(target, tread_catalog::OpenOptions::default()).await?)
+}
+
+/// Whether this process's catalog is a database server rather than the data
+/// dir's SQLite file.
+pub fn uses_database_url() -> bool {
+    DATABASE_URL.get().is_some_and(Option::is_some)
 }

@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
+use tread_catalog::Lease;
 use tread_data::S3Access;
 use tread_pipeline::{
     Catalog, DaemonAddress, Identities, LocalBackend, PipelineMetrics, Pipelines, Runner,
@@ -55,6 +56,8 @@ pub struct Daemon {
     _address: tread_pipeline::address::PublishedAddress,
     api: Server,
     pipelines: Arc<Pipelines>,
+    /// The scheduler's lease among daemons sharing the catalog.
+    lease: Lease,
     /// The S3 endpoint's URL.
     pub s3_url: String,
     /// The API's URL.
@@ -136,11 +139,19 @@ impl Daemon {
                 metrics,
             },
         ));
+        let daemon = tread_pipeline::daemon_name(data_dir);
+        let lease = Lease::new(
+            catalog.database().clone(),
+            "pipeline-scheduler",
+            &daemon,
+            tread_pipeline::SCHEDULER_LEASE_TERM,
+        );
         let pipelines = Pipelines::new(
             catalog,
             runner,
             Some(Identities::new(store)),
             Some(s3_url.clone()),
+            &daemon,
         );
         pipelines.recover().await?;
         api.mount_management(tread_pipeline::http::router(pipelines.clone()));
@@ -159,6 +170,7 @@ impl Daemon {
             _address: address,
             api,
             pipelines,
+            lease,
             s3_url,
             api_url,
         })
@@ -174,7 +186,11 @@ impl Daemon {
     /// is stopped before the process ends.
     pub async fn run(self) -> anyhow::Result<()> {
         let shutdown = self.shutdown.clone();
-        let scheduler = tokio::spawn(self.pipelines.clone().run_scheduler(shutdown.clone()));
+        let scheduler = tokio::spawn(
+            self.pipelines
+                .clone()
+                .run_scheduler(self.lease, shutdown.clone()),
+        );
         let api_stop = shutdown.clone();
         let served = self
             .api
@@ -213,7 +229,7 @@ async fn daemon_access(store: &StoreCatalog, s3_url: &str) -> anyhow::Result<S3A
             DAEMON_USER,
             DAEMON_USER,
             &["ReadOnlyAccess".to_string()],
-            None,
+            tread_store::catalog::KeepKeys::Any,
         )
         .await?
         .keys;

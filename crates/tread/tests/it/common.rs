@@ -1,16 +1,29 @@
 //! Running the `tread` binary against a temp data dir.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use aws_sdk_s3::Client;
 use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
 
-/// The binary under test.
+/// The catalog of each data dir whose `tread` does not use the data dir's
+/// own SQLite file: a world's on a PostgreSQL test run, and the data dirs of
+/// daemons sharing a world's catalog.
+static CATALOGS: Mutex<BTreeMap<PathBuf, String>> = Mutex::new(BTreeMap::new());
+
+/// The binary under test, on the catalog registered for `data_dir`.
 pub fn tread(data_dir: &Path) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_tread"));
-    cmd.env("TREAD_DATA_DIR", data_dir).env("TREAD_LOG", "warn");
+    cmd.env("TREAD_DATA_DIR", data_dir)
+        .env("TREAD_LOG", "warn")
+        .env_remove("TREAD_DATABASE_URL");
+    let catalogs = CATALOGS.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(url) = catalogs.get(data_dir) {
+        cmd.env("TREAD_DATABASE_URL", url);
+    }
     cmd
 }
 
@@ -55,6 +68,9 @@ pub struct World {
     pub key_id: String,
     /// s3user's secret.
     pub secret: String,
+    /// The catalog: the data dir's SQLite file, or (TREAD_TEST_DATABASE_URL
+    /// set) a PostgreSQL schema of its own.
+    pub catalog: tread_catalog::testing::TestDb,
 }
 
 impl World {
@@ -68,6 +84,10 @@ impl World {
             .expect("chmod the world");
         let data = dir.path().join("data");
         let volume = dir.path().join("vol1");
+        let catalog = tread_catalog::testing::TestDb::new(&data);
+        if let Some(url) = catalog.url() {
+            register_catalog(&data, url);
+        }
         run_ok(
             &data,
             &[
@@ -108,7 +128,16 @@ impl World {
             data,
             volume,
             dir,
+            catalog,
         }
+    }
+
+    /// A data dir of its own for another daemon or gateway, on this world's
+    /// catalog (and so its volumes, buckets and users).
+    pub fn shared_data_dir(&self, name: &str) -> PathBuf {
+        let data = self.dir.path().join(name);
+        register_catalog(&data, self.catalog.shared_url());
+        data
     }
 
     /// A directory every step may write to, for what a test's steps leave.
@@ -156,6 +185,13 @@ impl World {
             .build();
         Client::from_conf(config)
     }
+}
+
+fn register_catalog(data_dir: &Path, url: String) {
+    CATALOGS
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .insert(data_dir.to_path_buf(), url);
 }
 
 /// A `tread s3 serve` child process; killed when dropped.

@@ -1,9 +1,11 @@
 //! End-to-end tests of the `tread` binary: real processes, real HTTP on loopback.
 
 // `common` starts the binary; one module per scenario.
+mod beyond;
 mod catalog;
 mod common;
 mod crash;
+mod gateways;
 mod isolation;
 mod pipeline;
 mod quality;

@@ -21,10 +21,16 @@ pub(crate) struct Up {
 
 impl Up {
     pub(crate) fn start(world: &World) -> Self {
+        Self::start_in(world, &world.data)
+    }
+
+    /// `tread up` with data dir `data` (the world's, or one of
+    /// [`World::shared_data_dir`]).
+    pub(crate) fn start_in(world: &World, data: &Path) -> Self {
         let (api, s3) = (free_port(), free_port());
         let log_path = world.dir.path().join(format!("up-{api}.log"));
         let log = std::fs::File::create(&log_path).expect("log file");
-        let child = tread(&world.data)
+        let child = tread(data)
             .env("TREAD_LOG", "info,s3s=off")
             .args([
                 "up",
@@ -44,9 +50,19 @@ impl Up {
             child,
             api: format!("http://127.0.0.1:{api}"),
             s3: format!("http://127.0.0.1:{s3}"),
-            data: world.data.clone(),
+            data: data.to_path_buf(),
             log: log_path,
         }
+    }
+
+    /// What the daemon logged so far.
+    pub(crate) fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).expect("the daemon's log")
+    }
+
+    /// The API's URL.
+    pub(crate) fn api_url(&self) -> &str {
+        &self.api
     }
 
     /// `tread` with no TREAD_SERVER: it must find this daemon by itself.
@@ -91,7 +107,7 @@ impl Up {
         serde_json::from_str(&self.text(path)).expect("JSON")
     }
 
-    fn runs(&self, pipeline: &str) -> Vec<Value> {
+    pub(crate) fn runs(&self, pipeline: &str) -> Vec<Value> {
         self.get(&format!("/api/runs?pipeline={pipeline}"))
             .as_array()
             .cloned()
@@ -689,7 +705,7 @@ fn r17_the_cli_finds_tread_up_on_any_listen_and_prints_for_a_person() {
 }
 
 /// `at()`'s form of the UTC time `seconds` from now.
-fn utc_in(seconds: u32) -> String {
+pub(crate) fn utc_in(seconds: u32) -> String {
     let at = Command::new("date")
         .args([
             "-u",
