@@ -240,3 +240,135 @@ fn migrate_copies_a_populated_install_and_the_same_reads_answer_alike() {
         "a second copy into the same database is refused: {said}"
     );
 }
+
+/// A TCP relay between tread and the test's PostgreSQL that the test cuts
+/// and mends: the database lost and back, without stopping the server the
+/// other tests share.
+struct Relay {
+    port: u16,
+    open: Arc<AtomicBool>,
+    streams: Arc<std::sync::Mutex<Vec<std::net::TcpStream>>>,
+}
+
+impl Relay {
+    fn to(upstream: String) -> Relay {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind the relay");
+        let port = listener.local_addr().expect("its port").port();
+        let open = Arc::new(AtomicBool::new(true));
+        let streams = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (is_open, held) = (open.clone(), streams.clone());
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                if !is_open.load(Ordering::SeqCst) {
+                    continue; // dropped: the database is unreachable
+                }
+                let Ok(server) = std::net::TcpStream::connect(&upstream) else {
+                    continue;
+                };
+                for (from, to) in [(&client, &server), (&server, &client)] {
+                    let (mut from, mut to) = (
+                        from.try_clone().expect("clone a stream"),
+                        to.try_clone().expect("clone a stream"),
+                    );
+                    std::thread::spawn(move || std::io::copy(&mut from, &mut to));
+                }
+                let mut held = held.lock().expect("the relay's streams");
+                held.extend([client, server]);
+            }
+        });
+        Relay {
+            port,
+            open,
+            streams,
+        }
+    }
+
+    /// Drops every connection and refuses new ones.
+    fn cut(&self) {
+        self.open.store(false, Ordering::SeqCst);
+        for stream in self.streams.lock().expect("the relay's streams").drain(..) {
+            let _closed = stream.shutdown(std::net::Shutdown::Both);
+        }
+    }
+
+    fn mend(&self) {
+        self.open.store(true, Ordering::SeqCst);
+    }
+}
+
+/// The S3 error code of a CreateBucket, or "ok".
+async fn create_bucket(client: &aws_sdk_s3::Client, name: &str) -> String {
+    use aws_sdk_s3::error::ProvideErrorMetadata;
+    match client.create_bucket().bucket(name).send().await {
+        Ok(_) => "ok".to_string(),
+        Err(e) => e.code().unwrap_or("no code").to_string(),
+    }
+}
+
+#[test]
+#[ignore = "PostgreSQL only: .ci/pg-tests runs it with TREAD_TEST_DATABASE_URL"]
+fn a_lost_database_answers_503_and_the_gateway_recovers_by_itself() {
+    let world = World::create();
+    let url = world
+        .catalog
+        .url()
+        .expect("TREAD_TEST_DATABASE_URL names a PostgreSQL server");
+    let (head, tail) = url.split_once('@').expect("user@host in the test URL");
+    let (upstream, path) = tail.split_once('/').expect("host/database in the test URL");
+    let relay = Relay::to(upstream.to_string());
+    let relayed = format!("{head}@127.0.0.1:{}/{path}", relay.port);
+    let data = world.dir.path().join("relayed");
+    let mut serve = tread(&data);
+    serve
+        .env("TREAD_DATABASE_URL", &relayed)
+        .args(["s3", "serve"]);
+    let mut gateway = crate::common::Server::spawn(&mut serve);
+    let s3 = world.client(&gateway.url);
+    block_on(async {
+        s3.put_object()
+            .bucket("fsxn-ontap")
+            .key("kept")
+            .body(b"still here".to_vec().into())
+            .send()
+            .await
+            .expect("a PUT before the loss");
+        relay.cut();
+        let got = s3
+            .get_object()
+            .bucket("fsxn-ontap")
+            .key("kept")
+            .send()
+            .await;
+        assert!(got.is_ok(), "objects are served without the database");
+        let refused = create_bucket(&s3, "made-while-lost").await;
+        assert!(
+            refused == "ServiceUnavailable" || refused == "SlowDown",
+            "a change that needs the database answers 503: {refused}"
+        );
+        relay.mend();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            match create_bucket(&s3, "made-once-back").await.as_str() {
+                "ok" => break,
+                "ServiceUnavailable" | "SlowDown" if Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                other => panic!("the gateway did not recover: {other}"),
+            }
+        }
+    });
+    assert!(
+        gateway
+            .child
+            .try_wait()
+            .expect("the gateway's state")
+            .is_none(),
+        "the gateway kept running"
+    );
+    let listed = crate::common::run_ok(&world.data, &["s3", "bucket", "list"]);
+    assert!(
+        listed.contains("made-once-back") && !listed.contains("made-while-lost"),
+        "nothing half-written: {listed}"
+    );
+    gateway.child.kill().expect("stop the gateway");
+}
