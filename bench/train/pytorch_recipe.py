@@ -36,7 +36,8 @@ compared run for run (bench/train-quality.sh):
 Networks (--arch): resnet-small (bench/serve/pytorch_server.py's replica of
 crates/nn/src/network.rs, same parameter names, PyTorch's default init as
 tread's crates/nn/src/init.rs), seed-cnn (the recipe's network, head sized for
---size and the classes), resnet18 (torchvision, weights=None). --recipe gives
+--size and the classes), resnet18 (torchvision, weights=None), resnet18-no-maxpool
+(the same without the stem's max-pool, for small inputs). --recipe gives
 the recipe's original settings (for seed-cnn): Adam 1e-3, no schedule, no
 augmentation, no label smoothing, no validation, 2 epochs, size 224; any flag
 given as well overrides them.
@@ -83,7 +84,7 @@ THREADS = 2
 MEAN = (0.485, 0.456, 0.406)
 STD = (0.229, 0.224, 0.225)
 EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif")
-ARCHS = ("resnet-small", "seed-cnn", "resnet18")
+ARCHS = ("resnet-small", "seed-cnn", "resnet18", "resnet18-no-maxpool")
 MALLOC_ENV = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_")
 # The recipe's original settings, given by --recipe (flags given override).
 RECIPE = dict(optimizer="adam", lr=1e-3, weight_decay=0.0, schedule="constant",
@@ -255,9 +256,15 @@ class Augment:
 # --- networks ---------------------------------------------------------------------
 
 def build(arch: str, classes: int, size: int) -> nn.Module:
-    if arch == "resnet18":
+    if arch.startswith("resnet18"):
         import torchvision
-        return torchvision.models.resnet18(weights=None, num_classes=classes)
+        model = torchvision.models.resnet18(weights=None, num_classes=classes)
+        if arch == "resnet18-no-maxpool":
+            # For inputs far below ImageNet's 224 px: the stem's max-pool
+            # halves 96 px to 24 before the first block; without it the
+            # blocks see 48 px, so a defect of a few pixels survives.
+            model.maxpool = nn.Identity()
+        return model
     return pytorch_server.ARCHITECTURES[arch](classes, size)
 
 
