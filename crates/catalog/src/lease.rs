@@ -81,6 +81,28 @@ impl Lease {
             .await
     }
 
+    /// Of the leases named `prefix…`, the rest of the names of those held
+    /// now: the daemons alive, when each holds `daemon:<its name>`.
+    pub async fn held_with_prefix(db: &Database, prefix: &str) -> Result<Vec<String>, DbError> {
+        let prefix = prefix.to_string();
+        db.read(move |tx| {
+            let now = database_now(tx)?;
+            let rows = tx.query(
+                "SELECT name FROM catalog_leases WHERE expires_unix >= $1",
+                params![now],
+            )?;
+            let mut held = Vec::new();
+            for row in rows {
+                let name: String = row.get(0)?;
+                if let Some(rest) = name.strip_prefix(&prefix) {
+                    held.push(rest.to_string());
+                }
+            }
+            Ok(held)
+        })
+        .await
+    }
+
     /// The term the lease is held for.
     pub fn term(&self) -> Duration {
         self.term

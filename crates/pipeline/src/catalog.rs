@@ -526,7 +526,9 @@ impl Catalog {
         .map(drop)
     }
 
-    /// Ends a run; pending steps become skipped.
+    /// Ends a run that is queued or running (a run already ended keeps
+    /// its end: a daemon back from a partition after another failed its
+    /// runs does not overwrite that); pending steps become skipped.
     pub async fn run_finished(
         &self,
         id: i64,
@@ -538,10 +540,14 @@ impl Catalog {
         let now = now.to_string();
         self.db
             .write(move |tx| {
-                tx.execute(
-                    "UPDATE pipeline_runs SET state = $2, reason = $3, finished = $4 WHERE id = $1",
+                let ended = tx.execute(
+                    "UPDATE pipeline_runs SET state = $2, reason = $3, finished = $4 \
+                     WHERE id = $1 AND state IN ('queued', 'running')",
                     &run,
                 )?;
+                if ended == 0 {
+                    return Ok(());
+                }
                 tx.execute(
                     "UPDATE pipeline_run_steps SET state = 'skipped' WHERE run_id = $1 AND state = 'pending'",
                     params![id],
@@ -696,6 +702,24 @@ impl Catalog {
                     .iter()
                     .map(instance_row)
                     .collect()
+            })
+            .await
+    }
+
+    /// Runs in flight that belong to another daemon than `daemon`, with the
+    /// daemon each belongs to.
+    pub async fn runs_in_flight_elsewhere(&self, daemon: &str) -> Result<Vec<(i64, String)>> {
+        let daemon = daemon.to_string();
+        self.db
+            .read(move |tx| {
+                tx.query(
+                    "SELECT id, daemon FROM pipeline_runs WHERE state IN ('queued', 'running') \
+                     AND daemon IS NOT NULL AND daemon <> $1 ORDER BY id",
+                    params![&daemon],
+                )?
+                .iter()
+                .map(|r| Ok((r.get(0)?, r.get(1)?)))
+                .collect()
             })
             .await
     }

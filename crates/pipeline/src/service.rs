@@ -29,6 +29,17 @@ pub const SCHEDULER_LEASE_TERM: std::time::Duration = std::time::Duration::from_
 /// How often the holder renews the lease, and the others ask for it.
 const SCHEDULER_LEASE_RENEWAL: std::time::Duration = std::time::Duration::from_secs(1);
 
+/// How long a daemon's heartbeat lasts unrenewed (it renews every
+/// [`SCHEDULER_LEASE_RENEWAL`]): the runs of a daemon silent for longer are
+/// failed by the scheduling daemon.
+const DAEMON_HEARTBEAT_TERM: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// The heartbeat lease of daemon `NAME` is `pipeline-daemon:NAME`.
+const DAEMON_LEASE_PREFIX: &str = "pipeline-daemon:";
+
+/// How often the scheduling daemon looks for runs of daemons that died.
+const ORPHAN_SWEEP: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// The longest wait between looks at a data prefix that cannot be listed.
 const LISTING_BACKOFF_MAX: std::time::Duration = std::time::Duration::from_secs(300);
 
@@ -558,11 +569,13 @@ impl Pipelines {
                 .backend()
                 .reclaim(std::path::Path::new(&instance.workdir))
                 .await;
-            let billed = OffsetDateTime::parse(&instance.started, &Rfc3339)
-                .map(|s| (OffsetDateTime::now_utc() - s).as_seconds_f64())
-                .unwrap_or(0.0);
             self.catalog
-                .instance_stopped(instance.id, &now(), billed, None)
+                .instance_stopped(
+                    instance.id,
+                    &now(),
+                    billed_until_now(&instance.started),
+                    None,
+                )
                 .await?;
             tracing::warn!(
                 instance = instance.id,
@@ -581,13 +594,30 @@ impl Pipelines {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut holding = LeaseHolding::default();
         let mut specs = SpecCache::default();
+        let heartbeat = Lease::new(
+            self.catalog.database().clone(),
+            &format!("{DAEMON_LEASE_PREFIX}{}", self.daemon),
+            &self.daemon,
+            DAEMON_HEARTBEAT_TERM,
+        );
+        let (mut beaten, mut swept) = (None::<std::time::Instant>, std::time::Instant::now());
         loop {
             tokio::select! {
                 _ = tick.tick() => {}
                 () = shutdown.cancelled() => break,
             }
+            if beaten.is_none_or(|t| t.elapsed() >= SCHEDULER_LEASE_RENEWAL) {
+                beaten = Some(std::time::Instant::now());
+                if let Err(e) = heartbeat.hold().await {
+                    tracing::debug!(error = %e, "the daemon's heartbeat was not renewed");
+                }
+            }
             if !holding.check(&lease).await {
                 continue;
+            }
+            if swept.elapsed() >= ORPHAN_SWEEP {
+                swept = std::time::Instant::now();
+                self.fail_orphans().await;
             }
             let records = match self.catalog.pipelines().await {
                 Ok(records) => records,
@@ -612,6 +642,50 @@ impl Pipelines {
         {
             tracing::warn!(error = %e, "the scheduler's lease was not released; another daemon takes it when its term ends");
         }
+    }
+
+    /// Fails the runs of daemons whose heartbeat stopped (the machine or
+    /// the process died and did not come back) and records their instances
+    /// as stopped, billed until now. Their processes cannot be reached from
+    /// here: they died with their daemon, or that daemon stops them when it
+    /// starts again.
+    async fn fail_orphans(&self) {
+        let db = self.catalog.database();
+        let alive = match Lease::held_with_prefix(db, DAEMON_LEASE_PREFIX).await {
+            Ok(alive) => alive,
+            Err(e) => return tracing::debug!(error = %e, "cannot read the daemons' heartbeats"),
+        };
+        let in_flight = match self.catalog.runs_in_flight_elsewhere(&self.daemon).await {
+            Ok(runs) => runs,
+            Err(e) => return tracing::debug!(error = %e, "cannot read the runs in flight"),
+        };
+        for (id, daemon) in in_flight.into_iter().filter(|(_, d)| !alive.contains(d)) {
+            let reason = format!("daemon {daemon} stopped while the run was in flight");
+            if let Err(e) = self.end_orphan(id, &reason).await {
+                tracing::error!(run = id, error = %e, "cannot fail the run of a daemon that died");
+                continue;
+            }
+            tracing::warn!(run = id, daemon = %daemon, "the run's daemon stopped: run marked failed");
+        }
+    }
+
+    /// The instance first: a run seen failed has its instance stopped.
+    async fn end_orphan(&self, id: i64, reason: &str) -> Result<(), PipelineError> {
+        let instance = self.catalog.run(id).await?.and_then(|r| r.instance);
+        if let Some(instance) = instance.filter(|i| i.state != "stopped") {
+            self.catalog
+                .instance_stopped(
+                    instance.id,
+                    &now(),
+                    billed_until_now(&instance.started),
+                    None,
+                )
+                .await?;
+        }
+        self.catalog
+            .run_finished(id, RunState::Failed, Some(reason), &now())
+            .await?;
+        Ok(())
     }
 
     async fn fire_schedule(self: &Arc<Self>, record: &PipelineRecord, spec: &PipelineSpec) {
@@ -843,6 +917,14 @@ impl SpecCache {
         self.parsed
             .retain(|name, _| records.iter().any(|r| &r.name == name));
     }
+}
+
+/// Seconds from `started` (RFC 3339) to now, as a cloud bills an instance
+/// nobody stopped.
+fn billed_until_now(started: &str) -> f64 {
+    OffsetDateTime::parse(started, &Rfc3339)
+        .map(|s| (OffsetDateTime::now_utc() - s).as_seconds_f64())
+        .unwrap_or(0.0)
 }
 
 /// The first schedule fire after the last one (or after the pipeline was

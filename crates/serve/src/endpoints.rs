@@ -205,14 +205,7 @@ impl Endpoints {
     }
 
     async fn sync_one(&self, name: &str) -> Result<(), DeployError> {
-        let Some(active) = self
-            .catalog
-            .revisions(name)
-            .await?
-            .unwrap_or_default()
-            .into_iter()
-            .find(|r| r.active)
-        else {
+        let Some(active) = self.active_revision(name).await? else {
             return Ok(());
         };
         if self
@@ -331,14 +324,13 @@ impl Endpoints {
         if let Some(live) = self.current(name) {
             return Ok(Some(Contract::of(&live.info)));
         }
-        Ok(self
-            .catalog
-            .revisions(name)
-            .await?
-            .unwrap_or_default()
-            .into_iter()
-            .find(|r| r.active)
-            .and_then(|r| r.contract))
+        Ok(self.active_revision(name).await?.and_then(|r| r.contract))
+    }
+
+    /// The revision the catalog says `name` serves.
+    async fn active_revision(&self, name: &str) -> Result<Option<Revision>, DeployError> {
+        let revisions = self.catalog.revisions(name).await?.unwrap_or_default();
+        Ok(revisions.into_iter().find(|r| r.active))
     }
 
     /// Checks `info` against the endpoint's contract: `Ok(None)` when it

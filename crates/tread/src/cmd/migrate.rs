@@ -10,7 +10,8 @@ use std::path::Path;
 pub struct MigrateArgs {
     /// The new catalog (`postgres://user:password@host:port/dbname`), which
     /// must hold no table yet. The catalog copied is the one every other
-    /// command uses: `--database-url`, or the data dir's SQLite file.
+    /// command uses: `--database-url`, or the data dir's SQLite file. Stop
+    /// `tread up` first: what it writes after the copy began is not copied.
     #[arg(long, value_name = "DATABASE_URL")]
     pub to: String,
 }

@@ -6,7 +6,7 @@
 //! beyond those figures.
 
 use crate::common::{World, block_on, free_port, ok, pack_model, run_ok, tread};
-use crate::pipeline::{Up, utc_in};
+use crate::pipeline::{Up, run_id, utc_in};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -81,6 +81,38 @@ fn two_daemons_fire_a_schedule_once_and_the_survivor_takes_over() {
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(survivor.runs("again").len(), 1, "fired once");
     assert!(holds(&survivor), "the survivor took the lease");
+}
+
+#[test]
+fn the_runs_of_a_daemon_that_died_are_failed_by_the_other() {
+    let world = World::create();
+    let survivor = Up::start(&world);
+    let mut dying = Up::start_in(&world, &world.shared_data_dir("second"));
+    dying.apply(
+        &world,
+        "slow",
+        "name = \"slow\"\ndata = \"s3://fsxn-ontap/none\"\n[[steps]]\nkind = \"run\"\ncommand = \"sleep 60\"\n",
+    );
+    let id = run_id(&dying.ok(&["pipeline", "run", "slow"]));
+    survivor.wait_runs("slow", "the run started on the other daemon", |runs| {
+        runs.first().is_some_and(|r| r["state"] == "running")
+    });
+    dying.kill();
+    let runs = survivor.wait_runs("slow", "the dead daemon's run was failed", |runs| {
+        runs.first().is_some_and(|r| r["state"] == "failed")
+    });
+    assert_eq!(runs[0]["id"].to_string(), id);
+    assert!(
+        runs[0]["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("stopped while the run was in flight")),
+        "{}",
+        runs[0]
+    );
+    assert_eq!(
+        runs[0]["instance"]["state"], "stopped",
+        "its instance is billed to now"
+    );
 }
 
 /// A PNG of `side`² grey pixels, as a client would send.
