@@ -93,6 +93,17 @@ pub static PART: Part = Part {
             name: "the daemon each run belongs to",
             step: Step::Sql("ALTER TABLE pipeline_runs ADD COLUMN daemon TEXT"),
         },
+        Migration {
+            version: 3,
+            name: "step logs every daemon reads",
+            step: Step::Sql(
+                "CREATE TABLE IF NOT EXISTS pipeline_step_logs (
+                     run_id BIGINT NOT NULL REFERENCES pipeline_runs(id) ON DELETE CASCADE,
+                     idx BIGINT NOT NULL,
+                     text TEXT NOT NULL,
+                     PRIMARY KEY (run_id, idx))",
+            ),
+        },
     ],
     tables: &[
         "pipeline_pipelines",
@@ -100,6 +111,7 @@ pub static PART: Part = Part {
         "pipeline_run_steps",
         "pipeline_instances",
         "pipeline_models",
+        "pipeline_step_logs",
     ],
 };
 
@@ -596,6 +608,32 @@ impl Catalog {
         )
         .await
         .map(drop)
+    }
+
+    /// Keeps a finished step's log (step 0: the on-start script's), so
+    /// that every daemon on the catalog can show it.
+    pub async fn step_log_put(&self, run: i64, index: i64, text: &str) -> Result<()> {
+        self.execute(
+            "INSERT INTO pipeline_step_logs (run_id, idx, text) VALUES ($1, $2, $3)
+             ON CONFLICT (run_id, idx) DO UPDATE SET text = excluded.text",
+            params![run, index, text].to_vec(),
+        )
+        .await
+        .map(drop)
+    }
+
+    /// A finished step's log as kept by [`Catalog::step_log_put`].
+    pub async fn step_log(&self, run: i64, index: i64) -> Result<Option<String>> {
+        self.db
+            .read(move |tx| {
+                tx.query_opt(
+                    "SELECT text FROM pipeline_step_logs WHERE run_id = $1 AND idx = $2",
+                    params![run, index],
+                )?
+                .map(|r| r.get(0))
+                .transpose()
+            })
+            .await
     }
 
     /// One run with its steps and instance.

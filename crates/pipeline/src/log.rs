@@ -63,6 +63,34 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
+/// The most of a step's log the catalog keeps for other daemons: its end,
+/// where a failure is told.
+pub const KEPT_LOG_BYTES: usize = 1 << 20;
+
+/// A finished step's log as the catalog keeps it: the file's last
+/// [`KEPT_LOG_BYTES`], from a line's start, saying what was left out.
+pub fn kept_text(path: &Path) -> std::io::Result<String> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(String::new()),
+        Err(e) => return Err(e),
+    };
+    if text.len() <= KEPT_LOG_BYTES {
+        return Ok(text);
+    }
+    let cut = text.len() - KEPT_LOG_BYTES;
+    // After a newline: a character's boundary.
+    let start = text.as_bytes()[cut..]
+        .iter()
+        .position(|&b| b == b'\n')
+        .map_or(text.len(), |n| cut + n + 1);
+    Ok(format!(
+        "[tread] the first {start} bytes are left out here; the whole log is {} on the daemon that ran the step\n{}",
+        path.display(),
+        &text[start..]
+    ))
+}
+
 /// Reads a log from byte `offset`: the text and the offset to ask from next.
 pub fn read_from(path: &Path, offset: u64) -> std::io::Result<(String, u64)> {
     use std::io::{Read, Seek, SeekFrom};
@@ -84,6 +112,28 @@ pub fn read_from(path: &Path, offset: u64) -> std::io::Result<(String, u64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_long_log_is_kept_by_its_end_from_a_line_start() -> std::io::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("1-run.log");
+        let line = "épreuve: a line of a long log\n";
+        let lines = KEPT_LOG_BYTES / line.len() + 100;
+        std::fs::write(&path, line.repeat(lines) + "the last line\n")?;
+        let kept = kept_text(&path)?;
+        assert!(kept.len() <= KEPT_LOG_BYTES + 200, "{}", kept.len());
+        assert!(
+            kept.starts_with("[tread] the first "),
+            "says what was left out"
+        );
+        assert!(kept.ends_with("the last line\n"));
+        let body = kept.split_once('\n').map(|(_, b)| b).unwrap_or_default();
+        assert!(body.starts_with("épreuve"), "from a line's start");
+        std::fs::write(&path, "short\n")?;
+        assert_eq!(kept_text(&path)?, "short\n");
+        assert_eq!(kept_text(&dir.path().join("none.log"))?, "");
+        Ok(())
+    }
 
     #[test]
     fn secrets_never_reach_the_file_and_reads_resume_at_line_ends() -> std::io::Result<()> {

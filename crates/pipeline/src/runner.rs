@@ -6,7 +6,7 @@
 
 use crate::catalog::{Catalog, ModelVersion, NewModel, RunState, StepKeys};
 use crate::instance::{Command, Instance, InstanceBackend};
-use crate::log::{StepLog, step_log_path};
+use crate::log::{StepLog, kept_text, step_log_path};
 use crate::metrics::PipelineMetrics;
 use crate::spec::{Gate, PipelineSpec, Step, TrainStep};
 use serde::Deserialize;
@@ -318,10 +318,8 @@ impl Runner {
                     format!("cannot record the start of step {index}: {e}"),
                 )
             })?;
-            let log = StepLog::create(
-                &step_log_path(&self.settings.runs_dir, run.id, index, step.kind()),
-                run.secrets.clone(),
-            );
+            let path = step_log_path(&self.settings.runs_dir, run.id, index, step.kind());
+            let log = StepLog::create(&path, run.secrets.clone());
             let outcome = match &log {
                 Ok(log) => self.step(run, step, log).await,
                 Err(e) => Err(Stop::Failed(format!("cannot write the step log: {e}"))),
@@ -337,6 +335,7 @@ impl Runner {
             if let Ok(log) = &log {
                 log.line(&format!("[tread] step {state}: {message}"));
             }
+            self.keep_log(run.id, index, &path).await?;
             let at = now();
             persist("the end of a step", || {
                 self.catalog
@@ -363,25 +362,46 @@ impl Runner {
         Ok(())
     }
 
+    /// Copies a finished step's log into the catalog, before its end is
+    /// recorded: a step seen finished has its log there for every daemon.
+    async fn keep_log(
+        &self,
+        run: i64,
+        index: i64,
+        path: &std::path::Path,
+    ) -> Result<(), (RunState, String)> {
+        let text = kept_text(path)
+            .unwrap_or_else(|e| format!("[tread] the step's log could not be read: {e}\n"));
+        persist("a step's log", || {
+            self.catalog.step_log_put(run, index, &text)
+        })
+        .await
+        .map_err(|e| {
+            (
+                RunState::Failed,
+                format!("cannot keep the log of step {index}: {e}"),
+            )
+        })
+    }
+
     /// The instance's on-start script, logged as step 0.
     async fn on_start(&self, run: &RunContext<'_>, script: &str) -> Result<(), (RunState, String)> {
-        let log = StepLog::create(
-            &step_log_path(&self.settings.runs_dir, run.id, 0, "on-start"),
-            run.secrets.clone(),
-        )
-        .map_err(|e| (RunState::Failed, format!("cannot write the step log: {e}")))?;
+        let path = step_log_path(&self.settings.runs_dir, run.id, 0, "on-start");
+        let log = StepLog::create(&path, run.secrets.clone())
+            .map_err(|e| (RunState::Failed, format!("cannot write the step log: {e}")))?;
         let command = Command {
             program: "sh".into(),
             args: vec!["-c".into(), script.to_string()],
             env: run.env.clone(),
         };
-        match exec(run.instance, &command, &log).await {
-            Ok(()) => Ok(()),
-            Err(Stop::Failed(m) | Stop::Gated(m)) => Err((
+        let outcome = exec(run.instance, &command, &log).await;
+        self.keep_log(run.id, 0, &path).await?;
+        outcome.map_err(|(Stop::Failed(m) | Stop::Gated(m))| {
+            (
                 RunState::Failed,
                 format!("the instance's on_start script: {m}"),
-            )),
-        }
+            )
+        })
     }
 
     async fn step(&self, run: &mut RunContext<'_>, step: &Step, log: &StepLog) -> StepOutcome {

@@ -63,6 +63,11 @@ fn two_daemons_fire_a_schedule_once_and_the_survivor_takes_over() {
             "one fire, one run, seen alike by both: {runs:?}"
         );
         assert_eq!(runs[0]["trigger"], "schedule");
+        let logs = up.ok(&["run", "logs", &runs[0]["id"].to_string()]);
+        assert!(
+            logs.contains("[tread] step succeeded"),
+            "either daemon shows the step's log: {logs}"
+        );
     }
 
     let holds = |up: &Up| up.log_text().contains("this daemon fires the schedules");
