@@ -3,7 +3,9 @@
 //! pipeline, and after a restart fails what was in flight and stops its
 //! instances.
 
-use crate::catalog::{Catalog, Cause, ModelVersion, PipelineRecord, RunState, RunView};
+use crate::catalog::{
+    Catalog, Cause, InstanceView, ModelVersion, PipelineRecord, RunState, RunView,
+};
 use crate::identity::Identities;
 use crate::runner::{Runner, now};
 use crate::spec::{MIN_SETTLE_SECONDS, PipelineSpec, SpecError, Step};
@@ -569,14 +571,7 @@ impl Pipelines {
                 .backend()
                 .reclaim(std::path::Path::new(&instance.workdir))
                 .await;
-            self.catalog
-                .instance_stopped(
-                    instance.id,
-                    &now(),
-                    billed_until_now(&instance.started),
-                    None,
-                )
-                .await?;
+            self.stop_unattended(&instance).await?;
             tracing::warn!(
                 instance = instance.id,
                 run = instance.run_id,
@@ -669,18 +664,23 @@ impl Pipelines {
         }
     }
 
+    /// Records an instance nobody stopped as stopped now, billed from its
+    /// start, as a cloud bills it.
+    async fn stop_unattended(&self, instance: &InstanceView) -> Result<(), PipelineError> {
+        let billed = OffsetDateTime::parse(&instance.started, &Rfc3339)
+            .map(|s| (OffsetDateTime::now_utc() - s).as_seconds_f64())
+            .unwrap_or(0.0);
+        self.catalog
+            .instance_stopped(instance.id, &now(), billed, None)
+            .await?;
+        Ok(())
+    }
+
     /// The instance first: a run seen failed has its instance stopped.
     async fn end_orphan(&self, id: i64, reason: &str) -> Result<(), PipelineError> {
         let instance = self.catalog.run(id).await?.and_then(|r| r.instance);
         if let Some(instance) = instance.filter(|i| i.state != "stopped") {
-            self.catalog
-                .instance_stopped(
-                    instance.id,
-                    &now(),
-                    billed_until_now(&instance.started),
-                    None,
-                )
-                .await?;
+            self.stop_unattended(&instance).await?;
         }
         self.catalog
             .run_finished(id, RunState::Failed, Some(reason), &now())
@@ -917,14 +917,6 @@ impl SpecCache {
         self.parsed
             .retain(|name, _| records.iter().any(|r| &r.name == name));
     }
-}
-
-/// Seconds from `started` (RFC 3339) to now, as a cloud bills an instance
-/// nobody stopped.
-fn billed_until_now(started: &str) -> f64 {
-    OffsetDateTime::parse(started, &Rfc3339)
-        .map(|s| (OffsetDateTime::now_utc() - s).as_seconds_f64())
-        .unwrap_or(0.0)
 }
 
 /// The first schedule fire after the last one (or after the pipeline was
