@@ -118,6 +118,7 @@ pub static PART: Part = Part {
 /// Why a run is created, and what must still hold for it to be: the fire
 /// or the data change is recorded in the same transaction as the run, and
 /// only if no other daemon recorded it first.
+#[derive(Clone, Copy)]
 pub enum Cause<'a> {
     /// By hand or through the API.
     Asked(&'a str),
@@ -138,6 +139,16 @@ pub enum Cause<'a> {
         /// The digest of the data now.
         digest: &'a str,
     },
+}
+
+impl Cause<'_> {
+    /// The run's trigger as the API shows it.
+    pub fn trigger(&self) -> &str {
+        match self {
+            Cause::Asked(trigger) | Cause::Schedule { trigger, .. } => trigger,
+            Cause::DataChange { .. } => "data-change",
+        }
+    }
 }
 
 /// A pipeline as stored: its file and its scheduling state.
@@ -482,26 +493,20 @@ impl Catalog {
         daemon: &str,
         now: &str,
     ) -> Result<Option<i64>> {
-        let (trigger, claim) = match cause {
-            Cause::Asked(trigger) => (trigger, None),
-            Cause::Schedule { trigger, seen, at } => (
-                trigger,
-                Some((
-                    "UPDATE pipeline_pipelines SET last_fire = $2 \
-                     WHERE name = $1 AND NOT paused AND COALESCE(last_fire, '') = $3",
-                    params![pipeline, at, seen.unwrap_or("")].to_vec(),
-                )),
-            ),
-            Cause::DataChange { seen, digest } => (
-                "data-change",
-                Some((
-                    "UPDATE pipeline_pipelines SET data_digest = $2 \
-                     WHERE name = $1 AND NOT paused AND COALESCE(data_digest, '') = $3",
-                    params![pipeline, digest, seen.unwrap_or("")].to_vec(),
-                )),
-            ),
+        let claim = match cause {
+            Cause::Asked(_) => None,
+            Cause::Schedule { seen, at, .. } => Some((
+                "UPDATE pipeline_pipelines SET last_fire = $2 \
+                 WHERE name = $1 AND NOT paused AND COALESCE(last_fire, '') = $3",
+                params![pipeline, at, seen.unwrap_or("")].to_vec(),
+            )),
+            Cause::DataChange { seen, digest } => Some((
+                "UPDATE pipeline_pipelines SET data_digest = $2 \
+                 WHERE name = $1 AND NOT paused AND COALESCE(data_digest, '') = $3",
+                params![pipeline, digest, seen.unwrap_or("")].to_vec(),
+            )),
         };
-        let run = params![pipeline, trigger, now, daemon].to_vec();
+        let run = params![pipeline, cause.trigger(), now, daemon].to_vec();
         let steps: Vec<String> = steps.iter().map(|s| s.to_string()).collect();
         self.db
             .write(move |tx| {

@@ -333,10 +333,7 @@ impl Pipelines {
         cause: Cause<'_>,
     ) -> Result<Option<i64>, PipelineError> {
         let kinds: Vec<&str> = spec.steps.iter().map(Step::kind).collect();
-        let trigger = match &cause {
-            Cause::Asked(trigger) | Cause::Schedule { trigger, .. } => *trigger,
-            Cause::DataChange { .. } => "data-change",
-        };
+        let trigger = cause.trigger();
         let Some(id) = self
             .catalog
             .run_create(&spec.name, cause, &kinds, &self.daemon, &now())
