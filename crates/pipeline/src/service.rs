@@ -956,7 +956,14 @@ fn listing_digest(objects: &[tread_data::ObjectInfo]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::catalog::StepKeys;
+    use crate::instance::LocalBackend;
+    use crate::metrics::PipelineMetrics;
+    use crate::runner::RunnerSettings;
+    use std::sync::atomic::{AtomicBool, Ordering};
     use time::macros::datetime;
+    use tread_catalog::testing::TestDb;
+    use tread_serve::{BatchOptions, Endpoints};
 
     fn record(created: &str, last_fire: Option<&str>) -> PipelineRecord {
         PipelineRecord {
@@ -1030,5 +1037,116 @@ mod tests {
         );
         let fired = record("2026-11-20T10:00:00Z", Some("2026-11-22T00:00:10Z"));
         assert_eq!(due(&fired, &once, datetime!(2026-12-22 00:00:00 UTC)), None);
+    }
+
+    /// An S3 endpoint that takes connections and never answers: a store
+    /// whose listing hangs (an NFS server gone away, a bucket of millions).
+    struct SilentStore {
+        url: String,
+        reached: Arc<AtomicBool>,
+    }
+
+    impl SilentStore {
+        fn start() -> std::io::Result<Self> {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+            let url = format!("http://{}", listener.local_addr()?);
+            let reached = Arc::new(AtomicBool::new(false));
+            let flag = reached.clone();
+            std::thread::spawn(move || {
+                let mut held = Vec::new();
+                for stream in listener.incoming().flatten() {
+                    flag.store(true, Ordering::SeqCst);
+                    held.push(stream);
+                }
+            });
+            Ok(Self { url, reached })
+        }
+    }
+
+    async fn service(
+        dir: &std::path::Path,
+        db: &tread_catalog::Database,
+        s3: &str,
+    ) -> anyhow::Result<Arc<Pipelines>> {
+        let catalog = Arc::new(Catalog::new(db.clone()).await?);
+        let endpoints =
+            Endpoints::open(db.clone(), BatchOptions::default(), Arc::default()).await?;
+        let runner = Runner::new(
+            catalog.clone(),
+            Arc::new(endpoints),
+            Arc::new(LocalBackend::new(dir.join("instances"), dir.join("data"))?),
+            RunnerSettings {
+                program: std::path::PathBuf::from("/bin/false"),
+                s3_endpoint: None,
+                runs_dir: dir.join("runs"),
+                metrics: Arc::new(PipelineMetrics::default()),
+            },
+        );
+        Ok(Pipelines::new(
+            catalog,
+            Arc::new(runner),
+            None,
+            Some(s3.to_string()),
+            "test",
+        ))
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_stalled_data_listing_does_not_hold_up_another_schedule() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let test_db = TestDb::new(dir.path());
+        let db = test_db.open().await;
+        let store = SilentStore::start()?;
+        let pipelines = service(dir.path(), &db, &store.url).await?;
+        pipelines
+            .apply("name = \"watching\"\ndata = \"s3://b/p\"\nretrain_on_data_change = true\n[[steps]]\nkind = \"run\"\ncommand = \"true\"\n")
+            .await?;
+        let keys = StepKeys {
+            access_key_id: "AKWATCHING".into(),
+            secret_access_key: "secret".into(),
+        };
+        pipelines
+            .catalog
+            .pipeline_set_user("watching", "u", &keys)
+            .await?;
+        let at = OffsetDateTime::now_utc() + time::Duration::seconds(3);
+        let at = at.format(time::macros::format_description!(
+            "[year]-[month]-[day]T[hour]:[minute]:[second]"
+        ))?;
+        pipelines
+            .apply(&format!("name = \"timely\"\ndata = \"s3://b/q\"\nschedule = \"at({at})\"\n[[steps]]\nkind = \"run\"\ncommand = \"true\"\n"))
+            .await?;
+
+        let lease = Lease::new(
+            db.clone(),
+            "pipeline-scheduler",
+            "test",
+            SCHEDULER_LEASE_TERM,
+        );
+        let shutdown = CancellationToken::new();
+        let scheduler = tokio::spawn(pipelines.clone().run_scheduler(lease, shutdown.clone()));
+        // The stalled listing gives up after 30 s; the schedule may not wait for it.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(12);
+        let fired = loop {
+            let runs = pipelines.catalog.runs(Some("timely"), 10).await?;
+            if !runs.is_empty() || std::time::Instant::now() > deadline {
+                break runs;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        };
+        shutdown.cancel();
+        scheduler.await?;
+        pipelines.stop_all().await;
+        assert!(
+            store.reached.load(Ordering::SeqCst),
+            "the watching pipeline's listing went to the silent store"
+        );
+        assert_eq!(
+            fired.len(),
+            1,
+            "the schedule fired while the listing hung: {fired:?}"
+        );
+        assert_eq!(fired[0].trigger, "schedule");
+        Ok(())
     }
 }
