@@ -3,7 +3,8 @@
 #   1. the store with 1 gateway and with 3 gateways over one volume and one
 #      PostgreSQL catalog (the 3 behind nginx as the load balancer the README
 #      shows): PUT/GET of 4 KiB (16 clients), of 1 MiB, LIST of 10,000 keys.
-#      One box: this shows the cost of coordination, not scale.
+#      One box: this shows the cost of coordination, not scale. Then an
+#      access change by the CLI until all three gateways apply it (3 times).
 #   2. catalog-bound operations on SQLite and on PostgreSQL: CreateUser (one
 #      `tread s3 user create` process each, start included) and run creation
 #      through the API (POST → the run's row, one after another).
@@ -136,6 +137,38 @@ for phase, rows in [("small", [("PUT 4 KiB, 16 clients (ops/s)", "put_tread_aws_
     one, three = load(f"one-{phase}"), load(f"three-{phase}")
     for label, key in rows:
         print(f"| {label} | {med(one[key]):.1f} | {med(three[key]):.1f} |")
+PY
+# An access change made by the CLI (a user added to the bucket's group, then
+# removed) until every gateway answers the user's listing with the new status.
+status_on() { # $1: port; the user's keys in ADMIN_KEY / ADMIN_SECRET
+    curl -s -o /dev/null -w "%{http_code}" -H "x-amz-content-sha256: UNSIGNED-PAYLOAD" --aws-sigv4 "aws:amz:us-east-1:s3" \
+        --user "$ADMIN_KEY:$ADMIN_SECRET" "http://127.0.0.1:$1/bench?list-type=2&max-keys=1"
+}
+all_answer() { for n in 0 1 2; do [ "$(status_on "$((PORT + n))")" = "$1" ] || return 1; done; }
+for round in 1 2 3; do
+    KEYS=$(t s3 user create "admin$round" --json)
+    ADMIN_KEY=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["access_key_id"])' "$KEYS")
+    ADMIN_SECRET=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["secret_access_key"])' "$KEYS")
+    wait_for all_answer 403
+    start=$(now)
+    t s3 group add-user benchgroup "admin$round" >/dev/null
+    wait_for all_answer 200
+    granted=$(now)
+    t s3 group remove-user benchgroup "admin$round" >/dev/null
+    wait_for all_answer 403
+    echo "grant_s $(echo "$granted - $start" | bc -l)" >>"$WORK/access.txt"
+    echo "revoke_s $(echo "$(now) - $granted" | bc -l)" >>"$WORK/access.txt"
+done
+python3 - "$WORK/access.txt" <<'PY'
+import sys
+figures = {"grant_s": [], "revoke_s": []}
+for line in open(sys.argv[1]):
+    what, value = line.split()
+    figures[what].append(float(value))
+print("\n| access change by the CLI → all 3 gateways answer accordingly | runs | each (s) | floor |\n|---|---|---|---|")
+for what, label in [("grant_s", "user added to the bucket's group → 200 everywhere"),
+                    ("revoke_s", "user removed from the group → 403 everywhere")]:
+    print(f"| {label} | {len(figures[what])} | {', '.join(f'{v:.2f}' for v in figures[what])} | 1 s |")
 PY
 for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
 wait 2>/dev/null || true

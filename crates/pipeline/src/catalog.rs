@@ -1,7 +1,8 @@
-//! The pipeline part's tables in the data dir's SQLite file: pipelines,
+//! The pipeline part's tables in the catalog: pipelines,
 //! runs and their steps, instances, and the model registry. Every view is
 //! `Serialize`, so the HTTP API answers with these types directly.
 
+use crate::log::KeptLog;
 use serde::Serialize;
 use tread_catalog::{Database, DbError, Migration, Part, Row, Step, Tx, params};
 
@@ -102,6 +103,13 @@ pub static PART: Part = Part {
                      idx BIGINT NOT NULL,
                      text TEXT NOT NULL,
                      PRIMARY KEY (run_id, idx))",
+            ),
+        },
+        Migration {
+            version: 4,
+            name: "step logs followed while the step runs",
+            step: Step::Sql(
+                "ALTER TABLE pipeline_step_logs ADD COLUMN skipped BIGINT NOT NULL DEFAULT 0",
             ),
         },
     ],
@@ -615,27 +623,33 @@ impl Catalog {
         .map(drop)
     }
 
-    /// Keeps a finished step's log (step 0: the on-start script's), so
-    /// that every daemon on the catalog can show it.
-    pub async fn step_log_put(&self, run: i64, index: i64, text: &str) -> Result<()> {
+    /// Keeps a step's log (step 0: the on-start script's) as it grows and
+    /// once it ended, so that every daemon on the catalog can show it.
+    pub async fn step_log_put(&self, run: i64, index: i64, log: &KeptLog) -> Result<()> {
+        let skipped = i64::try_from(log.skipped).unwrap_or(i64::MAX);
         self.execute(
-            "INSERT INTO pipeline_step_logs (run_id, idx, text) VALUES ($1, $2, $3)
-             ON CONFLICT (run_id, idx) DO UPDATE SET text = excluded.text",
-            params![run, index, text].to_vec(),
+            "INSERT INTO pipeline_step_logs (run_id, idx, skipped, text) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (run_id, idx) DO UPDATE SET skipped = excluded.skipped, text = excluded.text",
+            params![run, index, skipped, log.text.as_str()].to_vec(),
         )
         .await
         .map(drop)
     }
 
-    /// A finished step's log as kept by [`Catalog::step_log_put`].
-    pub async fn step_log(&self, run: i64, index: i64) -> Result<Option<String>> {
+    /// A step's log as last kept by [`Catalog::step_log_put`].
+    pub async fn step_log(&self, run: i64, index: i64) -> Result<Option<KeptLog>> {
         self.db
             .read(move |tx| {
                 tx.query_opt(
-                    "SELECT text FROM pipeline_step_logs WHERE run_id = $1 AND idx = $2",
+                    "SELECT skipped, text FROM pipeline_step_logs WHERE run_id = $1 AND idx = $2",
                     params![run, index],
                 )?
-                .map(|r| r.get(0))
+                .map(|r| {
+                    Ok(KeptLog {
+                        skipped: u64::try_from(r.get::<i64>(0)?).unwrap_or(0),
+                        text: r.get(1)?,
+                    })
+                })
                 .transpose()
             })
             .await

@@ -177,24 +177,15 @@ async fn logs(State(p): S, Path(id): Path<i64>, Query(q): Query<LogsQuery>) -> A
             ))
         })?
     } else {
-        // Run by another daemon on the catalog: its log once the step ended.
+        // Run by another daemon on the catalog: its log as last kept there.
         let kept = p.catalog().step_log(id, q.step).await?.unwrap_or_default();
-        from_offset(kept, offset)
+        kept.from_offset(offset)
     };
     Ok(Json(LogChunk {
         text,
         next_offset,
         step_state: step.1,
     }))
-}
-
-/// `text` from byte `offset` on (nothing if that is not a character's
-/// start), and the offset after it.
-fn from_offset(text: String, offset: u64) -> (String, u64) {
-    let end = text.len() as u64;
-    let start = usize::try_from(offset).unwrap_or(usize::MAX);
-    let rest = text.get(start..).unwrap_or_default().to_string();
-    (rest, end.max(offset))
 }
 
 /// The on-start script runs before step 1: it is over once step 1 began.

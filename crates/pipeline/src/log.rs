@@ -65,30 +65,67 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 /// The most of a step's log the catalog keeps for other daemons: its end,
 /// where a failure is told.
-pub const KEPT_LOG_BYTES: usize = 1 << 20;
+pub const KEPT_LOG_BYTES: u64 = 1 << 20;
 
-/// A finished step's log as the catalog keeps it: the file's last
-/// [`KEPT_LOG_BYTES`], from a line's start, saying what was left out.
-pub fn kept_text(path: &Path) -> std::io::Result<String> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(String::new()),
-        Err(e) => return Err(e),
-    };
-    if text.len() <= KEPT_LOG_BYTES {
-        return Ok(text);
+/// A step's log as the catalog keeps it for every daemon: the file's last
+/// [`KEPT_LOG_BYTES`] at most, from a line's start, while the step runs
+/// and once it ended.
+#[derive(Debug, Default, PartialEq)]
+pub struct KeptLog {
+    /// The bytes of the file before `text`, left out.
+    pub skipped: u64,
+    /// The file from byte `skipped` on.
+    pub text: String,
+}
+
+impl KeptLog {
+    /// Reads the end of the log at `path` (nothing if there is none yet);
+    /// with `whole_lines`, without a last line still being written.
+    pub fn read(path: &Path, whole_lines: bool) -> std::io::Result<Self> {
+        use std::io::{Read, Seek, SeekFrom};
+        let mut file = match std::fs::File::open(path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Self::default()),
+            Err(e) => return Err(e),
+        };
+        let cut = file.metadata()?.len().saturating_sub(KEPT_LOG_BYTES);
+        file.seek(SeekFrom::Start(cut))?;
+        let mut bytes = Vec::new();
+        file.take(KEPT_LOG_BYTES).read_to_end(&mut bytes)?;
+        // After a newline: a character's boundary.
+        let from = match cut {
+            0 => 0,
+            _ => bytes
+                .iter()
+                .position(|&b| b == b'\n')
+                .map_or(bytes.len(), |n| n + 1),
+        };
+        if whole_lines {
+            bytes.truncate(bytes.iter().rposition(|&b| b == b'\n').map_or(0, |n| n + 1));
+        }
+        let text = String::from_utf8_lossy(bytes.get(from..).unwrap_or_default()).into_owned();
+        Ok(Self {
+            skipped: cut + from as u64,
+            text,
+        })
     }
-    let cut = text.len() - KEPT_LOG_BYTES;
-    // After a newline: a character's boundary.
-    let start = text.as_bytes()[cut..]
-        .iter()
-        .position(|&b| b == b'\n')
-        .map_or(text.len(), |n| cut + n + 1);
-    Ok(format!(
-        "[tread] the first {start} bytes are left out here; the whole log is {} on the daemon that ran the step\n{}",
-        path.display(),
-        &text[start..]
-    ))
+
+    /// What a reader at byte `offset` of the file gets from the kept part,
+    /// and the offset to ask from next; a reader behind the kept part is
+    /// told what it misses.
+    pub fn from_offset(&self, offset: u64) -> (String, u64) {
+        let end = self.skipped + self.text.len() as u64;
+        let Some(start) = offset.checked_sub(self.skipped) else {
+            let note = format!(
+                "[tread] bytes {offset} to {} of this log are left out here; the whole log is in the runs directory of the daemon that ran the step\n",
+                self.skipped
+            );
+            return (note + &self.text, end);
+        };
+        let start = usize::try_from(start).unwrap_or(usize::MAX);
+        let rest = self.text.get(start..).unwrap_or_default().to_string();
+        (rest, end.max(offset))
+    }
 }
 
 /// Reads a log from byte `offset`: the text and the offset to ask from next.
@@ -118,20 +155,51 @@ mod tests {
         let dir = tempfile::tempdir()?;
         let path = dir.path().join("1-run.log");
         let line = "épreuve: a line of a long log\n";
-        let lines = KEPT_LOG_BYTES / line.len() + 100;
-        std::fs::write(&path, line.repeat(lines) + "the last line\n")?;
-        let kept = kept_text(&path)?;
-        assert!(kept.len() <= KEPT_LOG_BYTES + 200, "{}", kept.len());
+        let lines = KEPT_LOG_BYTES as usize / line.len() + 100;
+        let whole = line.repeat(lines) + "the last line\n";
+        std::fs::write(&path, &whole)?;
+        let kept = KeptLog::read(&path, false)?;
+        assert!(kept.text.len() as u64 <= KEPT_LOG_BYTES);
+        assert_eq!(&whole[kept.skipped as usize..], kept.text, "the file's end");
+        assert!(kept.text.starts_with("épreuve"), "from a line's start");
+
+        let (behind, next) = kept.from_offset(0);
         assert!(
-            kept.starts_with("[tread] the first "),
-            "says what was left out"
+            behind.starts_with("[tread] bytes 0 to "),
+            "says what was left out: {}",
+            &behind[..80]
         );
-        assert!(kept.ends_with("the last line\n"));
-        let body = kept.split_once('\n').map(|(_, b)| b).unwrap_or_default();
-        assert!(body.starts_with("épreuve"), "from a line's start");
-        std::fs::write(&path, "short\n")?;
-        assert_eq!(kept_text(&path)?, "short\n");
-        assert_eq!(kept_text(&dir.path().join("none.log"))?, "");
+        assert!(behind.ends_with("the last line\n"));
+        assert_eq!(next, whole.len() as u64);
+        let (none, same) = kept.from_offset(next);
+        assert_eq!((none.as_str(), same), ("", next));
+
+        std::fs::write(&path, "short\nhalf a li")?;
+        assert_eq!(
+            KeptLog::read(&path, true)?.text,
+            "short\n",
+            "a line being written waits"
+        );
+        assert_eq!(KeptLog::read(&path, false)?.text, "short\nhalf a li");
+        assert_eq!(
+            KeptLog::read(&dir.path().join("none.log"), true)?,
+            KeptLog::default()
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn a_follower_of_the_kept_log_gets_each_line_once() -> std::io::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("1-run.log");
+        std::fs::write(&path, "epoch 1\nepo")?;
+        let (first, next) = KeptLog::read(&path, true)?.from_offset(0);
+        std::fs::write(&path, "epoch 1\nepoch 2\n")?;
+        let (second, _) = KeptLog::read(&path, true)?.from_offset(next);
+        assert_eq!(
+            (first.as_str(), second.as_str()),
+            ("epoch 1\n", "epoch 2\n")
+        );
         Ok(())
     }
 

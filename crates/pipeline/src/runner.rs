@@ -6,7 +6,7 @@
 
 use crate::catalog::{Catalog, ModelVersion, NewModel, RunState, StepKeys};
 use crate::instance::{Command, Instance, InstanceBackend};
-use crate::log::{StepLog, kept_text, step_log_path};
+use crate::log::{KeptLog, StepLog, step_log_path};
 use crate::metrics::PipelineMetrics;
 use crate::spec::{Gate, PipelineSpec, Step, TrainStep};
 use serde::Deserialize;
@@ -16,6 +16,10 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 use tread_catalog::persist;
 use tread_serve::{DeployOptions, Endpoints};
+
+/// How often a running step's log, when it grew, is copied into the
+/// catalog for the other daemons' `--follow`: their view lags by this.
+const LOG_SHARE_INTERVAL: Duration = Duration::from_secs(1);
 
 /// What the runner needs from the daemon around it.
 pub struct RunnerSettings {
@@ -320,8 +324,14 @@ impl Runner {
             })?;
             let path = step_log_path(&self.settings.runs_dir, run.id, index, step.kind());
             let log = StepLog::create(&path, run.secrets.clone());
+            let run_id = run.id;
             let outcome = match &log {
-                Ok(log) => self.step(run, step, log).await,
+                Ok(log) => {
+                    tokio::select! {
+                        outcome = self.step(run, step, log) => outcome,
+                        never = self.share_log(run_id, index, &path) => match never {},
+                    }
+                }
                 Err(e) => Err(Stop::Failed(format!("cannot write the step log: {e}"))),
             };
             *last_step_end
@@ -362,18 +372,55 @@ impl Runner {
         Ok(())
     }
 
+    /// Copies a running step's log into the catalog each time it grew, at
+    /// most every [`LOG_SHARE_INTERVAL`], so that `--follow` on another
+    /// daemon sees it; never ends (the step's end stops it). A copy that
+    /// fails is left for the next: the step's end keeps the whole log.
+    async fn share_log(
+        &self,
+        run: i64,
+        index: i64,
+        path: &std::path::Path,
+    ) -> std::convert::Infallible {
+        let mut shared = 0;
+        loop {
+            tokio::time::sleep(LOG_SHARE_INTERVAL).await;
+            let length = std::fs::metadata(path).map_or(0, |m| m.len());
+            if length == shared {
+                continue;
+            }
+            let copied = match KeptLog::read(path, true) {
+                Ok(kept) => self
+                    .catalog
+                    .step_log_put(run, index, &kept)
+                    .await
+                    .map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+            };
+            match copied {
+                Ok(()) => shared = length,
+                Err(e) => {
+                    tracing::debug!(run, step = index, error = %e, "a running step's log was not shared; the next look tries again")
+                }
+            }
+        }
+    }
+
     /// Copies a finished step's log into the catalog, before its end is
-    /// recorded: a step seen finished has its log there for every daemon.
+    /// recorded: a step seen finished has its whole log there for every
+    /// daemon.
     async fn keep_log(
         &self,
         run: i64,
         index: i64,
         path: &std::path::Path,
     ) -> Result<(), (RunState, String)> {
-        let text = kept_text(path)
-            .unwrap_or_else(|e| format!("[tread] the step's log could not be read: {e}\n"));
+        let kept = KeptLog::read(path, false).unwrap_or_else(|e| KeptLog {
+            skipped: 0,
+            text: format!("[tread] the step's log could not be read: {e}\n"),
+        });
         persist("a step's log", || {
-            self.catalog.step_log_put(run, index, &text)
+            self.catalog.step_log_put(run, index, &kept)
         })
         .await
         .map_err(|e| {
@@ -394,7 +441,10 @@ impl Runner {
             args: vec!["-c".into(), script.to_string()],
             env: run.env.clone(),
         };
-        let outcome = exec(run.instance, &command, &log).await;
+        let outcome = tokio::select! {
+            outcome = exec(run.instance, &command, &log) => outcome,
+            never = self.share_log(run.id, 0, &path) => match never {},
+        };
         self.keep_log(run.id, 0, &path).await?;
         outcome.map_err(|(Stop::Failed(m) | Stop::Gated(m))| {
             (

@@ -89,19 +89,36 @@ fn two_daemons_fire_a_schedule_once_and_the_survivor_takes_over() {
 }
 
 #[test]
-fn the_runs_of_a_daemon_that_died_are_failed_by_the_other() {
+fn a_run_on_another_daemon_is_followed_and_failed_when_that_daemon_dies() {
     let world = World::create();
     let survivor = Up::start(&world);
     let mut dying = Up::start_in(&world, &world.shared_data_dir("second"));
     dying.apply(
         &world,
         "slow",
-        "name = \"slow\"\ndata = \"s3://fsxn-ontap/none\"\n[[steps]]\nkind = \"run\"\ncommand = \"sleep 60\"\n",
+        "name = \"slow\"\ndata = \"s3://fsxn-ontap/none\"\n[[steps]]\nkind = \"run\"\ncommand = \"echo halfway there && sleep 60\"\n",
     );
     let id = run_id(&dying.ok(&["pipeline", "run", "slow"]));
     survivor.wait_runs("slow", "the run started on the other daemon", |runs| {
         runs.first().is_some_and(|r| r["state"] == "running")
     });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let logs = survivor.ok(&["run", "logs", &id, "--step", "1"]);
+        if logs.contains("halfway there") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the running step's output never reached the other daemon: {logs:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(
+        survivor.runs("slow")[0]["state"],
+        "running",
+        "seen while the step runs"
+    );
     dying.kill();
     let runs = survivor.wait_runs("slow", "the dead daemon's run was failed", |runs| {
         runs.first().is_some_and(|r| r["state"] == "failed")
