@@ -5,9 +5,10 @@
 #      shows): PUT/GET of 4 KiB (16 clients), of 1 MiB, LIST of 10,000 keys.
 #      One box: this shows the cost of coordination, not scale. Then an
 #      access change by the CLI until all three gateways apply it (3 times).
-#   2. catalog-bound operations on SQLite and on PostgreSQL: CreateUser (one
-#      `tread s3 user create` process each, start included) and run creation
-#      through the API (POST → the run's row, one after another).
+#   2. catalog-bound operations on SQLite and on PostgreSQL: PutObject of
+#      4 KiB (one gateway, 16 clients), CreateUser (one `tread s3 user
+#      create` process each, start included) and run creation through the
+#      API (POST → the run's row, one after another).
 #   3. two `tread up` on one PostgreSQL catalog: the scheduler's lease holder
 #      SIGKILLed until the other holds the lease (3 times), and a deploy on
 #      one daemon until the other answers with the new model (3 times).
@@ -176,6 +177,25 @@ PIDS=()
 
 # --- 2. catalog-bound operations on SQLite and PostgreSQL -------------------
 say "2. catalog-bound operations on SQLite and on PostgreSQL"
+put_small() { # $1: label, $2: data dir, then the URL arguments: one gateway's PUT 4 KiB
+    local label=$1 data=$2 port=$((PORT + 8)) keys
+    shift 2
+    "$TREAD" "$@" --data-dir "$data" s3 volume create "ops-$label" --path "$WORK/vol-$label" >/dev/null
+    "$TREAD" "$@" --data-dir "$data" s3 bucket create "ops-$label" --volume "ops-$label" >/dev/null
+    keys=$("$TREAD" "$@" --data-dir "$data" s3 user create "ops$label" --json)
+    "$TREAD" "$@" --data-dir "$data" s3 group create "ops-$label" --users "ops$label" --policy FullAccess >/dev/null
+    "$TREAD" "$@" --data-dir "$data" s3 serve --listen "127.0.0.1:$port" 2>"$WORK/ops-gw-$label.log" &
+    PIDS+=($!)
+    wait_port "$port"
+    BENCH_ACCESS_KEY_ID=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["access_key_id"])' "$keys") \
+        BENCH_SECRET_ACCESS_KEY=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["secret_access_key"])' "$keys") \
+        "$BENCH" --endpoint "http://127.0.0.1:$port" --bucket "ops-$label" --volume "$WORK/vol-$label" \
+        --raw-dir "$WORK/raw" --reps 5 --small-secs 4 --only small >"$WORK/ops-small-$label.json"
+    python3 -c 'import json,sys; f=json.load(open(sys.argv[1]))["put_tread_aws_sdk"]; print(sys.argv[2], "put_4k_ops", f["median"] if isinstance(f, dict) else f)' \
+        "$WORK/ops-small-$label.json" "$label"
+    kill "${PIDS[-1]}"; wait "${PIDS[-1]}" 2>/dev/null || true
+    unset 'PIDS[-1]'
+}
 catalog_ops() { # $1: label, $2: --database-url or empty
     local data=$WORK/ops-$1 url=(${2:+--database-url "$2"}) api=$((PORT + 4))
     local users=20 runs=20
@@ -184,6 +204,7 @@ catalog_ops() { # $1: label, $2: --database-url or empty
     for n in $(seq $users); do "$TREAD" "${url[@]}" --data-dir "$data" s3 user create "u$1$n" >/dev/null; done
     end=$(now)
     echo "$1 create_user_ms $(echo "($end - $start) * 1000 / $users" | bc -l)"
+    put_small "$1" "$data" "${url[@]}"
     "$TREAD" "${url[@]}" --data-dir "$data" up --listen "127.0.0.1:$api" --s3-listen "127.0.0.1:$((api + 1))" 2>"$WORK/up-$1.log" &
     PIDS+=($!)
     wait_port "$api"
@@ -207,7 +228,8 @@ for line in open(sys.argv[1]):
     engine, what, value = line.split()
     figures[(engine, what)] = float(value)
 print("\n| operation | SQLite | PostgreSQL |\n|---|---|---|")
-for what, label in [("create_user_ms", "CreateUser: `tread s3 user create`, whole process (ms)"),
+for what, label in [("put_4k_ops", "PutObject 4 KiB, one gateway, 16 clients (ops/s)"),
+                    ("create_user_ms", "CreateUser: `tread s3 user create`, whole process (ms)"),
                     ("create_run_ms", "run creation: POST /api/pipelines/NAME/runs (ms)")]:
     print(f"| {label} | {figures[('sqlite', what)]:.1f} | {figures[('postgres', what)]:.1f} |")
 PY
