@@ -13,7 +13,7 @@
 #      SIGKILLed until the other holds the lease (3 times), and a deploy on
 #      one daemon until the other answers with the new model (3 times).
 #
-#   bash bench/beyond.sh        # ~5 min on 2 cores after the build
+#   bash bench/beyond.sh        # ~3 min on 2 cores after the build
 #
 # Environment: PORT (first of 10 ports from 19400), KEEP=1 keeps the temp
 # directory. Needs PostgreSQL from the distribution's packages (.ci/run
