@@ -3,14 +3,18 @@
 Usage:
   s3check.py presign ENDPOINT get|put KEY EXPIRES   print a presigned URL
   s3check.py transfer ENDPOINT SRC KEY DST          upload_file SRC to KEY, download_file KEY to DST
+  s3check.py post ENDPOINT SRC KEY                  POST SRC to KEY as a browser form, through a
+                                                    presigned POST policy of at most 1 MiB; print the status
 
 ENDPOINT is a endpoint (http://127.0.0.1:PORT) or a URL; for https, set
 AWS_CA_BUNDLE to the server's certificate.
 """
 
+import os
 import sys
 
 import boto3
+import urllib3
 from boto3.s3.transfer import TransferConfig
 from botocore.client import Config
 
@@ -48,9 +52,20 @@ def transfer(endpoint, src, key, dst):
     print(f"{key}: {head['ContentLength']} bytes, ETag {etag}")
 
 
+def post(endpoint, src, key):
+    form = client(endpoint).generate_presigned_post(
+        BUCKET, key, Conditions=[["content-length-range", 1, 1 << 20]], ExpiresIn=300
+    )
+    with open(src, "rb") as f:
+        fields = dict(form["fields"])
+        # The file goes last: S3 ignores the fields after it.
+        fields["file"] = (os.path.basename(src), f.read())
+    print(urllib3.request("POST", form["url"], fields=fields).status)
+
+
 def main(argv):
     cmd, endpoint, *rest = argv
-    {"presign": presign, "transfer": transfer}[cmd](endpoint, *rest)
+    {"presign": presign, "transfer": transfer, "post": post}[cmd](endpoint, *rest)
 
 
 if __name__ == "__main__":

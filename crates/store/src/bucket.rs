@@ -11,6 +11,16 @@ use crate::error::{IoContext, StoreError};
 use crate::key::{HIDDEN_DIR, ObjectKey};
 use crate::meta::{At, MetaStore};
 
+/// How many lock files a bucket's keys share, by a stable hash of the key
+/// (the same in every gateway): writes of one key take turns at their
+/// commit, and so, rarely and briefly, do keys that hash alike.
+const KEY_LOCK_STRIPES: u16 = 256;
+
+/// A key's lock, held until dropped (closing the file releases it).
+pub struct KeyLock {
+    _file: fs::File,
+}
+
 /// A bucket served from a directory of a volume.
 #[derive(Debug)]
 pub struct NasBucket {
@@ -57,6 +67,37 @@ impl NasBucket {
     /// Directory for temp files, on the same file system as the objects.
     pub fn tmp_dir(&self) -> PathBuf {
         self.root.join(HIDDEN_DIR).join("tmp")
+    }
+
+    /// Takes `key`'s lock (blocking). A conditional write checks the object
+    /// and replaces it under it, and every other write or delete of the key
+    /// waits its turn, so the check still holds at the replace. The lock is
+    /// advisory, on a file in the hidden directory: it holds between the
+    /// gateways of one host and, over NFS v4, between hosts.
+    pub fn lock_key(&self, key: &ObjectKey) -> Result<KeyLock, StoreError> {
+        use sha2::Digest;
+        let digest = sha2::Sha256::digest(key.as_str().as_bytes());
+        let stripe = u16::from_be_bytes([digest[0], digest[1]]) % KEY_LOCK_STRIPES;
+        let dir = self.root.join(HIDDEN_DIR).join("locks");
+        let path = dir.join(format!("{stripe:02x}"));
+        let open = || {
+            fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&path)
+        };
+        let file = match open() {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                fs::create_dir_all(&dir).io_context(|| format!("creating {}", dir.display()))?;
+                open()
+            }
+            other => other,
+        }
+        .io_context(|| format!("opening the lock {}", path.display()))?;
+        file.lock()
+            .io_context(|| format!("locking {}", path.display()))?;
+        Ok(KeyLock { _file: file })
     }
 
     /// Directory holding in-flight multipart uploads.

@@ -253,14 +253,28 @@ pub fn validate_bucket_name(name: &str) -> Result<()> {
             .bytes()
             .last()
             .is_some_and(|b| b.is_ascii_alphanumeric());
-    if (3..=63).contains(&name.len()) && ok_chars && ok_ends && !name.contains("..") {
+    // A dot next to a dot or hyphen would make an empty or hyphen-edged DNS label.
+    let ok_labels = ["..", ".-", "-."].iter().all(|pair| !name.contains(pair));
+    let ip_form = name.parse::<std::net::Ipv4Addr>().is_ok();
+    let reserved = RESERVED_BUCKET_PREFIXES.iter().any(|p| name.starts_with(p))
+        || RESERVED_BUCKET_SUFFIXES.iter().any(|s| name.ends_with(s));
+    if (3..=63).contains(&name.len()) && ok_chars && ok_ends && ok_labels && !ip_form && !reserved {
         Ok(())
     } else {
         Err(CatalogError::Invalid(format!(
-            "invalid bucket name {name:?}: use 3 to 63 lowercase letters, digits, dots and hyphens, starting and ending with a letter or digit"
+            "invalid bucket name {name:?}: use 3 to 63 lowercase letters, digits, dots and hyphens, starting and ending with a letter or digit, \
+             with no dot beside another dot or a hyphen, not an IP address, not starting with {} nor ending with {}",
+            RESERVED_BUCKET_PREFIXES.join(", "),
+            RESERVED_BUCKET_SUFFIXES.join(", ")
         )))
     }
 }
+
+/// Bucket name beginnings S3 keeps for itself.
+const RESERVED_BUCKET_PREFIXES: [&str; 3] = ["xn--", "sthree-", "amzn-s3-demo-"];
+
+/// Bucket name endings S3 keeps for access points and directory buckets.
+const RESERVED_BUCKET_SUFFIXES: [&str; 4] = ["-s3alias", "--ol-s3", ".mrap", "--x-s3"];
 
 /// A custom policy needs a valid name that is not a built-in's, and a
 /// document that parses.
@@ -416,7 +430,14 @@ impl Catalog {
                     data_dir.display()
                 )));
             }
-            for other in buckets(tx, &data_dir)? {
+            let existing = buckets(tx, &data_dir)?;
+            if existing.iter().any(|b| b.name == name) {
+                return Err(CatalogError::AlreadyExists {
+                    kind: "bucket",
+                    name: name.clone(),
+                });
+            }
+            for other in existing {
                 if other.root.starts_with(&root) || root.starts_with(&other.root) {
                     return Err(CatalogError::Invalid(format!(
                         "bucket {name} would overlap bucket {} at {}; choose another --nas-path",

@@ -21,6 +21,12 @@ pub enum StoreError {
     /// A Content-MD5 header is not base64 of 16 bytes.
     #[error("the Content-MD5 header is not a base64 MD5 digest")]
     InvalidDigest,
+    /// The request's XML is well formed but breaks a rule (too many keys).
+    #[error("{0}")]
+    MalformedXml(String),
+    /// The request as a whole cannot be done (a copy onto itself that changes nothing).
+    #[error("{0}")]
+    InvalidRequest(String),
     /// The body was shorter or longer than its declared length.
     #[error("the body ended after {got} bytes; {expected} were declared")]
     IncompleteBody {
@@ -91,9 +97,15 @@ pub enum StoreError {
     /// An If-Match / If-Unmodified-Since condition failed.
     #[error("a precondition of the request does not hold")]
     PreconditionFailed,
-    /// An If-None-Match / If-Modified-Since condition says the client's copy is current.
+    /// An If-None-Match / If-Modified-Since condition says the client's copy
+    /// is current; the answer still names the object's version.
     #[error("not modified")]
-    NotModified,
+    NotModified {
+        /// The object's ETag, unquoted.
+        etag: String,
+        /// Its modification time.
+        last_modified: s3s::dto::Timestamp,
+    },
     /// The Range header lies outside the object.
     #[error("the requested range is not satisfiable")]
     InvalidRange,
@@ -158,6 +170,23 @@ fn custom(code: &'static str, status: http::StatusCode, msg: String) -> S3Error 
     err
 }
 
+/// The ETag and Last-Modified headers a 304 carries, as RFC 9110 asks.
+fn validators(etag: &str, last_modified: &s3s::dto::Timestamp) -> http::HeaderMap {
+    let mut headers = http::HeaderMap::new();
+    if let Ok(value) = http::HeaderValue::from_str(&format!("\"{etag}\"")) {
+        headers.insert(http::header::ETAG, value);
+    }
+    let mut date = Vec::new();
+    if last_modified
+        .format(s3s::dto::TimestampFormat::HttpDate, &mut date)
+        .is_ok()
+        && let Ok(value) = http::HeaderValue::from_bytes(&date)
+    {
+        headers.insert(http::header::LAST_MODIFIED, value);
+    }
+    headers
+}
+
 impl From<StoreError> for S3Error {
     fn from(e: StoreError) -> Self {
         use StoreError as E;
@@ -186,7 +215,16 @@ impl From<StoreError> for S3Error {
             E::EntityTooSmall { .. } => S3ErrorCode::EntityTooSmall,
             E::EntityTooLarge(_) => S3ErrorCode::EntityTooLarge,
             E::PreconditionFailed => S3ErrorCode::PreconditionFailed,
-            E::NotModified => S3ErrorCode::NotModified,
+            E::MalformedXml(_) => S3ErrorCode::MalformedXML,
+            E::InvalidRequest(_) => S3ErrorCode::InvalidRequest,
+            E::NotModified {
+                ref etag,
+                ref last_modified,
+            } => {
+                let mut err = S3Error::with_message(S3ErrorCode::NotModified, msg.clone());
+                err.set_headers(validators(etag, last_modified));
+                return err;
+            }
             E::InvalidRange => S3ErrorCode::InvalidRange,
             E::NoSpace => return custom("XNoSpaceLeftOnDevice", H::INSUFFICIENT_STORAGE, msg),
             E::Database(tread_catalog::DbError::Busy(_)) => S3ErrorCode::SlowDown,

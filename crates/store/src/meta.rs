@@ -37,6 +37,37 @@ pub struct ObjectMeta {
     /// Checksums given at upload, by algorithm name (`CRC32`, `SHA256`, …), base64.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub checksums: BTreeMap<String, String>,
+    /// The standard headers given at upload.
+    #[serde(default, skip_serializing_if = "ContentHeaders::is_empty")]
+    pub headers: ContentHeaders,
+}
+
+/// The standard headers S3 keeps with an object, as sent at upload, and
+/// answers on GET and HEAD.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ContentHeaders {
+    /// Cache-Control.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_control: Option<String>,
+    /// Content-Disposition.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_disposition: Option<String>,
+    /// Content-Encoding.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_encoding: Option<String>,
+    /// Content-Language.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_language: Option<String>,
+    /// Expires, as an HTTP date.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires: Option<String>,
+}
+
+impl ContentHeaders {
+    /// Whether none was given.
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
 }
 
 impl ObjectMeta {
@@ -193,14 +224,19 @@ impl MetaStore {
             return Ok(meta.clone());
         }
         let etag = at.md5()?;
+        // What the uploader said of the object stays; its checksums do not.
+        let (content_type, user, headers) = stored
+            .map(|m| (m.content_type, m.user, m.headers))
+            .unwrap_or_default();
         let meta = ObjectMeta {
             etag,
             size: attrs.len(),
             mtime_ns: mtime_ns(attrs),
             ino: attrs.ino(),
-            content_type: stored.as_ref().and_then(|m| m.content_type.clone()),
-            user: stored.map(|m| m.user).unwrap_or_default(),
+            content_type,
+            user,
             checksums: BTreeMap::new(),
+            headers,
         };
         if !self.travels_with_file()
             && fs::metadata(path).map(|m| m.ino()).ok() != Some(attrs.ino())

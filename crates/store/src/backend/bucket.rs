@@ -5,29 +5,56 @@ use std::fs;
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result};
 
-use super::{NasStore, blocking, timestamp};
+use super::{NasStore, blocking, store_owner, timestamp};
 use crate::atomic::FileOwnership;
 use crate::catalog::DEFAULT_VOLUME;
 use crate::error::{IoContext, StoreError};
 use crate::key::HIDDEN_DIR;
 
+/// The most buckets a ListBuckets page may ask for, as in S3.
+const MAX_BUCKETS: i32 = 10_000;
+
+/// ListBuckets in name order: `prefix` narrows it, `max-buckets` pages it and
+/// the continuation token (the last name given) resumes after the page.
 pub(super) async fn list_buckets(
     store: &NasStore,
-    _req: S3Request<ListBucketsInput>,
+    req: S3Request<ListBucketsInput>,
 ) -> S3Result<S3Response<ListBucketsOutput>> {
-    let buckets = store
-        .live()
+    let input = req.input;
+    let max = match input.max_buckets {
+        None => usize::MAX,
+        Some(n @ 1..=MAX_BUCKETS) => usize::try_from(n).unwrap_or(usize::MAX),
+        Some(n) => {
+            return Err(StoreError::InvalidArgument(format!(
+                "max-buckets {n} is out of range: give 1 to {MAX_BUCKETS}"
+            ))
+            .into());
+        }
+    };
+    let prefix = input.prefix.as_deref().unwrap_or_default();
+    let after = input.continuation_token.as_deref().unwrap_or_default();
+    let live = store.live();
+    let mut matching = live
         .buckets
         .values()
+        .filter(|b| b.name.starts_with(prefix) && b.name.as_str() > after);
+    let buckets: Vec<Bucket> = matching
+        .by_ref()
+        .take(max)
         .map(|b| Bucket {
             name: Some(b.name.clone()),
             creation_date: timestamp(&b.created),
             bucket_region: None,
         })
         .collect();
+    let continuation_token = matching
+        .next()
+        .and_then(|_| buckets.last().and_then(|b| b.name.clone()));
     Ok(S3Response::new(ListBucketsOutput {
         buckets: Some(buckets),
-        ..Default::default()
+        continuation_token,
+        owner: Some(store_owner()),
+        prefix: input.prefix,
     }))
 }
 

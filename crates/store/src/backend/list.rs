@@ -14,7 +14,7 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result};
 
-use super::{NasStore, blocking};
+use super::{NasStore, blocking, store_owner};
 use crate::bucket::NasBucket;
 use crate::error::StoreError;
 use crate::key::HIDDEN_DIR;
@@ -261,6 +261,10 @@ impl Walk<'_> {
 }
 
 fn list_page(bucket: &NasBucket, req: &PageRequest) -> Page {
+    // Asked for no keys: nothing is left out, so nothing is truncated (as S3).
+    if req.max == 0 {
+        return Page::default();
+    }
     // Start at the deepest directory the prefix names, so a narrow prefix reads little.
     let dir_part = match req.prefix.rfind('/') {
         Some(i) => &req.prefix[..=i],
@@ -307,13 +311,19 @@ fn encode(s: String, url: bool) -> String {
     }
 }
 
+/// The delimiter a listing echoes: an empty one is none, and S3 leaves it out.
+fn echoed_delimiter(delimiter: Option<String>, url: bool) -> Option<String> {
+    delimiter.filter(|d| !d.is_empty()).map(|d| encode(d, url))
+}
+
 struct Listing {
     page: Page,
     url: bool,
 }
 
 impl Listing {
-    fn contents(&mut self) -> Vec<Object> {
+    /// The page's objects, each with the store's owner when `owned`.
+    fn contents(&mut self, owned: bool) -> Vec<Object> {
         std::mem::take(&mut self.page.objects)
             .into_iter()
             .map(|o| Object {
@@ -324,6 +334,7 @@ impl Listing {
                 storage_class: Some(ObjectStorageClass::from_static(
                     ObjectStorageClass::STANDARD,
                 )),
+                owner: owned.then(store_owner),
                 ..Default::default()
             })
             .collect()
@@ -416,14 +427,14 @@ pub(super) async fn list_objects_v2(
     Ok(S3Response::new(ListObjectsV2Output {
         name: Some(input.bucket),
         prefix: Some(encode(input.prefix.unwrap_or_default(), url)),
-        delimiter: input.delimiter.map(|d| encode(d, url)),
+        delimiter: echoed_delimiter(input.delimiter, url),
         start_after: input.start_after.map(|s| encode(s, url)),
         max_keys: Some(i32::try_from(max).unwrap_or(i32::MAX)),
         key_count: Some(key_count),
         continuation_token: input.continuation_token,
         is_truncated: Some(listing.page.truncated),
         next_continuation_token: next,
-        contents: Some(listing.contents()),
+        contents: Some(listing.contents(input.fetch_owner == Some(true))),
         common_prefixes: Some(listing.prefixes()),
         encoding_type: input.encoding_type,
         ..Default::default()
@@ -463,12 +474,14 @@ pub(super) async fn list_objects(
     Ok(S3Response::new(ListObjectsOutput {
         name: Some(input.bucket),
         prefix: Some(encode(input.prefix.unwrap_or_default(), url)),
-        delimiter: input.delimiter.map(|d| encode(d, url)),
-        marker: input.marker.map(|m| encode(m, url)),
+        delimiter: echoed_delimiter(input.delimiter, url),
+        // v1 always echoes the marker, empty when none was given.
+        marker: Some(encode(input.marker.unwrap_or_default(), url)),
         max_keys: Some(i32::try_from(max).unwrap_or(i32::MAX)),
         is_truncated: Some(listing.page.truncated),
         next_marker,
-        contents: Some(listing.contents()),
+        // v1 always names each object's owner.
+        contents: Some(listing.contents(true)),
         common_prefixes: Some(listing.prefixes()),
         encoding_type: input.encoding_type,
         ..Default::default()

@@ -201,6 +201,15 @@ impl NasStore {
     }
 }
 
+/// The owner of every bucket and object: the store is one account, whose
+/// users (tread's S3 users) act within it, as IAM users do in S3.
+fn store_owner() -> Owner {
+    Owner {
+        id: Some("tread".into()),
+        display_name: Some("tread".into()),
+    }
+}
+
 /// An S3 timestamp from the RFC 3339 form the catalog and upload records keep.
 fn timestamp(rfc3339: &str) -> Option<Timestamp> {
     time::OffsetDateTime::parse(rfc3339, &time::format_description::well_known::Rfc3339)

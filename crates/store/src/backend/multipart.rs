@@ -6,6 +6,7 @@
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use md5::{Digest, Md5};
@@ -14,14 +15,16 @@ use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result};
 use serde::{Deserialize, Serialize};
 
-use super::object::{Placement, commit, copy_to_temp, find, prepare_destination};
+use super::object::{
+    Placement, commit, content_headers_of, copy_to_temp, find, prepare_destination,
+};
 use super::{NasStore, blocking, timestamp};
 use crate::atomic::{AtomicFile, FileOwnership};
 use crate::bucket::NasBucket;
 use crate::checksum::{self, ExpectedDigests};
 use crate::error::{IoContext, StoreError};
 use crate::key::ObjectKey;
-use crate::meta::{ObjectMeta, md5_file};
+use crate::meta::{ContentHeaders, ObjectMeta, md5_file};
 use crate::upload;
 
 /// S3's limits on parts.
@@ -43,6 +46,9 @@ struct UploadRecord {
     /// Uploads recorded before tread kept it have none and stay open.
     #[serde(default)]
     initiator: Option<String>,
+    /// The standard headers the object will keep.
+    #[serde(default)]
+    headers: ContentHeaders,
 }
 
 /// What a stored part is, stored as `<n>.json` beside its data file `<n>-<etag>`.
@@ -53,6 +59,24 @@ struct PartRecord {
     #[serde(default)]
     checksums: std::collections::BTreeMap<String, String>,
 }
+
+/// What a completed upload leaves in its directory, in place of its parts,
+/// so that a client retrying CompleteMultipartUpload (its answer lost) gets
+/// the same answer while the object is still the one the upload made.
+#[derive(Debug, Serialize, Deserialize)]
+struct CompletedRecord {
+    key: String,
+    etag: String,
+    #[serde(default)]
+    initiator: Option<String>,
+}
+
+/// The file of a [`CompletedRecord`] in an upload's directory.
+const COMPLETED: &str = "completed.json";
+
+/// How long a completed upload answers a repeated CompleteMultipartUpload
+/// (then the sweep removes its record): far beyond any client's retries.
+const COMPLETED_KEPT: Duration = Duration::from_secs(3600);
 
 /// An upload id: 32 lowercase hex digits, so it is safe as a directory name.
 fn upload_dir(bucket: &NasBucket, upload_id: &str) -> Result<PathBuf, StoreError> {
@@ -92,6 +116,46 @@ fn user_of(store: &NasStore, credentials: Option<&Credentials>) -> Option<String
     credentials
         .and_then(|c| store.principal(&c.access_key))
         .map(|p| p.user)
+}
+
+/// The ETag the completed upload `upload_id` gave `key`, while `key` still
+/// holds that object, for `caller`, who must have created it.
+fn completed_before(
+    bucket: &NasBucket,
+    upload_id: &str,
+    key: &ObjectKey,
+    caller: Option<&str>,
+) -> Result<String, StoreError> {
+    let no_such_upload = || StoreError::NoSuchUpload(upload_id.into());
+    let dir = upload_dir(bucket, upload_id)?;
+    let done: CompletedRecord = read_json(&dir.join(COMPLETED)).map_err(|_| no_such_upload())?;
+    if done.key != key.as_str() {
+        return Err(no_such_upload());
+    }
+    if done.initiator.is_some() && done.initiator.as_deref() != caller {
+        return Err(StoreError::NotInitiator(upload_id.into()));
+    }
+    match find(bucket, key) {
+        Ok(obj) if obj.meta.etag == done.etag => Ok(done.etag),
+        _ => Err(no_such_upload()),
+    }
+}
+
+/// Leaves only `done` in a completed upload's directory (blocking); the
+/// object is already in place, so a failure here is only logged.
+fn retire(dir: &Path, done: &CompletedRecord) {
+    let retired = write_json(&dir.join(COMPLETED), done).and_then(|()| {
+        for entry in fs::read_dir(dir)? {
+            let entry = entry?;
+            if entry.file_name() != COMPLETED {
+                fs::remove_file(entry.path())?;
+            }
+        }
+        Ok(())
+    });
+    if let Err(e) = retired {
+        tracing::warn!(dir = %dir.display(), error = %e, "could not remove a completed upload's parts; the sweep removes them later");
+    }
 }
 
 /// The upload `upload_id` of `key`, for `caller`, who must have created it.
@@ -136,11 +200,12 @@ pub(super) async fn create_multipart_upload(
             .map(|m| m.into_iter().collect())
             .unwrap_or_default(),
         initiator,
+        headers: content_headers_of!(input),
     };
     let upload_id = uuid::Uuid::now_v7().simple().to_string();
     let dir = bucket.multipart_dir().join(&upload_id);
     blocking(move || {
-        prepare_destination(&bucket, &key, None)?;
+        prepare_destination(&bucket, &key, &Placement::Replace)?;
         fs::create_dir_all(&dir).io_context(|| format!("creating {}", dir.display()))?;
         write_json(&dir.join("upload.json"), &record).io_context(|| "recording the upload".into())
     })
@@ -254,11 +319,19 @@ pub(super) async fn upload_part(
 }
 
 /// Parses `bytes=first-last` (inclusive) against an object of `size` bytes.
+/// Unlike a GET's Range, S3 takes no open or suffix form here and refuses a
+/// range past the source's end rather than shortening it.
 fn copy_range(range: Option<&str>, size: u64) -> Result<std::ops::Range<u64>, StoreError> {
     let Some(r) = range else { return Ok(0..size) };
-    let parsed = Range::parse(r)
-        .map_err(|_| StoreError::InvalidArgument(format!("invalid copy source range {r:?}")))?;
-    parsed.check(size).map_err(|_| StoreError::InvalidRange)
+    match Range::parse(r) {
+        Ok(Range::Int {
+            first,
+            last: Some(last),
+        }) if first <= last && last < size => Ok(first..last + 1),
+        _ => Err(StoreError::InvalidArgument(format!(
+            "the copy source range {r:?} is not valid for a source object of {size} bytes: give bytes=first-last with last below {size}"
+        ))),
+    }
 }
 
 pub(super) async fn upload_part_copy(
@@ -393,15 +466,33 @@ pub(super) async fn complete_multipart_upload(
     let input = req.input;
     let bucket = store.bucket(&input.bucket)?;
     let key = ObjectKey::parse(&input.key)?;
-    let (dir, record) = load_upload(&bucket, &input.upload_id, &key, caller.as_deref())?;
+    let answer = |etag| {
+        Ok(S3Response::new(CompleteMultipartUploadOutput {
+            bucket: Some(input.bucket.clone()),
+            key: Some(key.to_string()),
+            e_tag: Some(ETag::Strong(etag)),
+            ..Default::default()
+        }))
+    };
+    let (dir, record) = match load_upload(&bucket, &input.upload_id, &key, caller.as_deref()) {
+        Ok(found) => found,
+        Err(StoreError::NoSuchUpload(_)) => {
+            let (b, k, id) = (Arc::clone(&bucket), key.clone(), input.upload_id.clone());
+            let etag = blocking(move || completed_before(&b, &id, &k, caller.as_deref())).await?;
+            return answer(etag);
+        }
+        Err(e) => return Err(e.into()),
+    };
     let listed = input
         .multipart_upload
+        .clone()
         .and_then(|m| m.parts)
         .unwrap_or_default();
     let k = key.clone();
+    let placement = Placement::of(input.if_match.clone(), input.if_none_match.clone());
     let etag = blocking(move || {
         let parts = check_parts(&dir, &listed)?;
-        prepare_destination(&bucket, &k, None)?;
+        prepare_destination(&bucket, &k, &placement)?;
         let (file, etag, size) = join_parts(&bucket, &parts)?;
         let meta = ObjectMeta {
             etag: etag.clone(),
@@ -411,20 +502,19 @@ pub(super) async fn complete_multipart_upload(
             content_type: record.content_type,
             user: record.user,
             checksums: Default::default(),
+            headers: record.headers,
         };
-        commit(&bucket, &k, file, meta, Placement::Replace)?;
-        if let Err(e) = fs::remove_dir_all(&dir) {
-            tracing::warn!(dir = %dir.display(), error = %e, "could not remove a completed upload's parts");
-        }
+        commit(&bucket, &k, file, meta, placement)?;
+        let done = CompletedRecord {
+            key: k.to_string(),
+            etag: etag.clone(),
+            initiator: record.initiator,
+        };
+        retire(&dir, &done);
         Ok(etag)
     })
     .await?;
-    Ok(S3Response::new(CompleteMultipartUploadOutput {
-        bucket: Some(input.bucket),
-        key: Some(key.to_string()),
-        e_tag: Some(ETag::Strong(etag)),
-        ..Default::default()
-    }))
+    answer(etag)
 }
 
 pub(super) async fn abort_multipart_upload(
@@ -656,8 +746,15 @@ pub(super) fn sweep_abandoned(bucket: &NasBucket, max_age: Duration) {
             .and_then(|m| m.modified())
             .ok()
             .and_then(|t| t.elapsed().ok());
+        let completed = entry.path().join(COMPLETED).exists();
+        let max_age = match completed {
+            true => max_age.min(COMPLETED_KEPT),
+            false => max_age,
+        };
         if idle.is_some_and(|idle| idle > max_age) {
-            tracing::info!(bucket = %bucket.name, upload = ?entry.file_name(), "aborting an abandoned multipart upload");
+            if !completed {
+                tracing::info!(bucket = %bucket.name, upload = ?entry.file_name(), "aborting an abandoned multipart upload");
+            }
             if let Err(e) = fs::remove_dir_all(entry.path()) {
                 tracing::warn!(error = %e, "could not remove an abandoned upload");
             }

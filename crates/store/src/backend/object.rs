@@ -18,7 +18,7 @@ use crate::bucket::NasBucket;
 use crate::checksum::{self, ExpectedDigests};
 use crate::error::{IoContext, StoreError};
 use crate::key::ObjectKey;
-use crate::meta::{At, ObjectMeta, md5_file, mtime_ns};
+use crate::meta::{At, ContentHeaders, ObjectMeta, md5_file, mtime_ns};
 use crate::upload;
 
 /// Objects up to this size are read in one go; larger ones are streamed.
@@ -159,14 +159,18 @@ impl Conditions {
         {
             return Err(StoreError::PreconditionFailed);
         }
-        if let Some(c) = &self.if_none_match {
-            if matches(c, &etag) {
-                return Err(StoreError::NotModified);
-            }
-        } else if let Some(t) = &self.if_modified_since
-            && modified <= unix_seconds(t)
-        {
-            return Err(StoreError::NotModified);
+        let changed = match &self.if_none_match {
+            Some(c) => !matches(c, &etag),
+            None => self
+                .if_modified_since
+                .as_ref()
+                .is_none_or(|t| modified > unix_seconds(t)),
+        };
+        if !changed {
+            return Err(StoreError::NotModified {
+                etag: etag.value().to_string(),
+                last_modified: obj.last_modified(),
+            });
         }
         Ok(())
     }
@@ -206,6 +210,11 @@ pub(super) async fn head_object(
         checksum_crc64nvme: sums.checksum_crc64nvme,
         checksum_sha1: sums.checksum_sha1,
         checksum_sha256: sums.checksum_sha256,
+        expires: expires_of(&obj.meta.headers),
+        cache_control: obj.meta.headers.cache_control,
+        content_disposition: obj.meta.headers.content_disposition,
+        content_encoding: obj.meta.headers.content_encoding,
+        content_language: obj.meta.headers.content_language,
         ..Default::default()
     }))
 }
@@ -263,6 +272,7 @@ pub(super) async fn get_object(
     } else {
         Default::default()
     };
+    let kept = std::mem::take(&mut obj.meta.headers);
     Ok(S3Response::new(GetObjectOutput {
         body: Some(body),
         content_length: Some(i64::try_from(len).unwrap_or(i64::MAX)),
@@ -272,12 +282,14 @@ pub(super) async fn get_object(
                 .response_content_type
                 .unwrap_or_else(|| obj.content_type(&key)),
         ),
-        // The response-* query parameters of (presigned) GETs override these headers.
-        content_disposition: input.response_content_disposition,
-        content_encoding: input.response_content_encoding,
-        content_language: input.response_content_language,
-        cache_control: input.response_cache_control,
-        expires: input.response_expires,
+        // The response-* query parameters of (presigned) GETs override the kept headers.
+        expires: input.response_expires.or_else(|| expires_of(&kept)),
+        content_disposition: input
+            .response_content_disposition
+            .or(kept.content_disposition),
+        content_encoding: input.response_content_encoding.or(kept.content_encoding),
+        content_language: input.response_content_language.or(kept.content_language),
+        cache_control: input.response_cache_control.or(kept.cache_control),
         e_tag: Some(obj.etag()),
         last_modified: Some(obj.last_modified()),
         metadata: obj.user_metadata(),
@@ -346,6 +358,60 @@ fn user_meta_map(metadata: Option<Metadata>) -> std::collections::BTreeMap<Strin
         .unwrap_or_default()
 }
 
+/// The standard headers of an upload request (PutObject, CopyObject,
+/// CreateMultipartUpload: the same five fields), as the object keeps them.
+macro_rules! content_headers_of {
+    ($input:expr) => {
+        $crate::backend::object::content_headers(
+            $input.cache_control,
+            $input.content_disposition,
+            $input.content_encoding,
+            $input.content_language,
+            $input.expires,
+        )
+    };
+}
+pub(super) use content_headers_of;
+
+/// The standard headers of an upload, as the object keeps them.
+pub(super) fn content_headers(
+    cache_control: Option<CacheControl>,
+    content_disposition: Option<ContentDisposition>,
+    content_encoding: Option<ContentEncoding>,
+    content_language: Option<ContentLanguage>,
+    expires: Option<Expires>,
+) -> ContentHeaders {
+    let http_date = |t: Timestamp| {
+        let mut text = Vec::new();
+        t.format(TimestampFormat::HttpDate, &mut text).ok()?;
+        String::from_utf8(text).ok()
+    };
+    // aws-chunked names how this request's body was sent, not the object's
+    // encoding: S3 keeps only the other codings.
+    let content_encoding = content_encoding.and_then(|codings| {
+        let is_chunked = |c: &&str| c.eq_ignore_ascii_case("aws-chunked");
+        let tokens: Vec<&str> = codings.split(',').map(str::trim).collect();
+        if !tokens.iter().any(is_chunked) {
+            return Some(codings);
+        }
+        let kept: Vec<&str> = tokens.into_iter().filter(|c| !is_chunked(c)).collect();
+        (!kept.is_empty()).then(|| kept.join(", "))
+    });
+    ContentHeaders {
+        cache_control,
+        content_disposition,
+        content_encoding,
+        content_language,
+        expires: expires.and_then(http_date),
+    }
+}
+
+/// A kept Expires header as S3's output wants it.
+fn expires_of(headers: &ContentHeaders) -> Option<Timestamp> {
+    let text = headers.expires.as_deref()?;
+    Timestamp::parse(TimestampFormat::HttpDate, text).ok()
+}
+
 pub(super) async fn put_object(
     store: &NasStore,
     req: S3Request<PutObjectInput>,
@@ -363,14 +429,10 @@ pub(super) async fn put_object(
             ..Default::default()
         }));
     }
-    let if_none_match = input.if_none_match;
-    let placement = if if_none_match.is_some() {
-        Placement::CreateOnly
-    } else {
-        Placement::Replace
-    };
+    let placement = Placement::of(input.if_match, input.if_none_match);
     let declared = input.content_length;
     let (content_type, user) = (input.content_type, user_meta_map(input.metadata));
+    let headers = content_headers_of!(input);
     let meta_of = move |received: &upload::ReceivedBody| ObjectMeta {
         etag: hex::encode(received.md5),
         size: received.size,
@@ -379,11 +441,12 @@ pub(super) async fn put_object(
         content_type,
         user,
         checksums: received.checksums.clone(),
+        headers,
     };
     let received = if declared.is_some_and(|n| n <= upload::IN_MEMORY_LIMIT) {
         let chunks = upload::gather(input.body).await?;
         blocking(move || {
-            prepare_destination(&bucket, &key, if_none_match.as_ref())?;
+            prepare_destination(&bucket, &key, &placement)?;
             let received = upload::write_gathered(
                 &bucket.tmp_dir(),
                 &chunks,
@@ -398,7 +461,8 @@ pub(super) async fn put_object(
         .await?
     } else {
         let (b, k) = (Arc::clone(&bucket), key.clone());
-        blocking(move || prepare_destination(&b, &k, if_none_match.as_ref())).await?;
+        let early = placement.clone();
+        blocking(move || prepare_destination(&b, &k, &early)).await?;
         let received = upload::receive(
             &bucket.tmp_dir(),
             input.body,
@@ -444,11 +508,13 @@ fn put_dir_marker(bucket: &NasBucket, key: &ObjectKey) -> Result<(), StoreError>
 }
 
 /// Checks that `key` can become a file (blocking): not a directory, no parent
-/// is a file, inside the volume, and absent if the client said `If-None-Match: *`.
+/// is a file, inside the volume, and passing the write's condition as it
+/// stands now, so a doomed upload fails before its body is read (the commit
+/// checks again).
 pub(super) fn prepare_destination(
     bucket: &NasBucket,
     key: &ObjectKey,
-    if_none_match: Option<&ETagCondition>,
+    placement: &Placement,
 ) -> Result<(), StoreError> {
     if key.is_dir_marker() {
         return Err(StoreError::InvalidArgument(format!(
@@ -460,8 +526,10 @@ pub(super) fn prepare_destination(
     if path.is_dir() {
         return Err(StoreError::ObjectIsDirectory(key.to_string()));
     }
-    if if_none_match.is_some() && path.exists() {
-        return Err(StoreError::PreconditionFailed);
+    match placement {
+        Placement::CreateOnly if path.exists() => return Err(StoreError::PreconditionFailed),
+        Placement::IfCurrent(condition) => condition.check(bucket, key)?,
+        _ => {}
     }
     bucket.check_parents(&path, key)
 }
@@ -488,7 +556,7 @@ pub(super) fn commit(
         .io_context(|| format!("storing metadata of {key}"))?;
     file.sync(bucket.ownership)
         .io_context(|| format!("storing {key}"))?;
-    place(bucket, key, &path, &mut file, mode)?;
+    place(bucket, key, &path, &mut file, &mode)?;
     if !bucket.meta.travels_with_file() {
         // Sidecar metadata must name the file's final attributes: rename keeps mtime.
         bucket
@@ -500,12 +568,67 @@ pub(super) fn commit(
 }
 
 /// Whether a commit may replace an existing object.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum Placement {
     /// Replace whatever is there (the usual PUT).
     Replace,
     /// Only create: `If-None-Match: *` fails if the key exists, atomically.
     CreateOnly,
+    /// Replace only while the object there passes the condition, checked
+    /// under the key's lock.
+    IfCurrent(WriteCondition),
+}
+
+impl Placement {
+    /// The placement a write's `If-Match` and `If-None-Match` headers ask for.
+    pub(super) fn of(
+        if_match: Option<ETagCondition>,
+        if_none_match: Option<ETagCondition>,
+    ) -> Self {
+        match (if_match, if_none_match) {
+            (None, None) => Placement::Replace,
+            (None, Some(ETagCondition::Any)) => Placement::CreateOnly,
+            (if_match, if_none_match) => Placement::IfCurrent(WriteCondition {
+                if_match,
+                if_none_match,
+            }),
+        }
+    }
+}
+
+/// The conditions of a conditional write, as S3 checks them against the
+/// object it would replace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct WriteCondition {
+    /// The object must exist (404 otherwise) with this ETag, or any (`*`).
+    if_match: Option<ETagCondition>,
+    /// The object must not exist (`*`) or must not have this ETag.
+    if_none_match: Option<ETagCondition>,
+}
+
+impl WriteCondition {
+    /// Checks the condition against the object now under `key`, if any.
+    fn check(&self, bucket: &NasBucket, key: &ObjectKey) -> Result<(), StoreError> {
+        let current = match find(bucket, key) {
+            Ok(obj) => Some(obj.etag()),
+            Err(StoreError::NoSuchKey(_)) => None,
+            Err(e) => return Err(e),
+        };
+        if let Some(condition) = &self.if_match {
+            let Some(etag) = &current else {
+                return Err(StoreError::NoSuchKey(key.to_string()));
+            };
+            if !matches(condition, etag) {
+                return Err(StoreError::PreconditionFailed);
+            }
+        }
+        if let (Some(condition), Some(etag)) = (&self.if_none_match, &current)
+            && matches(condition, etag)
+        {
+            return Err(StoreError::PreconditionFailed);
+        }
+        Ok(())
+    }
 }
 
 /// Attempts at placing a file whose parent directory a concurrent delete
@@ -519,7 +642,7 @@ fn place(
     key: &ObjectKey,
     path: &Path,
     file: &mut AtomicFile,
-    mode: Placement,
+    mode: &Placement,
 ) -> Result<(), StoreError> {
     let mut attempt = 0;
     loop {
@@ -535,14 +658,22 @@ fn place(
         }
         // Again, just before the rename: a dangling link may have gained a target.
         bucket.check_inside_bucket(path, key)?;
+        let _turn = bucket.lock_key(key)?;
         let placed = match mode {
             Placement::Replace => file.rename_to(path),
             Placement::CreateOnly => file.link_new(path),
+            Placement::IfCurrent(condition) => {
+                condition.check(bucket, key)?;
+                file.rename_to(path)
+            }
         };
         match placed {
             Ok(()) => break,
             Err(e) if e.kind() == io::ErrorKind::NotFound && may_retry => continue,
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && mode == Placement::CreateOnly => {
+            Err(e)
+                if e.kind() == io::ErrorKind::AlreadyExists
+                    && matches!(mode, Placement::CreateOnly) =>
+            {
                 return Err(StoreError::PreconditionFailed);
             }
             Err(_) if path.is_dir() => return Err(StoreError::ObjectIsDirectory(key.to_string())),
@@ -580,13 +711,22 @@ pub(super) async fn copy_object(
         .metadata_directive
         .as_ref()
         .is_some_and(|d| d.as_str() == MetadataDirective::REPLACE);
+    if !replace && src.name == dst.name && src_key == key {
+        return Err(StoreError::InvalidRequest(
+            "this copy request is illegal because it is trying to copy an object to itself without changing the object's metadata; \
+             send x-amz-metadata-directive: REPLACE with the new metadata"
+                .into(),
+        )
+        .into());
+    }
     let (content_type, user) = (input.content_type, user_meta_map(input.metadata));
+    let headers = content_headers_of!(input);
     let meta = blocking(move || {
         let obj = find(&src, &src_key)?;
         conditions
             .check(&obj)
             .map_err(|_| StoreError::PreconditionFailed)?;
-        prepare_destination(&dst, &key, None)?;
+        prepare_destination(&dst, &key, &Placement::Replace)?;
         let file = copy_to_temp(&dst, &obj, 0..obj.meta.size)?;
         let mut meta = obj.meta.clone();
         if meta.etag.contains('-') {
@@ -595,6 +735,7 @@ pub(super) async fn copy_object(
         if replace {
             meta.content_type = content_type;
             meta.user = user;
+            meta.headers = headers;
         }
         commit(&dst, &key, file, meta.clone(), Placement::Replace)?;
         Ok(meta)
@@ -649,6 +790,7 @@ pub(super) async fn delete_object(
 pub(super) fn remove(bucket: &NasBucket, key: &ObjectKey) -> Result<(), StoreError> {
     let path = bucket.path_of(key);
     bucket.check_inside_bucket(&path, key)?;
+    let turn = bucket.lock_key(key)?;
     let result = if key.is_dir_marker() {
         // A directory that still holds objects stays; only its marker goes
         // (the metadata is removed below, for every deleted key).
@@ -674,12 +816,16 @@ pub(super) fn remove(bucket: &NasBucket, key: &ObjectKey) -> Result<(), StoreErr
         Err(e) => return Err(e).io_context(|| format!("deleting {key}")),
     }
     bucket.meta.remove(&path, &key.rel_path());
+    drop(turn);
     bucket.remove_empty_parents(&path);
     if let Some(parent) = path.parent().filter(|p| p.exists()) {
         sync_dir(parent).io_context(|| format!("syncing {}", parent.display()))?;
     }
     Ok(())
 }
+
+/// The most keys one DeleteObjects may name, as in S3.
+const MAX_DELETE_KEYS: usize = 1000;
 
 pub(super) async fn delete_objects(
     store: &NasStore,
@@ -693,6 +839,13 @@ pub(super) async fn delete_objects(
     let input = req.input;
     let bucket = store.bucket(&input.bucket)?;
     let quiet = input.delete.quiet.unwrap_or(false);
+    if input.delete.objects.len() > MAX_DELETE_KEYS {
+        return Err(StoreError::MalformedXml(format!(
+            "DeleteObjects names {} keys; one request may name at most {MAX_DELETE_KEYS}: send them in batches",
+            input.delete.objects.len()
+        ))
+        .into());
+    }
     let keys: Vec<String> = input.delete.objects.into_iter().map(|o| o.key).collect();
     let bucket_name = input.bucket;
     let (deleted, errors) = blocking(move || {
@@ -734,4 +887,23 @@ pub(super) async fn delete_objects(
         errors: Some(errors),
         ..Default::default()
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn aws_chunked_is_how_a_body_was_sent_not_the_objects_encoding() {
+        let encoding = |sent: &str| {
+            content_headers(None, None, Some(sent.to_string()), None, None).content_encoding
+        };
+        assert_eq!(encoding("aws-chunked"), None);
+        assert_eq!(encoding("aws-chunked, gzip").as_deref(), Some("gzip"));
+        assert_eq!(
+            encoding("gzip,br").as_deref(),
+            Some("gzip,br"),
+            "kept as sent"
+        );
+    }
 }

@@ -4,8 +4,8 @@
 
 use s3s::access::{S3Access, S3AccessContext};
 use s3s::auth::{S3Auth, SecretKey};
-use s3s::dto::CopySource;
-use s3s::{S3Result, s3_error};
+use s3s::dto::{CopySource, PostObjectInput};
+use s3s::{S3Request, S3Result, s3_error};
 
 use super::policy::{is_allowed, required_permission};
 use crate::backend::NasStore;
@@ -73,8 +73,10 @@ impl S3Access for PolicyAccess {
         let op = cx.s3_op().name();
         let path = cx.s3_path();
         let deny = || s3_error!(AccessDenied, "access denied");
-        // DeleteObjects names its keys in the body: the backend checks each one.
-        if op == "DeleteObjects" {
+        // DeleteObjects names its keys in the body: the backend checks each
+        // one. A browser form's POST names its key in the form, which
+        // `post_object` checks once s3s has read it.
+        if matches!(op, "DeleteObjects" | "PostObject") {
             return Ok(());
         }
         let bucket = path.get_bucket_name();
@@ -111,5 +113,21 @@ impl S3Access for PolicyAccess {
             }
         }
         Ok(())
+    }
+
+    /// A browser form's upload is a PutObject of the form's key.
+    async fn post_object(&self, req: &mut S3Request<PostObjectInput>) -> S3Result<()> {
+        let policies = req
+            .credentials
+            .as_ref()
+            .and_then(|c| self.0.principal(&c.access_key))
+            .map(|p| p.policies)
+            .unwrap_or_default();
+        let resource = format!("arn:aws:s3:::{}/{}", req.input.bucket, req.input.key);
+        if is_allowed(&policies, "s3:PutObject", &resource) {
+            Ok(())
+        } else {
+            Err(s3_error!(AccessDenied, "access denied"))
+        }
     }
 }

@@ -236,3 +236,77 @@ async fn a_prefix_through_a_symlink_out_of_the_volume_lists_nothing() {
             .expect("list");
     assert!(out.contents().is_empty(), "{:?}", out.contents());
 }
+
+#[tokio::test]
+async fn max_keys_zero_answers_an_untruncated_empty_page() {
+    let t = TestStore::start().await;
+    populate(&t).await;
+    let v2 =
+        t.s3.list_objects_v2()
+            .bucket(BUCKET)
+            .max_keys(0)
+            .send()
+            .await
+            .expect("list v2");
+    assert_eq!((v2.key_count(), v2.is_truncated()), (Some(0), Some(false)));
+    assert!(v2.contents().is_empty() && v2.next_continuation_token().is_none());
+    let v1 =
+        t.s3.list_objects()
+            .bucket(BUCKET)
+            .max_keys(0)
+            .send()
+            .await
+            .expect("list v1");
+    assert_eq!(v1.is_truncated(), Some(false));
+    assert!(v1.contents().is_empty());
+}
+
+#[tokio::test]
+async fn listings_echo_as_s3_does_marker_delimiter_and_owner() {
+    let t = TestStore::start().await;
+    populate(&t).await;
+    let v1 =
+        t.s3.list_objects()
+            .bucket(BUCKET)
+            .delimiter("")
+            .send()
+            .await
+            .expect("list v1");
+    assert_eq!(v1.marker(), Some(""), "v1 always carries Marker");
+    assert_eq!(v1.delimiter(), None, "an empty delimiter is not echoed");
+    assert!(
+        v1.contents()
+            .iter()
+            .all(|o| o.owner().and_then(|w| w.id()).is_some()),
+        "v1 names each object's owner"
+    );
+    let plain =
+        t.s3.list_objects_v2()
+            .bucket(BUCKET)
+            .delimiter("")
+            .send()
+            .await
+            .expect("list v2");
+    assert_eq!(plain.delimiter(), None, "an empty delimiter is not echoed");
+    assert_eq!(listed_keys(plain.contents()).len(), KEYS.len() - 2);
+    assert!(
+        plain.contents().iter().all(|o| o.owner().is_none()),
+        "v2 names owners only when asked"
+    );
+    let owned =
+        t.s3.list_objects_v2()
+            .bucket(BUCKET)
+            .fetch_owner(true)
+            .send()
+            .await
+            .expect("list v2 with owners");
+    let owners: Vec<_> = owned
+        .contents()
+        .iter()
+        .map(|o| o.owner().and_then(|w| w.display_name()))
+        .collect();
+    assert!(
+        !owners.is_empty() && owners.iter().all(|o| *o == Some("tread")),
+        "{owners:?}"
+    );
+}

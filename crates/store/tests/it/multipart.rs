@@ -90,13 +90,23 @@ async fn multipart_upload_joins_parts_with_md5_of_parts_etag() {
             .await
             .expect("head");
     assert_eq!(head.content_type(), Some("application/x-big"));
-    assert_eq!(
-        std::fs::read_dir(t.volume.join(".tread/multipart"))
-            .expect("dir")
-            .count(),
-        0,
-        "staging cleaned"
+    let staged: Vec<_> = walk_files(&t.volume.join(".tread/multipart"));
+    assert!(
+        staged.len() == 1 && staged[0].ends_with("completed.json"),
+        "the parts are gone, the completion's record stays for retries: {staged:?}"
     );
+}
+
+/// The files under `dir`, at any depth.
+fn walk_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).expect("dir").flatten() {
+        match entry.file_type().expect("type").is_dir() {
+            true => files.extend(walk_files(&entry.path())),
+            false => files.push(entry.path()),
+        }
+    }
+    files
 }
 
 #[tokio::test]
@@ -112,6 +122,11 @@ async fn small_middle_parts_wrong_etags_and_bad_order_are_refused() {
     assert_eq!(
         complete(&t, "m.bin", &id, vec![last.clone(), small.clone()]).await,
         Err("InvalidPartOrder".into())
+    );
+    assert_eq!(
+        complete(&t, "m.bin", &id, vec![last.clone(), last.clone()]).await,
+        Err("InvalidPartOrder".into()),
+        "a part listed twice"
     );
     let forged = CompletedPart::builder()
         .part_number(1)
@@ -205,6 +220,26 @@ async fn upload_part_copy_takes_a_range_of_an_object() {
     let mut want = src[..5 * MIB].to_vec();
     want.extend(b"tail");
     assert_eq!(get(&t.s3, "copied.bin").await, want);
+
+    let id = start(&t, "past.bin").await;
+    for range in [
+        format!("bytes=0-{}", 6 * MIB),
+        "bytes=0-".to_string(),
+        "bytes=-10".to_string(),
+    ] {
+        let err =
+            t.s3.upload_part_copy()
+                .bucket(BUCKET)
+                .key("past.bin")
+                .upload_id(&id)
+                .part_number(1)
+                .copy_source(format!("{BUCKET}/src.bin"))
+                .copy_source_range(&range)
+                .send()
+                .await
+                .expect_err("refused, not shortened");
+        assert_eq!(code(&err), "InvalidArgument", "{range}");
+    }
 }
 
 #[tokio::test]
@@ -404,4 +439,89 @@ async fn r16_an_upload_belongs_to_the_user_who_created_it() {
         .await
         .expect("the creator completes");
     assert_eq!(get(&t.s3, "owned").await, bytes(1000, 1));
+}
+
+#[tokio::test]
+async fn a_conditional_complete_replaces_only_the_version_it_names() {
+    let t = TestStore::start().await;
+    put(&t.s3, "cas.bin", b"old").await;
+    let old = format!("\"{}\"", hex::encode(md5(b"old")));
+    let id = start(&t, "cas.bin").await;
+    let part = upload(&t, "cas.bin", &id, 1, bytes(MIB, 3)).await;
+    let finish = |if_match: &str, if_none_match: Option<&str>| {
+        t.s3.complete_multipart_upload()
+            .bucket(BUCKET)
+            .key("cas.bin")
+            .upload_id(&id)
+            .if_match(if_match)
+            .set_if_none_match(if_none_match.map(String::from))
+            .multipart_upload(
+                CompletedMultipartUpload::builder()
+                    .parts(part.clone())
+                    .build(),
+            )
+            .send()
+    };
+    let stale = finish("\"0123456789abcdef0123456789abcdef\"", None)
+        .await
+        .expect_err("stale If-Match");
+    assert_eq!(code(&stale), "PreconditionFailed");
+    assert_eq!(get(&t.s3, "cas.bin").await, b"old", "nothing replaced");
+    let contradictory = finish(&old, Some(&old))
+        .await
+        .expect_err("If-None-Match of the current ETag");
+    assert_eq!(code(&contradictory), "PreconditionFailed");
+    finish(&old, None)
+        .await
+        .expect("the current ETag completes");
+    assert_eq!(get(&t.s3, "cas.bin").await, bytes(MIB, 3));
+}
+
+#[tokio::test]
+async fn a_repeated_complete_answers_as_the_first_did() {
+    let t = TestStore::start().await;
+    let id = start(&t, "again.bin").await;
+    let parts = vec![
+        upload(&t, "again.bin", &id, 1, bytes(5 * MIB, 1)).await,
+        upload(&t, "again.bin", &id, 2, bytes(MIB, 2)).await,
+    ];
+    let first = complete(&t, "again.bin", &id, parts.clone())
+        .await
+        .expect("complete");
+    let retry = complete(&t, "again.bin", &id, parts.clone())
+        .await
+        .expect("a retry after a lost answer succeeds");
+    assert_eq!(retry, first, "with the same ETag");
+    let other = t.client(&t.read_only);
+    let err = other
+        .complete_multipart_upload()
+        .bucket(BUCKET)
+        .key("again.bin")
+        .upload_id(&id)
+        .multipart_upload(
+            CompletedMultipartUpload::builder()
+                .set_parts(Some(parts.clone()))
+                .build(),
+        )
+        .send()
+        .await
+        .expect_err("another user");
+    assert_eq!(code(&err), "AccessDenied");
+    let part_after =
+        t.s3.upload_part()
+            .bucket(BUCKET)
+            .key("again.bin")
+            .upload_id(&id)
+            .part_number(3)
+            .body(b"late".to_vec().into())
+            .send()
+            .await
+            .expect_err("the upload is over");
+    assert_eq!(code(&part_after), "NoSuchUpload");
+    put(&t.s3, "again.bin", b"replaced").await;
+    assert_eq!(
+        complete(&t, "again.bin", &id, parts).await,
+        Err("NoSuchUpload".to_string()),
+        "once the object is another, the upload is only gone"
+    );
 }

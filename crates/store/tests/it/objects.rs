@@ -534,19 +534,19 @@ async fn response_overrides_of_a_presigned_get_set_the_headers() {
     assert_eq!(header("cache-control").as_deref(), Some("no-cache"));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn of_concurrent_create_only_puts_exactly_one_wins() {
-    let t = TestStore::start().await;
+/// Eight PUTs of `key` at once, each of 1 MiB of its own bytes with the
+/// same condition (`If-None-Match` or `If-Match` of `etag`): exactly one
+/// wins, the others get 412, and the object is the winner's.
+async fn race_conditional_puts(t: &TestStore, key: &str, if_none_match: bool, etag: &str) {
     let attempts = (0..8u8).map(|i| {
-        let s3 = t.s3.clone();
+        let (s3, key, etag) = (t.s3.clone(), key.to_string(), etag.to_string());
         tokio::spawn(async move {
-            s3.put_object()
-                .bucket(BUCKET)
-                .key("once")
-                .if_none_match("*")
-                .body(bytes(2 << 20, i).into())
-                .send()
-                .await
+            let put = s3.put_object().bucket(BUCKET).key(key);
+            let put = match if_none_match {
+                true => put.if_none_match(etag),
+                false => put.if_match(etag),
+            };
+            put.body(bytes(1 << 20, i).into()).send().await
         })
     });
     let mut won = Vec::new();
@@ -557,16 +557,22 @@ async fn of_concurrent_create_only_puts_exactly_one_wins() {
     {
         match attempt.expect("task") {
             Ok(_) => won.push(i),
-            Err(e) => assert_eq!(status(&e), 412, "a losing create-only PUT is 412"),
+            Err(e) => assert_eq!(status(&e), 412, "a losing conditional PUT is 412"),
         }
     }
     assert_eq!(won.len(), 1, "winners: {won:?}");
     let winner = u8::try_from(won[0]).expect("small index");
     assert_eq!(
-        get(&t.s3, "once").await,
-        bytes(2 << 20, winner),
+        get(&t.s3, key).await,
+        bytes(1 << 20, winner),
         "the object is the winner's"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn of_concurrent_create_only_puts_exactly_one_wins() {
+    let t = TestStore::start().await;
+    race_conditional_puts(&t, "once", true, "*").await;
     let err =
         t.s3.put_object()
             .bucket(BUCKET)
@@ -576,4 +582,347 @@ async fn of_concurrent_create_only_puts_exactly_one_wins() {
             .send()
             .await;
     assert_eq!(status(&err.expect_err("exists")), 412);
+}
+
+#[tokio::test]
+async fn creating_a_bucket_twice_is_409_and_bad_names_are_refused() {
+    let t = TestStore::start().await;
+    t.s3.create_bucket()
+        .bucket("twice")
+        .send()
+        .await
+        .expect("create");
+    let err =
+        t.s3.create_bucket()
+            .bucket("twice")
+            .send()
+            .await
+            .expect_err("exists");
+    assert_eq!(
+        (status(&err), code(&err).as_str()),
+        (409, "BucketAlreadyOwnedByYou")
+    );
+    for bad in [
+        "foo.-bar",
+        "foo-.bar",
+        "192.168.5.4",
+        "xn--bucket",
+        "bucket-s3alias",
+    ] {
+        let err =
+            t.s3.create_bucket()
+                .bucket(bad)
+                .send()
+                .await
+                .expect_err(bad);
+        assert_eq!(
+            (status(&err), code(&err).as_str()),
+            (400, "InvalidBucketName"),
+            "{bad}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn list_buckets_pages_by_max_buckets_and_names_the_owner() {
+    let t = TestStore::start().await;
+    for name in ["page-a", "page-b", "page-c", "other"] {
+        t.s3.create_bucket()
+            .bucket(name)
+            .send()
+            .await
+            .expect("create");
+    }
+    let mut names = Vec::new();
+    let mut token = None;
+    loop {
+        let out =
+            t.s3.list_buckets()
+                .prefix("page-")
+                .max_buckets(2)
+                .set_continuation_token(token)
+                .send()
+                .await
+                .expect("list buckets");
+        assert!(out.buckets().len() <= 2);
+        assert_eq!(out.owner().and_then(|o| o.display_name()), Some("tread"));
+        names.extend(
+            out.buckets()
+                .iter()
+                .filter_map(|b| b.name().map(String::from)),
+        );
+        token = out.continuation_token().map(String::from);
+        if token.is_none() {
+            break;
+        }
+    }
+    assert_eq!(names, ["page-a", "page-b", "page-c"]);
+    let err =
+        t.s3.list_buckets()
+            .max_buckets(10_001)
+            .send()
+            .await
+            .expect_err("out of range");
+    assert_eq!(code(&err), "InvalidArgument");
+}
+
+#[tokio::test]
+async fn a_304_names_the_objects_etag() {
+    let t = TestStore::start().await;
+    put(&t.s3, "v.txt", b"v1").await;
+    let etag = format!("\"{}\"", md5_hex(b"v1"));
+    let err =
+        t.s3.head_object()
+            .bucket(BUCKET)
+            .key("v.txt")
+            .if_none_match(&etag)
+            .send()
+            .await
+            .expect_err("304");
+    let response = err.raw_response().expect("a response");
+    assert_eq!(response.status().as_u16(), 304);
+    assert_eq!(response.headers().get("etag"), Some(etag.as_str()));
+    assert!(response.headers().get("last-modified").is_some());
+}
+
+#[tokio::test]
+async fn conditional_puts_replace_only_the_version_they_name() {
+    let t = TestStore::start().await;
+    let missing =
+        t.s3.put_object()
+            .bucket(BUCKET)
+            .key("cas")
+            .if_match("\"0123456789abcdef0123456789abcdef\"")
+            .body(b"v0".to_vec().into())
+            .send()
+            .await
+            .expect_err("no object to match");
+    assert_eq!(
+        (status(&missing), code(&missing).as_str()),
+        (404, "NoSuchKey")
+    );
+    put(&t.s3, "cas", b"v1").await;
+    let v1 = format!("\"{}\"", md5_hex(b"v1"));
+    let stale = format!("\"{}\"", md5_hex(b"v0"));
+    let err =
+        t.s3.put_object()
+            .bucket(BUCKET)
+            .key("cas")
+            .if_match(&stale)
+            .body(b"v2".to_vec().into())
+            .send()
+            .await
+            .expect_err("stale");
+    assert_eq!(status(&err), 412);
+    assert_eq!(
+        get(&t.s3, "cas").await,
+        b"v1",
+        "a stale If-Match changes nothing"
+    );
+    t.s3.put_object()
+        .bucket(BUCKET)
+        .key("cas")
+        .if_match(&v1)
+        .body(b"v2".to_vec().into())
+        .send()
+        .await
+        .expect("the current ETag replaces");
+    assert_eq!(get(&t.s3, "cas").await, b"v2");
+    let v2 = format!("\"{}\"", md5_hex(b"v2"));
+    let err =
+        t.s3.put_object()
+            .bucket(BUCKET)
+            .key("cas")
+            .if_none_match(&v2)
+            .body(b"v3".to_vec().into())
+            .send()
+            .await
+            .expect_err("If-None-Match of the current ETag");
+    assert_eq!(status(&err), 412);
+    t.s3.put_object()
+        .bucket(BUCKET)
+        .key("cas")
+        .if_none_match(&v1)
+        .body(b"v3".to_vec().into())
+        .send()
+        .await
+        .expect("If-None-Match of another ETag is not `*`: it replaces");
+    assert_eq!(get(&t.s3, "cas").await, b"v3");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn of_concurrent_puts_if_matching_one_version_exactly_one_wins() {
+    let t = TestStore::start().await;
+    put(&t.s3, "race", b"base").await;
+    race_conditional_puts(&t, "race", false, &format!("\"{}\"", md5_hex(b"base"))).await;
+}
+
+#[tokio::test]
+async fn a_copy_onto_itself_must_change_the_metadata() {
+    let t = TestStore::start().await;
+    put(&t.s3, "self.txt", b"same").await;
+    let err =
+        t.s3.copy_object()
+            .bucket(BUCKET)
+            .key("self.txt")
+            .copy_source(format!("{BUCKET}/self.txt"))
+            .send()
+            .await
+            .expect_err("a copy that changes nothing");
+    assert_eq!((status(&err), code(&err).as_str()), (400, "InvalidRequest"));
+    t.s3.copy_object()
+        .bucket(BUCKET)
+        .key("self.txt")
+        .copy_source(format!("{BUCKET}/self.txt"))
+        .metadata_directive(MetadataDirective::Replace)
+        .metadata("note", "new")
+        .send()
+        .await
+        .expect("a copy that replaces the metadata");
+    let head =
+        t.s3.head_object()
+            .bucket(BUCKET)
+            .key("self.txt")
+            .send()
+            .await
+            .expect("head");
+    assert_eq!(
+        head.metadata()
+            .and_then(|m| m.get("note"))
+            .map(String::as_str),
+        Some("new")
+    );
+    assert_eq!(get(&t.s3, "self.txt").await, b"same");
+}
+
+#[tokio::test]
+async fn delete_objects_refuses_more_than_1000_keys() {
+    let t = TestStore::start().await;
+    put(&t.s3, "kept", b"x").await;
+    let objects: Vec<ObjectIdentifier> = std::iter::once("kept".to_string())
+        .chain((0..1000).map(|i| format!("k{i}")))
+        .map(|k| ObjectIdentifier::builder().key(k).build().expect("id"))
+        .collect();
+    let err =
+        t.s3.delete_objects()
+            .bucket(BUCKET)
+            .delete(
+                Delete::builder()
+                    .set_objects(Some(objects))
+                    .build()
+                    .expect("delete"),
+            )
+            .send()
+            .await
+            .expect_err("1001 keys");
+    assert_eq!((status(&err), code(&err).as_str()), (400, "MalformedXML"));
+    assert_eq!(get(&t.s3, "kept").await, b"x", "nothing was deleted");
+}
+
+#[tokio::test]
+async fn standard_headers_are_kept_through_put_copy_and_multipart() {
+    let t = TestStore::start().await;
+    let expires = aws_sdk_s3::primitives::DateTime::from_secs(4_000_000_000);
+    t.s3.put_object()
+        .bucket(BUCKET)
+        .key("h.txt")
+        .cache_control("max-age=60")
+        .content_disposition("attachment; filename=\"h.txt\"")
+        .content_encoding("gzip")
+        .content_language("fr")
+        .expires(expires)
+        .body(b"hello".to_vec().into())
+        .send()
+        .await
+        .expect("put");
+    let head =
+        t.s3.head_object()
+            .bucket(BUCKET)
+            .key("h.txt")
+            .send()
+            .await
+            .expect("head");
+    assert_eq!(head.cache_control(), Some("max-age=60"));
+    assert_eq!(
+        head.content_disposition(),
+        Some("attachment; filename=\"h.txt\"")
+    );
+    assert_eq!(head.content_encoding(), Some("gzip"));
+    assert_eq!(head.content_language(), Some("fr"));
+    assert_eq!(head.expires_string(), Some("Tue, 02 Oct 2096 07:06:40 GMT"));
+    let got =
+        t.s3.get_object()
+            .bucket(BUCKET)
+            .key("h.txt")
+            .response_content_language("de")
+            .send()
+            .await
+            .expect("get");
+    assert_eq!(got.cache_control(), Some("max-age=60"));
+    assert_eq!(
+        got.content_language(),
+        Some("de"),
+        "a response-* override wins"
+    );
+
+    t.s3.copy_object()
+        .bucket(BUCKET)
+        .key("copied.txt")
+        .copy_source(format!("{BUCKET}/h.txt"))
+        .send()
+        .await
+        .expect("copy");
+    let copied =
+        t.s3.head_object()
+            .bucket(BUCKET)
+            .key("copied.txt")
+            .send()
+            .await
+            .expect("head copy");
+    assert_eq!(copied.content_encoding(), Some("gzip"), "a copy keeps them");
+
+    let upload =
+        t.s3.create_multipart_upload()
+            .bucket(BUCKET)
+            .key("m.bin")
+            .cache_control("no-store")
+            .send()
+            .await
+            .expect("create");
+    let id = upload.upload_id().expect("id");
+    let part =
+        t.s3.upload_part()
+            .bucket(BUCKET)
+            .key("m.bin")
+            .upload_id(id)
+            .part_number(1)
+            .body(b"one part".to_vec().into())
+            .send()
+            .await
+            .expect("part");
+    t.s3.complete_multipart_upload()
+        .bucket(BUCKET)
+        .key("m.bin")
+        .upload_id(id)
+        .multipart_upload(
+            aws_sdk_s3::types::CompletedMultipartUpload::builder()
+                .parts(
+                    aws_sdk_s3::types::CompletedPart::builder()
+                        .part_number(1)
+                        .e_tag(part.e_tag().expect("etag"))
+                        .build(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .expect("complete");
+    let joined =
+        t.s3.head_object()
+            .bucket(BUCKET)
+            .key("m.bin")
+            .send()
+            .await
+            .expect("head multipart");
+    assert_eq!(joined.cache_control(), Some("no-store"));
 }
