@@ -926,3 +926,58 @@ async fn standard_headers_are_kept_through_put_copy_and_multipart() {
             .expect("head multipart");
     assert_eq!(joined.cache_control(), Some("no-store"));
 }
+
+/// The request id an error's answer names in its header, and its XML body.
+fn request_ids<E>(
+    err: &aws_sdk_s3::error::SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
+) -> (String, String) {
+    let response = err.raw_response().expect("a response");
+    let header = response
+        .headers()
+        .get("x-amz-request-id")
+        .expect("x-amz-request-id")
+        .to_string();
+    let body = std::str::from_utf8(response.body().bytes().expect("a body")).expect("UTF-8");
+    (header, body.to_string())
+}
+
+#[tokio::test]
+async fn every_answer_names_its_request_and_an_error_names_it_twice() {
+    use aws_sdk_s3::operation::RequestId;
+    let t = TestStore::start().await;
+    put(&t.s3, "here", b"x").await;
+    let head =
+        t.s3.head_object()
+            .bucket(BUCKET)
+            .key("here")
+            .send()
+            .await
+            .expect("head");
+    assert!(
+        head.request_id().is_some_and(|id| id.len() == 16),
+        "{:?}",
+        head.request_id()
+    );
+    let missing =
+        t.s3.get_object()
+            .bucket(BUCKET)
+            .key("missing")
+            .send()
+            .await
+            .expect_err("404");
+    let forged = crate::common::client_with(&t.url, &t.full.access_key_id, "not-the-secret");
+    let unsigned = forged
+        .list_objects_v2()
+        .bucket(BUCKET)
+        .send()
+        .await
+        .expect_err("a bad signature, refused by s3s itself");
+    let (first, _) = request_ids(&missing);
+    for (id, body) in [request_ids(&missing), request_ids(&unsigned)] {
+        assert!(
+            body.contains(&format!("<RequestId>{id}</RequestId>")),
+            "{id}: {body}"
+        );
+    }
+    assert_ne!(first, request_ids(&unsigned).0, "each request its own id");
+}
