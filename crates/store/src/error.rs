@@ -106,6 +106,9 @@ pub enum StoreError {
         /// Its modification time.
         last_modified: s3s::dto::Timestamp,
     },
+    /// A partNumber the object does not have.
+    #[error("part {0} is not one of the object's parts")]
+    InvalidPartNumber(i32),
     /// The Range header lies outside the object.
     #[error("the requested range is not satisfiable")]
     InvalidRange,
@@ -226,6 +229,9 @@ impl From<StoreError> for S3Error {
                 return err;
             }
             E::InvalidRange => S3ErrorCode::InvalidRange,
+            E::InvalidPartNumber(_) => {
+                return custom("InvalidPartNumber", H::RANGE_NOT_SATISFIABLE, msg);
+            }
             E::NoSpace => return custom("XNoSpaceLeftOnDevice", H::INSUFFICIENT_STORAGE, msg),
             E::Database(tread_catalog::DbError::Busy(_)) => S3ErrorCode::SlowDown,
             E::Database(ref db) if db.is_transient() => S3ErrorCode::ServiceUnavailable,

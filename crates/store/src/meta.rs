@@ -40,6 +40,10 @@ pub struct ObjectMeta {
     /// The standard headers given at upload.
     #[serde(default, skip_serializing_if = "ContentHeaders::is_empty")]
     pub headers: ContentHeaders,
+    /// The sizes of the parts a multipart upload joined, in order; empty
+    /// for an object written whole.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub parts: Vec<u64>,
 }
 
 /// The standard headers S3 keeps with an object, as sent at upload, and
@@ -237,6 +241,7 @@ impl MetaStore {
             user,
             checksums: BTreeMap::new(),
             headers,
+            parts: Vec::new(),
         };
         if !self.travels_with_file()
             && fs::metadata(path).map(|m| m.ino()).ok() != Some(attrs.ino())

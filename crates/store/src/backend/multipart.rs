@@ -503,6 +503,7 @@ pub(super) async fn complete_multipart_upload(
             user: record.user,
             checksums: Default::default(),
             headers: record.headers,
+            parts: parts.iter().map(|(_, part)| part.size).collect(),
         };
         commit(&bucket, &k, file, meta, placement)?;
         let done = CompletedRecord {

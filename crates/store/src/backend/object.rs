@@ -40,6 +40,23 @@ pub(super) struct FoundObject {
 }
 
 impl FoundObject {
+    /// The bytes of part `number` (1-based) and how many parts there are.
+    /// An object written whole is its own single part, as on S3.
+    pub fn part(&self, number: i32) -> Result<(std::ops::Range<u64>, usize), StoreError> {
+        let whole = [self.meta.size];
+        let sizes: &[u64] = match self.meta.parts.as_slice() {
+            [] => &whole,
+            parts => parts,
+        };
+        let index = usize::try_from(number)
+            .ok()
+            .and_then(|n| n.checked_sub(1))
+            .filter(|i| *i < sizes.len())
+            .ok_or(StoreError::InvalidPartNumber(number))?;
+        let start: u64 = sizes[..index].iter().sum();
+        Ok((start..start + sizes[index], sizes.len()))
+    }
+
     pub fn etag(&self) -> ETag {
         ETag::Strong(self.meta.etag.clone())
     }
@@ -192,14 +209,25 @@ pub(super) async fn head_object(
         if_unmodified_since: input.if_unmodified_since,
     }
     .check(&obj)?;
-    let want_checksums = input.checksum_mode.is_some();
+    let part = requested_part(&obj, input.part_number, input.range.is_some())?;
+    let want_checksums = input.checksum_mode.is_some() && part.is_none();
     let sums = if want_checksums {
         checksum::to_dto(&obj.meta.checksums)
     } else {
         Default::default()
     };
+    let (length, content_range, parts_count) = match part {
+        Some(part) => (
+            part.span.end - part.span.start,
+            Some(content_range(&part.span, obj.meta.size)),
+            part.parts_count,
+        ),
+        None => (obj.meta.size, None, None),
+    };
     Ok(S3Response::new(HeadObjectOutput {
-        content_length: Some(i64::try_from(obj.meta.size).unwrap_or(i64::MAX)),
+        content_length: Some(i64::try_from(length).unwrap_or(i64::MAX)),
+        content_range,
+        parts_count,
         content_type: Some(obj.content_type(&key)),
         e_tag: Some(obj.etag()),
         last_modified: Some(obj.last_modified()),
@@ -232,23 +260,25 @@ pub(super) async fn get_object(
         if_modified_since: input.if_modified_since,
         if_unmodified_since: input.if_unmodified_since,
     };
-    let range = input.range;
+    let (range, part_number) = (input.range, input.part_number);
     let k = key.clone();
-    let (mut obj, span, small) = blocking(move || {
+    let (mut obj, span, small, part) = blocking(move || {
         let obj = find(&bucket, &k)?;
         conditions.check(&obj)?;
-        let span = match range {
-            Some(r) => r
+        let part = requested_part(&obj, part_number, range.is_some())?;
+        let span = match (&part, range) {
+            (Some(part), _) => part.span.clone(),
+            (None, Some(r)) => r
                 .check(obj.meta.size)
                 .map_err(|_| StoreError::InvalidRange)?,
-            None => 0..obj.meta.size,
+            (None, None) => 0..obj.meta.size,
         };
         let small = if span.end - span.start <= SMALL_OBJECT {
             Some(read_span(obj.file.as_ref(), span.clone()).io_context(|| format!("reading {k}"))?)
         } else {
             None
         };
-        Ok((obj, span, small))
+        Ok((obj, span, small, part))
     })
     .await?;
     let len = span.end - span.start;
@@ -259,14 +289,9 @@ pub(super) async fn get_object(
             None => StreamingBlob::wrap::<_, io::Error>(stream::empty()),
         },
     };
-    let content_range = range.map(|_| {
-        format!(
-            "bytes {}-{}/{}",
-            span.start,
-            span.end.saturating_sub(1),
-            obj.meta.size
-        )
-    });
+    let parts_count = part.and_then(|part| part.parts_count);
+    let content_range =
+        (range.is_some() || part_number.is_some()).then(|| content_range(&span, obj.meta.size));
     let sums = if input.checksum_mode.is_some() && content_range.is_none() {
         checksum::to_dto(&obj.meta.checksums)
     } else {
@@ -277,6 +302,7 @@ pub(super) async fn get_object(
         body: Some(body),
         content_length: Some(i64::try_from(len).unwrap_or(i64::MAX)),
         content_range,
+        parts_count,
         content_type: Some(
             input
                 .response_content_type
@@ -301,6 +327,40 @@ pub(super) async fn get_object(
         checksum_sha256: sums.checksum_sha256,
         ..Default::default()
     }))
+}
+
+/// A part a GET or HEAD asked for by `partNumber`.
+struct RequestedPart {
+    /// Its bytes in the object.
+    span: std::ops::Range<u64>,
+    /// The object's part count, when it was uploaded in parts.
+    parts_count: Option<i32>,
+}
+
+/// The part a GET or HEAD asked for by `partNumber`, if any. S3 takes no
+/// Range beside it.
+fn requested_part(
+    obj: &FoundObject,
+    part_number: Option<i32>,
+    with_range: bool,
+) -> Result<Option<RequestedPart>, StoreError> {
+    let Some(number) = part_number else {
+        return Ok(None);
+    };
+    if with_range {
+        return Err(StoreError::InvalidRequest(
+            "a request may give a Range or a partNumber, not both".into(),
+        ));
+    }
+    let (span, count) = obj.part(number)?;
+    let parts_count =
+        (!obj.meta.parts.is_empty()).then(|| i32::try_from(count).unwrap_or(i32::MAX));
+    Ok(Some(RequestedPart { span, parts_count }))
+}
+
+/// The Content-Range of `span` of an object of `size` bytes.
+fn content_range(span: &std::ops::Range<u64>, size: u64) -> String {
+    format!("bytes {}-{}/{size}", span.start, span.end.saturating_sub(1))
 }
 
 /// Reads `span` of an object's data; a directory marker (no file) has none.
@@ -442,6 +502,7 @@ pub(super) async fn put_object(
         user,
         checksums: received.checksums.clone(),
         headers,
+        parts: Vec::new(),
     };
     let received = if declared.is_some_and(|n| n <= upload::IN_MEMORY_LIMIT) {
         let chunks = upload::gather(input.body).await?;
@@ -732,6 +793,8 @@ pub(super) async fn copy_object(
         if meta.etag.contains('-') {
             meta.etag = md5_file(file.tmp_path()).io_context(|| "hashing the copy".into())?;
         }
+        // The copy is written whole: one part, as on S3.
+        meta.parts.clear();
         if replace {
             meta.content_type = content_type;
             meta.user = user;

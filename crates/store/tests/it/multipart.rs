@@ -525,3 +525,87 @@ async fn a_repeated_complete_answers_as_the_first_did() {
         "once the object is another, the upload is only gone"
     );
 }
+
+#[tokio::test]
+async fn get_and_head_by_part_number_answer_that_part() {
+    let t = TestStore::start().await;
+    let (one, two) = (bytes(5 * MIB, 4), bytes(MIB, 5));
+    let id = start(&t, "parts.bin").await;
+    let parts = vec![
+        upload(&t, "parts.bin", &id, 1, one.clone()).await,
+        upload(&t, "parts.bin", &id, 2, two.clone()).await,
+    ];
+    complete(&t, "parts.bin", &id, parts)
+        .await
+        .expect("complete");
+    let head =
+        t.s3.head_object()
+            .bucket(BUCKET)
+            .key("parts.bin")
+            .part_number(1)
+            .send()
+            .await
+            .expect("head part 1");
+    assert_eq!(head.content_length(), Some(5 * MIB as i64));
+    assert_eq!(head.parts_count(), Some(2));
+    let second =
+        t.s3.get_object()
+            .bucket(BUCKET)
+            .key("parts.bin")
+            .part_number(2)
+            .send()
+            .await
+            .expect("get part 2");
+    assert_eq!(second.parts_count(), Some(2));
+    assert_eq!(
+        second.content_range(),
+        Some("bytes 5242880-6291455/6291456")
+    );
+    let body = second.body.collect().await.expect("body").into_bytes();
+    assert_eq!(body.as_ref(), two.as_slice());
+    let past =
+        t.s3.get_object()
+            .bucket(BUCKET)
+            .key("parts.bin")
+            .part_number(3)
+            .send()
+            .await
+            .expect_err("no part 3");
+    assert_eq!(
+        (crate::common::status(&past), code(&past).as_str()),
+        (416, "InvalidPartNumber")
+    );
+    let both =
+        t.s3.get_object()
+            .bucket(BUCKET)
+            .key("parts.bin")
+            .part_number(1)
+            .range("bytes=0-9")
+            .send()
+            .await
+            .expect_err("a range and a part");
+    assert_eq!(code(&both), "InvalidRequest");
+
+    put(&t.s3, "whole.bin", b"written whole").await;
+    let whole =
+        t.s3.head_object()
+            .bucket(BUCKET)
+            .key("whole.bin")
+            .part_number(1)
+            .send()
+            .await
+            .expect("an object written whole is its own part 1");
+    assert_eq!(
+        (whole.content_length(), whole.parts_count()),
+        (Some(13), None)
+    );
+    let err =
+        t.s3.head_object()
+            .bucket(BUCKET)
+            .key("whole.bin")
+            .part_number(2)
+            .send()
+            .await
+            .expect_err("no part 2");
+    assert_eq!(crate::common::status(&err), 416);
+}
