@@ -305,6 +305,14 @@ impl S3 for NasStore {
     }
     #[tracing::instrument(level = "debug", skip_all, fields(bucket = %req.input.bucket, key = %req.input.key))]
 
+    async fn get_object_attributes(
+        &self,
+        req: S3Request<GetObjectAttributesInput>,
+    ) -> S3Result<S3Response<GetObjectAttributesOutput>> {
+        object::get_object_attributes(self, req).await
+    }
+    #[tracing::instrument(level = "debug", skip_all, fields(bucket = %req.input.bucket, key = %req.input.key))]
+
     async fn put_object(
         &self,
         req: S3Request<PutObjectInput>,

@@ -609,3 +609,89 @@ async fn get_and_head_by_part_number_answer_that_part() {
             .expect_err("no part 2");
     assert_eq!(crate::common::status(&err), 416);
 }
+
+#[tokio::test]
+async fn get_object_attributes_names_size_etag_checksum_and_pages_parts() {
+    use aws_sdk_s3::types::{ChecksumAlgorithm, ObjectAttributes};
+    let t = TestStore::start().await;
+    let id = start(&t, "attrs.bin").await;
+    let parts = vec![
+        upload(&t, "attrs.bin", &id, 1, bytes(5 * MIB, 6)).await,
+        upload(&t, "attrs.bin", &id, 2, bytes(5 * MIB, 7)).await,
+        upload(&t, "attrs.bin", &id, 3, bytes(10, 8)).await,
+    ];
+    let etag = complete(&t, "attrs.bin", &id, parts)
+        .await
+        .expect("complete");
+    let page = |marker: Option<i32>| {
+        t.s3.get_object_attributes()
+            .bucket(BUCKET)
+            .key("attrs.bin")
+            .object_attributes(ObjectAttributes::ObjectParts)
+            .object_attributes(ObjectAttributes::ObjectSize)
+            .object_attributes(ObjectAttributes::Etag)
+            .max_parts(2)
+            .set_part_number_marker(marker.map(|m| m.to_string()))
+            .send()
+    };
+    let first = page(None).await.expect("attributes");
+    assert_eq!(first.object_size(), Some(10 * MIB as i64 + 10));
+    assert_eq!(
+        first.e_tag().map(|e| e.trim_matches('"')),
+        Some(etag.trim_matches('"'))
+    );
+    let listed = first.object_parts().expect("parts");
+    assert_eq!(listed.total_parts_count(), Some(3));
+    assert_eq!(listed.is_truncated(), Some(true));
+    let sizes: Vec<_> = listed
+        .parts()
+        .iter()
+        .map(|p| (p.part_number(), p.size()))
+        .collect();
+    assert_eq!(
+        sizes,
+        [
+            (Some(1), Some(5 * MIB as i64)),
+            (Some(2), Some(5 * MIB as i64))
+        ]
+    );
+    let next = listed
+        .next_part_number_marker()
+        .and_then(|m| m.parse().ok());
+    let rest = page(next).await.expect("the next page");
+    let last = rest.object_parts().expect("parts");
+    assert_eq!(last.is_truncated(), Some(false));
+    assert_eq!(
+        last.parts()
+            .iter()
+            .map(|p| p.part_number())
+            .collect::<Vec<_>>(),
+        [Some(3)]
+    );
+
+    t.s3.put_object()
+        .bucket(BUCKET)
+        .key("whole.txt")
+        .checksum_algorithm(ChecksumAlgorithm::Sha256)
+        .body(b"written whole".to_vec().into())
+        .send()
+        .await
+        .expect("put");
+    let whole =
+        t.s3.get_object_attributes()
+            .bucket(BUCKET)
+            .key("whole.txt")
+            .object_attributes(ObjectAttributes::ObjectParts)
+            .object_attributes(ObjectAttributes::Checksum)
+            .object_attributes(ObjectAttributes::StorageClass)
+            .send()
+            .await
+            .expect("attributes");
+    assert!(
+        whole.object_parts().is_none(),
+        "no parts for an object written whole"
+    );
+    assert!(whole.checksum().and_then(|c| c.checksum_sha256()).is_some());
+    assert_eq!(whole.storage_class().map(|c| c.as_str()), Some("STANDARD"));
+    assert_eq!(whole.object_size(), None, "only what was asked for");
+}
