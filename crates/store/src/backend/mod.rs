@@ -195,6 +195,11 @@ impl NasStore {
         self.live().snapshot.principals.get(access_key).cloned()
     }
 
+    /// The principal whose key signed a request, if any.
+    pub fn signer(&self, credentials: Option<&s3s::auth::Credentials>) -> Option<Principal> {
+        credentials.and_then(|c| self.principal(&c.access_key))
+    }
+
     /// Root directory of bucket `name`, if it exists.
     pub fn bucket_root(&self, name: &str) -> Option<PathBuf> {
         self.live().buckets.get(name).map(|b| b.root.clone())

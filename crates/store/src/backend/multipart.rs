@@ -113,9 +113,7 @@ fn write_json(dest: &Path, value: &impl Serialize) -> io::Result<()> {
 
 /// The user whose access key signed a request.
 fn user_of(store: &NasStore, credentials: Option<&Credentials>) -> Option<String> {
-    credentials
-        .and_then(|c| store.principal(&c.access_key))
-        .map(|p| p.user)
+    store.signer(credentials).map(|p| p.user)
 }
 
 /// The ETag the completed upload `upload_id` gave `key`, while `key` still

@@ -961,11 +961,7 @@ pub(super) async fn delete_objects(
     store: &NasStore,
     req: S3Request<DeleteObjectsInput>,
 ) -> S3Result<S3Response<DeleteObjectsOutput>> {
-    let policies = req
-        .credentials
-        .as_ref()
-        .and_then(|c| store.principal(&c.access_key))
-        .map(|p| p.policies);
+    let policies = store.signer(req.credentials.as_ref()).map(|p| p.policies);
     let input = req.input;
     let bucket = store.bucket(&input.bucket)?;
     let quiet = input.delete.quiet.unwrap_or(false);

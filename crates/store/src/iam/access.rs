@@ -117,10 +117,9 @@ impl S3Access for PolicyAccess {
 
     /// A browser form's upload is a PutObject of the form's key.
     async fn post_object(&self, req: &mut S3Request<PostObjectInput>) -> S3Result<()> {
-        let policies = req
-            .credentials
-            .as_ref()
-            .and_then(|c| self.0.principal(&c.access_key))
+        let policies = self
+            .0
+            .signer(req.credentials.as_ref())
             .map(|p| p.policies)
             .unwrap_or_default();
         let resource = format!("arn:aws:s3:::{}/{}", req.input.bucket, req.input.key);
