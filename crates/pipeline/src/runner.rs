@@ -327,10 +327,8 @@ impl Runner {
             let run_id = run.id;
             let outcome = match &log {
                 Ok(log) => {
-                    tokio::select! {
-                        outcome = self.step(run, step, log) => outcome,
-                        never = self.share_log(run_id, index, &path) => match never {},
-                    }
+                    self.sharing_log(run_id, index, &path, self.step(run, step, log))
+                        .await
                 }
                 Err(e) => Err(Stop::Failed(format!("cannot write the step log: {e}"))),
             };
@@ -370,6 +368,21 @@ impl Runner {
             }
         }
         Ok(())
+    }
+
+    /// Runs `work`, a step writing its log at `path`, while that log is
+    /// shared with the other daemons.
+    async fn sharing_log<T>(
+        &self,
+        run: i64,
+        index: i64,
+        path: &std::path::Path,
+        work: impl std::future::Future<Output = T>,
+    ) -> T {
+        tokio::select! {
+            outcome = work => outcome,
+            never = self.share_log(run, index, path) => match never {},
+        }
     }
 
     /// Copies a running step's log into the catalog each time it grew, at
@@ -441,10 +454,9 @@ impl Runner {
             args: vec!["-c".into(), script.to_string()],
             env: run.env.clone(),
         };
-        let outcome = tokio::select! {
-            outcome = exec(run.instance, &command, &log) => outcome,
-            never = self.share_log(run.id, 0, &path) => match never {},
-        };
+        let outcome = self
+            .sharing_log(run.id, 0, &path, exec(run.instance, &command, &log))
+            .await;
         self.keep_log(run.id, 0, &path).await?;
         outcome.map_err(|(Stop::Failed(m) | Stop::Gated(m))| {
             (
