@@ -15,7 +15,9 @@ compared run for run (bench/train-quality.sh):
              RandomResizedCrop(size, scale=(0.5, 1), ratio=(3/4, 4/3)) on the
              float [0,1] image at its own resolution (--crop-from original;
              `resized` crops the size x size image instead), resized to size
-             (bilinear, antialias); horizontal flip p=0.5; brightness
+             (bilinear, antialias); horizontal flip p=0.5 (with --turn, not
+             tread's recipe: also a vertical flip p=0.5 and a transpose
+             p=0.5, the square's 8 symmetries); brightness
              x*b, b~U[0.8,1.2]; contrast (x-m)*c+m, c~U[0.8,1.2], m the mean of
              the image's grey 0.299R+0.587G+0.114B (after brightness); clamp to
              [0,1]; Normalize. Crop parameters as torchvision's get_params (10
@@ -57,7 +59,8 @@ line at the end (the last line of stdout): arch, seed, epochs_run,
 best_epoch, heldout_accuracy, confusion (rows: true class, columns:
 predicted, in `classes` order), wall seconds (total, load, train: the epoch
 loop with its validation passes), seconds per epoch, training images/s, and
-the configuration.
+the configuration. --mistakes FILE also writes the held-out images the kept
+model gets wrong, one JSON line each, to look at.
 """
 
 import argparse
@@ -109,6 +112,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--crop-from", choices=("original", "resized"), default="original",
                    help="RandomResizedCrop on the decoded image (default) or on the "
                         "size x size one")
+    p.add_argument("--turn", action="store_true",
+                   help="also flip crops upside down and turn them a quarter at random "
+                        "(the 8 symmetries of the square): a tyre photo has no up")
     p.add_argument("--optimizer", choices=("adamw", "adam"), default="adamw")
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--betas", default="0.9,0.999")
@@ -128,6 +134,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="auto: time a few training steps in each, keep the faster")
     p.add_argument("--threads", type=int, default=THREADS)
     p.add_argument("--quiet", action="store_true", help="no per-epoch lines")
+    p.add_argument("--mistakes", metavar="FILE",
+                   help="write the held-out images the kept model gets wrong here, "
+                        "one JSON line each (path, true class, predicted class, its probability)")
     argv = sys.argv[1:] if argv is None else argv
     first, _ = p.parse_known_args(argv)
     if first.recipe:
@@ -200,8 +209,9 @@ class Normalize:
 class Augment:
     """The recipe's training augmentation on float [0,1] images; its own generator."""
 
-    def __init__(self, size: int, seed: int, crop_from: str):
+    def __init__(self, size: int, seed: int, crop_from: str, turn: bool):
         self.size = size
+        self.turn = turn
         self.g = torch.Generator().manual_seed(seed)
         self.crop_from = crop_from
         self.grey = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
@@ -242,6 +252,11 @@ class Augment:
                               antialias=True, align_corners=False)
             if torch.rand((), generator=self.g).item() < 0.5:
                 x = x.flip(-1)
+            if self.turn:
+                if torch.rand((), generator=self.g).item() < 0.5:
+                    x = x.flip(-2)
+                if torch.rand((), generator=self.g).item() < 0.5:
+                    x = x.transpose(-1, -2)
             out.append(x)
         x = torch.cat(out)
         n = x.shape[0]
@@ -327,6 +342,21 @@ def evaluate(model, x: torch.Tensor, y: torch.Tensor, fmt, classes: int, batch: 
     return confusion.trace().item() / n, loss / n, confusion
 
 
+def write_mistakes(path: str, model, x: torch.Tensor, held: list, classes: list, fmt) -> None:
+    """One JSON line per held-out image the model gets wrong, to look at."""
+    model.eval()
+    with torch.inference_mode():
+        probs = torch.cat([F.softmax(model(x[i:i + 256].contiguous(memory_format=fmt)), 1)
+                           for i in range(0, len(held), 256)])
+    with open(path, "w") as out:
+        for (image, label), p in zip(held, probs):
+            pred = int(p.argmax())
+            if pred != label:
+                out.write(json.dumps({"path": image, "class": classes[label],
+                                      "predicted": classes[pred],
+                                      "probability": round(float(p[pred]), 3)}) + "\n")
+
+
 def main() -> None:
     # Flush-to-zero before any intra-op thread exists (threads inherit the FP
     # control register); denormal gradients otherwise slow steps several-fold.
@@ -383,7 +413,7 @@ def main() -> None:
         opt = torch.optim.Adam(model.parameters(), lr=args.lr, betas=args.betas,
                                eps=args.eps, weight_decay=args.weight_decay)
     loss_fn = nn.CrossEntropyLoss(label_smoothing=args.label_smoothing)
-    augment = Augment(args.size, args.seed + 1, args.crop_from) if args.augment else None
+    augment = Augment(args.size, args.seed + 1, args.crop_from, args.turn) if args.augment else None
     shuffle = torch.Generator().manual_seed(args.seed + 2)
     steps_per_epoch = math.ceil(len(train_idx) / args.batch_size)
     total_steps = steps_per_epoch * args.epochs
@@ -448,6 +478,8 @@ def main() -> None:
     else:
         best["epoch"] = epochs_run
     acc, held_loss, confusion = evaluate(model, x_held, y_held, fmt, k)
+    if args.mistakes:
+        write_mistakes(args.mistakes, model, x_held, [items[i] for i in held_idx], classes, fmt)
 
     summary = {
         "framework": "pytorch", "torch": torch.__version__, "arch": args.arch,
@@ -466,6 +498,7 @@ def main() -> None:
         "config": {
             "recipe": args.recipe, "split": args.split, "val": args.val, "size": args.size,
             "augment": args.augment, "crop_from": args.crop_from if args.augment else None,
+            "turn": args.turn,
             "optimizer": args.optimizer, "lr": args.lr, "betas": list(args.betas),
             "eps": args.eps, "weight_decay": args.weight_decay, "batch_size": args.batch_size,
             "schedule": args.schedule, "warmup_epochs": args.warmup_epochs,

@@ -110,7 +110,7 @@ impl Scene {
                 [pick(rng, 0.75, 1.0), pick(rng, -0.1, 0.1)]
             } else {
                 // One-sided wear from bad alignment.
-                [pick(rng, 0.4, 0.6), pick(rng, 0.6, 1.0) * sign(rng)]
+                [pick(rng, 0.55, 0.7), pick(rng, 0.6, 1.0) * sign(rng)]
             };
         }
         list
@@ -291,7 +291,9 @@ impl Scene {
         c.blob(
             &dome,
             Ink {
-                lift: r * (0.15 + 0.4 * k),
+                // Raised enough to catch the light at 96 px, where a
+                // lower dome was lost in the shading.
+                lift: r * (0.25 + 0.5 * k),
                 shine,
                 ..Ink::default()
             },
@@ -300,7 +302,7 @@ impl Scene {
 
     /// Missing rubber: a jagged pit, lighter inside, sometimes showing cords.
     fn chunk(&self, rng: &mut Rng8, c: &mut Canvas, at: Pt, k: f32) {
-        let r = pick(rng, 0.03, 0.1) * (0.6 + k) * self.px;
+        let r = pick(rng, 0.04, 0.1) * (0.6 + k) * self.px;
         let centre = self.to_px(at);
         let rot = unit_dir(pick(rng, -PI, PI));
         let pit = Blob {
@@ -311,6 +313,20 @@ impl Scene {
             dome: false,
             salt: rng.random(),
         };
+        // The torn edge lies in shadow: a dark rim round the lighter pit
+        // tells missing rubber from a stone or a clod of dirt.
+        let rim = Blob {
+            r: [pit.r[0] * 1.2 + self.pen(), pit.r[1] * 1.2 + self.pen()],
+            ..pit
+        };
+        c.blob(
+            &rim,
+            Ink {
+                carve: r * 0.1,
+                dark: 0.5 + 0.3 * k,
+                ..Ink::default()
+            },
+        );
         let inner = mix(self.rubber.col, [0.45, 0.4, 0.35], pick(rng, 0.2, 0.5));
         c.blob(
             &pit,
@@ -421,7 +437,9 @@ impl Scene {
                     lift: 2.0,
                     ..Ink::default()
                 };
-                self.speck(rng, c, stone, 0.006, 0.018);
+                // A third of the smallest chunk's radius at most: a stone
+                // as large as a chunk was a look-alike no model could tell.
+                self.speck(rng, c, stone, 0.004, 0.01);
             }
         }
     }

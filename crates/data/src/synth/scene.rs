@@ -75,8 +75,11 @@ impl Tread {
             lat_norm: 1.0 / (1.0 + slope * slope).sqrt(),
             depth: pick(rng, 0.06, 0.16),
             sipes: rng.random_bool(0.5),
+            // Serviceable tread keeps most of its depth: up to 0.35 worn,
+            // well short of a worn-out tyre's 0.75 (up to 0.55 had made a
+            // shallow new tread the look-alike of a worn one).
             wear: [
-                pick(rng, 0.0, 0.55) * (0.4 + 0.6 * age),
+                pick(rng, 0.0, 0.35) * (0.4 + 0.6 * age),
                 pick(rng, -0.15, 0.15),
             ],
         }
