@@ -117,8 +117,8 @@ impl Look {
 
     /// Separable box blur in integers, for soft-focus photos. The passes
     /// scale with the photo's shorter side, so a photo is as soft at any
-    /// size: two passes at 96 px, as many as at 256, had left a tenth of the
-    /// demo's photos too soft to show a crack, labels no model can learn.
+    /// size: two passes at 96 px, as many as at 256, had left the demo's
+    /// softest photos too soft to show a crack, labels no model can learn.
     pub(super) fn blur(&self, img: &mut RgbImage) {
         let (w, h) = (img.width() as usize, img.height() as usize);
         for _ in 0..(self.blur * w.min(h) + 128) / 256 {

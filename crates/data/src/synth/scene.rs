@@ -76,8 +76,8 @@ impl Tread {
             depth: pick(rng, 0.06, 0.16),
             sipes: rng.random_bool(0.5),
             // Serviceable tread keeps most of its depth: up to 0.35 worn,
-            // well short of a worn-out tyre's 0.75 (up to 0.55 had made a
-            // shallow new tread the look-alike of a worn one).
+            // short of a worn-out tyre's 0.55 and more (`plan_defects`); up
+            // to 0.55 had made shallow new tread the look-alike of worn.
             wear: [
                 pick(rng, 0.0, 0.35) * (0.4 + 0.6 * age),
                 pick(rng, -0.15, 0.15),
