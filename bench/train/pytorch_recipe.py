@@ -326,28 +326,28 @@ def lr_at(step: int, total: int, warmup: int, base: float, schedule: str) -> flo
 
 
 def evaluate(model, x: torch.Tensor, y: torch.Tensor, fmt, classes: int, batch: int = 256):
-    """(accuracy, mean cross-entropy, confusion rows=true cols=predicted)."""
+    """(accuracy, mean cross-entropy, confusion rows=true cols=predicted,
+    class probabilities per image)."""
     model.eval()
     confusion = torch.zeros(classes, classes, dtype=torch.long)
     loss = 0.0
+    probs = []
     with torch.inference_mode():
         for i in range(0, len(y), batch):
             xb = x[i:i + batch].contiguous(memory_format=fmt)
             logits = model(xb)
             loss += F.cross_entropy(logits, y[i:i + batch], reduction="sum").item()
+            probs.append(F.softmax(logits, 1))
             pred = logits.argmax(1)
             confusion += torch.bincount(y[i:i + batch] * classes + pred,
                                         minlength=classes * classes).view(classes, classes)
     n = max(1, len(y))
-    return confusion.trace().item() / n, loss / n, confusion
+    probs = torch.cat(probs) if probs else torch.zeros(0, classes)
+    return confusion.trace().item() / n, loss / n, confusion, probs
 
 
-def write_mistakes(path: str, model, x: torch.Tensor, held: list, classes: list, fmt) -> None:
+def write_mistakes(path: str, probs: torch.Tensor, held: list, classes: list) -> None:
     """One JSON line per held-out image the model gets wrong, to look at."""
-    model.eval()
-    with torch.inference_mode():
-        probs = torch.cat([F.softmax(model(x[i:i + 256].contiguous(memory_format=fmt)), 1)
-                           for i in range(0, len(held), 256)])
     with open(path, "w") as out:
         for (image, label), p in zip(held, probs):
             pred = int(p.argmax())
@@ -457,7 +457,7 @@ def main() -> None:
                 "train_accuracy": round(correct / seen, 4),
                 "lr_end": opt.param_groups[0]["lr"], "pass_s": round(epoch_pass, 2)}
         if n_val:
-            acc, vloss, _ = evaluate(model, x_val, y_val, fmt, k)
+            acc, vloss, _, _ = evaluate(model, x_val, y_val, fmt, k)
             better = acc > best["acc"] or (acc == best["acc"] and vloss < best["loss"])
             if better:
                 best = {"acc": acc, "loss": vloss, "epoch": epoch,
@@ -477,9 +477,9 @@ def main() -> None:
         model.load_state_dict(best["state"])
     else:
         best["epoch"] = epochs_run
-    acc, held_loss, confusion = evaluate(model, x_held, y_held, fmt, k)
+    acc, held_loss, confusion, held_probs = evaluate(model, x_held, y_held, fmt, k)
     if args.mistakes:
-        write_mistakes(args.mistakes, model, x_held, [items[i] for i in held_idx], classes, fmt)
+        write_mistakes(args.mistakes, held_probs, [items[i] for i in held_idx], classes)
 
     summary = {
         "framework": "pytorch", "torch": torch.__version__, "arch": args.arch,

@@ -41,9 +41,9 @@ pub(super) struct FoundObject {
 }
 
 impl FoundObject {
-    /// The bytes of part `number` (1-based) and how many parts there are.
-    /// An object written whole is its own single part, as on S3.
-    pub fn part(&self, number: i32) -> Result<(std::ops::Range<u64>, usize), StoreError> {
+    /// The bytes of part `number` (1-based). An object written whole is its
+    /// own single part, as on S3.
+    pub fn part(&self, number: i32) -> Result<std::ops::Range<u64>, StoreError> {
         let whole = [self.meta.size];
         let sizes: &[u64] = match self.meta.parts.as_slice() {
             [] => &whole,
@@ -55,7 +55,7 @@ impl FoundObject {
             .filter(|i| *i < sizes.len())
             .ok_or(StoreError::InvalidPartNumber(number))?;
         let start: u64 = sizes[..index].iter().sum();
-        Ok((start..start + sizes[index], sizes.len()))
+        Ok(start..start + sizes[index])
     }
 
     pub fn etag(&self) -> ETag {
@@ -419,9 +419,9 @@ fn requested_part(
             "a request may give a Range or a partNumber, not both".into(),
         ));
     }
-    let (span, count) = obj.part(number)?;
-    let parts_count =
-        (!obj.meta.parts.is_empty()).then(|| i32::try_from(count).unwrap_or(i32::MAX));
+    let span = obj.part(number)?;
+    let parts = obj.meta.parts.len();
+    let parts_count = (parts > 0).then(|| i32::try_from(parts).unwrap_or(i32::MAX));
     Ok(Some(RequestedPart { span, parts_count }))
 }
 
