@@ -8,8 +8,21 @@ pub(super) struct Surf {
     pub(super) albedo: Rgb,
     pub(super) height: f32,
     pub(super) gloss: f32,
-    /// Tyre rubber, as opposed to floor or metal; marks target one or the other.
-    pub(super) rubber: bool,
+    pub(super) material: Material,
+}
+
+/// What a pixel shows; a mark targets the rubber or the open floor.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Material {
+    Rubber,
+    /// The wheel's rim.
+    Metal,
+    /// Floor around the tyre.
+    Floor,
+    /// Floor seen within the tyre's outline: through a rimless tyre's hole
+    /// or between shoulder lugs. Floor cracks skip it: one seen there lies
+    /// against the rubber and reads as the tyre's own crack.
+    Gap,
 }
 
 /// How a mark changes the material where it covers it. Channels combine by
@@ -22,7 +35,7 @@ pub(super) struct Ink {
     pub(super) stain: f32,
     pub(super) color: Rgb,
     pub(super) shine: f32,
-    /// Mark the floor instead of the rubber.
+    /// Mark the open floor instead of the rubber.
     pub(super) floor: bool,
 }
 
@@ -42,7 +55,7 @@ pub(super) struct Canvas {
     pub(super) albedo: Vec<Rgb>,
     pub(super) height: Vec<f32>,
     pub(super) gloss: Vec<f32>,
-    pub(super) rubber: Vec<bool>,
+    pub(super) material: Vec<Material>,
     pub(super) carve: Vec<f32>,
     pub(super) lift: Vec<f32>,
     pub(super) dark: Vec<f32>,
@@ -53,7 +66,10 @@ pub(super) struct Canvas {
 impl Canvas {
     /// How many pixels show tyre rubber.
     pub(super) fn rubber_pixels(&self) -> usize {
-        self.rubber.iter().filter(|&&r| r).count()
+        self.material
+            .iter()
+            .filter(|&&m| m == Material::Rubber)
+            .count()
     }
 
     pub(super) fn new(w: usize, h: usize) -> Self {
@@ -64,7 +80,7 @@ impl Canvas {
             albedo: vec![[0.0; 3]; n],
             height: vec![0.0; n],
             gloss: vec![0.0; n],
-            rubber: vec![false; n],
+            material: vec![Material::Floor; n],
             carve: vec![0.0; n],
             lift: vec![0.0; n],
             dark: vec![0.0; n],
@@ -77,11 +93,16 @@ impl Canvas {
         self.albedo[i] = s.albedo;
         self.height[i] = s.height;
         self.gloss[i] = s.gloss;
-        self.rubber[i] = s.rubber;
+        self.material[i] = s.material;
     }
 
     fn apply(&mut self, i: usize, k: f32, ink: &Ink) {
-        if self.rubber[i] == ink.floor {
+        let target = if ink.floor {
+            Material::Floor
+        } else {
+            Material::Rubber
+        };
+        if self.material[i] != target {
             return;
         }
         self.carve[i] = self.carve[i].max(k * ink.carve);
@@ -150,5 +171,31 @@ impl Canvas {
                 band((dy * dir[0] - dx * dir[1]).abs(), half, 1.0)
             });
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn floor_ink_marks_only_the_open_floor_and_tyre_ink_only_rubber() {
+        let mut c = Canvas::new(4, 1);
+        let materials = [
+            Material::Floor,
+            Material::Gap,
+            Material::Metal,
+            Material::Rubber,
+        ];
+        c.material.copy_from_slice(&materials);
+        let crack = |floor| Ink {
+            carve: 1.0,
+            floor,
+            ..Ink::default()
+        };
+        c.segment([0.0, 0.5], [4.0, 0.5], 1.0, crack(true));
+        assert_eq!(c.carve, [1.0, 0.0, 0.0, 0.0]);
+        c.segment([0.0, 0.5], [4.0, 0.5], 1.0, crack(false));
+        assert_eq!(c.carve, [1.0, 0.0, 0.0, 1.0]);
     }
 }

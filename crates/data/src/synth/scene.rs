@@ -2,7 +2,7 @@
 //! backdrop, and the per-pixel pass that paints them into material buffers.
 
 use super::camera::{Light, Look};
-use super::canvas::{Blob, Canvas, Surf};
+use super::canvas::{Blob, Canvas, Material, Surf};
 use super::maths::{
     Pt, Rgb, Rng8, atan2_p, band, cell, colour, floor_i, mix, noise, periodic, pick, scale,
     sharp_band, sign, sin_p, unit_dir,
@@ -336,7 +336,7 @@ impl Backdrop {
             albedo: col,
             height,
             gloss: 0.03,
-            rubber: false,
+            material: Material::Floor,
         }
     }
 }
@@ -469,6 +469,11 @@ impl Scene {
             s.albedo,
             1.0 - self.light.shadow_k * self.cover(x - sx, y - sy),
         );
+        if let View::Wheel(wh) = &self.view
+            && wh.polar(x, y).0 <= wh.outer
+        {
+            s.material = Material::Gap;
+        }
         s
     }
 
@@ -495,7 +500,7 @@ impl Scene {
             albedo: scale(col, occlusion),
             height: -depth * (1.0 - wear) * g,
             gloss: self.rubber.gloss * (1.0 + wear),
-            rubber: true,
+            material: Material::Rubber,
         }
     }
 
@@ -524,7 +529,7 @@ impl Scene {
                 albedo,
                 height,
                 gloss,
-                rubber: true,
+                material: Material::Rubber,
             });
         }
         self.rim_at(wh, r * wh.inv[4], atan2_p(l[1], l[0]))
@@ -551,7 +556,7 @@ impl Scene {
             albedo: scale(wh.metal, 1.0 - 0.85 * open),
             height: (lip * 0.03 + (1.0 - open) * 0.05) * size,
             gloss: 0.6,
-            rubber: false,
+            material: Material::Metal,
         })
     }
 
