@@ -1,9 +1,11 @@
 //! The pipeline part of the management API (`/api/pipelines`, `/api/runs`,
-//! `/api/models`, `/api/instances`, `/api/lineage`). The host mounts it
+//! `/api/models`, `/api/instances`, `/api/lineage`, `/api/schedules`). The
+//! host mounts it
 //! behind the same bearer token as the endpoint routes.
 
 use crate::catalog::{InstanceView, ModelVersion, RunView};
 use crate::log::{read_from, step_log_path};
+use crate::preview::{DEFAULT_FIRES, SchedulePreview, after_or_now, preview};
 use crate::service::{Lineage, PipelineError, PipelineView, Pipelines};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -67,6 +69,7 @@ pub fn router(pipelines: Arc<Pipelines>) -> Router {
         .route("/api/models/{name}/{version}/promote", post(promote))
         .route("/api/instances", get(instances))
         .route("/api/lineage/{endpoint}", get(lineage))
+        .route("/api/schedules/next", get(schedule_next))
         .with_state(pipelines)
 }
 
@@ -227,4 +230,19 @@ async fn instances(State(p): S) -> Answer<Vec<InstanceView>> {
 
 async fn lineage(State(p): S, Path(endpoint): Path<String>) -> Answer<Lineage> {
     Ok(Json(p.lineage(&endpoint).await?))
+}
+
+#[derive(Deserialize)]
+struct ScheduleQuery {
+    expr: String,
+    n: Option<usize>,
+    /// RFC 3339; now when absent.
+    after: Option<String>,
+}
+
+/// `GET /api/schedules/next?expr=…&n=…&after=…`: the next fire times of any
+/// expression; 400 with the parser's message when it is invalid.
+async fn schedule_next(Query(q): Query<ScheduleQuery>) -> Answer<SchedulePreview> {
+    let after = after_or_now(q.after.as_deref())?;
+    Ok(Json(preview(&q.expr, after, q.n.unwrap_or(DEFAULT_FIRES))?))
 }

@@ -10,6 +10,7 @@ pub mod instance;
 pub mod isolation;
 pub mod log;
 pub mod metrics;
+pub mod preview;
 pub mod runner;
 pub mod service;
 pub mod spec;

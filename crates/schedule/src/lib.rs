@@ -78,6 +78,22 @@ impl Schedule {
             }
         }
     }
+
+    /// Up to `count` fire times strictly after `after`, in order: fewer
+    /// when the schedule stops firing (an `at`, or a cron's last year).
+    /// `anchor` is as in [`Schedule::next_after`].
+    pub fn upcoming(
+        &self,
+        anchor: OffsetDateTime,
+        after: OffsetDateTime,
+        count: usize,
+    ) -> Vec<OffsetDateTime> {
+        std::iter::successors(self.next_after(anchor, after), |&fire| {
+            self.next_after(anchor, fire)
+        })
+        .take(count)
+        .collect()
+    }
 }
 
 impl FromStr for Schedule {

@@ -274,3 +274,27 @@ fn at_fires_once() {
         None
     );
 }
+
+#[test]
+fn upcoming_lists_fires_in_order_and_stops_with_the_schedule() {
+    let after = utc(datetime!(2026-12-04 10:00));
+    let weekly = parse("cron(30 9 ? * MON,THU *)").upcoming(UNUSED_ANCHOR, after, 4);
+    let expected = [
+        datetime!(2026-12-07 09:30),
+        datetime!(2026-12-10 09:30),
+        datetime!(2026-12-14 09:30),
+        datetime!(2026-12-17 09:30),
+    ];
+    assert_eq!(weekly, expected.map(utc));
+    let hourly = parse("rate(1 hour)").upcoming(after, after, 3);
+    let expected = [
+        datetime!(2026-12-04 11:00),
+        datetime!(2026-12-04 12:00),
+        datetime!(2026-12-04 13:00),
+    ];
+    assert_eq!(hourly, expected.map(utc));
+    let once = parse("at(2026-12-24T18:00:00)").upcoming(UNUSED_ANCHOR, after, 10);
+    assert_eq!(once, [utc(datetime!(2026-12-24 18:00))]);
+    let last_years = parse("cron(0 0 1 1 ? 2027-2028)").upcoming(UNUSED_ANCHOR, after, 10);
+    assert_eq!(last_years.len(), 2);
+}

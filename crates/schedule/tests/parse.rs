@@ -115,7 +115,9 @@ const INVALID: &[(&str, &str)] = &[
     // Steps.
     ("cron(*/0 * * * ? *)", "minutes field `*/0`: the step after `/` must be 1-60"),
     ("cron(0 0/0 * * ? *)", "hours field `0/0`: the step after `/` must be 1-24"),
-    ("cron(0 0 ? * MON-FRI/0 *)", "day-of-week field `MON-FRI/0`: the step"),
+    // EventBridge refuses steps in day-of-week.
+    ("cron(0 0 ? * MON/2 *)", "day-of-week field `MON/2`: EventBridge allows `/` only in the minutes, hours, day-of-month, month and year fields"),
+    ("cron(0 0 ? * */2 *)", "day-of-week field `*/2`: EventBridge allows `/` only"),
     ("cron(*/61 * * * ? *)", "the step after `/` must be 1-60"),
     ("cron(0 0 1 1 ? 2030/0)", "year field `2030/0`: the step"),
     ("cron(*/x * * * ? *)", "the step after `/` must be a whole number"),

@@ -9,6 +9,7 @@ use crate::cmd::demo::DemoArgs;
 use crate::cmd::migrate::MigrateArgs;
 use crate::cmd::pipeline::{InstanceCmd, ModelCmd, PipelineCmd, RunCmd};
 use crate::cmd::s3::S3Cmd;
+use crate::cmd::schedule::ScheduleCmd;
 use crate::cmd::serve::{DeployArgs, EndpointCmd, PredictArgs, ServeArgs};
 use crate::cmd::train::{EvalArgs, TrainArgs};
 use crate::cmd::up::UpArgs;
@@ -90,4 +91,7 @@ pub enum Command {
     /// groups, policies, pipelines, runs, registry, endpoints) into a new
     /// PostgreSQL database, checking every table's count.
     Migrate(MigrateArgs),
+    /// Schedule expressions: the next fire times of any expression.
+    #[command(subcommand)]
+    Schedule(ScheduleCmd),
 }

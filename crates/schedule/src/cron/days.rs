@@ -103,6 +103,13 @@ impl WeekDays {
         if let Some((weekday, occurrence)) = upper.split_once('#') {
             return Self::parse_nth(text, weekday, occurrence);
         }
+        if text.contains('/') {
+            return Err(DAY_OF_WEEK.error(
+                text,
+                "EventBridge allows `/` only in the minutes, hours, day-of-month, month and \
+                 year fields; list the weekdays instead, e.g. `MON,WED,FRI`",
+            ));
+        }
         if let Some(weekday) = upper
             .strip_suffix('L')
             .filter(|weekday| !weekday.contains(LIST_CHARACTERS))

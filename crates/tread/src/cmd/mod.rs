@@ -6,6 +6,7 @@ pub mod demo;
 pub mod migrate;
 pub mod pipeline;
 pub mod s3;
+pub mod schedule;
 pub mod serve;
 pub mod show;
 pub mod train;
@@ -39,6 +40,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Instance(cmd) => pipeline::instance(&cli.data_dir, cmd),
         Command::Demo(args) => demo::demo(&cli.data_dir, args),
         Command::Migrate(args) => migrate::migrate(&cli.data_dir, &args),
+        Command::Schedule(cmd) => schedule::schedule(cmd),
     }
 }
 

@@ -548,6 +548,73 @@ fn has_subsecond_time(text: &str) -> bool {
     })
 }
 
+/// Issue 15: the next fire times of any expression, the same from the CLI
+/// (no daemon needed) and from the API; the parser's message when invalid.
+#[test]
+fn schedule_next_answers_alike_on_the_cli_and_the_api() {
+    let world = World::create();
+    let up = Up::start(&world);
+    let after = "2026-12-04T10:00:00Z";
+    let args = [
+        "schedule",
+        "next",
+        "cron(0 9 ? * mon-fri *)",
+        "-n",
+        "3",
+        "--after",
+        after,
+    ];
+    let mut in_paris = world_cli(&world);
+    in_paris.env("TZ", "Europe/Paris");
+    let cli = cli_output(in_paris, &args);
+    assert!(cli.success, "{}", cli.stderr);
+    assert_eq!(
+        cli.stdout.lines().skip(2).collect::<Vec<_>>(),
+        [
+            "2026-12-07T09:00:00Z    2026-12-07T10:00:00+01:00",
+            "2026-12-08T09:00:00Z    2026-12-08T10:00:00+01:00",
+            "2026-12-09T09:00:00Z    2026-12-09T10:00:00+01:00",
+        ],
+        "UTC with the local time beside: {}",
+        cli.stdout
+    );
+    let json: Value =
+        serde_json::from_str(&ok(world_cli(&world), &[&args[..], &["--json"]].concat()))
+            .expect("JSON");
+    let api = up.get(
+        "/api/schedules/next?expr=cron(0%209%20?%20*%20mon-fri%20*)&n=3&after=2026-12-04T10:00:00Z",
+    );
+    assert_eq!(json["fires"], api["fires"], "the CLI and the API agree");
+    assert_eq!(api["expression"], "cron(0 9 ? * MON-FRI *)");
+    let refused = cli_output(
+        world_cli(&world),
+        &["schedule", "next", "cron(0 0 ? * MON/2 *)"],
+    );
+    assert!(
+        !refused.success && refused.stderr.contains("allows `/` only in the minutes"),
+        "EventBridge refuses a step in day-of-week: {}",
+        refused.stderr
+    );
+    let token = std::fs::read_to_string(world.data.join("api-token")).expect("token");
+    let (status, body) = block_on(async {
+        let response = reqwest::Client::new()
+            .get(format!(
+                "{}/api/schedules/next?expr=rate(5%20minute)",
+                up.api_url()
+            ))
+            .bearer_auth(token.trim())
+            .send()
+            .await
+            .expect("request");
+        (response.status(), response.text().await.expect("body"))
+    });
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body.contains("`rate(5 minutes)`"),
+        "the parser's message: {body}"
+    );
+}
+
 /// Issue 17: pipeline files that could never work were applied: a
 /// debounce of under 5 s, an `at()` in the past, a bucket that does not
 /// exist. And a data bucket deleted later made the daemon warn about once
