@@ -112,6 +112,13 @@ pub static PART: Part = Part {
                 "ALTER TABLE pipeline_step_logs ADD COLUMN skipped BIGINT NOT NULL DEFAULT 0",
             ),
         },
+        Migration {
+            version: 5,
+            name: "time an instance waited in a cluster's queue",
+            step: Step::Sql(
+                "ALTER TABLE pipeline_instances ADD COLUMN queued_seconds DOUBLE PRECISION NOT NULL DEFAULT 0",
+            ),
+        },
     ],
     tables: &[
         "pipeline_pipelines",
@@ -283,6 +290,23 @@ pub struct RunView {
     pub instance: Option<InstanceView>,
 }
 
+/// What [`Catalog::instance_started`] records of an instance.
+#[derive(Clone, Copy, Debug)]
+pub struct StartedInstance<'a> {
+    /// The backend's name.
+    pub backend: &'a str,
+    /// The pipeline's label for the kind of machine.
+    pub kind: &'a str,
+    /// Price per hour.
+    pub hourly_price: f64,
+    /// Where it runs ([`crate::instance::Instance::handle`]).
+    pub handle: &'a str,
+    /// Seconds it waited in a queue.
+    pub queued_seconds: f64,
+    /// RFC 3339 time it started running.
+    pub at: &'a str,
+}
+
 /// An instance: compute held by one run.
 #[derive(Clone, Debug, Serialize)]
 pub struct InstanceView {
@@ -307,8 +331,10 @@ pub struct InstanceView {
     pub cost: Option<f64>,
     /// Seconds from the last step's end to the stop.
     pub idle_seconds: Option<f64>,
-    /// The instance's working directory.
+    /// Where the instance ran: a working directory, `slurm:<job id>`.
     pub workdir: String,
+    /// Seconds waited in a cluster's queue before it ran; not billed.
+    pub queued_seconds: f64,
 }
 
 /// One version in the model registry.
@@ -369,7 +395,7 @@ type Result<T> = std::result::Result<T, DbError>;
 const PIPELINE_COLUMNS: &str =
     "name, source, paused, created, updated, last_fire, data_digest, s3_user";
 const RUN_COLUMNS: &str = "id, pipeline, trigger, state, reason, created, started, finished, dataset_digest, model_version";
-const INSTANCE_COLUMNS: &str = "id, run_id, backend, type, state, started, stopped, billed_seconds, cost, idle_seconds, workdir";
+const INSTANCE_COLUMNS: &str = "id, run_id, backend, type, state, started, stopped, billed_seconds, cost, idle_seconds, workdir, queued_seconds";
 const MODEL_COLUMNS: &str = "name, version, pipeline, run_id, uri, artifact_version, accuracy, metrics, dataset_digest, production, endpoint, created";
 
 impl Catalog {
@@ -686,17 +712,17 @@ impl Catalog {
     /// Runs of `daemon` (or of a version of tread that did not say whose
     /// they were) that were queued or running, for recovery after its
     /// restart.
-    pub async fn runs_in_flight(&self, daemon: &str) -> Result<Vec<i64>> {
+    pub async fn runs_in_flight(&self, daemon: &str) -> Result<Vec<(i64, String)>> {
         let daemon = daemon.to_string();
         self.db
             .read(move |tx| {
                 tx.query(
-                    "SELECT id FROM pipeline_runs WHERE state IN ('queued', 'running') \
+                    "SELECT id, pipeline FROM pipeline_runs WHERE state IN ('queued', 'running') \
                      AND COALESCE(daemon, $1) = $1 ORDER BY id",
                     params![&daemon],
                 )?
                 .iter()
-                .map(|r| r.get(0))
+                .map(|r| Ok((r.get(0)?, r.get(1)?)))
                 .collect()
             })
             .await
@@ -704,16 +730,17 @@ impl Catalog {
 
     /// Records a started instance; returns its id. A run has one instance,
     /// so recording it again (a retry after a lost answer) returns the same.
-    pub async fn instance_started(
-        &self,
-        run: i64,
-        backend: &str,
-        kind: &str,
-        hourly_price: f64,
-        workdir: &str,
-        now: &str,
-    ) -> Result<i64> {
-        let instance = params![run, backend, kind, hourly_price, workdir, now].to_vec();
+    pub async fn instance_started(&self, run: i64, started: &StartedInstance<'_>) -> Result<i64> {
+        let StartedInstance {
+            backend,
+            kind,
+            hourly_price,
+            handle,
+            queued_seconds,
+            at,
+        } = *started;
+        let instance =
+            params![run, backend, kind, hourly_price, handle, at, queued_seconds].to_vec();
         self.db
             .write(move |tx| {
                 if let Some(known) = tx.query_opt(
@@ -723,8 +750,8 @@ impl Catalog {
                     return known.get(0);
                 }
                 tx.query_one(
-                    "INSERT INTO pipeline_instances (run_id, backend, type, hourly_price, state, workdir, started)
-                     VALUES ($1, $2, $3, $4, 'running', $5, $6) RETURNING id",
+                    "INSERT INTO pipeline_instances (run_id, backend, type, hourly_price, state, workdir, started, queued_seconds)
+                     VALUES ($1, $2, $3, $4, 'running', $5, $6, $7) RETURNING id",
                     &instance,
                 )?
                 .get(0)
@@ -995,6 +1022,7 @@ fn instance_row(r: &Row) -> Result<InstanceView> {
         cost: r.get(8)?,
         idle_seconds: r.get(9)?,
         workdir: r.get(10)?,
+        queued_seconds: r.get(11)?,
     })
 }
 
@@ -1093,15 +1121,24 @@ mod tests {
         let elsewhere = create("q", &["run"], "d2").await?.unwrap_or(-1);
         assert!(second > first, "ids count up");
         catalog.run_started(first, "t1").await?;
-        assert_eq!(catalog.runs_in_flight("d1").await?, [first, second]);
-        assert_eq!(catalog.runs_in_flight("d2").await?, [elsewhere]);
+        let in_flight =
+            |runs: Vec<(i64, String)>| runs.into_iter().map(|(id, _)| id).collect::<Vec<_>>();
+        assert_eq!(
+            catalog.runs_in_flight("d1").await?,
+            [(first, "p".to_string()), (second, "q".to_string())]
+        );
+        assert_eq!(in_flight(catalog.runs_in_flight("d2").await?), [elsewhere]);
         catalog.step_started(first, 1, "t2").await?;
-        let instance = catalog
-            .instance_started(first, "local", "local-2cpu", 0.72, "/tmp/w", "t1")
-            .await?;
-        let again = catalog
-            .instance_started(first, "local", "local-2cpu", 0.72, "/tmp/w", "t1")
-            .await?;
+        let started = StartedInstance {
+            backend: "slurm",
+            kind: "local-2cpu",
+            hourly_price: 0.72,
+            handle: "slurm:17",
+            queued_seconds: 2.5,
+            at: "t1",
+        };
+        let instance = catalog.instance_started(first, &started).await?;
+        let again = catalog.instance_started(first, &started).await?;
         assert_eq!(again, instance, "a retried record is the same instance");
         assert_eq!(catalog.instances_running("d1").await?.len(), 1);
         assert!(catalog.instances_running("d2").await?.is_empty());
@@ -1142,7 +1179,12 @@ mod tests {
             held.cost
         );
         assert_eq!(held.idle_seconds, Some(0.5));
-        assert_eq!(catalog.runs_in_flight("d1").await?, [second]);
+        assert_eq!(
+            (held.workdir.as_str(), held.queued_seconds),
+            ("slurm:17", 2.5),
+            "where it ran and its queued time, apart from the billed hour"
+        );
+        assert_eq!(in_flight(catalog.runs_in_flight("d1").await?), [second]);
         assert!(catalog.instances_running("d1").await?.is_empty());
         let of_p: Vec<i64> = catalog
             .runs(Some("p"), 10)

@@ -2,15 +2,17 @@
 //! stopped the moment it ends. [`InstanceBackend`] is what a backend
 //! implements; [`LocalBackend`] runs each step as a process group of this
 //! machine in a working directory of its own, outside tread's data dir and
-//! isolated from it (see [`crate::isolation`]). A Kubernetes backend (one
-//! Job per run) implements the same calls.
+//! isolated from it (see [`crate::isolation`]); [`crate::slurm`] runs a run
+//! as a Slurm job. A Kubernetes backend (one Job per run, README's design
+//! notes) implements the same calls.
 
 use crate::isolation::{Isolation, IsolationError, StepUser};
 use crate::log::StepLog;
-use crate::spec::InstanceSpec;
+use crate::slurm::SlurmBackend;
+use crate::spec::{BackendKind, InstanceSpec};
 use async_trait::async_trait;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use thiserror::Error;
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 
@@ -28,6 +30,10 @@ pub enum InstanceError {
     /// Steps cannot run as the pipeline asks.
     #[error(transparent)]
     Isolation(#[from] IsolationError),
+    /// The cluster refused the instance, ended it, or did not answer; the
+    /// message is the cluster's own where it gave one.
+    #[error("{0}")]
+    Cluster(String),
 }
 
 fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> InstanceError {
@@ -53,30 +59,87 @@ pub trait InstanceBackend: Send + Sync {
     fn name(&self) -> &'static str;
     /// Checks, when a pipeline is applied, that instances as `spec` asks
     /// for can be started.
-    fn check(&self, spec: &InstanceSpec) -> Result<(), InstanceError>;
-    /// Starts an instance for run `run`, as `spec` asks.
+    async fn check(&self, spec: &InstanceSpec) -> Result<(), InstanceError>;
+    /// Starts an instance for run `run` of `pipeline`, as `spec` asks; a
+    /// backend with a queue returns once the instance runs.
     async fn start(
         &self,
+        pipeline: &str,
         run: i64,
         spec: &InstanceSpec,
     ) -> Result<Box<dyn Instance>, InstanceError>;
-    /// Stops whatever an instance with this working directory left running
-    /// when tread itself stopped under it.
-    async fn reclaim(&self, workdir: &Path);
+    /// Stops whatever the instance with this [`Instance::handle`] left
+    /// running when tread itself stopped under it.
+    async fn reclaim(&self, handle: &str);
+    /// Stops what run `run` of `pipeline` may have started before its
+    /// instance was recorded (a job still queued when tread stopped).
+    async fn reclaim_run(&self, _pipeline: &str, _run: i64) {}
+    /// Whether every daemon reaches this backend's instances (a cluster),
+    /// so that one can stop those of another daemon that died; a local
+    /// instance is reached only on its own machine.
+    fn cluster_wide(&self) -> bool {
+        false
+    }
 }
 
-/// A started instance.
+/// A started instance. Nothing in it assumes the daemon's disk: a step's
+/// files are read through the instance.
 #[async_trait]
 pub trait Instance: Send + Sync {
-    /// The instance's working directory, recorded in the catalog.
-    fn workdir(&self) -> &Path;
-    /// Runs a command to its end, its output going to `log`; returns
-    /// whether it exited with success.
+    /// Where the instance is, recorded in the catalog and given back to
+    /// [`InstanceBackend::reclaim`]: a working directory, `slurm:<job>`.
+    fn handle(&self) -> String;
+    /// Seconds the instance waited for its compute before it ran (a
+    /// cluster's queue); not billed.
+    fn queued_seconds(&self) -> f64 {
+        0.0
+    }
+    /// Runs a command to its end, its output going to `log` line by line
+    /// as it comes; returns whether it exited with success.
     async fn exec(&self, command: &Command, log: &StepLog) -> Result<bool, InstanceError>;
     /// Reads a file a command wrote in the working directory.
     async fn read_file(&self, name: &str) -> Result<Vec<u8>, InstanceError>;
     /// Stops the instance: every process it still runs, then its files.
-    async fn stop(&self);
+    /// Returns the billed seconds when the backend accounts them itself
+    /// (a cluster's allocation times); the caller's clock otherwise.
+    async fn stop(&self) -> Option<f64>;
+}
+
+/// The backends a daemon offers, one per [`BackendKind`]; each pipeline's
+/// `[instance] backend` picks one.
+#[derive(Clone)]
+pub struct Backends {
+    local: Arc<dyn InstanceBackend>,
+    slurm: Arc<dyn InstanceBackend>,
+}
+
+impl Backends {
+    /// This machine's backend beside a Slurm backend that reaches the
+    /// cluster its commands are configured for (`SLURM_CONF`).
+    pub fn new(local: LocalBackend) -> Self {
+        Self {
+            local: Arc::new(local),
+            slurm: Arc::new(SlurmBackend),
+        }
+    }
+
+    /// The backend a pipeline asks for.
+    pub fn of(&self, kind: BackendKind) -> &dyn InstanceBackend {
+        match kind {
+            BackendKind::Local => self.local.as_ref(),
+            BackendKind::Slurm => self.slurm.as_ref(),
+        }
+    }
+
+    /// Every backend, for recovery after a restart.
+    pub fn all(&self) -> [&dyn InstanceBackend; 2] {
+        [self.local.as_ref(), self.slurm.as_ref()]
+    }
+
+    /// The backend recorded under `name` with an instance.
+    pub fn named(&self, name: &str) -> Option<&dyn InstanceBackend> {
+        self.all().into_iter().find(|b| b.name() == name)
+    }
 }
 
 /// Instances as process groups on this machine.
@@ -110,13 +173,14 @@ impl InstanceBackend for LocalBackend {
         "local"
     }
 
-    fn check(&self, spec: &InstanceSpec) -> Result<(), InstanceError> {
+    async fn check(&self, spec: &InstanceSpec) -> Result<(), InstanceError> {
         StepUser::resolve(spec.user.as_deref())?;
         Ok(())
     }
 
     async fn start(
         &self,
+        _pipeline: &str,
         run: i64,
         spec: &InstanceSpec,
     ) -> Result<Box<dyn Instance>, InstanceError> {
@@ -141,7 +205,8 @@ impl InstanceBackend for LocalBackend {
         }))
     }
 
-    async fn reclaim(&self, workdir: &Path) {
+    async fn reclaim(&self, handle: &str) {
+        let workdir = Path::new(handle);
         kill_processes_in(workdir);
         let _ = tokio::fs::remove_dir_all(workdir).await;
     }
@@ -159,8 +224,8 @@ struct LocalInstance {
 
 #[async_trait]
 impl Instance for LocalInstance {
-    fn workdir(&self) -> &Path {
-        &self.workdir
+    fn handle(&self) -> String {
+        self.workdir.display().to_string()
     }
 
     async fn exec(&self, command: &Command, log: &StepLog) -> Result<bool, InstanceError> {
@@ -190,7 +255,11 @@ impl Instance for LocalInstance {
         }
         let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
         let copy = async {
-            tokio::join!(copy_lines(stdout, log), copy_lines(stderr, log));
+            let keep_all = |_: &str| false;
+            tokio::join!(
+                copy_lines(stdout, log, keep_all),
+                copy_lines(stderr, log, keep_all)
+            );
         };
         tokio::pin!(copy);
         let mut copied = false;
@@ -221,7 +290,7 @@ impl Instance for LocalInstance {
             .map_err(io(format!("reading {}", path.display())))
     }
 
-    async fn stop(&self) {
+    async fn stop(&self) -> Option<f64> {
         for (group, started) in lock(&self.groups).drain(..) {
             // A group whose leader's pid now belongs to a process started
             // later has ended and its id was reused: not ours to kill.
@@ -233,6 +302,7 @@ impl Instance for LocalInstance {
         }
         kill_processes_in(&self.workdir);
         let _ = tokio::fs::remove_dir_all(&self.workdir).await;
+        None
     }
 }
 
@@ -282,7 +352,13 @@ fn inherited_env() -> impl Iterator<Item = (String, String)> {
         .filter_map(|k| std::env::var(k).ok().map(|v| (k.to_string(), v)))
 }
 
-async fn copy_lines(stream: Option<impl AsyncRead + Unpin>, log: &StepLog) {
+/// Copies `stream` into `log` line by line as it comes, leaving out the
+/// lines `skip` picks.
+pub(crate) async fn copy_lines(
+    stream: Option<impl AsyncRead + Unpin>,
+    log: &StepLog,
+    skip: fn(&str) -> bool,
+) {
     let Some(stream) = stream else { return };
     let mut reader = BufReader::new(stream);
     let mut line = Vec::new();
@@ -290,7 +366,12 @@ async fn copy_lines(stream: Option<impl AsyncRead + Unpin>, log: &StepLog) {
         line.clear();
         match reader.read_until(b'\n', &mut line).await {
             Ok(0) | Err(_) => return,
-            Ok(_) => log.line(&String::from_utf8_lossy(&line)),
+            Ok(_) => {
+                let text = String::from_utf8_lossy(&line);
+                if !skip(&text) {
+                    log.line(&text);
+                }
+            }
         }
     }
 }
@@ -338,7 +419,7 @@ mod tests {
         let root = tempfile::tempdir()?;
         std::fs::create_dir(root.path().join("data"))?;
         let backend = LocalBackend::new(std::env::temp_dir(), root.path().join("data"))?;
-        let instance = backend.start(1, &InstanceSpec::default()).await?;
+        let instance = backend.start("p", 1, &InstanceSpec::default()).await?;
         let log = StepLog::create(&root.path().join("step.log"), vec![])?;
         let command = Command {
             program: "sh".into(),
@@ -363,7 +444,7 @@ mod tests {
             );
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
-        assert!(!instance.workdir().exists());
+        assert!(!Path::new(&instance.handle()).exists());
         Ok(())
     }
 
@@ -398,7 +479,7 @@ mod tests {
         );
 
         let backend = LocalBackend::new(std::env::temp_dir(), data.clone())?;
-        let instance = backend.start(2, &InstanceSpec::default()).await?;
+        let instance = backend.start("p", 2, &InstanceSpec::default()).await?;
         let log_path = dir.path().join("step.log");
         let log = StepLog::create(&log_path, vec![])?;
         let command = Command {
@@ -424,7 +505,7 @@ mod tests {
         std::fs::copy("/bin/echo", &program)?;
         std::fs::create_dir(private.path().join("data"))?;
         let backend = LocalBackend::new(std::env::temp_dir(), private.path().join("data"))?;
-        let instance = backend.start(3, &InstanceSpec::default()).await?;
+        let instance = backend.start("p", 3, &InstanceSpec::default()).await?;
         let log_path = private.path().join("step.log");
         let log = StepLog::create(&log_path, vec![])?;
         let command = Command {

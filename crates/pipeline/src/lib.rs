@@ -13,13 +13,14 @@ pub mod metrics;
 pub mod preview;
 pub mod runner;
 pub mod service;
+pub mod slurm;
 pub mod spec;
 
 pub use address::DaemonAddress;
 pub use catalog::{Catalog, RunState};
 pub use identity::Identities;
-pub use instance::{InstanceBackend, LocalBackend};
+pub use instance::{Backends, InstanceBackend, LocalBackend};
 pub use metrics::PipelineMetrics;
 pub use runner::{Runner, RunnerSettings, StepResult};
 pub use service::{PipelineError, Pipelines, SCHEDULER_LEASE_TERM, daemon_name};
-pub use spec::{Gate, InstanceSpec, PipelineSpec, SpecError, Step, TrainStep};
+pub use spec::{BackendKind, Gate, InstanceSpec, PipelineSpec, SpecError, Step, TrainStep};

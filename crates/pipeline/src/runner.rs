@@ -4,8 +4,9 @@
 //! `gate`, `register` and `deploy` are decisions the daemon makes itself, so
 //! a gated-out or failed run never reaches the endpoint.
 
+use crate::catalog::StartedInstance;
 use crate::catalog::{Catalog, ModelVersion, NewModel, RunState, StepKeys};
-use crate::instance::{Command, Instance, InstanceBackend};
+use crate::instance::{Backends, Command, Instance};
 use crate::log::{KeptLog, StepLog, step_log_path};
 use crate::metrics::PipelineMetrics;
 use crate::spec::{Gate, PipelineSpec, Step, TrainStep};
@@ -37,7 +38,7 @@ pub struct RunnerSettings {
 pub struct Runner {
     catalog: Arc<Catalog>,
     endpoints: Arc<Endpoints>,
-    backend: Arc<dyn InstanceBackend>,
+    backends: Backends,
     settings: RunnerSettings,
 }
 
@@ -91,17 +92,17 @@ struct RunContext<'a> {
 }
 
 impl Runner {
-    /// A runner deploying to `endpoints` on instances from `backend`.
+    /// A runner deploying to `endpoints` on instances from `backends`.
     pub fn new(
         catalog: Arc<Catalog>,
         endpoints: Arc<Endpoints>,
-        backend: Arc<dyn InstanceBackend>,
+        backends: Backends,
         settings: RunnerSettings,
     ) -> Self {
         Self {
             catalog,
             endpoints,
-            backend,
+            backends,
             settings,
         }
     }
@@ -116,9 +117,9 @@ impl Runner {
         &self.endpoints
     }
 
-    /// The instance backend.
-    pub fn backend(&self) -> &Arc<dyn InstanceBackend> {
-        &self.backend
+    /// The instance backends.
+    pub fn backends(&self) -> &Backends {
+        &self.backends
     }
 
     /// Runs run `id` of `spec` to its end and records how it ended. A
@@ -140,7 +141,17 @@ impl Runner {
                 .finish(id, &spec.name, RunState::Failed, Some(reason))
                 .await;
         }
-        let instance = match self.backend.start(id, &spec.instance).await {
+        let backend = self.backends.of(spec.instance.backend);
+        // A cancel while a cluster queues the instance drops the start,
+        // which withdraws the request.
+        let start = tokio::select! {
+            start = backend.start(&spec.name, id, &spec.instance) => start,
+            () = cancel.cancelled() => {
+                let reason = "cancelled before its instance started".to_string();
+                return self.finish(id, &spec.name, RunState::Cancelled, Some(reason)).await;
+            }
+        };
+        let instance = match start {
             Ok(instance) => instance,
             Err(e) => {
                 let reason = format!("the instance did not start: {e}");
@@ -151,23 +162,26 @@ impl Runner {
         };
         let started = Instant::now();
         self.settings.metrics.started();
-        let (workdir, at) = (instance.workdir().display().to_string(), now());
+        let (handle, at) = (instance.handle(), now());
+        let record = StartedInstance {
+            backend: backend.name(),
+            kind: &spec.instance.kind,
+            hourly_price: spec.instance.hourly_price,
+            handle: &handle,
+            queued_seconds: instance.queued_seconds(),
+            at: &at,
+        };
         let recorded = persist("a started instance", || {
-            catalog.instance_started(
-                id,
-                self.backend.name(),
-                &spec.instance.kind,
-                spec.instance.hourly_price,
-                &workdir,
-                &at,
-            )
+            catalog.instance_started(id, &record)
         })
         .await;
         let instance_id = match recorded {
             Ok(instance_id) => instance_id,
             Err(e) => {
-                instance.stop().await;
-                let billed = started.elapsed().as_secs_f64();
+                let billed = instance
+                    .stop()
+                    .await
+                    .unwrap_or_else(|| started.elapsed().as_secs_f64());
                 self.settings.metrics.stopped(&spec.name, billed, None);
                 let reason = format!(
                     "cannot record the instance, so it was stopped after {billed:.1} s: {e}"
@@ -197,10 +211,10 @@ impl Runner {
         let ended = *last_step_end
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        instance.stop().await;
+        let reported = instance.stop().await;
         let stopped = Instant::now();
         let idle = ended.map(|end: Instant| stopped.saturating_duration_since(end).as_secs_f64());
-        let billed = stopped.duration_since(started).as_secs_f64();
+        let billed = reported.unwrap_or_else(|| stopped.duration_since(started).as_secs_f64());
         self.settings.metrics.stopped(&spec.name, billed, idle);
         tracing::info!(
             run = id,
@@ -706,8 +720,9 @@ impl Runner {
         result: &str,
         log: &StepLog,
     ) -> Result<StepResult, Stop> {
+        let program = run.spec.instance.tread.as_ref();
         let command = Command {
-            program: self.settings.program.clone(),
+            program: program.unwrap_or(&self.settings.program).clone(),
             args: args.iter().map(|a| a.to_string()).collect(),
             env: run.env.clone(),
         };

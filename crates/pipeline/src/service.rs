@@ -190,9 +190,11 @@ impl Pipelines {
         let spec: PipelineSpec = source.parse()?;
         spec.check_applicable(OffsetDateTime::now_utc())?;
         self.runner
-            .backend()
+            .backends()
+            .of(spec.instance.backend)
             .check(&spec.instance)
-            .map_err(|e| PipelineError::Invalid(e.to_string()))?;
+            .await
+            .map_err(|e| PipelineError::Invalid(format!("[instance]: {e}")))?;
         if let Some(identities) = &self.identities {
             identities.check_buckets(&spec).await?;
         }
@@ -549,7 +551,11 @@ impl Pipelines {
     /// After a restart: runs that were in flight failed, and their instances
     /// are stopped; the time until now is billed, as a cloud would.
     pub async fn recover(&self) -> Result<(), PipelineError> {
-        for id in self.catalog.runs_in_flight(&self.daemon).await? {
+        for (id, pipeline) in self.catalog.runs_in_flight(&self.daemon).await? {
+            // A job still queued when tread stopped has no instance yet.
+            for backend in self.runner.backends().all() {
+                backend.reclaim_run(&pipeline, id).await;
+            }
             self.catalog
                 .run_finished(
                     id,
@@ -564,10 +570,14 @@ impl Pipelines {
             );
         }
         for instance in self.catalog.instances_running(&self.daemon).await? {
-            self.runner
-                .backend()
-                .reclaim(std::path::Path::new(&instance.workdir))
-                .await;
+            match self.runner.backends().named(&instance.backend) {
+                Some(backend) => backend.reclaim(&instance.workdir).await,
+                None => tracing::warn!(
+                    instance = instance.id,
+                    backend = %instance.backend,
+                    "instance of a backend this tread does not know: left alone"
+                ),
+            }
             self.stop_unattended(&instance).await?;
             tracing::warn!(
                 instance = instance.id,
@@ -677,6 +687,10 @@ impl Pipelines {
     async fn end_orphan(&self, id: i64, reason: &str) -> Result<(), PipelineError> {
         let instance = self.catalog.run(id).await?.and_then(|r| r.instance);
         if let Some(instance) = instance.filter(|i| i.state != "stopped") {
+            let backend = self.runner.backends().named(&instance.backend);
+            if let Some(cluster) = backend.filter(|b| b.cluster_wide()) {
+                cluster.reclaim(&instance.workdir).await;
+            }
             self.stop_unattended(&instance).await?;
         }
         self.catalog
@@ -957,7 +971,7 @@ fn listing_digest(objects: &[tread_data::ObjectInfo]) -> String {
 mod tests {
     use super::*;
     use crate::catalog::StepKeys;
-    use crate::instance::LocalBackend;
+    use crate::instance::{Backends, LocalBackend};
     use crate::metrics::PipelineMetrics;
     use crate::runner::RunnerSettings;
     use std::sync::atomic::{AtomicBool, Ordering};
@@ -1074,7 +1088,7 @@ mod tests {
         let runner = Runner::new(
             catalog.clone(),
             Arc::new(endpoints),
-            Arc::new(LocalBackend::new(dir.join("instances"), dir.join("data"))?),
+            Backends::new(LocalBackend::new(dir.join("instances"), dir.join("data"))?),
             RunnerSettings {
                 program: std::path::PathBuf::from("/bin/false"),
                 s3_endpoint: None,

@@ -122,9 +122,98 @@ pub struct InstanceSpec {
     #[serde(default)]
     pub on_start: Option<String>,
     /// The Unix user steps run as when tread runs as root (`nobody` when
-    /// not given); never root.
+    /// not given); never root. Local backend only.
     #[serde(default)]
     pub user: Option<String>,
+    /// Where runs execute: `local` (this machine) or `slurm` (a cluster's
+    /// node, one job per run).
+    #[serde(default)]
+    pub backend: BackendKind,
+    /// Slurm partition (`--partition`); the cluster's default when absent.
+    #[serde(default)]
+    pub partition: Option<String>,
+    /// Generic resources (`--gres`), e.g. `gpu:1`.
+    #[serde(default)]
+    pub gres: Option<String>,
+    /// CPUs for the run (`--cpus-per-task`).
+    #[serde(default)]
+    pub cpus: Option<u32>,
+    /// Memory for the run in Slurm's form (`--mem`), e.g. `16G`.
+    #[serde(default)]
+    pub memory: Option<String>,
+    /// Slurm's own time limit (`--time`) in its form, e.g. `90` (minutes)
+    /// or `2:00:00`; the job ends when it passes, failing the run.
+    #[serde(default)]
+    pub time_limit: Option<String>,
+    /// Slurm account charged (`--account`).
+    #[serde(default)]
+    pub account: Option<String>,
+    /// Slurm quality of service (`--qos`).
+    #[serde(default)]
+    pub qos: Option<String>,
+    /// The tread binary on the nodes; the daemon's own path when absent.
+    #[serde(default)]
+    pub tread: Option<std::path::PathBuf>,
+}
+
+/// Where a pipeline's runs execute.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendKind {
+    /// Process groups on the daemon's machine.
+    #[default]
+    Local,
+    /// A job on a Slurm cluster.
+    Slurm,
+}
+
+impl BackendKind {
+    /// The name the catalog records and the file uses.
+    pub fn name(self) -> &'static str {
+        match self {
+            BackendKind::Local => "local",
+            BackendKind::Slurm => "slurm",
+        }
+    }
+}
+
+impl InstanceSpec {
+    /// The Slurm settings given, by their names in the file.
+    fn slurm_settings(&self) -> impl Iterator<Item = &'static str> + '_ {
+        [
+            ("partition", self.partition.is_some()),
+            ("gres", self.gres.is_some()),
+            ("cpus", self.cpus.is_some()),
+            ("memory", self.memory.is_some()),
+            ("time_limit", self.time_limit.is_some()),
+            ("account", self.account.is_some()),
+            ("qos", self.qos.is_some()),
+            ("tread", self.tread.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(name, given)| given.then_some(name))
+    }
+
+    /// Settings that do not fit the backend: Slurm's on a local instance,
+    /// a step user on Slurm (the cluster decides who runs the job).
+    fn check_backend(&self) -> Result<(), String> {
+        match self.backend {
+            BackendKind::Local => match self.slurm_settings().next() {
+                Some(name) => Err(format!(
+                    "instance.{name} is a Slurm setting: add backend = \"slurm\" or remove it"
+                )),
+                None => Ok(()),
+            },
+            BackendKind::Slurm if self.user.is_some() => Err(
+                "instance.user applies to the local backend; on Slurm a job runs as the user who submits it"
+                    .into(),
+            ),
+            BackendKind::Slurm if self.cpus == Some(0) => {
+                Err("instance.cpus must be at least 1".into())
+            }
+            BackendKind::Slurm => Ok(()),
+        }
+    }
 }
 
 fn default_type() -> String {
@@ -143,6 +232,15 @@ impl Default for InstanceSpec {
             max_runtime_minutes: default_max_runtime(),
             on_start: None,
             user: None,
+            backend: BackendKind::Local,
+            partition: None,
+            gres: None,
+            cpus: None,
+            memory: None,
+            time_limit: None,
+            account: None,
+            qos: None,
+            tread: None,
         }
     }
 }
@@ -360,6 +458,7 @@ impl PipelineSpec {
                 "instance.max_runtime_minutes must be between 1 and {MAX_RUNTIME_MINUTES} (a week)"
             ));
         }
+        self.instance.check_backend().map_err(SpecError::Invalid)?;
         if self.name.len() > MAX_NAME {
             return invalid(format!(
                 "name {:?} is longer than {MAX_NAME} characters: its S3 user pipeline-<name> must fit in 64",
@@ -514,6 +613,39 @@ endpoint = "tyre-quality-classifier"
     }
 
     #[test]
+    fn a_slurm_instance_reads_its_request() -> Result<(), SpecError> {
+        let text = "name = \"p\"\ndata = \"s3://b/d\"\n[instance]\nbackend = \"slurm\"\n\
+                    partition = \"gpu\"\ngres = \"gpu:1\"\ncpus = 8\nmemory = \"32G\"\n\
+                    time_limit = \"2:00:00\"\ntread = \"/opt/tread/bin/tread\"\n\
+                    type = \"a100-node\"\nhourly_price = 3.2\n\
+                    [[steps]]\nkind = \"run\"\ncommand = \"nvidia-smi\"\n";
+        let spec: PipelineSpec = text.parse()?;
+        let instance = &spec.instance;
+        assert_eq!(instance.backend, BackendKind::Slurm);
+        assert_eq!(
+            (
+                instance.partition.as_deref(),
+                instance.gres.as_deref(),
+                instance.cpus
+            ),
+            (Some("gpu"), Some("gpu:1"), Some(8))
+        );
+        assert_eq!(
+            instance.tread.as_deref(),
+            Some(std::path::Path::new("/opt/tread/bin/tread"))
+        );
+        let local: PipelineSpec =
+            "name = \"p\"\ndata = \"x\"\n[[steps]]\nkind = \"run\"\ncommand = \"true\"\n"
+                .parse()?;
+        assert_eq!(
+            local.instance.backend,
+            BackendKind::Local,
+            "local stays the default"
+        );
+        Ok(())
+    }
+
+    #[test]
     fn r17_a_deploy_step_may_allow_a_contract_change() -> Result<(), SpecError> {
         let text = DEMO.replace(
             "endpoint = \"tyre-quality-classifier\"",
@@ -616,6 +748,18 @@ endpoint = "tyre-quality-classifier"
             (
                 format!("name = \"{}\"\ndata = \"x\"\n{train}", "n".repeat(60)),
                 "S3 user",
+            ),
+            (
+                format!("{head}[instance]\npartition = \"gpu\"\n{train}"),
+                "instance.partition is a Slurm setting: add backend = \"slurm\"",
+            ),
+            (
+                format!("{head}[instance]\nbackend = \"slurm\"\nuser = \"bob\"\n{train}"),
+                "instance.user applies to the local backend",
+            ),
+            (
+                format!("{head}[instance]\nbackend = \"kubernetes\"\n{train}"),
+                "kubernetes",
             ),
         ];
         for (text, fragment) in cases {

@@ -127,7 +127,7 @@ mod offline {
     use std::path::Path;
     use std::sync::Arc;
     use tower::ServiceExt;
-    use tread_pipeline::{Catalog, LocalBackend, Pipelines, Runner, RunnerSettings};
+    use tread_pipeline::{Backends, Catalog, LocalBackend, Pipelines, Runner, RunnerSettings};
     use tread_serve::Endpoints;
 
     /// Whether `path` is a read this module can answer.
@@ -166,7 +166,7 @@ mod offline {
         let runner = Runner::new(
             catalog.clone(),
             endpoints,
-            Arc::new(LocalBackend::new(
+            Backends::new(LocalBackend::new(
                 std::env::temp_dir(),
                 data_dir.to_path_buf(),
             )?),

@@ -155,6 +155,7 @@ pub fn demo(data_dir: &Path, args: DemoArgs) -> anyhow::Result<()> {
         &UpArgs {
             listen: args.listen,
             s3_listen: args.s3_listen,
+            step_s3_url: None,
             batching: BatchingArgs {
                 max_batch: 16,
                 max_wait_ms: 0,

@@ -162,7 +162,7 @@ pub enum ModelCmd {
 /// `tread instance …`.
 #[derive(Debug, Subcommand)]
 pub enum InstanceCmd {
-    /// Every instance: state, type, start, stop, billed seconds, cost.
+    /// Every instance: state, type, start, stop, queued and billed seconds, cost.
     List {
         /// Print the API's JSON answer, times at full precision.
         #[arg(long)]
@@ -334,10 +334,12 @@ fn wait_for(client: &ApiClient, id: i64) -> anyhow::Result<()> {
 fn print_instance(instance: &Value) {
     if !instance.is_null() {
         println!(
-            "instance {} ({}) {}: billed {:.1} s, cost {:.4}, idle after the last step {:.3} s",
+            "instance {} ({}, {}) {}: queued {:.1} s (not billed), billed {:.1} s, cost {:.4}, idle after the last step {:.3} s",
             instance["id"],
             text(instance, "type"),
+            text(instance, "backend"),
             text(instance, "state"),
+            instance["queued_seconds"].as_f64().unwrap_or(0.0),
             instance["billed_seconds"].as_f64().unwrap_or(0.0),
             instance["cost"].as_f64().unwrap_or(0.0),
             instance["idle_seconds"].as_f64().unwrap_or(0.0)
@@ -547,6 +549,7 @@ fn print_instances(list: &Value) {
         "STATE",
         "STARTED",
         "STOPPED",
+        "QUEUED s>",
         "BILLED s>",
         "COST>",
         "IDLE s>",
@@ -559,6 +562,7 @@ fn print_instances(list: &Value) {
             field(i, "state"),
             field(i, "started"),
             field(i, "stopped"),
+            format!("{:.1}", i["queued_seconds"].as_f64().unwrap_or(0.0)),
             format!("{:.1}", i["billed_seconds"].as_f64().unwrap_or(0.0)),
             format!("{:.4}", i["cost"].as_f64().unwrap_or(0.0)),
             format!("{:.3}", i["idle_seconds"].as_f64().unwrap_or(0.0)),

@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 use tread_catalog::Lease;
 use tread_data::S3Access;
 use tread_pipeline::{
-    Catalog, DaemonAddress, Identities, LocalBackend, PipelineMetrics, Pipelines, Runner,
+    Backends, Catalog, DaemonAddress, Identities, LocalBackend, PipelineMetrics, Pipelines, Runner,
     RunnerSettings,
 };
 use tread_serve::{ApiToken, ServeOptions, Server};
@@ -33,6 +33,11 @@ pub struct UpArgs {
     /// Address of the S3 server.
     #[arg(long, default_value = DEFAULT_S3_LISTEN)]
     pub s3_listen: SocketAddr,
+    /// The S3 URL pipeline steps are given (`AWS_ENDPOINT_URL`); by default
+    /// the S3 server's own address. Give one a cluster's nodes reach when
+    /// runs go to Slurm, e.g. http://head.internal:9000.
+    #[arg(long)]
+    pub step_s3_url: Option<String>,
     #[command(flatten)]
     pub batching: BatchingArgs,
     /// Answer inference without the token even when listening beyond
@@ -128,13 +133,13 @@ impl Daemon {
         let runner = Arc::new(Runner::new(
             catalog.clone(),
             api.endpoints(),
-            Arc::new(LocalBackend::new(
+            Backends::new(LocalBackend::new(
                 std::env::temp_dir(),
                 data_dir.to_path_buf(),
             )?),
             RunnerSettings {
                 program: std::env::current_exe().context("finding the tread binary")?,
-                s3_endpoint: Some(s3_url.clone()),
+                s3_endpoint: Some(args.step_s3_url.clone().unwrap_or_else(|| s3_url.clone())),
                 runs_dir: data_dir.join("runs"),
                 metrics,
             },

@@ -11,4 +11,5 @@ mod pipeline;
 mod quality;
 mod s3_cli;
 mod serve;
+mod slurm;
 mod train;

@@ -65,6 +65,11 @@ impl Up {
         &self.api
     }
 
+    /// The S3 endpoint's URL.
+    pub(crate) fn s3_url(&self) -> &str {
+        &self.s3
+    }
+
     /// `tread` with no TREAD_SERVER: it must find this daemon by itself.
     fn cli_unaimed(&self) -> Command {
         let mut cmd = tread(&self.data);
