@@ -27,11 +27,17 @@ impl Up {
     /// `tread up` with data dir `data` (the world's, or one of
     /// [`World::shared_data_dir`]).
     pub(crate) fn start_in(world: &World, data: &Path) -> Self {
+        Self::start_with_env(world, data, &[])
+    }
+
+    /// [`Up::start_in`] with `env` added to the daemon's environment.
+    pub(crate) fn start_with_env(world: &World, data: &Path, env: &[(&str, &str)]) -> Self {
         let (api, s3) = (free_port(), free_port());
         let log_path = world.dir.path().join(format!("up-{api}.log"));
         let log = std::fs::File::create(&log_path).expect("log file");
         let child = tread(data)
             .env("TREAD_LOG", "info,s3s=off")
+            .envs(env.iter().copied())
             .args([
                 "up",
                 "--listen",

@@ -316,3 +316,40 @@ fn two_runs_wanting_the_whole_node_queue_and_the_wait_is_not_billed() {
     assert!(queued >= 1.0, "the second waited for the node: {queued}");
     assert!(billed < 15.0, "its wait is not billed: {billed}");
 }
+
+#[test]
+#[ignore = "needs a Slurm cluster: run .ci/slurm-tests"]
+fn a_controller_out_of_reach_fails_the_run_and_the_daemon_serves_on() {
+    let world = World::create();
+    let mut up = Up::start(&world);
+    up.apply(&world, "unreached", &sleeper("unreached", ""));
+    up.kill();
+    // The same cluster but a controller port nobody listens on.
+    let conf = std::env::var("SLURM_CONF").expect(NEEDS);
+    let text = std::fs::read_to_string(&conf).expect("slurm.conf");
+    let wrong = world.dir.path().join("unreachable.conf");
+    let port = crate::common::free_port().to_string();
+    let rewired: Vec<String> = text
+        .lines()
+        .map(|l| match l.starts_with("SlurmctldPort=") {
+            true => format!("SlurmctldPort={port}"),
+            false => l.to_string(),
+        })
+        .collect();
+    std::fs::write(&wrong, rewired.join("\n")).expect("write the conf");
+    let wrong = wrong.to_str().expect("utf-8");
+    let up = Up::start_with_env(&world, &world.data, &[("SLURM_CONF", wrong)]);
+    let id = run_id(&up.ok(&["pipeline", "run", "unreached"]));
+    let run = wait_ended(&up, &id, Duration::from_secs(90));
+    assert_eq!(run["state"], "failed", "{run}");
+    let reason = run["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("the instance did not start") && reason.to_lowercase().contains("slurm"),
+        "the reason names the cluster: {reason}"
+    );
+    let listed = up.ok(&["pipeline", "list"]);
+    assert!(
+        listed.contains("unreached"),
+        "the daemon still answers: {listed}"
+    );
+}
