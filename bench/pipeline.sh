@@ -28,6 +28,9 @@ say "building the release binary"
 cargo build --release -p tread
 TREAD=$REPO/target/release/tread
 WORK=$(mktemp -d)
+# Open as a home directory is: steps of the local backend run as `nobody`
+# under root and must reach their working directory and the tread binary.
+chmod 755 "$WORK"
 UP_PID=
 cleanup() {
     [ -n "$UP_PID" ] && kill "$UP_PID" 2>/dev/null || true
