@@ -97,8 +97,9 @@ pub trait Instance: Send + Sync {
     /// Runs a command to its end, its output going to `log` line by line
     /// as it comes; returns whether it exited with success.
     async fn exec(&self, command: &Command, log: &StepLog) -> Result<bool, InstanceError>;
-    /// Reads a file a command wrote in the working directory.
-    async fn read_file(&self, name: &str) -> Result<Vec<u8>, InstanceError>;
+    /// Reads a file a command wrote in the working directory; `None` when
+    /// there is none.
+    async fn read_file(&self, name: &str) -> Result<Option<Vec<u8>>, InstanceError>;
     /// Stops the instance: every process it still runs, then its files.
     /// Returns the billed seconds when the backend accounts them itself
     /// (a cluster's allocation times); the caller's clock otherwise.
@@ -283,11 +284,13 @@ impl Instance for LocalInstance {
         Ok(status.success())
     }
 
-    async fn read_file(&self, name: &str) -> Result<Vec<u8>, InstanceError> {
+    async fn read_file(&self, name: &str) -> Result<Option<Vec<u8>>, InstanceError> {
         let path = self.workdir.join(name);
-        tokio::fs::read(&path)
-            .await
-            .map_err(io(format!("reading {}", path.display())))
+        match tokio::fs::read(&path).await {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io(format!("reading {}", path.display()))(e)),
+        }
     }
 
     async fn stop(&self) -> Option<f64> {
@@ -427,7 +430,8 @@ mod tests {
             env: vec![],
         };
         assert!(instance.exec(&command, &log).await?);
-        let pid: i32 = String::from_utf8(instance.read_file("pid").await?)?
+        let written = instance.read_file("pid").await?;
+        let pid: i32 = String::from_utf8(written.unwrap_or_default())?
             .trim()
             .parse()?;
         let alive = |pid: i32| Path::new(&format!("/proc/{pid}")).exists();

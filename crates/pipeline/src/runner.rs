@@ -42,8 +42,9 @@ pub struct Runner {
     settings: RunnerSettings,
 }
 
-/// What `tread train --result` and `tread eval --result` write: the
-/// contract between the train part on an instance and the runner.
+/// What `tread train --result` and `tread eval --result` write, and what a
+/// `run` step writes to `$TREAD_RESULT` to hand over its own model: the
+/// contract between the instance and the runner.
 #[derive(Debug, Deserialize)]
 pub struct StepResult {
     /// The model's URI (train).
@@ -53,6 +54,8 @@ pub struct StepResult {
     /// Digest of the dataset trained on (train).
     pub dataset_digest: Option<String>,
     /// The held-out evaluation: `accuracy`, `images`, per-class figures.
+    /// Checked, not parsed: absent, it is refused with what to give.
+    #[serde(default)]
     pub evaluation: serde_json::Value,
 }
 
@@ -61,6 +64,13 @@ impl StepResult {
         self.evaluation["accuracy"].as_f64().unwrap_or(0.0)
     }
 }
+
+/// Why a step that needs a model found none.
+const NO_MODEL: &str =
+    "no model: no train step ran, and no run step before wrote a result to $TREAD_RESULT";
+
+/// The dataset digest recorded for a handed-over model that gives none.
+const UNREPORTED_DIGEST: &str = "unreported";
 
 /// Why a run stopped before its end.
 enum Stop {
@@ -341,7 +351,7 @@ impl Runner {
             let run_id = run.id;
             let outcome = match &log {
                 Ok(log) => {
-                    self.sharing_log(run_id, index, &path, self.step(run, step, log))
+                    self.sharing_log(run_id, index, &path, self.step(run, index, step, log))
                         .await
                 }
                 Err(e) => Err(Stop::Failed(format!("cannot write the step log: {e}"))),
@@ -480,7 +490,13 @@ impl Runner {
         })
     }
 
-    async fn step(&self, run: &mut RunContext<'_>, step: &Step, log: &StepLog) -> StepOutcome {
+    async fn step(
+        &self,
+        run: &mut RunContext<'_>,
+        index: i64,
+        step: &Step,
+        log: &StepLog,
+    ) -> StepOutcome {
         match step {
             Step::Train(train) => self.train(run, train, log).await,
             Step::Evaluate {} => self.evaluate(run, log).await,
@@ -503,14 +519,20 @@ impl Runner {
                 if let Some(candidate) = &run.candidate {
                     env.push(("TREAD_MODEL_URI".to_string(), candidate.uri.clone()));
                 }
+                // One name per step: a later run step must not find an
+                // earlier one's result and hand its model over again.
+                let handed = format!("tread-result-{index}.json");
+                env.push(("TREAD_RESULT".to_string(), handed.clone()));
                 let command = Command {
                     program: "sh".into(),
                     args: vec!["-c".into(), command.clone()],
                     env,
                 };
-                exec(run.instance, &command, log)
-                    .await
-                    .map(|()| "exited 0".to_string())
+                exec(run.instance, &command, log).await?;
+                match read_result(run.instance, &handed).await? {
+                    Some(result) => self.hand_over(run, result).await,
+                    None => Ok("exited 0".to_string()),
+                }
             }
         }
     }
@@ -531,15 +553,53 @@ impl Runner {
         args.extend(["--result".to_string(), "train-result.json".to_string()]);
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let result = self.tread(run, &args, "train-result.json", log).await?;
-        let (Some(uri), Some(version), Some(digest)) = (
-            result.model.clone(),
-            result.version.clone(),
-            result.dataset_digest.clone(),
-        ) else {
+        if result.version.is_none() || result.dataset_digest.is_none() {
             return Err(Stop::Failed(
                 "tread train wrote no model in its result".into(),
             ));
+        }
+        let (uri, accuracy) = self.adopt(run, result).await?;
+        Ok(format!("trained {uri}: held-out accuracy {accuracy:.4}"))
+    }
+
+    /// A `run` step's own model, written as the train step writes its
+    /// result: the steps after it evaluate, gate, register and deploy it.
+    async fn hand_over(&self, run: &mut RunContext<'_>, result: StepResult) -> StepOutcome {
+        let (uri, accuracy) = self.adopt(run, result).await?;
+        Ok(format!(
+            "exited 0, handing over {uri}: held-out accuracy {accuracy:.4}"
+        ))
+    }
+
+    /// Makes `result`'s model the run's candidate; returns its URI and
+    /// held-out accuracy. A model without a version is the run's; one
+    /// without a dataset digest is recorded as unreported.
+    async fn adopt(
+        &self,
+        run: &mut RunContext<'_>,
+        result: StepResult,
+    ) -> Result<(String, f64), Stop> {
+        let Some(uri) = result.model.clone() else {
+            return Err(Stop::Failed(
+                "the result names no model: give \"model\" (a model.tar.gz, or a model.onnx with its .json) and \"evaluation\"".into(),
+            ));
         };
+        if !result.evaluation["accuracy"]
+            .as_f64()
+            .is_some_and(|a| (0.0..=1.0).contains(&a))
+        {
+            return Err(Stop::Failed(format!(
+                "the result for {uri} gives no held-out \"evaluation\": {{\"accuracy\": 0-1, …}}"
+            )));
+        }
+        let version = result
+            .version
+            .clone()
+            .unwrap_or_else(|| format!("run-{}", run.id));
+        let digest = result
+            .dataset_digest
+            .clone()
+            .unwrap_or_else(|| UNREPORTED_DIGEST.to_string());
         persist("the run's dataset digest", || {
             self.catalog.run_set_model(run.id, &digest, None)
         })
@@ -554,7 +614,7 @@ impl Runner {
             accuracy,
             registered: None,
         });
-        Ok(format!("trained {uri}: held-out accuracy {accuracy:.4}"))
+        Ok((uri, accuracy))
     }
 
     async fn evaluate(&self, run: &mut RunContext<'_>, log: &StepLog) -> StepOutcome {
@@ -575,7 +635,7 @@ impl Runner {
         }
         let mut message = format!("held-out accuracy {accuracy:.4}");
         if let Some(production) = self.production_accuracy(run, log).await? {
-            message.push_str(&format!("; production on the same split {production:.4}"));
+            message.push_str(&format!("; production on the same images {production:.4}"));
         }
         Ok(message)
     }
@@ -599,24 +659,24 @@ impl Runner {
             run.spec.data.clone(),
         );
         log.line(&format!(
-            "[tread] scoring production version {} on the same held-out split",
+            "[tread] scoring production version {} on the same images",
             production.version
         ));
+        // A model trained elsewhere has no held-out split: it was scored
+        // on every image, and so is production.
+        let same_images: &[&str] = if tread_serve::model::is_onnx(&cand_uri) {
+            &["--all"]
+        } else {
+            &["--split-of", &cand_uri]
+        };
+        let args = [
+            &["eval", &prod_uri, &data][..],
+            same_images,
+            &["--result", "production-result.json"],
+        ]
+        .concat();
         let result = self
-            .tread(
-                run,
-                &[
-                    "eval",
-                    &prod_uri,
-                    &data,
-                    "--split-of",
-                    &cand_uri,
-                    "--result",
-                    "production-result.json",
-                ],
-                "production-result.json",
-                log,
-            )
+            .tread(run, &args, "production-result.json", log)
             .await?;
         let accuracy = result.accuracy();
         if let Some((_, measured)) = run.production.as_mut() {
@@ -639,7 +699,7 @@ impl Runner {
             match self.production_accuracy(run, log).await? {
                 Some(production) if accuracy <= production => {
                     return Err(Stop::Gated(format!(
-                        "held-out accuracy {accuracy:.4} does not beat the production model's {production:.4} on the same split"
+                        "held-out accuracy {accuracy:.4} does not beat the production model's {production:.4} on the same images"
                     )));
                 }
                 Some(production) => {
@@ -656,7 +716,7 @@ impl Runner {
         let c = run
             .candidate
             .as_mut()
-            .ok_or_else(|| Stop::Failed("no model: a train step must come first".into()))?;
+            .ok_or_else(|| Stop::Failed(NO_MODEL.into()))?;
         if let Some(version) = c.registered {
             return Ok(version);
         }
@@ -727,13 +787,21 @@ impl Runner {
             env: run.env.clone(),
         };
         exec(run.instance, &command, log).await?;
-        let bytes = run
-            .instance
-            .read_file(result)
-            .await
-            .map_err(|e| Stop::Failed(e.to_string()))?;
-        serde_json::from_slice(&bytes).map_err(|e| Stop::Failed(format!("{result}: {e}")))
+        read_result(run.instance, result)
+            .await?
+            .ok_or_else(|| Stop::Failed(format!("tread {} wrote no {result}", args[0])))
     }
+}
+
+/// The result file a step wrote in its working directory, if it wrote one.
+async fn read_result(instance: &dyn Instance, name: &str) -> Result<Option<StepResult>, Stop> {
+    let bytes = instance
+        .read_file(name)
+        .await
+        .map_err(|e| Stop::Failed(e.to_string()))?;
+    bytes
+        .map(|b| serde_json::from_slice(&b).map_err(|e| Stop::Failed(format!("{name}: {e}"))))
+        .transpose()
 }
 
 /// The registry's side of a deploy: `version` of `name` is production on
@@ -758,7 +826,7 @@ fn interrupted(
 fn candidate<'r>(run: &'r RunContext<'_>) -> Result<&'r Candidate, Stop> {
     run.candidate
         .as_ref()
-        .ok_or_else(|| Stop::Failed("no model: a train step must come first".into()))
+        .ok_or_else(|| Stop::Failed(NO_MODEL.into()))
 }
 
 async fn exec(instance: &dyn Instance, command: &Command, log: &StepLog) -> Result<(), Stop> {

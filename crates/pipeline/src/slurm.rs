@@ -30,6 +30,12 @@ trap 'rm -rf "$dir"; exit 0' TERM INT
 while :; do sleep 3600 & wait $!; done
 "#;
 
+/// Prints file `$1` of the job's directory, or exits [`ABSENT`] when there
+/// is none (srun passes the exit status on).
+const READ_IF_THERE: &str = r#"test -e "$1" || exit 3; exec cat -- "$1""#;
+/// [`READ_IF_THERE`]'s status for a file that is not there.
+const ABSENT: i32 = 3;
+
 /// Runs a step's program in the job's working directory on the node.
 const STEP_WRAPPER: &str = r#"cd "${TMPDIR:-/tmp}/tread-job-$SLURM_JOB_ID" && exec "$@""#;
 
@@ -270,27 +276,34 @@ impl Instance for SlurmJob {
         Ok(false)
     }
 
-    async fn read_file(&self, name: &str) -> Result<Vec<u8>, InstanceError> {
+    async fn read_file(&self, name: &str) -> Result<Option<Vec<u8>>, InstanceError> {
         if name.contains('/') || name.starts_with('.') {
             return Err(lost(format!(
                 "{name:?} is not a file name in the job's directory"
             )));
         }
+        let script = [
+            "-c".to_string(),
+            READ_IF_THERE.into(),
+            "read".into(),
+            name.into(),
+        ];
         let out = self
-            .step("cat".as_ref(), &[name.to_string()], &[])
+            .step("sh".as_ref(), &script, &[])
             .output()
             .await
             .map_err(|source| InstanceError::Io {
                 context: format!("reading {name} on the node"),
                 source,
             })?;
-        if !out.status.success() {
-            return Err(refused(
+        match out.status.code() {
+            Some(0) => Ok(Some(out.stdout)),
+            Some(ABSENT) => Ok(None),
+            _ => Err(refused(
                 &format!("reading {name} in Slurm job {}", self.id),
                 &out,
-            ));
+            )),
         }
-        Ok(out.stdout)
     }
 
     async fn stop(&self) -> Option<f64> {

@@ -487,10 +487,11 @@ impl PipelineSpec {
                 Step::Run { command } if command.trim().is_empty() => {
                     return invalid(format!("{at}: command is empty"));
                 }
-                Step::Run { .. } => {}
+                // It may hand over a model of its own ($TREAD_RESULT).
+                Step::Run { .. } => trained = true,
                 _ if !trained => {
                     return invalid(format!(
-                        "{at}: needs a model, so a train step must come first"
+                        "{at}: needs a model, so a train step (or a run step that hands one over) must come first"
                     ));
                 }
                 Step::Gate(gate) => {
@@ -694,7 +695,7 @@ endpoint = "tyre-quality-classifier"
             ),
             (
                 format!("{head}[[steps]]\nkind = \"deploy\"\nendpoint = \"e\"\n"),
-                "train step must come first",
+                "needs a model, so a train step",
             ),
             (
                 format!("{head}{train}[[steps]]\nkind = \"gate\"\n"),

@@ -84,8 +84,41 @@ pub async fn fetch_and_load(uri: &str) -> Result<LoadedModel, LoadError> {
         })?
 }
 
-fn is_onnx(uri: &str) -> bool {
+/// Whether `uri` names an ONNX model (its classes in the JSON beside it).
+pub fn is_onnx(uri: &str) -> bool {
     uri.ends_with(".onnx")
+}
+
+impl LoadedModel {
+    /// The model as [`tread_train::evaluate_at`] scores it.
+    pub fn into_foreign(self) -> tread_train::ForeignModel {
+        let classes = self.info.classes.len();
+        tread_train::ForeignModel {
+            uri: self.info.uri,
+            classes: self.info.classes,
+            input: self.info.input,
+            classifier: Box::new(Scored {
+                engine: self.engine,
+                classes,
+            }),
+        }
+    }
+}
+
+/// An engine scoring images for an evaluation.
+struct Scored {
+    engine: Engine,
+    classes: usize,
+}
+
+impl tread_train::Classifier for Scored {
+    fn scores(&mut self, batch: &tread_nn::Tensor) -> Result<Vec<f32>, String> {
+        let probabilities = self
+            .engine
+            .probabilities(batch, self.classes)
+            .map_err(|e| e.to_string())?;
+        Ok(probabilities.into_iter().flatten().collect())
+    }
 }
 
 /// An ONNX model's classes and preprocessing sit beside it: `x.onnx` → `x.json`.

@@ -8,16 +8,17 @@
 //! another model's, or on every image.
 
 use crate::artifact::{ArtifactError, Model, ModelCard, pack, unpack};
-use crate::eval::Evaluation;
+use crate::eval::{Confusion, Evaluation};
 use crate::history::{EpochMetrics, Progress, StepReport};
 use crate::trainer::{TrainError, TrainOptions, evaluate, train};
 use bytes::Bytes;
 use thiserror::Error;
 use tokio::runtime::Handle;
 use tread_data::{
-    Dataset, DatasetError, Loader, LoaderOptions, ObjectDir, ObjectsError, Sample, SplitError,
-    SplitSpec,
+    Dataset, DatasetError, Loader, LoaderOptions, ObjectDir, ObjectsError, Preprocess, Sample,
+    SplitError, SplitSpec,
 };
+use tread_nn::Tensor;
 
 /// Name of the model archive under the version's prefix.
 pub const MODEL_FILE: &str = "model.tar.gz";
@@ -49,6 +50,14 @@ pub enum JobError {
         uri: String,
         /// What is wrong with it.
         source: ArtifactError,
+    },
+    /// A model trained elsewhere failed on the images.
+    #[error("{uri}: {problem}")]
+    Foreign {
+        /// Where the model was read from.
+        uri: String,
+        /// What went wrong.
+        problem: String,
     },
     /// The dataset has a class the model was not trained on.
     #[error("the dataset has class {class:?}, which the model does not know (it knows {known})")]
@@ -219,11 +228,40 @@ pub struct EvalOutcome {
     pub skipped: Vec<(String, String)>,
 }
 
-/// Loads the model at `model` (s3:// or a file) and scores it on the
-/// dataset at `data`, over the images `scope` selects. Requests run on
-/// `runtime`; call from a thread outside it.
+/// A classifier [`evaluate_at`] scores: one trained elsewhere (an ONNX
+/// graph, loaded by the serve crate), as opposed to a `model.tar.gz`.
+pub trait Classifier {
+    /// Per-class scores for each image of `batch` (`[n, 3, s, s]`), `n ×
+    /// classes` values; the highest is the prediction.
+    fn scores(&mut self, batch: &Tensor) -> Result<Vec<f32>, String>;
+}
+
+/// A model trained elsewhere: its classes and preprocessing, and what runs it.
+pub struct ForeignModel {
+    /// Where it was read from, for messages.
+    pub uri: String,
+    /// Class names in the order of its output.
+    pub classes: Vec<String>,
+    /// How images become its input.
+    pub input: Preprocess,
+    /// What runs it.
+    pub classifier: Box<dyn Classifier>,
+}
+
+/// What [`evaluate_at`] scores.
+pub enum EvalModel {
+    /// A `model.tar.gz` at this URI (s3:// or a file).
+    Packed(String),
+    /// A model trained elsewhere, loaded by the caller. It has no held-out
+    /// split of its own: `Auto` scores every image, and `HeldOutOf`
+    /// another model's split compares the two on the same images.
+    Foreign(ForeignModel),
+}
+
+/// Scores `model` on the dataset at `data`, over the images `scope`
+/// selects. Requests run on `runtime`; call from a thread outside it.
 pub fn evaluate_at(
-    model: &str,
+    model: EvalModel,
     data: &str,
     scope: &EvalScope,
     batch_size: usize,
@@ -231,12 +269,87 @@ pub fn evaluate_at(
     runtime: &Handle,
     progress: &mut dyn Progress,
 ) -> Result<EvalOutcome, JobError> {
-    let Model { card, mut network } = runtime.block_on(read_model(model))?;
+    // The model first: a broken one is refused before any listing.
+    let (mut scorer, classes, input, card) = match model {
+        EvalModel::Packed(uri) => {
+            let Model { card, network } = runtime.block_on(read_model(&uri))?;
+            let (classes, input) = (card.classes.clone(), card.input.clone());
+            (Scorer::Native(network), classes, input, Some(card))
+        }
+        EvalModel::Foreign(foreign) => {
+            let (classes, input) = (foreign.classes.clone(), foreign.input.clone());
+            (Scorer::Foreign(foreign), classes, input, None)
+        }
+    };
     let dir = runtime.block_on(ObjectDir::open(data))?;
     let dataset = runtime.block_on(list_dataset(&dir, progress))?;
-    let samples = relabel(&dataset, &card.classes)?;
-    let indices = match scope {
-        EvalScope::HeldOutOf(other) => {
+    let samples = relabel(&dataset, &classes)?;
+    let own = card
+        .as_ref()
+        .filter(|c| dataset.digest() == c.dataset.digest);
+    let indices = scored(own, scope, data, &dataset, samples.len(), runtime, progress)?;
+    let loader = Loader::new(dir, samples, input, loading, runtime.clone());
+    let evaluation = scorer.evaluate(&loader, indices, &classes, batch_size)?;
+    Ok(EvalOutcome {
+        evaluation,
+        skipped: loader.failures().into_iter().collect(),
+    })
+}
+
+/// What runs the evaluated model.
+enum Scorer {
+    Native(tread_nn::Network),
+    Foreign(ForeignModel),
+}
+
+impl Scorer {
+    fn evaluate(
+        &mut self,
+        loader: &Loader,
+        indices: Vec<usize>,
+        classes: &[String],
+        batch_size: usize,
+    ) -> Result<Evaluation, JobError> {
+        let foreign = match self {
+            Scorer::Native(network) => {
+                return Ok(evaluate(network, loader, indices, classes, batch_size)
+                    .map_err(TrainError::from)?);
+            }
+            Scorer::Foreign(foreign) => foreign,
+        };
+        let mut confusion = Confusion::new(classes);
+        for batch in loader.batches(indices, batch_size) {
+            let failed = |problem: String| JobError::Foreign {
+                uri: foreign.uri.clone(),
+                problem,
+            };
+            let scores = foreign.classifier.scores(&batch.images).map_err(failed)?;
+            let images = batch.labels.len();
+            let scores = Tensor::from_vec(&[images, classes.len()], scores).map_err(|_| {
+                failed(format!(
+                    "it did not answer {} scores for each of {images} images",
+                    classes.len()
+                ))
+            })?;
+            confusion.add_predictions(&scores, &batch.labels);
+        }
+        Ok(confusion.evaluation())
+    }
+}
+
+/// The indices of `dataset`'s samples that `scope` scores; `own` is the
+/// evaluated model's card when it was trained on this very data.
+fn scored(
+    own: Option<&ModelCard>,
+    scope: &EvalScope,
+    data: &str,
+    dataset: &Dataset,
+    len: usize,
+    runtime: &Handle,
+    progress: &mut dyn Progress,
+) -> Result<Vec<usize>, JobError> {
+    match (scope, own) {
+        (EvalScope::HeldOutOf(other), _) => {
             let reference = runtime.block_on(read_model(other))?.card;
             if dataset.digest() != reference.dataset.digest {
                 return Err(JobError::OtherData {
@@ -245,27 +358,20 @@ pub fn evaluate_at(
                 });
             }
             progress.note(&format!("evaluating the held-out split of {other}"));
-            held_out(&reference, samples.len())?
+            Ok(held_out(&reference, len)?)
         }
-        EvalScope::Auto if dataset.digest() == card.dataset.digest => {
+        (EvalScope::Auto, Some(card)) => {
             progress.note(&format!(
                 "same data as the model was trained on: evaluating its held-out split ({})",
                 card.hyperparameters.split
             ));
-            held_out(&card, samples.len())?
+            Ok(held_out(card, len)?)
         }
-        EvalScope::Auto | EvalScope::All => {
-            progress.note(&format!("evaluating all {} images", samples.len()));
-            (0..samples.len()).collect()
+        (EvalScope::Auto | EvalScope::All, _) => {
+            progress.note(&format!("evaluating all {len} images"));
+            Ok((0..len).collect())
         }
-    };
-    let loader = Loader::new(dir, samples, card.input.clone(), loading, runtime.clone());
-    let evaluation = evaluate(&mut network, &loader, indices, &card.classes, batch_size)
-        .map_err(TrainError::from)?;
-    Ok(EvalOutcome {
-        evaluation,
-        skipped: loader.failures().into_iter().collect(),
-    })
+    }
 }
 
 /// Fetches and loads a `model.tar.gz` from S3 or a file.

@@ -12,6 +12,9 @@ pub mod trainer;
 pub use artifact::{ArtifactError, Model, ModelCard, pack, unpack};
 pub use eval::Evaluation;
 pub use history::{ConsoleProgress, EpochMetrics, Progress};
-pub use job::{EvalOutcome, EvalScope, JobError, TrainOutcome, evaluate_at, train_to};
+pub use job::{
+    Classifier, EvalModel, EvalOutcome, EvalScope, ForeignModel, JobError, TrainOutcome,
+    evaluate_at, train_to,
+};
 pub use recipe::{Recipe, RecipeError, RecipeOverrides, Schedule};
 pub use trainer::{TrainError, TrainOptions, Trained, evaluate, train};

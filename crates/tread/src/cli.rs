@@ -55,7 +55,8 @@ pub enum Command {
     Data(DataCmd),
     /// Train an image classifier from a bucket or a directory and write model.tar.gz.
     Train(Box<TrainArgs>),
-    /// Score a model.tar.gz on a dataset: accuracy, per-class precision/recall/F1, confusion.
+    /// Score a model.tar.gz (or an ONNX classifier with its JSON) on a dataset: accuracy,
+    /// per-class precision/recall/F1, confusion.
     Eval(EvalArgs),
     /// Run the endpoint server: predictions over HTTP (SageMaker-style and
     /// KServe v2), the management API, and /metrics.

@@ -5,7 +5,7 @@ use clap::Args;
 use std::path::{Path, PathBuf};
 use tread_data::{Dataset, LoaderOptions, ObjectDir, Preprocess, SplitSpec};
 use tread_nn::{Architecture, DeviceChoice};
-use tread_train::{ConsoleProgress, EvalScope, RecipeOverrides, TrainOptions};
+use tread_train::{ConsoleProgress, EvalModel, EvalScope, RecipeOverrides, TrainOptions};
 
 /// Options of `tread train`. Training settings left out take the
 /// network's defaults: the recipe's notebook for seed-cnn, the measured
@@ -145,7 +145,8 @@ impl LoadingArgs {
 /// Options of `tread eval`.
 #[derive(Debug, Args)]
 pub struct EvalArgs {
-    /// The model: s3://bucket/…/model.tar.gz or a file.
+    /// The model: s3://bucket/…/model.tar.gz, …/model.onnx (with model.json
+    /// beside it) or a file.
     pub model: String,
     /// The dataset to evaluate on.
     pub data: String,
@@ -232,8 +233,14 @@ pub fn eval(args: EvalArgs) -> anyhow::Result<()> {
         (None, true) => EvalScope::All,
         (None, false) => EvalScope::Auto,
     };
+    let model = if tread_serve::model::is_onnx(&args.model) {
+        let loaded = runtime.block_on(tread_serve::model::fetch_and_load(&args.model))?;
+        EvalModel::Foreign(loaded.into_foreign())
+    } else {
+        EvalModel::Packed(args.model.clone())
+    };
     let outcome = tread_train::evaluate_at(
-        &args.model,
+        model,
         &args.data,
         &scope,
         args.batch_size,

@@ -381,6 +381,109 @@ fn a_run_trains_gates_deploys_and_a_gated_out_run_leaves_the_endpoint_alone() {
     );
 }
 
+/// Issue 13: a `run` step that trains by itself (here `tread train` called
+/// by the step's own script, as a PyTorch script would be) hands its model
+/// to the gate and the deploy by writing the train step's result to
+/// `$TREAD_RESULT`.
+#[test]
+fn a_run_step_hands_its_own_model_to_the_gate_and_the_deploy() {
+    let world = World::create();
+    let up = Up::start(&world);
+    let synth = world
+        .tread_as_s3user(&up.s3)
+        .args(["data", "synth", "s3://fsxn-ontap/dataset/tyre"])
+        .args(["--count", "48", "--seed", "5", "--size", "48"])
+        .status()
+        .expect("synth");
+    assert!(synth.success());
+    // A copy the step's user reaches wherever the checkout lies.
+    let own_trainer = world.step_dir().join("trainer");
+    std::fs::copy(env!("CARGO_BIN_EXE_tread"), &own_trainer).expect("copy the trainer");
+    let trainer = format!(
+        "{} train s3://fsxn-ontap/dataset/tyre --out s3://fsxn-ontap/models/byo/ \
+         --size 32 --epochs 1 --result \"$TREAD_RESULT\"",
+        own_trainer.display()
+    );
+    let file = format!(
+        "name = \"byo\"\ndata = \"s3://fsxn-ontap/dataset/tyre\"\npolicy = \"FullAccess\"\n\
+         [[steps]]\nkind = \"run\"\ncommand = {trainer:?}\n\
+         [[steps]]\nkind = \"gate\"\nmin_accuracy = 0.0\n\
+         [[steps]]\nkind = \"deploy\"\nendpoint = \"byo-ep\"\n"
+    );
+    up.apply(&world, "byo", &file);
+    let done = up.ok(&["pipeline", "run", "byo", "--wait"]);
+    assert!(done.contains("succeeded"), "{done}");
+    let run: Value = serde_json::from_str(&up.ok(&["run", "describe", &run_id(&done), "--json"]))
+        .expect("run JSON");
+    let handed = run["steps"][0]["message"].as_str().unwrap_or_default();
+    assert!(
+        handed.contains("handing over s3://fsxn-ontap/models/byo/"),
+        "{run}"
+    );
+    let served = up.get("/api/endpoints/byo-ep");
+    assert!(
+        served["model"]["uri"]
+            .as_str()
+            .is_some_and(|u| u.starts_with("s3://fsxn-ontap/models/byo/")),
+        "the handed model serves: {served}"
+    );
+    assert_eq!(up.get("/api/models/byo/1")["production"], true);
+
+    // The same with a classifier trained elsewhere, as torch.onnx.export
+    // writes one: the step writes the graph, its JSON and the result.
+    let staged = world.step_dir().join("exported");
+    std::fs::create_dir_all(&staged).expect("stage");
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../serve/tests/fixtures");
+    for (from, to) in [("tiny.onnx", "model.onnx"), ("tiny.json", "model.json")] {
+        std::fs::copy(fixtures.join(from), staged.join(to)).expect("stage the export");
+    }
+    let models = world.step_dir().join("onnx-models");
+    let script = format!(
+        "mkdir -p {models} && cp {staged}/model.onnx {staged}/model.json {models}/ && \
+         printf '{{\"model\": \"%s\", \"version\": \"tiny-onnx-1\", \"evaluation\": {{\"accuracy\": 0.5}}}}' \
+         {models}/model.onnx > \"$TREAD_RESULT\"",
+        models = models.display(),
+        staged = staged.display()
+    );
+    let file = format!(
+        "name = \"exported\"\ndata = \"s3://fsxn-ontap/dataset/tyre\"\n\
+         [[steps]]\nkind = \"run\"\ncommand = {script:?}\n\
+         [[steps]]\nkind = \"evaluate\"\n\
+         [[steps]]\nkind = \"gate\"\nmin_accuracy = 0.0\n\
+         [[steps]]\nkind = \"deploy\"\nendpoint = \"exported-ep\"\n"
+    );
+    up.apply(&world, "exported", &file);
+    let done = up.ok(&["pipeline", "run", "exported", "--wait"]);
+    assert!(done.contains("succeeded"), "{done}");
+    let run: Value = serde_json::from_str(&up.ok(&["run", "describe", &run_id(&done), "--json"]))
+        .expect("run JSON");
+    let evaluated = run["steps"][1]["message"].as_str().unwrap_or_default();
+    assert!(
+        evaluated.starts_with("held-out accuracy"),
+        "tread eval scored the ONNX model: {run}"
+    );
+    let served = up.get("/api/endpoints/exported-ep");
+    assert_eq!(served["model"]["architecture"], "onnx", "{served}");
+    assert_eq!(
+        up.get("/api/models/exported/1")["artifact_version"],
+        "tiny-onnx-1"
+    );
+
+    let bad = "name = \"noeval\"\ndata = \"s3://fsxn-ontap/none\"\n[[steps]]\nkind = \"run\"\n\
+               command = \"echo '{\\\"model\\\": \\\"s3://b/m.onnx\\\"}' > $TREAD_RESULT\"\n";
+    up.apply(&world, "noeval", bad);
+    let failed = up
+        .cli()
+        .args(["pipeline", "run", "noeval", "--wait"])
+        .output()
+        .expect("run");
+    let said = String::from_utf8_lossy(&failed.stdout);
+    assert!(
+        !failed.status.success() && said.contains("no held-out \"evaluation\""),
+        "a result without its evaluation is refused: {said}"
+    );
+}
+
 #[test]
 fn a_failing_step_fails_the_run_and_stops_its_instance() {
     let world = World::create();
