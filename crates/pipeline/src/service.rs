@@ -552,9 +552,24 @@ impl Pipelines {
     /// are stopped; the time until now is billed, as a cloud would.
     pub async fn recover(&self) -> Result<(), PipelineError> {
         for (id, pipeline) in self.catalog.runs_in_flight(&self.daemon).await? {
-            // A job still queued when tread stopped has no instance yet.
-            for backend in self.runner.backends().all() {
-                backend.reclaim_run(&pipeline, id).await;
+            // A job still queued when tread stopped has no instance yet. Only
+            // the pipeline's own backend is asked: a cluster that does not
+            // answer would hold up the restart for nothing.
+            let record = self.catalog.pipeline(&pipeline).await?;
+            let spec = record.and_then(|r| r.source.parse::<PipelineSpec>().ok());
+            let backends = self.runner.backends();
+            match spec {
+                Some(spec) => {
+                    backends
+                        .of(spec.instance.backend)
+                        .reclaim_run(&pipeline, id)
+                        .await
+                }
+                None => {
+                    for backend in backends.all() {
+                        backend.reclaim_run(&pipeline, id).await;
+                    }
+                }
             }
             self.catalog
                 .run_finished(
