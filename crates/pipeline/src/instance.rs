@@ -350,8 +350,13 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// The few variables a step needs from tread's own environment; the rest
 /// (the developer's AWS keys among them) stay out.
 fn inherited_env() -> impl Iterator<Item = (String, String)> {
-    ["PATH", "HOME", "LANG", "TMPDIR", "TREAD_LOG"]
-        .into_iter()
+    env_of(&["PATH", "HOME", "LANG", "TMPDIR", "TREAD_LOG"])
+}
+
+/// The daemon's own values of the variables `names`, those it has.
+pub(crate) fn env_of(names: &'static [&'static str]) -> impl Iterator<Item = (String, String)> {
+    names
+        .iter()
         .filter_map(|k| std::env::var(k).ok().map(|v| (k.to_string(), v)))
 }
 

@@ -8,7 +8,7 @@
 //! Nothing is shared with the node but what the step's environment carries:
 //! steps reach data and models over S3.
 
-use crate::instance::{Command, Instance, InstanceBackend, InstanceError, copy_lines};
+use crate::instance::{Command, Instance, InstanceBackend, InstanceError, copy_lines, env_of};
 use crate::log::StepLog;
 use crate::spec::InstanceSpec;
 use async_trait::async_trait;
@@ -415,9 +415,7 @@ fn slurm_time(text: &str) -> Option<time::PrimitiveDateTime> {
 
 /// The daemon's variables Slurm's commands need, and nothing else.
 fn slurm_env() -> impl Iterator<Item = (String, String)> {
-    ["PATH", "HOME", "LANG", "SLURM_CONF", "TMPDIR", "TREAD_LOG"]
-        .into_iter()
-        .filter_map(|k| std::env::var(k).ok().map(|v| (k.to_string(), v)))
+    env_of(&["PATH", "HOME", "LANG", "SLURM_CONF", "TMPDIR", "TREAD_LOG"])
 }
 
 async fn slurm(program: &str, args: &[String]) -> Result<std::process::Output, InstanceError> {
