@@ -8,7 +8,10 @@
 //! Parallelism is coarse: one rayon task per image, each running gemm on its
 //! own thread (`gemm::Parallelism::None`). When the batch is too small to keep
 //! every core busy (inference at batch 1), images are cut further into chunks
-//! of output rows. Weight and bias gradients go to one accumulator per worker
+//! of output rows; when an image's plane is small (a late layer's 7×7), a
+//! task takes several images and lays their patches side by side, so that
+//! one product reads the weights (and, backward, updates their gradient)
+//! for all of them. Weight and bias gradients go to one accumulator per worker
 //! thread (per task when [`super::set_deterministic`] is on, so the sum's
 //! order is fixed), summed into the caller's buffers once at the end. Input gradients
 //! of adjacent chunks overlap by a few input rows, so chunks run in two phases
@@ -24,6 +27,7 @@
 //! partly unwritten) would corrupt training without a trace.
 
 use std::cell::RefCell;
+use std::ops::Range;
 use std::sync::{Mutex, PoisonError};
 
 use rayon::prelude::*;
@@ -225,12 +229,15 @@ fn check_common(g: &ConvGeometry, input: &[f32], weight: &[f32], out_len: usize,
 }
 
 /// How a call cuts its work: each image into `chunks` runs of `chunk_rows`
-/// output rows (the parallel tasks), each run into tiles of `tile_pixels`.
+/// output rows, each run into tiles of `tile_pixels`. A parallel task is one
+/// run of one image or, when an image is one small tile, `group` whole
+/// images side by side in one product.
 #[derive(Clone, Copy, Debug)]
 struct Plan {
     tile_pixels: usize,
     chunk_rows: usize,
     chunks: usize,
+    group: usize,
 }
 
 impl Plan {
@@ -240,7 +247,36 @@ impl Plan {
         let threads = rayon::current_num_threads();
         let wanted_chunks = (TASKS_PER_THREAD * threads).div_ceil(g.batch);
         let tile_pixels = TILE_FLOATS / floats_per_pixel / TILE_QUANTUM * TILE_QUANTUM;
-        Self::with_sizes(g, tile_pixels.max(TILE_QUANTUM), wanted_chunks)
+        let plan = Self::with_sizes(g, tile_pixels.max(TILE_QUANTUM), wanted_chunks);
+        // A plane of a few pixels (a late layer's 7×7) alone would give gemm
+        // a product a few columns wide that streams the whole weight matrix
+        // (and, backward, its whole gradient) once per image.
+        let most = g.batch.div_ceil(TASKS_PER_THREAD * threads);
+        let fits = tile_pixels / g.out_pixels();
+        if plan.chunks == 1 && !g.is_pointwise() {
+            plan.grouped(fits.min(most))
+        } else {
+            plan
+        }
+    }
+
+    /// The same plan with up to `group` whole images per task.
+    fn grouped(self, group: usize) -> Self {
+        Self {
+            group: group.max(1),
+            ..self
+        }
+    }
+
+    /// Parallel tasks over a batch.
+    fn tasks(&self, g: &ConvGeometry) -> usize {
+        g.batch.div_ceil(self.group) * self.chunks
+    }
+
+    /// The images of the `q`-th group.
+    fn images(&self, g: &ConvGeometry, q: usize) -> Range<usize> {
+        let first = q * self.group;
+        first..(first + self.group).min(g.batch)
     }
 
     /// A plan with about `wanted_chunks` chunks per image and tiles of at most
@@ -258,6 +294,7 @@ impl Plan {
             tile_pixels: tile_pixels.clamp(1, chunk_rows * g.out_width()),
             chunk_rows,
             chunks: oh.div_ceil(chunk_rows),
+            group: 1,
         }
     }
 
@@ -431,49 +468,56 @@ fn forward_with_plan(
     let plane = (g.out_height(), g.out_width());
     let mut bands = carve_bands(output, g.out_channels, plane, &ranges);
     let image_len = g.in_channels * g.in_pixels();
-    bands.par_iter_mut().enumerate().for_each(|(i, band)| {
-        let image = &input[(i / plan.chunks) * image_len..][..image_len];
+    let tasks = bands.par_chunks_mut(plan.group).enumerate();
+    tasks.for_each(|(i, bands)| {
+        let images = plan.images(g, i / plan.chunks);
+        let images = &input[images.start * image_len..images.end * image_len];
         let rows = ranges[i % plan.chunks];
-        forward_chunk(g, plan, image, weight, epilogue, rows, band);
+        forward_chunk(g, plan, images, weight, epilogue, rows, bands);
     });
 }
 
-/// Computes output rows `rows` of one image into `band`, tile by tile.
+/// Computes output rows `rows` of one or more whole images (one `band`
+/// each) tile by tile, the images' tiles side by side in one product.
 fn forward_chunk(
     g: &ConvGeometry,
     plan: &Plan,
-    image: &[f32],
+    images: &[f32],
     weight: &[f32],
     epilogue: Epilogue<'_>,
     rows: (usize, usize),
-    band: &mut Band<'_>,
+    bands: &mut [Band<'_>],
 ) {
-    let (k, o) = (g.patch_len(), g.out_channels);
-    with_scratch((k + o) * plan.tile_pixels, |scratch| {
-        let (col, out) = scratch.split_at_mut(k * plan.tile_pixels);
+    let (k, o, n) = (g.patch_len(), g.out_channels, bands.len());
+    with_scratch((k + o) * plan.tile_pixels * n, |scratch| {
+        let (col, out) = scratch.split_at_mut(k * plan.tile_pixels * n);
         let weight = MatRef::row_major(weight, o, k);
         for tile in plan.tiles(g, rows) {
-            let patches = patches(g, image, tile, col);
-            let out = &mut out[..o * tile.len()];
-            matmul(
-                MatMut::row_major(out, o, tile.len()),
-                weight,
-                patches,
-                false,
-            );
-            store_tile(out, epilogue, band, tile);
+            let (t, width) = (tile.len(), tile.len() * n);
+            let patches = patches(g, images, tile, col);
+            let out = &mut out[..o * width];
+            matmul(MatMut::row_major(out, o, width), weight, patches, false);
+            for (j, band) in bands.iter_mut().enumerate() {
+                store_tile(&out[j * t..], width, epilogue, band, tile);
+            }
         }
     });
 }
 
-/// Writes an `[out, tile]` matrix into `band`, adding the bias and applying
-/// the ReLU on the way.
-fn store_tile(out: &[f32], epilogue: Epilogue<'_>, band: &mut Band<'_>, tile: Tile) {
+/// Writes one image's `[out, tile]` block of a product `row_stride` columns
+/// wide into `band`, adding the bias and applying the ReLU on the way.
+fn store_tile(
+    out: &[f32],
+    row_stride: usize,
+    epilogue: Epilogue<'_>,
+    band: &mut Band<'_>,
+    tile: Tile,
+) {
     let (t, at) = (tile.len(), tile.start - band.first_row * band.width);
     for (o, plane) in band.planes.iter_mut().enumerate() {
         let bias = epilogue.bias.map_or(0.0, |b| b[o]);
         let dst = &mut plane[at..at + t];
-        let src = &out[o * t..(o + 1) * t];
+        let src = &out[o * row_stride..][..t];
         if epilogue.relu {
             // `v < 0 → 0` rather than `max` so that a NaN still shows.
             for (d, &x) in dst.iter_mut().zip(src) {
@@ -488,17 +532,22 @@ fn store_tile(out: &[f32], epilogue: Epilogue<'_>, band: &mut Band<'_>, tile: Ti
     }
 }
 
-/// The patch matrix `[in·k·k, tile]`: a view of the image itself for a
-/// pointwise kernel (whose output pixels are its input pixels), otherwise
-/// gathered into `col`.
-fn patches<'a>(g: &ConvGeometry, image: &'a [f32], tile: Tile, col: &'a mut [f32]) -> MatRef<'a> {
+/// The patch matrix `[in·k·k, tile · images]` of one or more whole images,
+/// each image's columns beside the previous one's: a view of the image
+/// itself for a single image under a pointwise kernel (whose output pixels
+/// are its input pixels), otherwise gathered into `col`.
+fn patches<'a>(g: &ConvGeometry, images: &'a [f32], tile: Tile, col: &'a mut [f32]) -> MatRef<'a> {
     let t = tile.len();
-    if g.is_pointwise() {
-        return MatRef::new(&image[tile.start..], g.in_channels, t, g.in_pixels(), 1);
+    let image_len = g.in_channels * g.in_pixels();
+    if g.is_pointwise() && images.len() == image_len {
+        return MatRef::new(&images[tile.start..], g.in_channels, t, g.in_pixels(), 1);
     }
-    let col = &mut col[..g.patch_len() * t];
-    im2col(g, image, tile, col);
-    MatRef::row_major(col, g.patch_len(), t)
+    let width = t * (images.len() / image_len);
+    let col = &mut col[..g.patch_len() * width];
+    for (j, image) in images.chunks_exact(image_len).enumerate() {
+        im2col(g, image, tile, &mut col[j * t..], width);
+    }
+    MatRef::row_major(col, g.patch_len(), width)
 }
 
 /// The output columns `[lo, hi)` at which kernel column `kx` lands inside the
@@ -523,11 +572,13 @@ impl ColumnSpan {
     }
 }
 
-/// Row `kk = (c·k + ky)·k + kx` of the patch matrix holds, for each output
-/// pixel of the tile, the input at channel `c` shifted by `(ky, kx)`.
-fn im2col(g: &ConvGeometry, image: &[f32], tile: Tile, col: &mut [f32]) {
+/// Row `kk = (c·k + ky)·k + kx` of the patch matrix (at `kk · row_stride`
+/// in `col`) holds, for each output pixel of the tile, the input at channel
+/// `c` shifted by `(ky, kx)`.
+fn im2col(g: &ConvGeometry, image: &[f32], tile: Tile, col: &mut [f32], row_stride: usize) {
     let (k, w, ow) = (g.kernel, g.in_width, g.out_width());
-    for (kk, dst) in col.chunks_exact_mut(tile.len()).enumerate() {
+    for kk in 0..g.patch_len() {
+        let dst = &mut col[kk * row_stride..][..tile.len()];
         let (c, ky, kx) = (kk / (k * k), kk / k % k, kk % k);
         let span = ColumnSpan::new(g, kx);
         let plane = &image[c * g.in_pixels()..][..g.in_pixels()];
@@ -567,17 +618,24 @@ fn gather(piece: &mut [f32], src: &[f32], span: ColumnSpan, stride: usize, first
     if stride == 1 {
         dst.copy_from_slice(&src[..dst.len()]);
     } else {
-        for (d, &x) in dst.iter_mut().zip(src.iter().step_by(stride)) {
-            *d = x;
+        // Whole strides as chunks, the last value alone: a step_by loop
+        // would not vectorise, this one does (loads and a shuffle).
+        let Some((last, dst)) = dst.split_last_mut() else {
+            return;
+        };
+        for (d, run) in dst.iter_mut().zip(src.chunks_exact(stride)) {
+            *d = run[0];
         }
+        *last = src[dst.len() * stride];
     }
 }
 
-/// The inverse of [`im2col`]: adds each patch-matrix gradient back onto the
-/// input pixel it was gathered from.
-fn col2im(g: &ConvGeometry, dcol: &[f32], tile: Tile, band: &mut Band<'_>) {
+/// The inverse of [`im2col`]: adds each patch-matrix gradient (row `kk` at
+/// `kk · row_stride` in `dcol`) back onto the input pixel it was gathered from.
+fn col2im(g: &ConvGeometry, dcol: &[f32], row_stride: usize, tile: Tile, band: &mut Band<'_>) {
     let (k, w, ow) = (g.kernel, g.in_width, g.out_width());
-    for (kk, src) in dcol.chunks_exact(tile.len()).enumerate() {
+    for kk in 0..g.patch_len() {
+        let src = &dcol[kk * row_stride..][..tile.len()];
         let (c, ky, kx) = (kk / (k * k), kk / k % k, kk % k);
         let span = ColumnSpan::new(g, kx);
         let plane = &mut band.planes[c];
@@ -606,9 +664,14 @@ fn scatter(row: &mut [f32], piece: &[f32], span: ColumnSpan, stride: usize, firs
             *d += x;
         }
     } else {
-        for (d, &x) in dst.iter_mut().step_by(stride).zip(src) {
-            *d += x;
+        // As in `gather`: whole strides as chunks, then the last value.
+        let Some((last, src)) = src.split_last() else {
+            return;
+        };
+        for (run, &x) in dst.chunks_exact_mut(stride).zip(src) {
+            run[0] += x;
         }
+        dst[src.len() * stride] += last;
     }
 }
 
@@ -629,10 +692,10 @@ fn backward_with_plan(
     grad_weight: &mut [f32],
     grad_bias: Option<&mut [f32]>,
 ) {
-    let acc = Accumulators::new(g.weight_len(), g.out_channels, g.batch * plan.chunks);
+    let acc = Accumulators::new(g.weight_len(), g.out_channels, plan.tasks(g));
     match grad_input {
-        None => (0..g.batch * plan.chunks).into_par_iter().for_each(|u| {
-            let task = BackwardTask::new(g, plan, tensors, u / plan.chunks);
+        None => (0..plan.tasks(g)).into_par_iter().for_each(|u| {
+            let task = BackwardTask::new(g, plan, tensors, plan.images(g, u / plan.chunks));
             task.run(&acc, u % plan.chunks, None);
         }),
         Some(grad_input) => {
@@ -657,16 +720,21 @@ fn backward_phase(
     let ranges: Vec<_> = chunks.iter().map(|&c| plan.input_band(g, c)).collect();
     let plane = (g.in_height, g.in_width);
     let mut bands = carve_bands(grad_input, g.in_channels, plane, &ranges);
-    bands.par_iter_mut().enumerate().for_each(|(i, band)| {
+    let tasks = bands.par_chunks_mut(plan.group).enumerate();
+    tasks.for_each(|(i, bands)| {
         let chunk = chunks[i % chunks.len()];
         let (zeroed, zero_end) = plan.zero_rows(g, chunk);
-        let target = InputGrad {
-            band,
-            zeroed,
-            zero_end,
-        };
-        let task = BackwardTask::new(g, plan, tensors, i / chunks.len());
-        task.run(acc, chunk, Some(target));
+        let mut targets: Vec<_> = bands
+            .iter_mut()
+            .map(|band| InputGrad {
+                band,
+                zeroed,
+                zero_end,
+            })
+            .collect();
+        let images = plan.images(g, i / chunks.len());
+        let task = BackwardTask::new(g, plan, tensors, images);
+        task.run(acc, chunk, Some(&mut targets));
     });
 }
 
@@ -695,12 +763,13 @@ impl InputGrad<'_, '_> {
     }
 }
 
-/// The backward pass over some output rows of one image.
+/// The backward pass over some output rows of one image, or over several
+/// whole images side by side.
 struct BackwardTask<'a> {
     g: &'a ConvGeometry,
     plan: &'a Plan,
     tensors: &'a BackwardTensors<'a>,
-    image: usize,
+    images: Range<usize>,
 }
 
 impl<'a> BackwardTask<'a> {
@@ -708,76 +777,91 @@ impl<'a> BackwardTask<'a> {
         g: &'a ConvGeometry,
         plan: &'a Plan,
         tensors: &'a BackwardTensors<'a>,
-        image: usize,
+        images: Range<usize>,
     ) -> Self {
         Self {
             g,
             plan,
             tensors,
-            image,
+            images,
         }
     }
 
-    /// Adds the weight and bias gradients of the image's `chunk` to an
-    /// accumulator and, with `input_grad`, writes its input gradient.
-    fn run(&self, acc: &Accumulators, chunk: usize, mut input_grad: Option<InputGrad<'_, '_>>) {
+    /// Adds the weight and bias gradients of the images' `chunk` to an
+    /// accumulator and, with `input_grads` (one per image), writes their
+    /// input gradients.
+    fn run(&self, acc: &Accumulators, chunk: usize, mut input_grads: Option<&mut [InputGrad]>) {
         let (k, o) = (self.g.patch_len(), self.g.out_channels);
-        let tile_len = self.plan.tile_pixels;
+        let width = self.plan.tile_pixels * self.images.len();
         let rows = self.plan.chunk(self.g, chunk);
-        let task = self.image * self.plan.chunks + chunk;
-        with_scratch((k + o) * tile_len, |scratch| {
-            let (col, dy) = scratch.split_at_mut(k * tile_len);
+        let task = self.images.start / self.plan.group * self.plan.chunks + chunk;
+        with_scratch((k + o) * width, |scratch| {
+            let (col, dy) = scratch.split_at_mut(k * width);
             acc.with(task, |dw, db| {
                 for tile in self.plan.tiles(self.g, rows) {
-                    self.tile(tile, col, dy, (dw, db), input_grad.as_mut());
+                    self.tile(tile, col, dy, (dw, db), input_grads.as_deref_mut());
                 }
             });
         });
-        if let Some(ig) = input_grad.as_mut() {
+        for ig in input_grads.into_iter().flatten() {
             ig.zero_until(ig.zero_end);
         }
     }
 
-    /// One tile: the masked output gradient into `dy`, then the weight
-    /// gradient from the patches in `col`, then (reusing `col` for the patch
-    /// gradients) the input gradient.
+    /// One tile of every image: the masked output gradients into `dy`, then
+    /// the weight gradient from the patches in `col`, then (reusing `col`
+    /// for the patch gradients) the input gradients.
     fn tile(
         &self,
         tile: Tile,
         col: &mut [f32],
         dy: &mut [f32],
         (dw, db): (&mut [f32], &mut [f32]),
-        input_grad: Option<&mut InputGrad<'_, '_>>,
+        input_grads: Option<&mut [InputGrad<'_, '_>]>,
     ) {
         let g = self.g;
         let (k, o) = (g.patch_len(), g.out_channels);
-        let t = tile.len();
-        let dy = &mut dy[..o * t];
-        self.load_grad_tile(tile, dy, db);
-        let dy = MatRef::row_major(dy, o, t);
+        let (t, width) = (tile.len(), tile.len() * self.images.len());
+        let dy = &mut dy[..o * width];
+        for (j, image) in self.images.clone().enumerate() {
+            self.load_grad_tile(image, tile, &mut dy[j * t..], width, db);
+        }
+        let dy = MatRef::row_major(dy, o, width);
         let image_len = g.in_channels * g.in_pixels();
-        let image = &self.tensors.input[self.image * image_len..][..image_len];
+        let images =
+            &self.tensors.input[self.images.start * image_len..][..self.images.len() * image_len];
         // The accumulator is stored transposed (`[k, out]`): gemm runs this
         // product ~15 % faster writing that layout.
         let dw = MatMut::new(dw, o, k, 1, o);
-        matmul(dw, dy, patches(g, image, tile, col).t(), true);
-        if let Some(ig) = input_grad {
-            let dcol = &mut col[..k * t];
+        matmul(dw, dy, patches(g, images, tile, col).t(), true);
+        if let Some(igs) = input_grads {
+            let dcol = &mut col[..k * width];
             let weight = MatRef::row_major(self.tensors.weight, o, k);
-            matmul(MatMut::row_major(dcol, k, t), weight.t(), dy, false);
+            matmul(MatMut::row_major(dcol, k, width), weight.t(), dy, false);
             let (r0, r1) = tile.rows(g.out_width());
-            ig.zero_until(g.footprint(r0, r1).1);
-            col2im(g, dcol, tile, ig.band);
+            for (j, ig) in igs.iter_mut().enumerate() {
+                ig.zero_until(g.footprint(r0, r1).1);
+                col2im(g, &dcol[j * t..], width, tile, ig.band);
+            }
         }
     }
 
-    /// Copies the output gradient of `tile` into `dy` as an `[out, tile]`
-    /// matrix, masked by the ReLU, and adds its per-channel sums to `db`.
-    fn load_grad_tile(&self, tile: Tile, dy: &mut [f32], db: &mut [f32]) {
+    /// Copies the output gradient of `tile` of `image` into `dy` as an
+    /// `[out, tile]` block of a matrix `row_stride` wide, masked by the ReLU,
+    /// and adds its per-channel sums to `db`.
+    fn load_grad_tile(
+        &self,
+        image: usize,
+        tile: Tile,
+        dy: &mut [f32],
+        row_stride: usize,
+        db: &mut [f32],
+    ) {
         let g = self.g;
-        let t = dy.len() / g.out_channels;
-        for (o, (dst, db)) in dy.chunks_exact_mut(t).zip(db.iter_mut()).enumerate() {
-            let at = (self.image * g.out_channels + o) * g.out_pixels() + tile.start;
+        let t = tile.len();
+        for (o, db) in db.iter_mut().enumerate() {
+            let dst = &mut dy[o * row_stride..][..t];
+            let at = (image * g.out_channels + o) * g.out_pixels() + tile.start;
             let src = &self.tensors.grad_output[at..at + t];
             match self.tensors.relu_output {
                 Some(out) => {
@@ -1014,6 +1098,9 @@ mod tests {
             Some(Plan::with_sizes(&g, 3, 3)),
             Some(Plan::with_sizes(&g, 2 * g.out_width() + 1, 2)),
             Some(Plan::with_sizes(&g, 1, oh)),
+            // Whole images side by side, in one tile or several.
+            Some(Plan::with_sizes(&g, g.out_pixels(), 1).grouped(2)),
+            Some(Plan::with_sizes(&g, 5, 1).grouped(3)),
         ];
         for relu in [false, true] {
             for plan in plans {

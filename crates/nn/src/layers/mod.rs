@@ -74,6 +74,81 @@ mod tests {
     fn batchnorm_input_gradient() {
         check_input_gradient(&mut BatchNorm2d::new(3, false), &[4, 3, 5, 5]);
         check_input_gradient(&mut BatchNorm2d::new(3, true), &[4, 3, 5, 5]);
+        // Planes longer than the 16 summing lanes, with a remainder.
+        check_input_gradient(&mut BatchNorm2d::new(2, true), &[3, 2, 7, 9]);
+    }
+
+    #[test]
+    fn batchnorm_output_has_zero_mean_and_unit_variance() {
+        let input = random(&[3, 2, 7, 9], 5);
+        let mut out = Tensor::zeros(input.shape());
+        BatchNorm2d::new(2, false).forward(&input, &mut out, Mode::Train);
+        for c in 0..2 {
+            let values: Vec<f64> = out
+                .data()
+                .chunks_exact(63)
+                .skip(c)
+                .step_by(2)
+                .flatten()
+                .map(|&v| f64::from(v))
+                .collect();
+            let mean = values.iter().sum::<f64>() / values.len() as f64;
+            let var = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / values.len() as f64;
+            assert!(mean.abs() < 1e-5, "channel {c}: mean {mean}");
+            assert!((var - 1.0).abs() < 1e-3, "channel {c}: variance {var}");
+        }
+    }
+
+    /// Max pooling by scanning each window, the first maximum winning: the
+    /// output and, as a gradient of ones, where each window's maximum was.
+    fn max_pool_by_scan(input: &Tensor, k: usize, s: usize, p: usize) -> (Vec<f32>, Vec<f32>) {
+        let [n, c, h, w] = input.shape().try_into().unwrap_or([0; 4]);
+        let (oh, ow) = ((h + 2 * p - k) / s + 1, (w + 2 * p - k) / s + 1);
+        let (mut out, mut grad) = (Vec::new(), vec![0.0; input.len()]);
+        for (q, plane) in input.data().chunks_exact(h * w).enumerate().take(n * c) {
+            for (oy, ox) in (0..oh).flat_map(|oy| (0..ow).map(move |ox| (oy, ox))) {
+                let window = (0..k * k).filter_map(|i| {
+                    let (y, x) = (
+                        (oy * s + i / k).checked_sub(p)?,
+                        (ox * s + i % k).checked_sub(p)?,
+                    );
+                    (y < h && x < w).then_some(y * w + x)
+                });
+                let best = window.reduce(|b, i| if plane[i] > plane[b] { i } else { b });
+                let best = best.unwrap_or_default();
+                out.push(plane[best]);
+                grad[q * h * w + best] += 1.0;
+            }
+        }
+        (out, grad)
+    }
+
+    #[test]
+    fn max_pool_matches_a_scan_of_each_window_ties_included() {
+        // Values of -1, 0 and 1 only, so most windows hold ties.
+        let input = random(&[2, 3, 13, 12], 6);
+        let rounded = input.data().iter().map(|v| v.round()).collect();
+        let input = Tensor::from_vec(input.shape(), rounded).unwrap_or_default();
+        for (k, s, p) in [(3, 2, 1), (2, 2, 0), (3, 1, 1)] {
+            let mut pool = MaxPool2d::new(k, s, p);
+            let shape = pool.output_shape(input.shape()).unwrap_or_default();
+            let mut out = Tensor::zeros(&shape);
+            pool.forward(&input, &mut out, Mode::Train);
+            let ones = Tensor::from_vec(&shape, vec![1.0; out.len()]).unwrap_or_default();
+            let mut grad = Tensor::zeros(input.shape());
+            pool.backward(&input, &out, &ones, Some(&mut grad));
+            let (want_out, want_grad) = max_pool_by_scan(&input, k, s, p);
+            assert_eq!(
+                out.data(),
+                &want_out[..],
+                "output, window {k} stride {s} pad {p}"
+            );
+            assert_eq!(
+                grad.data(),
+                &want_grad[..],
+                "argmax, window {k} stride {s} pad {p}"
+            );
+        }
     }
 
     #[test]

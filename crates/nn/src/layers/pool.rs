@@ -29,32 +29,44 @@ impl MaxPool2d {
         (side + 2 * self.padding).saturating_sub(self.kernel) / self.stride + 1
     }
 
-    /// The index of the largest input under the window at (oy, ox).
-    fn window_max(
-        &self,
-        plane: &[f32],
-        width: usize,
-        height: usize,
-        oy: usize,
-        ox: usize,
-    ) -> usize {
-        let y0 = (oy * self.stride).saturating_sub(self.padding);
-        let x0 = (ox * self.stride).saturating_sub(self.padding);
-        let y1 = (oy * self.stride + self.kernel)
+    /// The inputs `[lo, hi)` along one axis under the window of output `o`
+    /// (the rest of the window lies in the padding).
+    fn window(&self, o: usize, side: usize) -> (usize, usize) {
+        let lo = (o * self.stride).saturating_sub(self.padding);
+        let hi = (o * self.stride + self.kernel)
             .saturating_sub(self.padding)
-            .min(height);
-        let x1 = (ox * self.stride + self.kernel)
-            .saturating_sub(self.padding)
-            .min(width);
-        let mut best = y0 * width + x0;
-        for y in y0..y1 {
-            for x in x0..x1 {
-                if plane[y * width + x] > plane[best] {
-                    best = y * width + x;
+            .min(side);
+        (lo, hi)
+    }
+
+    /// Max and argmax of every window of one plane. The running maximum stays
+    /// in a register and is updated by selects, not branches: comparing each
+    /// value with `plane[best]` and branching on it stalled on the load and
+    /// mispredicted. The first maximum in row-major order wins ties.
+    fn pool_plane(&self, plane: &[f32], (h, w): (usize, usize), out: &mut [f32], arg: &mut [u32]) {
+        let ow = self.out_side(w);
+        for ((oy, outs), args) in out
+            .chunks_exact_mut(ow)
+            .enumerate()
+            .zip(arg.chunks_exact_mut(ow))
+        {
+            let (y0, y1) = self.window(oy, h);
+            for (ox, (o, a)) in outs.iter_mut().zip(args.iter_mut()).enumerate() {
+                let (x0, x1) = self.window(ox, w);
+                let mut best = y0 * w + x0;
+                let mut best_value = plane[best];
+                for y in y0..y1 {
+                    let row = &plane[y * w..][x0..x1];
+                    for (x, &v) in (x0..).zip(row) {
+                        let better = v > best_value;
+                        best_value = if better { v } else { best_value };
+                        best = if better { y * w + x } else { best };
+                    }
                 }
+                *o = best_value;
+                *a = best as u32;
             }
         }
-        best
     }
 }
 
@@ -83,15 +95,7 @@ impl Layer for MaxPool2d {
             .par_chunks_mut(oh * ow)
             .zip(argmax.par_chunks_mut(oh * ow))
             .zip(input.data().par_chunks(h * w))
-            .for_each(|((out, arg), plane)| {
-                for oy in 0..oh {
-                    for ox in 0..ow {
-                        let best = self.window_max(plane, w, h, oy, ox);
-                        out[oy * ow + ox] = plane[best];
-                        arg[oy * ow + ox] = best as u32;
-                    }
-                }
-            });
+            .for_each(|((out, arg), plane)| self.pool_plane(plane, (h, w), out, arg));
         self.argmax = argmax;
     }
 
