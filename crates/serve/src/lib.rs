@@ -72,7 +72,12 @@ pub struct Server {
     listener: tokio::net::TcpListener,
     state: Arc<http::ServerState>,
     management: Option<axum::Router>,
+    front: Option<Front>,
 }
+
+/// What a host puts in front of the whole API (`tread up`'s console): given
+/// the API's router and token, the router that answers every request.
+pub type Front = Box<dyn FnOnce(axum::Router, ApiToken) -> axum::Router + Send>;
 
 impl Server {
     /// Opens the catalog and the token, restores every endpoint's model and
@@ -115,6 +120,7 @@ impl Server {
             listener,
             state,
             management: None,
+            front: None,
         })
     }
 
@@ -134,6 +140,12 @@ impl Server {
         self.management = Some(routes);
     }
 
+    /// Puts `front` in front of every route (the console), handing it the
+    /// API's router so that it can answer from the same handlers.
+    pub fn mount_front(&mut self, front: Front) {
+        self.front = Some(front);
+    }
+
     /// Answers requests until `shutdown` completes.
     pub async fn run(
         self,
@@ -142,7 +154,13 @@ impl Server {
         let endpoints = self.state.endpoints.clone();
         // Other daemons on the same catalog deploy too.
         let follower = tokio::spawn(async move { endpoints.follow().await });
-        let served = axum::serve(self.listener, http::router(self.state, self.management))
+        let token = self.state.token.clone();
+        let api = http::router(self.state, self.management);
+        let app = match self.front {
+            Some(front) => front(api, token),
+            None => api,
+        };
+        let served = axum::serve(self.listener, app)
             .with_graceful_shutdown(shutdown)
             .await;
         follower.abort();

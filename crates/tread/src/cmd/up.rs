@@ -160,6 +160,7 @@ impl Daemon {
         );
         pipelines.recover().await?;
         api.mount_management(tread_pipeline::http::router(pipelines.clone()));
+        api.mount_front(Box::new(tread_console::router));
         let api_url = format!("http://{}", api.local_addr()?);
         let address = DaemonAddress {
             api: api_url.clone(),

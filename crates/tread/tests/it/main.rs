@@ -4,6 +4,7 @@
 mod beyond;
 mod catalog;
 mod common;
+mod console;
 mod crash;
 mod gateways;
 mod isolation;

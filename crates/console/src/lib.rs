@@ -1,0 +1,76 @@
+//! tread's web console: pages for pipelines, runs and schedules, rendered
+//! on the server from templates shipped inside the binary.
+//!
+//! The console is a client of the management API: each page asks the same
+//! router the CLI talks to, in process and with the API token, and renders
+//! the JSON it answers. It never opens a catalog itself, so what it shows
+//! is what the API answers. A person signs in with the API token once; the
+//! console then keeps a session in an HttpOnly, SameSite=Strict cookie, and
+//! every action (a form POST) also carries the session's own form token.
+
+mod api;
+mod cost;
+mod error;
+mod pages;
+mod session;
+mod templates;
+
+use axum::Router;
+use axum::middleware;
+use axum::routing::{get, post};
+use std::sync::Arc;
+use tread_serve::auth::ApiToken;
+
+pub use api::Api;
+pub use error::ConsoleError;
+
+/// Where the console's pages live.
+pub const PREFIX: &str = "/console";
+
+/// What every console handler shares.
+pub struct Console {
+    api: Api,
+    token: ApiToken,
+    sessions: session::Sessions,
+    pages: templates::Pages,
+}
+
+/// The console's routes in front of `api`: requests under [`PREFIX`] are
+/// pages, every other request goes on to `api` unchanged. `token` is the
+/// API token a person signs in with.
+pub fn router(api: Router, token: ApiToken) -> Router {
+    let console = Arc::new(Console {
+        api: Api::new(api.clone(), token.clone()),
+        token,
+        sessions: session::Sessions::default(),
+        pages: templates::Pages::new(),
+    });
+    let signed_in = Router::new()
+        .route("/console", get(pages::overview))
+        .route("/console/", get(pages::overview))
+        .route("/console/pipelines", get(pages::pipelines))
+        .route("/console/pipelines/{name}", get(pages::pipeline))
+        .route(
+            "/console/pipelines/{name}/{action}",
+            post(pages::pipeline_action),
+        )
+        .route("/console/runs", get(pages::runs))
+        .route("/console/runs/{id}", get(pages::run))
+        .route("/console/runs/{id}/cancel", post(pages::cancel_run))
+        .route("/console/schedules", get(pages::schedules))
+        .route("/console/sign-out", post(session::sign_out))
+        .route("/console/{*rest}", get(pages::not_found))
+        .route_layer(middleware::from_fn_with_state(
+            console.clone(),
+            session::require_session,
+        ));
+    Router::new()
+        .route(
+            "/console/sign-in",
+            get(session::sign_in_page).post(session::sign_in),
+        )
+        .merge(signed_in)
+        .route("/", get(pages::to_console))
+        .with_state(console)
+        .fallback_service(api)
+}

@@ -1,0 +1,292 @@
+//! The console's pages and actions. Each page asks the API for what it
+//! shows; an API failure becomes an error page with the API's message.
+
+use crate::Console;
+use crate::api::is_missing;
+use crate::error::ConsoleError;
+use crate::session::{ActionForm, Session, check_form};
+use axum::extract::{Path, Query, State};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::{Extension, Form};
+use http::{StatusCode, Uri};
+use minijinja::{Value, context};
+use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
+use serde::Deserialize;
+use serde_json::Value as Json;
+use std::sync::Arc;
+
+type Shared = State<Arc<Console>>;
+
+/// Fire times a pipeline page lists.
+const PIPELINE_FIRES: usize = 10;
+
+/// Runs the overview lists.
+const RECENT_RUNS: usize = 10;
+
+/// A path segment or query value, escaped for an API path.
+fn escaped(value: &str) -> String {
+    utf8_percent_encode(value, NON_ALPHANUMERIC).to_string()
+}
+
+/// Renders `template` with the session's form token added to `values`, or
+/// the error page.
+fn page(
+    console: &Console,
+    session: &Session,
+    template: &str,
+    values: Result<Value, ConsoleError>,
+) -> Response {
+    match values {
+        Ok(values) => {
+            let values = context! { form_token => &session.form_token, ..values };
+            console.pages.render(template, values, StatusCode::OK)
+        }
+        Err(e) => console.pages.error(&e),
+    }
+}
+
+/// `/` → the console.
+pub async fn to_console() -> Redirect {
+    Redirect::to("/console/")
+}
+
+/// Health, recent runs, endpoints and today's and this month's cost.
+pub async fn overview(State(c): Shared, Extension(s): Extension<Session>) -> Response {
+    let values = async {
+        let runs = c.api.get(&format!("/api/runs?limit={RECENT_RUNS}")).await?;
+        let endpoints = c.api.get("/api/endpoints").await?;
+        let pipelines = c.api.get("/api/pipelines").await?;
+        let instances = c.api.get("/api/instances").await?;
+        let today = crate::cost::today();
+        Ok::<_, ConsoleError>(context! {
+            runs => Value::from_serialize(&runs),
+            endpoints => Value::from_serialize(&endpoints),
+            pipelines => Value::from_serialize(&pipelines),
+            cost => Value::from_serialize(crate::cost::Cost::of(&instances, &today)),
+        })
+    }
+    .await;
+    page(&c, &s, "overview.html", values)
+}
+
+/// Every pipeline with its schedule, state and last run.
+pub async fn pipelines(State(c): Shared, Extension(s): Extension<Session>) -> Response {
+    let values = c
+        .api
+        .get("/api/pipelines")
+        .await
+        .map(|p| context! { pipelines => Value::from_serialize(&p) });
+    page(&c, &s, "pipelines.html", values)
+}
+
+/// One pipeline: its file, its next fire times, its runs, and its actions.
+pub async fn pipeline(
+    State(c): Shared,
+    Extension(s): Extension<Session>,
+    Path(name): Path<String>,
+) -> Response {
+    let values = async {
+        let pipeline = c
+            .api
+            .get(&format!("/api/pipelines/{}", escaped(&name)))
+            .await
+            .map_err(|e| {
+                if is_missing(&e) {
+                    ConsoleError::NotFound(format!("pipeline {name}"))
+                } else {
+                    e
+                }
+            })?;
+        let schedule = pipeline.get("schedule").and_then(Json::as_str);
+        let fires = match schedule {
+            Some(expr) => Some(
+                c.api
+                    .get(&format!(
+                        "/api/schedules/next?expr={}&n={PIPELINE_FIRES}",
+                        escaped(expr)
+                    ))
+                    .await?,
+            ),
+            None => None,
+        };
+        let runs = c
+            .api
+            .get(&format!("/api/runs?pipeline={}&limit=50", escaped(&name)))
+            .await?;
+        Ok::<_, ConsoleError>(context! {
+            pipeline => Value::from_serialize(&pipeline),
+            fires => Value::from_serialize(&fires),
+            runs => Value::from_serialize(&runs),
+        })
+    }
+    .await;
+    page(&c, &s, "pipeline.html", values)
+}
+
+/// Pause, resume or run a pipeline now, then show where that led.
+pub async fn pipeline_action(
+    State(c): Shared,
+    Extension(s): Extension<Session>,
+    Path((name, action)): Path<(String, String)>,
+    Form(form): Form<ActionForm>,
+) -> Response {
+    let done = async {
+        check_form(&s, &form)?;
+        let base = format!("/api/pipelines/{}", escaped(&name));
+        let back = format!("/console/pipelines/{}", escaped(&name));
+        match action.as_str() {
+            "pause" | "resume" => {
+                c.api.post(&format!("{base}/{action}"), "").await?;
+                Ok::<_, ConsoleError>(back)
+            }
+            "run" => {
+                let run = c.api.post(&format!("{base}/runs"), "").await?;
+                let id = run.get("id").and_then(Json::as_i64).unwrap_or_default();
+                Ok(format!("/console/runs/{id}"))
+            }
+            _ => Err(ConsoleError::NotFound(format!("{back}/{action}"))),
+        }
+    }
+    .await;
+    match done {
+        Ok(to) => Redirect::to(&to).into_response(),
+        Err(e) => c.pages.error(&e),
+    }
+}
+
+/// The runs query of the runs page.
+#[derive(Deserialize)]
+pub struct RunsFilter {
+    pipeline: Option<String>,
+    state: Option<String>,
+}
+
+/// Runs, newest first, by pipeline and state.
+pub async fn runs(
+    State(c): Shared,
+    Extension(s): Extension<Session>,
+    Query(filter): Query<RunsFilter>,
+) -> Response {
+    let pipeline = filter.pipeline.filter(|p| !p.is_empty());
+    let state = filter.state.filter(|p| !p.is_empty());
+    let values = async {
+        let query = match &pipeline {
+            Some(p) => format!("/api/runs?limit=200&pipeline={}", escaped(p)),
+            None => "/api/runs?limit=200".to_owned(),
+        };
+        let mut runs = c.api.get(&query).await?;
+        if let (Some(state), Some(list)) = (&state, runs.as_array_mut()) {
+            list.retain(|r| r.get("state").and_then(Json::as_str) == Some(state));
+        }
+        let pipelines = c.api.get("/api/pipelines").await?;
+        Ok::<_, ConsoleError>(context! {
+            runs => Value::from_serialize(&runs),
+            pipelines => Value::from_serialize(&pipelines),
+            pipeline,
+            state,
+        })
+    }
+    .await;
+    page(&c, &s, "runs.html", values)
+}
+
+/// One run: its steps, its instance and the end of every step's log.
+pub async fn run(
+    State(c): Shared,
+    Extension(s): Extension<Session>,
+    Path(id): Path<i64>,
+) -> Response {
+    let values = async {
+        let run = c.api.get(&format!("/api/runs/{id}")).await.map_err(|e| {
+            if is_missing(&e) {
+                ConsoleError::NotFound(format!("run {id}"))
+            } else {
+                e
+            }
+        })?;
+        let mut logs = Vec::new();
+        let steps = run
+            .get("steps")
+            .and_then(Json::as_array)
+            .cloned()
+            .unwrap_or_default();
+        for step in steps {
+            let index = step.get("index").and_then(Json::as_i64).unwrap_or_default();
+            let log = c
+                .api
+                .get(&format!("/api/runs/{id}/logs?step={index}"))
+                .await?;
+            logs.push(serde_json::json!({ "step": step, "text": log.get("text") }));
+        }
+        Ok::<_, ConsoleError>(context! {
+            run => Value::from_serialize(&run),
+            logs => Value::from_serialize(&logs),
+        })
+    }
+    .await;
+    page(&c, &s, "run.html", values)
+}
+
+/// Cancels a run, then shows it.
+pub async fn cancel_run(
+    State(c): Shared,
+    Extension(s): Extension<Session>,
+    Path(id): Path<i64>,
+    Form(form): Form<ActionForm>,
+) -> Response {
+    let done = async {
+        check_form(&s, &form)?;
+        c.api.post(&format!("/api/runs/{id}/cancel"), "").await
+    }
+    .await;
+    match done {
+        Ok(_) => Redirect::to(&format!("/console/runs/{id}")).into_response(),
+        Err(e) => c.pages.error(&e),
+    }
+}
+
+/// The schedule page's query.
+#[derive(Deserialize)]
+pub struct ScheduleForm {
+    expr: Option<String>,
+    n: Option<usize>,
+}
+
+/// The next fire times of any expression, or the parser's message.
+pub async fn schedules(
+    State(c): Shared,
+    Extension(s): Extension<Session>,
+    Query(q): Query<ScheduleForm>,
+) -> Response {
+    let expr = q.expr.filter(|e| !e.trim().is_empty());
+    let n = q.n.unwrap_or(PIPELINE_FIRES);
+    let (fires, message) = match &expr {
+        None => (None, None),
+        Some(e) => match c
+            .api
+            .get(&format!("/api/schedules/next?expr={}&n={n}", escaped(e)))
+            .await
+        {
+            Ok(fires) => (Some(fires), None),
+            Err(ConsoleError::Api { status, message }) if status.is_client_error() => {
+                (None, Some(message))
+            }
+            Err(e) => return c.pages.error(&e),
+        },
+    };
+    let values = context! {
+        expr,
+        n,
+        fires => Value::from_serialize(&fires),
+        message,
+    };
+    page(&c, &s, "schedules.html", Ok(values))
+}
+
+/// Any other console path.
+pub async fn not_found(State(c): Shared, uri: Uri) -> Response {
+    c.pages.error(&ConsoleError::NotFound(format!(
+        "a console page at {}",
+        uri.path()
+    )))
+}

@@ -1,0 +1,253 @@
+//! The web console through `tread up`, over real HTTP with cookies as a
+//! browser keeps them: sign-in with the token, the redirect back to the page
+//! asked for, a pipeline's next fire times, an action that needs the form
+//! token, a run's log, a missing page, an invalid schedule, and sign-out.
+
+use crate::common::{World, block_on};
+use crate::pipeline::Up;
+use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
+use reqwest::StatusCode;
+use reqwest::header::{CONTENT_TYPE, COOKIE, LOCATION, SET_COOKIE};
+use std::time::{Duration, Instant};
+
+/// A browser's view of the console: its cookie, no automatic redirects.
+struct Browser {
+    base: String,
+    client: reqwest::Client,
+    cookie: Option<String>,
+}
+
+/// An answer: status, `Location`, `Set-Cookie` and body.
+struct Page {
+    status: StatusCode,
+    location: String,
+    set_cookie: String,
+    body: String,
+}
+
+impl Browser {
+    fn new(base: &str) -> Self {
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client");
+        Self {
+            base: base.to_owned(),
+            client,
+            cookie: None,
+        }
+    }
+
+    fn send(&mut self, request: reqwest::RequestBuilder) -> Page {
+        let request = match &self.cookie {
+            Some(c) => request.header(COOKIE, c.as_str()),
+            None => request,
+        };
+        let page = block_on(async {
+            let response = request.send().await.expect("request");
+            let header = |name| {
+                response
+                    .headers()
+                    .get(name)
+                    .map(|v| v.to_str().expect("ASCII header").to_owned())
+                    .unwrap_or_default()
+            };
+            let (location, set_cookie) = (header(LOCATION), header(SET_COOKIE));
+            Page {
+                status: response.status(),
+                location,
+                set_cookie,
+                body: response.text().await.expect("body"),
+            }
+        });
+        if let Some(pair) = page.set_cookie.split(';').next().filter(|p| !p.is_empty()) {
+            self.cookie = Some(pair.to_owned());
+        }
+        page
+    }
+
+    fn get(&mut self, path: &str) -> Page {
+        let request = self.client.get(format!("{}{path}", self.base));
+        self.send(request)
+    }
+
+    /// A form POST, as a browser encodes it.
+    fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
+        let encode = |v: &str| utf8_percent_encode(v, NON_ALPHANUMERIC).to_string();
+        let body: Vec<String> = form
+            .iter()
+            .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
+            .collect();
+        let request = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(body.join("&"));
+        self.send(request)
+    }
+}
+
+/// The value of the first `name="form_token"` field of a page.
+fn form_token(body: &str) -> String {
+    let at = body
+        .find("name=\"form_token\" value=\"")
+        .expect("a form token on the page");
+    let rest = &body[at + "name=\"form_token\" value=\"".len()..];
+    rest[..rest.find('"').expect("closing quote")].to_owned()
+}
+
+/// The rows of the table with id `id`.
+fn table_rows(body: &str, id: &str) -> usize {
+    let at = body
+        .find(&format!("<table id=\"{id}\">"))
+        .unwrap_or_else(|| panic!("no table {id} in {body}"));
+    let table = &body[at..at + body[at..].find("</table>").expect("table end")];
+    table.matches("<tr><td>").count()
+}
+
+#[test]
+fn the_console_signs_in_shows_a_pipelines_fires_runs_it_and_signs_out() {
+    let world = World::create();
+    let up = Up::start(&world);
+    up.apply(
+        &world,
+        "nightly",
+        "name = \"nightly\"\ndata = \"s3://fsxn-ontap/none\"\nschedule = \"cron(0 3 * * ? *)\"\n\
+         [[steps]]\nkind = \"run\"\ncommand = \"echo hello-from-the-console\"\n",
+    );
+    let token = std::fs::read_to_string(world.data.join("api-token")).expect("token");
+    let mut browser = Browser::new(up.api_url());
+
+    let asked = "/console/pipelines/nightly";
+    let page = browser.get(asked);
+    assert_eq!(
+        page.status,
+        StatusCode::SEE_OTHER,
+        "no session: sign in first"
+    );
+    assert_eq!(
+        page.location,
+        "/console/sign-in?next=%2Fconsole%2Fpipelines%2Fnightly"
+    );
+
+    let page = browser.post(
+        "/console/sign-in",
+        &[("token", "tread_wrong"), ("next", asked)],
+    );
+    assert_eq!(page.status, StatusCode::UNAUTHORIZED);
+    assert!(
+        page.body.contains("not this server&#x27;s API token"),
+        "{}",
+        page.body
+    );
+    assert!(browser.cookie.is_none(), "a wrong token opens no session");
+
+    let page = browser.post(
+        "/console/sign-in",
+        &[("token", token.trim()), ("next", asked)],
+    );
+    assert_eq!(page.status, StatusCode::SEE_OTHER);
+    assert_eq!(page.location, asked, "back to the page asked for");
+    for attribute in ["HttpOnly", "SameSite=Strict", "Path=/console"] {
+        assert!(
+            page.set_cookie.contains(attribute),
+            "{attribute}: {}",
+            page.set_cookie
+        );
+    }
+    assert!(
+        !page.set_cookie.contains(token.trim()),
+        "the token never becomes the cookie"
+    );
+
+    let page = browser.get(asked);
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert_eq!(
+        table_rows(&page.body, "next-fires"),
+        10,
+        "the next 10 fire times"
+    );
+    let fires = up.get("/api/schedules/next?expr=cron(0%203%20*%20*%20%3F%20*)&n=10");
+    let first = fires["fires"][0]["utc"].as_str().expect("first fire");
+    assert!(
+        page.body.contains(first),
+        "the API's first fire {first} is shown"
+    );
+
+    let forged = browser.post("/console/pipelines/nightly/run", &[("form_token", "x")]);
+    assert_eq!(
+        forged.status,
+        StatusCode::FORBIDDEN,
+        "a form without the session's token"
+    );
+    assert!(
+        up.runs("nightly").is_empty(),
+        "a refused form starts nothing"
+    );
+
+    let page = browser.post(
+        "/console/pipelines/nightly/run",
+        &[("form_token", &form_token(&page.body))],
+    );
+    assert_eq!(page.status, StatusCode::SEE_OTHER);
+    assert!(
+        page.location.starts_with("/console/runs/"),
+        "{}",
+        page.location
+    );
+    let run_page = page.location.clone();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let page = loop {
+        let page = browser.get(&run_page);
+        assert_eq!(page.status, StatusCode::OK);
+        if page.body.contains("id=\"run-state\">succeeded") || Instant::now() > deadline {
+            break page;
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    assert!(
+        page.body.contains("id=\"run-state\">succeeded"),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body.contains("hello-from-the-console"),
+        "the step's log is shown"
+    );
+
+    let page = browser.get("/console/runs/999999");
+    assert_eq!(page.status, StatusCode::NOT_FOUND);
+    assert!(
+        page.body.contains("href=\"/console/\""),
+        "a way back: {}",
+        page.body
+    );
+
+    let page = browser.get("/console/schedules?expr=cron(0%200%20%3F%20*%20MON%2F2%20*)");
+    assert_eq!(
+        page.status,
+        StatusCode::OK,
+        "an invalid schedule is shown inline"
+    );
+    assert!(page.body.contains("role=\"alert\""), "{}", page.body);
+    assert!(!page.body.contains("id=\"next-fires\""));
+
+    let page = browser.get("/console/");
+    let session = browser.cookie.clone();
+    let signed_out = browser.post(
+        "/console/sign-out",
+        &[("form_token", &form_token(&page.body))],
+    );
+    assert_eq!(signed_out.status, StatusCode::SEE_OTHER);
+    assert!(
+        signed_out.set_cookie.contains("Max-Age=0"),
+        "the cookie is cleared"
+    );
+    browser.cookie = session;
+    let page = browser.get("/console/");
+    assert_eq!(
+        page.status,
+        StatusCode::SEE_OTHER,
+        "the old session is closed"
+    );
+}
