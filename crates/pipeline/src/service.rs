@@ -293,14 +293,17 @@ impl Pipelines {
         name: &str,
         paused: bool,
     ) -> Result<PipelineView, PipelineError> {
+        if !paused {
+            // Fires missed while paused were meant to be skipped. Recorded
+            // before the pipeline is unpaused: the other way round, a
+            // scheduler tick in between saw it unpaused with a missed fire
+            // still due, and ran it.
+            self.catalog.pipeline_fired(name, &now()).await?;
+        }
         if !self.catalog.pipeline_set_paused(name, paused).await? {
             return Err(PipelineError::NotFound(format!(
                 "pipeline {name} does not exist"
             )));
-        }
-        if !paused {
-            // Fires missed while paused were meant to be skipped.
-            self.catalog.pipeline_fired(name, &now()).await?;
         }
         self.describe(name).await
     }
