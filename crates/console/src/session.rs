@@ -15,6 +15,7 @@ use serde::Deserialize;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
+use tread_serve::auth::same_secret;
 
 /// The session cookie's name.
 pub const COOKIE: &str = "tread_console";
@@ -184,9 +185,7 @@ pub struct ActionForm {
 
 /// Refuses a form whose token is not the session's.
 pub fn check_form(session: &Session, form: &ActionForm) -> Result<(), ConsoleError> {
-    let (a, b) = (session.form_token.as_bytes(), form.form_token.as_bytes());
-    let same = a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0;
-    if same {
+    if same_secret(&session.form_token, &form.form_token) {
         Ok(())
     } else {
         Err(ConsoleError::Forged)

@@ -75,9 +75,15 @@ impl ApiToken {
     /// Whether `presented` is this token, in time that does not depend on
     /// where they differ.
     pub fn matches(&self, presented: &str) -> bool {
-        let (a, b) = (self.0.as_bytes(), presented.as_bytes());
-        a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+        same_secret(&self.0, presented)
     }
+}
+
+/// Whether two secrets are equal, in time that does not depend on where
+/// they differ (the API token, the console's form tokens).
+pub fn same_secret(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 #[cfg(test)]
