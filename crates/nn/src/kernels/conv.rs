@@ -871,22 +871,9 @@ impl<'a> BackwardTask<'a> {
                 }
                 None => dst.copy_from_slice(src),
             }
-            *db += sum(dst);
+            *db += super::lane_sum(dst, |x| x) as f32;
         }
     }
-}
-
-/// A sum over eight independent lanes, so that it vectorises.
-fn sum(xs: &[f32]) -> f32 {
-    let mut lanes = [0.0f32; 8];
-    let chunks = xs.chunks_exact(8);
-    let tail: f32 = chunks.remainder().iter().sum();
-    for chunk in chunks {
-        for (lane, &x) in lanes.iter_mut().zip(chunk) {
-            *lane += x;
-        }
-    }
-    lanes.iter().sum::<f32>() + tail
 }
 
 /// One weight-and-bias gradient accumulator per worker thread, the weight

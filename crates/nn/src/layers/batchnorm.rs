@@ -1,5 +1,6 @@
 //! Batch normalisation over the channels of an image batch.
 
+use crate::kernels::{LANES, lane_sum, lanes_total};
 use crate::layer::{Layer, Mode, Param, param_name};
 use crate::tensor::Tensor;
 use rayon::prelude::*;
@@ -110,23 +111,6 @@ fn channel_mean_var(input: &Tensor, c: usize, channels: usize, plane: usize) -> 
     (mean, var)
 }
 
-/// Partial sums kept apart so that the compiler can hold them in one vector
-/// register; their order is fixed, so the sum does not depend on threads.
-const LANES: usize = 16;
-
-/// `Σ term(x)` over `xs`, accumulated in [`LANES`] f32 lanes.
-fn lane_sum(xs: &[f32], term: impl Fn(f32) -> f32) -> f64 {
-    let mut lanes = [0.0f32; LANES];
-    let chunks = xs.chunks_exact(LANES);
-    let tail: f32 = chunks.remainder().iter().map(|&x| term(x)).sum();
-    for chunk in chunks {
-        for (lane, &x) in lanes.iter_mut().zip(chunk) {
-            *lane += term(x);
-        }
-    }
-    lanes.iter().map(|&v| f64::from(v)).sum::<f64>() + f64::from(tail)
-}
-
 /// `(Σg, Σg·(x − mean))` over one plane, with the fused ReLU's mask (where
 /// the output is ≤ 0) applied to g; in [`LANES`] f32 lanes.
 fn plane_grad_sums(x: &[f32], g: &[f32], o: &[f32], mean: f32, relu: bool) -> (f64, f64) {
@@ -150,10 +134,7 @@ fn plane_grad_sums(x: &[f32], g: &[f32], o: &[f32], mean: f32, relu: bool) -> (f
         tail_g += g;
         tail_gx += g * (x - mean);
     }
-    let total = |lanes: [f32; LANES], tail: f32| {
-        lanes.iter().map(|&v| f64::from(v)).sum::<f64>() + f64::from(tail)
-    };
-    (total(sum_g, tail_g), total(sum_gx, tail_gx))
+    (lanes_total(sum_g, tail_g), lanes_total(sum_gx, tail_gx))
 }
 
 impl Layer for BatchNorm2d {
