@@ -4,7 +4,7 @@
 use crate::error::ConsoleError;
 use axum::Router;
 use axum::body::Body;
-use http::{Method, Request, StatusCode, header};
+use http::{Method, Request, header};
 use serde_json::Value;
 use tower::ServiceExt;
 use tread_serve::auth::ApiToken;
@@ -62,9 +62,4 @@ impl Api {
             .unwrap_or_else(|| status.canonical_reason().unwrap_or("failed").to_owned());
         Err(ConsoleError::Api { status, message })
     }
-}
-
-/// Whether an API failure means the thing asked for does not exist.
-pub fn is_missing(e: &ConsoleError) -> bool {
-    matches!(e, ConsoleError::Api { status, .. } if *status == StatusCode::NOT_FOUND)
 }

@@ -2,7 +2,6 @@
 //! shows; an API failure becomes an error page with the API's message.
 
 use crate::Console;
-use crate::api::is_missing;
 use crate::error::ConsoleError;
 use crate::session::{ActionForm, Session, check_form};
 use axum::extract::{Path, Query, State};
@@ -89,14 +88,7 @@ pub async fn pipeline(
         let pipeline = c
             .api
             .get(&format!("/api/pipelines/{}", escaped(&name)))
-            .await
-            .map_err(|e| {
-                if is_missing(&e) {
-                    ConsoleError::NotFound(format!("pipeline {name}"))
-                } else {
-                    e
-                }
-            })?;
+            .await?;
         let schedule = pipeline.get("schedule").and_then(Json::as_str);
         let fires = match schedule {
             Some(expr) => Some(
@@ -197,13 +189,9 @@ pub async fn run(
     Path(id): Path<i64>,
 ) -> Response {
     let values = async {
-        let run = c.api.get(&format!("/api/runs/{id}")).await.map_err(|e| {
-            if is_missing(&e) {
-                ConsoleError::NotFound(format!("run {id}"))
-            } else {
-                e
-            }
-        })?;
+        // A missing run is the API's 404 ("run N does not exist"), shown
+        // as a 404 page.
+        let run = c.api.get(&format!("/api/runs/{id}")).await?;
         let mut logs = Vec::new();
         let steps = run
             .get("steps")

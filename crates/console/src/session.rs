@@ -160,13 +160,20 @@ pub async fn sign_in(
             .sign_in(next, Some(message), StatusCode::UNAUTHORIZED);
     }
     let id = console.sessions.open();
+    redirect_setting_cookie(&console, next, &id)
+}
+
+/// A redirect to `to` that sets the session cookie to `id`, or clears it
+/// when `id` is empty.
+fn redirect_setting_cookie(console: &Console, to: &str, id: &str) -> Response {
+    let lifetime = if id.is_empty() { "; Max-Age=0" } else { "" };
     let cookie = format!(
-        "{COOKIE}={id}; Path={}; HttpOnly; SameSite=Strict",
+        "{COOKIE}={id}; Path={}; HttpOnly; SameSite=Strict{lifetime}",
         crate::PREFIX
     );
-    let mut response = Redirect::to(next).into_response();
     match HeaderValue::from_str(&cookie) {
         Ok(value) => {
+            let mut response = Redirect::to(to).into_response();
             response.headers_mut().insert(header::SET_COOKIE, value);
             response
         }
@@ -205,13 +212,5 @@ pub async fn sign_out(
     if let Some(id) = cookie_id(&headers) {
         console.sessions.close(&id);
     }
-    let expired = format!(
-        "{COOKIE}=; Path={}; HttpOnly; SameSite=Strict; Max-Age=0",
-        crate::PREFIX
-    );
-    let mut response = Redirect::to(&format!("{}/sign-in", crate::PREFIX)).into_response();
-    if let Ok(value) = HeaderValue::from_str(&expired) {
-        response.headers_mut().insert(header::SET_COOKIE, value);
-    }
-    response
+    redirect_setting_cookie(&console, &format!("{}/sign-in", crate::PREFIX), "")
 }
