@@ -146,6 +146,15 @@ impl Up {
         }
     }
 
+    /// Runs pipeline `name` by hand, asserts it succeeded, and describes the
+    /// run (`run describe --json`).
+    pub(crate) fn run_to_success(&self, name: &str) -> Value {
+        let done = self.ok(&["pipeline", "run", name, "--wait"]);
+        assert!(done.contains("succeeded"), "{done}");
+        let described = self.ok(&["run", "describe", &run_id(&done), "--json"]);
+        serde_json::from_str(&described).expect("run JSON")
+    }
+
     pub(crate) fn apply(&self, world: &World, name: &str, toml: &str) -> String {
         let file = world.dir.path().join(format!("{name}.toml"));
         std::fs::write(&file, toml).expect("write pipeline file");
@@ -411,10 +420,7 @@ fn a_run_step_hands_its_own_model_to_the_gate_and_the_deploy() {
          [[steps]]\nkind = \"deploy\"\nendpoint = \"byo-ep\"\n"
     );
     up.apply(&world, "byo", &file);
-    let done = up.ok(&["pipeline", "run", "byo", "--wait"]);
-    assert!(done.contains("succeeded"), "{done}");
-    let run: Value = serde_json::from_str(&up.ok(&["run", "describe", &run_id(&done), "--json"]))
-        .expect("run JSON");
+    let run = up.run_to_success("byo");
     let handed = run["steps"][0]["message"].as_str().unwrap_or_default();
     assert!(
         handed.contains("handing over s3://fsxn-ontap/models/byo/"),
@@ -453,10 +459,7 @@ fn a_run_step_hands_its_own_model_to_the_gate_and_the_deploy() {
          [[steps]]\nkind = \"deploy\"\nendpoint = \"exported-ep\"\n"
     );
     up.apply(&world, "exported", &file);
-    let done = up.ok(&["pipeline", "run", "exported", "--wait"]);
-    assert!(done.contains("succeeded"), "{done}");
-    let run: Value = serde_json::from_str(&up.ok(&["run", "describe", &run_id(&done), "--json"]))
-        .expect("run JSON");
+    let run = up.run_to_success("exported");
     let evaluated = run["steps"][1]["message"].as_str().unwrap_or_default();
     assert!(
         evaluated.starts_with("held-out accuracy"),
