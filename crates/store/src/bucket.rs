@@ -4,12 +4,13 @@
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::atomic::{self, FileOwnership};
 use crate::catalog::BucketRecord;
 use crate::error::{IoContext, StoreError};
 use crate::key::{HIDDEN_DIR, ObjectKey};
-use crate::meta::{At, MetaStore};
+use crate::meta::{At, ListedEtags, MetaStore};
 
 /// How many lock files a bucket's keys share, by a stable hash of the key
 /// (the same in every gateway): writes of one key take turns at their
@@ -36,16 +37,19 @@ pub struct NasBucket {
     pub ownership: FileOwnership,
     /// Where object metadata is kept.
     pub meta: MetaStore,
+    /// The ETags listings last read (shared by the store's buckets).
+    pub listed: Arc<ListedEtags>,
     /// Creation time, RFC 3339.
     pub created: String,
 }
 
 impl NasBucket {
     /// Opens the bucket of `record`: creates its hidden directories and
-    /// picks the metadata store. Temp files a crash left behind are swept
+    /// picks the metadata store; `listed` remembers what listings read.
+    /// Temp files a crash left behind are swept
     /// by age ([`crate::NasStore::sweep_leftovers`]), never here: another
     /// gateway on the same volume may be writing them.
-    pub fn open(record: &BucketRecord) -> Result<Self, StoreError> {
+    pub fn open(record: &BucketRecord, listed: Arc<ListedEtags>) -> Result<Self, StoreError> {
         let hidden = record.root.join(HIDDEN_DIR);
         let tmp = hidden.join("tmp");
         fs::create_dir_all(&tmp).io_context(|| format!("creating {}", tmp.display()))?;
@@ -60,6 +64,7 @@ impl NasBucket {
             data_dir: record.data_dir.clone(),
             ownership: record.ownership,
             meta,
+            listed,
             created: record.created.clone(),
         })
     }

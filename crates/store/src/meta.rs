@@ -7,6 +7,7 @@ use std::fs;
 use std::io::{self, Read, Seek};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError};
 
 use md5::{Digest, Md5};
 use serde::{Deserialize, Serialize};
@@ -126,12 +127,12 @@ impl At<'_> {
         }
     }
 
-    fn md5(self) -> io::Result<String> {
+    fn md5(self, len: u64) -> io::Result<String> {
         match self {
-            At::Path(p) => md5_of(&mut fs::File::open(p)?),
+            At::Path(p) => md5_of(&mut fs::File::open(p)?, len),
             At::File(mut f) => {
                 f.seek(io::SeekFrom::Start(0))?;
-                md5_of(&mut f)
+                md5_of(&mut f, len)
             }
         }
     }
@@ -227,7 +228,7 @@ impl MetaStore {
         {
             return Ok(meta.clone());
         }
-        let etag = at.md5()?;
+        let etag = at.md5(attrs.len())?;
         // What the uploader said of the object stays; its checksums do not.
         let (content_type, user, headers) = stored
             .map(|m| (m.content_type, m.user, m.headers))
@@ -265,15 +266,74 @@ fn sidecar_path(dir: &Path, rel: &Path) -> PathBuf {
     PathBuf::from(p)
 }
 
-/// Hex MD5 of a whole file.
-pub fn md5_file(path: &Path) -> io::Result<String> {
-    md5_of(&mut fs::File::open(path)?)
+/// How many files' ETags [`ListedEtags`] remembers (about 100 bytes each).
+const LISTED_ETAGS: usize = 1 << 18;
+
+/// The ETags that listings last read, in memory, by file (device and inode),
+/// each with the size and modification time it holds for: the test the
+/// stored record passes ([`ObjectMeta::is_fresh_for`]). A warm listing then
+/// reads no extended attribute or sidecar, only what its directory walk
+/// stats anyway. Least recently listed files are forgotten first.
+#[derive(Debug)]
+pub struct ListedEtags {
+    files: Mutex<lru::LruCache<(u64, u64), ListedEtag>>,
 }
 
-/// Hex MD5 of everything `file` yields from its current position.
-fn md5_of(file: &mut impl Read) -> io::Result<String> {
+#[derive(Debug)]
+struct ListedEtag {
+    size: u64,
+    mtime_ns: i128,
+    etag: String,
+}
+
+impl Default for ListedEtags {
+    /// Empty, growing as listings read (a bounded `LruCache` would allocate
+    /// its whole table up front).
+    fn default() -> Self {
+        Self {
+            files: Mutex::new(lru::LruCache::unbounded()),
+        }
+    }
+}
+
+impl ListedEtags {
+    /// The ETag last listed for the file with these attributes, if it has
+    /// not changed since.
+    pub fn get(&self, attrs: &fs::Metadata) -> Option<String> {
+        let mut files = self.files.lock().unwrap_or_else(PoisonError::into_inner);
+        let seen = files.get(&(attrs.dev(), attrs.ino()))?;
+        (seen.size == attrs.len() && seen.mtime_ns == mtime_ns(attrs)).then(|| seen.etag.clone())
+    }
+
+    /// Remembers `etag` for the file with these attributes.
+    pub fn put(&self, attrs: &fs::Metadata, etag: &str) {
+        let seen = ListedEtag {
+            size: attrs.len(),
+            mtime_ns: mtime_ns(attrs),
+            etag: etag.to_string(),
+        };
+        let mut files = self.files.lock().unwrap_or_else(PoisonError::into_inner);
+        if files.len() >= LISTED_ETAGS {
+            files.pop_lru();
+        }
+        files.put((attrs.dev(), attrs.ino()), seen);
+    }
+}
+
+/// Hex MD5 of a whole file.
+pub fn md5_file(path: &Path) -> io::Result<String> {
+    let mut file = fs::File::open(path)?;
+    let len = file.metadata()?.len();
+    md5_of(&mut file, len)
+}
+
+/// Hex MD5 of everything `file` yields from its current position, about
+/// `len` bytes: read through a buffer of that size up to 1 MiB (a listing
+/// hashes many small files, and zeroing a 1 MiB buffer for each cost more
+/// than hashing them).
+fn md5_of(file: &mut impl Read, len: u64) -> io::Result<String> {
     let mut hasher = Md5::new();
-    let mut buf = vec![0u8; 1 << 20];
+    let mut buf = vec![0u8; usize::try_from(len.clamp(1, 1 << 20)).unwrap_or(1 << 20)];
     loop {
         let n = file.read(&mut buf)?;
         if n == 0 {
@@ -338,6 +398,31 @@ mod tests {
             .expect("recompute");
         assert_eq!(seen.etag, hex::encode(Md5::digest(b"other")));
         assert_eq!(seen.content_type, None, "not the replaced file's");
+    }
+
+    #[test]
+    fn a_listed_etag_holds_only_while_its_file_is_unchanged() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (file, other) = (dir.path().join("obj"), dir.path().join("other"));
+        fs::write(&file, b"first").expect("write");
+        fs::write(&other, b"first").expect("write");
+        let listed = ListedEtags::default();
+        let attrs = fs::metadata(&file).expect("stat");
+        listed.put(&attrs, "etag-of-first");
+        assert_eq!(listed.get(&attrs).as_deref(), Some("etag-of-first"));
+        let twin = fs::metadata(&other).expect("stat");
+        assert_eq!(listed.get(&twin), None, "another file, same size");
+
+        fs::write(&file, b"longer now").expect("rewrite");
+        assert_eq!(listed.get(&fs::metadata(&file).expect("stat")), None);
+        let later = attrs.modified().expect("mtime") + std::time::Duration::from_secs(1);
+        fs::write(&file, b"other").expect("same size");
+        fs::File::options()
+            .write(true)
+            .open(&file)
+            .and_then(|f| f.set_modified(later))
+            .expect("touch");
+        assert_eq!(listed.get(&fs::metadata(&file).expect("stat")), None);
     }
 
     #[test]

@@ -236,6 +236,8 @@ impl Walk<'_> {
         };
         let (size, etag) = if attrs.is_dir() {
             (0, "d41d8cd98f00b204e9800998ecf8427e".to_string())
+        } else if let Some(etag) = self.bucket.listed.get(&attrs) {
+            (attrs.len(), etag)
         } else {
             match self.bucket.meta.load_or_compute(
                 crate::meta::At::Path(path),
@@ -243,7 +245,10 @@ impl Walk<'_> {
                 Path::new(key),
                 &attrs,
             ) {
-                Ok(m) => (attrs.len(), m.etag),
+                Ok(m) => {
+                    self.bucket.listed.put(&attrs, &m.etag);
+                    (attrs.len(), m.etag)
+                }
                 Err(e) => {
                     tracing::warn!(key, error = %e, "cannot read a file while listing; skipping it");
                     return true;

@@ -18,6 +18,7 @@ use s3s::{S3, S3Request, S3Response, S3Result};
 use crate::bucket::NasBucket;
 use crate::catalog::{Catalog, CatalogError, CatalogSnapshot, Principal};
 use crate::error::StoreError;
+use crate::meta::ListedEtags;
 
 /// How the store behaves beyond what the catalog says.
 #[derive(Debug, Clone)]
@@ -55,6 +56,7 @@ struct Inner {
     catalog: Catalog,
     live: RwLock<Arc<Live>>,
     options: StoreOptions,
+    listed: Arc<ListedEtags>,
 }
 
 /// The S3 store over NAS buckets. Cheap to clone; all clones share state.
@@ -71,6 +73,7 @@ impl NasStore {
                 catalog,
                 live: RwLock::new(Arc::default()),
                 options,
+                listed: Arc::default(),
             }),
         };
         store.reload().await?;
@@ -103,7 +106,7 @@ impl NasStore {
                 .filter(|b| b.root == record.root && b.ownership == record.ownership);
             let bucket = match reused {
                 Some(b) => Arc::clone(b),
-                None => match NasBucket::open(record) {
+                None => match NasBucket::open(record, Arc::clone(&self.inner.listed)) {
                     Ok(b) => Arc::new(b),
                     Err(e) => {
                         tracing::error!(bucket = %name, error = %e, "cannot open bucket; it is not served");

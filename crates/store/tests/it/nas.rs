@@ -57,6 +57,19 @@ async fn a_file_dropped_into_the_volume_is_an_object_with_a_correct_etag() {
         b"edited in place, longer",
     ));
     assert_eq!(head.e_tag(), Some(format!("\"{md5}\"").as_str()));
+    // Nor the ETag the first listing remembered.
+    let out =
+        t.s3.list_objects_v2()
+            .bucket(BUCKET)
+            .prefix("dataset/tyre")
+            .send()
+            .await
+            .expect("list");
+    assert_eq!(
+        out.contents()[0].e_tag(),
+        Some(format!("\"{md5}\"").as_str())
+    );
+    assert_eq!(out.contents()[0].size(), Some(23));
 }
 
 #[tokio::test]
