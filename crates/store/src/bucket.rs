@@ -3,8 +3,11 @@
 
 use std::fs;
 use std::io;
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+
+use rustix::fs::{Mode, OFlags, ResolveFlags};
 
 use crate::atomic::{self, FileOwnership};
 use crate::catalog::BucketRecord;
@@ -41,6 +44,14 @@ pub struct NasBucket {
     pub listed: Arc<ListedEtags>,
     /// Creation time, RFC 3339.
     pub created: String,
+    /// Whether the bucket's file system is a local one, where looking up
+    /// an object and reading a small one is quick (see
+    /// `backend::quick_io`); a network file system may stall any call.
+    pub is_local: bool,
+    /// Whether a path beneath the root, followed lexically, may lead into
+    /// tread's data dir: then every path is resolved and judged by
+    /// [`Self::may_serve`], never opened directly.
+    holds_data_dir: bool,
 }
 
 impl NasBucket {
@@ -57,6 +68,10 @@ impl NasBucket {
         // Canonical, as the resolved paths compared with it are.
         let root = fs::canonicalize(&record.root)
             .io_context(|| format!("resolving {}", record.root.display()))?;
+        let data_dir = fs::canonicalize(&record.data_dir).unwrap_or(record.data_dir.clone());
+        let is_local = is_local_file_system(&root);
+        let holds_data_dir = !record.volume_root.starts_with(&record.data_dir)
+            && (data_dir.starts_with(&root) || root.starts_with(&data_dir));
         Ok(Self {
             name: record.name.clone(),
             root,
@@ -66,6 +81,8 @@ impl NasBucket {
             meta,
             listed,
             created: record.created.clone(),
+            is_local,
+            holds_data_dir,
         })
     }
 
@@ -129,9 +146,66 @@ impl NasBucket {
         }) && (self.volume_root.starts_with(&self.data_dir) || !real.starts_with(&self.data_dir))
     }
 
+    /// Opens `key`'s file (or directory) for reading: without following
+    /// any link when it can, else through the links once
+    /// [`Self::check_inside_bucket`] has judged where they lead.
+    pub fn open_key(&self, key: &ObjectKey) -> Result<io::Result<fs::File>, StoreError> {
+        let path = self.path_of(key);
+        if let Some(opened) = self.open_plainly(&path, OFlags::RDONLY) {
+            return Ok(opened.map(fs::File::from));
+        }
+        self.check_inside_bucket(&path, key)?;
+        Ok(fs::File::open(&path))
+    }
+
+    /// Opens `path` (the root joined with a key's path) in one call that
+    /// follows no symbolic link (openat2 with RESOLVE_NO_SYMLINKS): the
+    /// root is canonical and a key has no `..`, so what opens is inside
+    /// the bucket and, as keys name no hidden directory, in none. Free of
+    /// the races of resolving first and opening after, and cheaper than
+    /// `canonicalize`, which reads every component. `None` when this
+    /// cannot decide: the path crosses a link (which must be followed and
+    /// judged), the kernel has no openat2 (before Linux 5.6), or a lexical
+    /// path may lead into tread's data dir (see `holds_data_dir`).
+    fn open_plainly(&self, path: &Path, flags: OFlags) -> Option<io::Result<OwnedFd>> {
+        if self.holds_data_dir {
+            return None;
+        }
+        let resolve = ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS;
+        let flags = flags | OFlags::CLOEXEC;
+        match rustix::fs::openat2(rustix::fs::CWD, path, flags, Mode::empty(), resolve) {
+            Ok(fd) => Some(Ok(fd)),
+            Err(e) if e == rustix::io::Errno::NOENT || e == rustix::io::Errno::NOTDIR => {
+                Some(Err(e.into()))
+            }
+            Err(_) => None,
+        }
+    }
+
+    /// Whether the longest existing prefix of `path` (inside the root,
+    /// lexically) is reached through no symbolic link: then it is inside
+    /// the bucket and in no hidden directory. Decided without reading each
+    /// component; `false` when it cannot be.
+    fn is_plainly_inside(&self, path: &Path) -> bool {
+        let mut probe = path;
+        loop {
+            match self.open_plainly(probe, OFlags::PATH) {
+                Some(Ok(_)) => return true,
+                Some(Err(_)) => match probe.parent() {
+                    Some(parent) if parent.starts_with(&self.root) => probe = parent,
+                    _ => return true,
+                },
+                None => return false,
+            }
+        }
+    }
+
     /// Refuses `path` if its longest existing prefix resolves, through a
     /// symbolic link, to a place [`Self::may_serve`] refuses.
     pub fn check_inside_bucket(&self, path: &Path, key: &ObjectKey) -> Result<(), StoreError> {
+        if path.starts_with(&self.root) && self.is_plainly_inside(path) {
+            return Ok(());
+        }
         let mut probe = path;
         loop {
             match fs::canonicalize(probe) {
@@ -208,4 +282,24 @@ impl NasBucket {
         let rel = dir.strip_prefix(&self.root).unwrap_or(dir);
         self.meta.get(At::Path(dir), rel).is_some()
     }
+}
+
+/// Whether `dir` is on a local disk file system (or in memory), by the
+/// file system's magic number: a short list of known ones, so that any
+/// other (NFS, SMB, FUSE, a cluster file system) counts as remote.
+fn is_local_file_system(dir: &Path) -> bool {
+    const LOCAL: [u64; 7] = [
+        0xEF53,      // ext2/3/4
+        0x5846_5342, // xfs
+        0x9123_683E, // btrfs
+        0x0102_1994, // tmpfs
+        0x2FC1_2FC1, // zfs
+        0xF2F5_2010, // f2fs
+        0x794C_7630, // overlayfs
+    ];
+    rustix::fs::statfs(dir).is_ok_and(|fs| {
+        #[allow(clippy::useless_conversion, clippy::unnecessary_cast)]
+        let magic = fs.f_type as u64;
+        LOCAL.contains(&magic)
+    })
 }

@@ -226,6 +226,22 @@ fn timestamp(rfc3339: &str) -> Option<Timestamp> {
 }
 
 /// Runs blocking file-system work off the async threads.
+/// Runs quick file-system work for `bucket` (an object's lookup, a small
+/// read): on the calling thread where the bucket is on a local file
+/// system, where it takes microseconds, less than a hand-off to the
+/// blocking pool and back (nginx, too, serves small files so); on the
+/// blocking pool where a network file system may stall it.
+async fn quick_io<T: Send + 'static>(
+    bucket: &NasBucket,
+    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    if bucket.is_local {
+        f()
+    } else {
+        blocking(f).await
+    }
+}
+
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
 ) -> Result<T, StoreError> {

@@ -13,7 +13,7 @@ use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result};
 use tokio::sync::mpsc;
 
-use super::{NasStore, blocking};
+use super::{NasStore, blocking, quick_io};
 use crate::atomic::{AtomicFile, sync_dir};
 use crate::bucket::NasBucket;
 use crate::checksum::{self, ExpectedDigests};
@@ -24,6 +24,9 @@ use crate::upload;
 
 /// Objects up to this size are read in one go; larger ones are streamed.
 const SMALL_OBJECT: u64 = 1 << 20;
+/// Objects up to this size are read in one go on the async thread, where
+/// the bucket's file system allows (`quick_io`).
+const QUICK_READ: u64 = 64 << 10;
 /// Chunk size when streaming a file out.
 const READ_CHUNK: u64 = 1 << 20;
 /// MD5 of zero bytes: the ETag of directory markers.
@@ -90,7 +93,6 @@ impl FoundObject {
 /// directory-marker keys; files only for ordinary keys.
 pub(super) fn find(bucket: &NasBucket, key: &ObjectKey) -> Result<FoundObject, StoreError> {
     let path = bucket.path_of(key);
-    bucket.check_inside_bucket(&path, key)?;
     let no_such_key = || StoreError::NoSuchKey(key.to_string());
     let missing = |e: &io::Error| {
         matches!(
@@ -99,7 +101,7 @@ pub(super) fn find(bucket: &NasBucket, key: &ObjectKey) -> Result<FoundObject, S
         )
     };
     let reading = || format!("reading {}", path.display());
-    let file = match File::open(&path) {
+    let file = match bucket.open_key(key)? {
         Ok(f) => f,
         Err(e) if missing(&e) => return Err(no_such_key()),
         Err(e) => return Err(e).io_context(reading),
@@ -202,7 +204,8 @@ pub(super) async fn head_object(
     let bucket = store.bucket(&input.bucket)?;
     let key = ObjectKey::parse(&input.key)?;
     let k = key.clone();
-    let obj = blocking(move || find(&bucket, &k)).await?;
+    let b = Arc::clone(&bucket);
+    let obj = quick_io(&bucket, move || find(&b, &k)).await?;
     Conditions {
         if_match: input.if_match,
         if_none_match: input.if_none_match,
@@ -263,8 +266,14 @@ pub(super) async fn get_object(
     };
     let (range, part_number) = (input.range, input.part_number);
     let k = key.clone();
-    let (mut obj, span, small, part) = blocking(move || {
-        let obj = find(&bucket, &k)?;
+    let b = Arc::clone(&bucket);
+    let small_object = if bucket.is_local {
+        QUICK_READ
+    } else {
+        SMALL_OBJECT
+    };
+    let (mut obj, span, small, part) = quick_io(&bucket, move || {
+        let obj = find(&b, &k)?;
         conditions.check(&obj)?;
         let part = requested_part(&obj, part_number, range.is_some())?;
         let span = match (&part, range) {
@@ -274,7 +283,7 @@ pub(super) async fn get_object(
                 .map_err(|_| StoreError::InvalidRange)?,
             (None, None) => 0..obj.meta.size,
         };
-        let small = if span.end - span.start <= SMALL_OBJECT {
+        let small = if span.end - span.start <= small_object {
             Some(read_span(obj.file.as_ref(), span.clone()).io_context(|| format!("reading {k}"))?)
         } else {
             None
