@@ -238,7 +238,24 @@ rand "$TMP/form-big.bin" 2M
 code=$("$PY" "$HERE/s3check.py" post "$PORT" "$TMP/form-big.bin" "forms/big.bin")
 [[ $code == 4* && ! -e $VOL/forms/big.bin ]] ||
     fail "presigned POST over its policy's 1 MiB: HTTP $code, expected a 4xx and nothing stored"
-pass "e. presigned GET (2 keys) and PUT work with curl; an expired URL gets 403; boto3's presigned POST uploads a form within its policy and not beyond"
+code=$("$PY" "$HERE/s3check.py" post "$PORT" "$TMP/form.bin" "forms/named/\${filename}")
+[[ $code == 204 ]] || fail "presigned POST to forms/named/\${filename}: HTTP $code, expected 204"
+cmp "$TMP/form.bin" "$VOL/forms/named/form.bin" || fail "presigned POST: \${filename} did not become the file's name"
+code=$("$PY" "$HERE/s3check.py" post "$PORT" "$TMP/form.bin" "forms/signed.bin" "forms/other.bin")
+[[ $code == 403 && ! -e $VOL/forms/other.bin ]] ||
+    fail "a form whose key breaks its policy: HTTP $code, expected 403 and nothing stored"
+url=$(presign put "presigned/streamed.bin" 300)
+code=$(curl -s -o "$TMP/streamed.body" -w '%{http_code}' -X PUT -T - "$url" <"$TMP/presigned.put")
+[[ $code == 200 ]] || fail "a chunked PUT without Content-Length: HTTP $code; body: $(cat "$TMP/streamed.body")"
+cmp "$TMP/presigned.put" "$VOL/presigned/streamed.bin" || fail "a chunked PUT without Content-Length stored other bytes"
+code=$(curl -s -o "$TMP/streamed.body" -w '%{http_code}' --aws-sigv4 "aws:amz:us-east-1:s3" --user "$ACCESS_KEY:$SECRET_KEY" \
+    -H "x-amz-content-sha256: UNSIGNED-PAYLOAD" -X PUT -T - "$EP/$BUCKET/signed/streamed.bin" <"$TMP/presigned.put")
+[[ $code == 200 ]] || fail "a signed chunked PUT without Content-Length: HTTP $code; body: $(cat "$TMP/streamed.body")"
+cmp "$TMP/presigned.put" "$VOL/signed/streamed.bin" || fail "a signed chunked PUT without Content-Length stored other bytes"
+answer=$("$PY" "$HERE/s3check.py" date-signed "$PORT" "dataset/tyre/good/tyre_002.jpg")
+[[ $answer == "200 $(stat -c %s "$EXP/good/tyre_002.jpg")" ]] ||
+    fail "a SigV4 GET timed by Date alone: $answer"
+pass "e. presigned GET (2 keys) and PUT work with curl; an expired URL gets 403; boto3's presigned POST uploads a form within its policy (\${filename} too) and not beyond (403 for a broken condition); a chunked PUT without Content-Length; SigV4 timed by Date"
 
 # ---- f. boto3 upload_file / download_file (multipart) --------------------------------
 rand "$TMP/mid.bin" 20M

@@ -7,6 +7,7 @@ mod bucket;
 pub mod catalog;
 mod checksum;
 pub mod error;
+mod front;
 pub mod iam;
 pub mod key;
 mod meta;

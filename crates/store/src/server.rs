@@ -10,13 +10,14 @@ use std::sync::Arc;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto::Builder as ConnBuilder;
 use hyper_util::server::graceful::GracefulShutdown;
+use s3s::S3Result;
 use s3s::host::{S3Host, VirtualHost};
-use s3s::service::{S3Service, S3ServiceBuilder};
-use s3s::{HttpError, HttpResponse, S3Result};
+use s3s::service::S3ServiceBuilder;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
 use crate::backend::NasStore;
+use crate::front::Front;
 use crate::iam::access::{CatalogAuth, PolicyAccess};
 
 /// Where and how the S3 endpoint listens.
@@ -83,72 +84,10 @@ impl S3Host for AddressingStyle {
     }
 }
 
-/// The s3s service with S3's request ids: every answer carries
-/// `x-amz-request-id` (and `x-amz-id-2`), and an error's XML names the same
-/// id in `<RequestId>`, as clients quote it in their errors and logs.
-#[derive(Clone)]
-struct WithRequestIds(S3Service);
-
-impl hyper::service::Service<http::Request<hyper::body::Incoming>> for WithRequestIds {
-    type Response = HttpResponse;
-    type Error = HttpError;
-    type Future = std::pin::Pin<Box<dyn Future<Output = Result<HttpResponse, HttpError>> + Send>>;
-
-    fn call(&self, req: http::Request<hyper::body::Incoming>) -> Self::Future {
-        let service = self.0.clone();
-        Box::pin(async move {
-            let id = format!("{:016X}", rand::random::<u64>());
-            let mut response = service.call(req.map(s3s::Body::from)).await?;
-            name_request(&mut response, &id);
-            Ok(response)
-        })
-    }
-}
-
-/// Puts request id `id` in the answer's headers and in its error document.
-fn name_request(response: &mut HttpResponse, id: &str) {
-    let Ok(value) = http::HeaderValue::from_str(id) else {
-        return;
-    };
-    let headers = response.headers_mut();
-    headers.insert("x-amz-request-id", value.clone());
-    headers.insert("x-amz-id-2", value);
-    let failed = response.status().is_client_error() || response.status().is_server_error();
-    let named = failed
-        .then(|| response.body().bytes())
-        .flatten()
-        .and_then(|body| with_request_id(&body, id));
-    if let Some(document) = named {
-        if let Ok(length) = http::HeaderValue::try_from(document.len().to_string()) {
-            response
-                .headers_mut()
-                .insert(http::header::CONTENT_LENGTH, length);
-        }
-        *response.body_mut() = s3s::Body::from(document);
-    }
-}
-
-/// The error document with `<RequestId>` before its end. s3s 0.14 writes
-/// error documents itself, without one unless the backend set it, and has
-/// no hook between them and the wire: this inserts it into the one element
-/// of a document s3s has just written.
-fn with_request_id(document: &[u8], id: &str) -> Option<String> {
-    let text = std::str::from_utf8(document).ok()?;
-    let end = text.rfind("</Error>")?;
-    if text.contains("<RequestId>") {
-        return None;
-    }
-    Some(format!(
-        "{}<RequestId>{id}</RequestId>{}",
-        &text[..end],
-        &text[end..]
-    ))
-}
-
 /// A bound S3 endpoint, ready to serve.
 pub struct S3Server {
     listener: TcpListener,
-    service: WithRequestIds,
+    service: Front,
     tls: Option<TlsAcceptor>,
 }
 
@@ -196,7 +135,7 @@ impl S3Server {
         });
         Ok(Self {
             listener,
-            service: WithRequestIds(builder.build()),
+            service: Front(builder.build()),
             tls,
         })
     }

@@ -9,6 +9,7 @@ use s3s::{S3Request, S3Result, s3_error};
 
 use super::policy::{is_allowed, required_permission};
 use crate::backend::NasStore;
+use crate::front::FormFileName;
 
 /// Looks up secret keys of object users for SigV4 verification.
 pub struct CatalogAuth(pub NasStore);
@@ -115,8 +116,13 @@ impl S3Access for PolicyAccess {
         Ok(())
     }
 
-    /// A browser form's upload is a PutObject of the form's key.
+    /// A browser form's upload is a PutObject of the form's key, in which
+    /// `${filename}` stands for the name the form gave its file (as in S3:
+    /// the key is settled here, before it is authorized and stored).
     async fn post_object(&self, req: &mut S3Request<PostObjectInput>) -> S3Result<()> {
+        if let Some(FormFileName(name)) = req.extensions.get::<FormFileName>() {
+            req.input.key = req.input.key.replace("${filename}", name);
+        }
         let policies = self
             .0
             .signer(req.credentials.as_ref())

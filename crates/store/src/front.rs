@@ -1,0 +1,346 @@
+//! What tread does on the wire around s3s 0.14, where s3s differs from S3
+//! and has no hook for it: a request id on every answer, a SigV4 request
+//! timed by `Date` alone, a PUT sent chunked without its length, the file
+//! name a browser form's key may use as `${filename}`, and 403 for a form
+//! that breaks its signed policy.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use bytes::Bytes;
+use futures::StreamExt;
+use http::{HeaderMap, HeaderValue, Method, Request, StatusCode, header};
+use s3s::service::S3Service;
+use s3s::stream::ByteStream;
+use s3s::{Body, HttpError, HttpResponse};
+
+/// The most a PUT sent chunked without Content-Length may carry: it is
+/// gathered in memory to learn its length, which s3s needs. S3 refuses
+/// every such PUT; streaming clients (`curl -T -`) send small ones.
+const UNSIZED_PUT_LIMIT: usize = 16 << 20;
+
+/// How far into a browser form the file part's name is looked for. S3
+/// wants the file as the form's last field, after fields far smaller than
+/// this.
+const FORM_HEAD_LIMIT: usize = 1 << 20;
+
+/// The name a browser form gave its file, for `${filename}` in the form's key.
+#[derive(Debug, Clone)]
+pub(crate) struct FormFileName(pub String);
+
+/// The s3s service with what S3 does and s3s 0.14 does not (see the module doc).
+#[derive(Clone)]
+pub(crate) struct Front(pub S3Service);
+
+impl hyper::service::Service<Request<hyper::body::Incoming>> for Front {
+    type Response = HttpResponse;
+    type Error = HttpError;
+    type Future = Pin<Box<dyn Future<Output = Result<HttpResponse, HttpError>> + Send>>;
+
+    fn call(&self, req: Request<hyper::body::Incoming>) -> Self::Future {
+        let service = self.0.clone();
+        Box::pin(async move {
+            let id = format!("{:016X}", rand::random::<u64>());
+            let mut req = req.map(Body::from);
+            date_as_amz_date(req.headers_mut());
+            let boundary = form_boundary(&req);
+            let prepared = match &boundary {
+                Some(boundary) => Ok(with_form_file_name(req, boundary).await),
+                None => with_known_length(req).await,
+            };
+            let mut response = match prepared {
+                Ok(req) => service.call(req).await?,
+                Err(refusal) => refusal,
+            };
+            if boundary.is_some() {
+                policy_failure_as_denial(&mut response);
+            }
+            name_request(&mut response, &id);
+            Ok(response)
+        })
+    }
+}
+
+/// SigV4 lets a request carry its time in `Date` instead of `X-Amz-Date`;
+/// s3s reads only the latter. The copy is not among the signed headers, so
+/// adding it changes nothing the signature covers, and the signature still
+/// has to match `Date` as sent.
+fn date_as_amz_date(headers: &mut HeaderMap) {
+    let signed_v4 = headers
+        .get(header::AUTHORIZATION)
+        .is_some_and(|a| a.as_bytes().starts_with(b"AWS4-HMAC-SHA256 "));
+    if !signed_v4 || headers.contains_key("x-amz-date") {
+        return;
+    }
+    let stamp = headers
+        .get(header::DATE)
+        .and_then(|d| d.to_str().ok())
+        .and_then(amz_date_of);
+    if let Some(stamp) = stamp {
+        headers.insert("x-amz-date", stamp);
+    }
+}
+
+/// `date` (an HTTP date, or already SigV4's `YYYYMMDD'T'HHMMSS'Z'`) as SigV4's stamp.
+fn amz_date_of(date: &str) -> Option<HeaderValue> {
+    let basic = time::macros::format_description!("[year][month][day]T[hour][minute][second]Z");
+    if time::PrimitiveDateTime::parse(date, basic).is_ok() {
+        return HeaderValue::from_str(date).ok();
+    }
+    let when = time::OffsetDateTime::from(httpdate::parse_http_date(date).ok()?);
+    HeaderValue::from_str(&when.format(basic).ok()?).ok()
+}
+
+/// The boundary of a browser form's upload (a POST of multipart/form-data).
+fn form_boundary(req: &Request<Body>) -> Option<String> {
+    if req.method() != Method::POST {
+        return None;
+    }
+    let content_type = req.headers().get(header::CONTENT_TYPE)?.to_str().ok()?;
+    let mut params = content_type.split(';').map(str::trim);
+    if !params.next()?.eq_ignore_ascii_case("multipart/form-data") {
+        return None;
+    }
+    params.find_map(|p| {
+        let (name, value) = p.split_once('=')?;
+        name.trim()
+            .eq_ignore_ascii_case("boundary")
+            .then(|| value.trim().trim_matches('"').to_string())
+    })
+}
+
+/// The form with its file part's name in the request's extensions: s3s
+/// reads the form itself and drops that name. Reads ahead only to the
+/// file part's headers, and hands the body on whole.
+async fn with_form_file_name(req: Request<Body>, boundary: &str) -> Request<Body> {
+    let (mut parts, mut body) = req.into_parts();
+    let mut read: Vec<Result<Bytes, s3s::StdError>> = Vec::new();
+    let mut head = Vec::new();
+    while head.len() < FORM_HEAD_LIMIT {
+        let Some(chunk) = body.next().await else {
+            break;
+        };
+        let Ok(bytes) = &chunk else {
+            read.push(chunk);
+            break;
+        };
+        head.extend_from_slice(bytes);
+        read.push(chunk);
+        if let Some(found) = file_part_name(&head, boundary) {
+            if let Some(name) = found {
+                parts.extensions.insert(FormFileName(name));
+            }
+            break;
+        }
+    }
+    let rest = futures::stream::iter(read).chain(body);
+    Request::from_parts(parts, body_of(rest))
+}
+
+/// Where `head` holds the whole header block of the form's `file` part:
+/// the file name it gives, if any. `None` while that block is not all in.
+///
+/// Written here rather than taken from a multipart crate: s3s parses the
+/// form (and keeps its own parser private), and this needs one header of
+/// one part from a prefix of the body, without consuming it.
+fn file_part_name(head: &[u8], boundary: &str) -> Option<Option<String>> {
+    let delimiter = format!("--{boundary}\r\n");
+    let text = String::from_utf8_lossy(head);
+    let mut rest = text.as_ref();
+    while let Some(at) = rest.find(&delimiter) {
+        rest = &rest[at + delimiter.len()..];
+        let end = rest.find("\r\n\r\n")?;
+        let disposition = rest[..end].split("\r\n").find_map(|line| {
+            let (name, value) = line.split_once(':')?;
+            name.trim()
+                .eq_ignore_ascii_case("content-disposition")
+                .then_some(value)
+        });
+        if let Some(disposition) = disposition
+            && disposition_param(disposition, "name").as_deref() == Some("file")
+        {
+            return Some(disposition_param(disposition, "filename"));
+        }
+    }
+    None
+}
+
+/// The value of parameter `name` of a Content-Disposition value.
+fn disposition_param(disposition: &str, name: &str) -> Option<String> {
+    disposition.split(';').skip(1).find_map(|p| {
+        let (key, value) = p.trim().split_once('=')?;
+        (key.trim() == name).then(|| value.trim().trim_matches('"').to_string())
+    })
+}
+
+/// A PUT sent chunked without Content-Length, gathered so that its length
+/// is known (s3s needs it); any other request as it came. A body over
+/// [`UNSIZED_PUT_LIMIT`] is refused with 411, as S3 refuses them all.
+async fn with_known_length(req: Request<Body>) -> Result<Request<Body>, HttpResponse> {
+    let unsized_put = req.method() == Method::PUT
+        && !req.headers().contains_key(header::CONTENT_LENGTH)
+        && !req.headers().contains_key("x-amz-decoded-content-length")
+        && req.body().remaining_length().exact().is_none();
+    if !unsized_put {
+        return Ok(req);
+    }
+    let (mut parts, mut body) = req.into_parts();
+    let mut gathered = Vec::new();
+    while let Some(chunk) = body.next().await {
+        let Ok(bytes) = chunk else {
+            return Err(refusal(
+                StatusCode::BAD_REQUEST,
+                "IncompleteBody",
+                "the request body ended with an error",
+            ));
+        };
+        if gathered.len() + bytes.len() > UNSIZED_PUT_LIMIT {
+            return Err(refusal(
+                StatusCode::LENGTH_REQUIRED,
+                "MissingContentLength",
+                "a body over 16 MiB sent without Content-Length: send its Content-Length, or use a multipart upload",
+            ));
+        }
+        gathered.extend_from_slice(&bytes);
+    }
+    parts
+        .headers
+        .insert(header::CONTENT_LENGTH, HeaderValue::from(gathered.len()));
+    Ok(Request::from_parts(parts, Body::from(gathered)))
+}
+
+/// A body yielding `chunks`.
+fn body_of(
+    chunks: impl futures::Stream<Item = Result<Bytes, s3s::StdError>> + Send + Sync + 'static,
+) -> Body {
+    Body::http_body(http_body_util::StreamBody::new(
+        chunks.map(|chunk| chunk.map(http_body::Frame::data)),
+    ))
+}
+
+/// An error answer tread gives before s3s sees the request.
+fn refusal(status: StatusCode, code: &str, message: &str) -> HttpResponse {
+    let document = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>{code}</Code><Message>{message}</Message></Error>"
+    );
+    let mut response = HttpResponse::new(Body::from(document));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/xml"),
+    );
+    response
+}
+
+/// S3 answers a form whose fields break its signed policy 403 AccessDenied
+/// ("Invalid according to Policy"); s3s answers 400 InvalidPolicyDocument,
+/// which S3 keeps for a policy it cannot read.
+fn policy_failure_as_denial(response: &mut HttpResponse) {
+    if response.status() != StatusCode::BAD_REQUEST {
+        return;
+    }
+    let Some(document) = response.body().bytes() else {
+        return;
+    };
+    let text = String::from_utf8_lossy(&document);
+    let broken = ["<Message>Policy condition", "<Message>Bucket in form field"]
+        .iter()
+        .any(|m| text.contains(m));
+    if !text.contains("<Code>InvalidPolicyDocument</Code>") || !broken {
+        return;
+    }
+    let denied = text
+        .replace(
+            "<Code>InvalidPolicyDocument</Code>",
+            "<Code>AccessDenied</Code>",
+        )
+        .replace(
+            "<Message>",
+            "<Message>Invalid according to Policy: Policy Condition failed: ",
+        );
+    *response.status_mut() = StatusCode::FORBIDDEN;
+    set_document(response, denied);
+}
+
+/// Puts request id `id` in the answer's headers and in its error document.
+fn name_request(response: &mut HttpResponse, id: &str) {
+    let Ok(value) = HeaderValue::from_str(id) else {
+        return;
+    };
+    let headers = response.headers_mut();
+    headers.insert("x-amz-request-id", value.clone());
+    headers.insert("x-amz-id-2", value);
+    let failed = response.status().is_client_error() || response.status().is_server_error();
+    let named = failed
+        .then(|| response.body().bytes())
+        .flatten()
+        .and_then(|body| with_request_id(&body, id));
+    if let Some(document) = named {
+        set_document(response, document);
+    }
+}
+
+/// Replaces the answer's body with `document`, and its length with the document's.
+fn set_document(response: &mut HttpResponse, document: String) {
+    response
+        .headers_mut()
+        .insert(header::CONTENT_LENGTH, HeaderValue::from(document.len()));
+    *response.body_mut() = Body::from(document);
+}
+
+/// The error document with `<RequestId>` before its end. s3s 0.14 writes
+/// error documents itself, without one unless the backend set it, and has
+/// no hook between them and the wire: this inserts it into the one element
+/// of a document s3s has just written.
+fn with_request_id(document: &[u8], id: &str) -> Option<String> {
+    let text = std::str::from_utf8(document).ok()?;
+    let end = text.rfind("</Error>")?;
+    if text.contains("<RequestId>") {
+        return None;
+    }
+    Some(format!(
+        "{}<RequestId>{id}</RequestId>{}",
+        &text[..end],
+        &text[end..]
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FORM: &str = "--XyZ\r\nContent-Disposition: form-data; name=\"key\"\r\n\r\nuploads/${filename}\r\n\
+        --XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"cat photo.jpg\"\r\n\
+        Content-Type: image/jpeg\r\n\r\nthe file's bytes";
+
+    #[test]
+    fn the_file_parts_name_is_found_once_its_headers_are_all_in() {
+        let form = FORM.as_bytes();
+        let headers_end = FORM
+            .find("\r\n\r\nthe file")
+            .expect("the file part's headers")
+            + 4;
+        for cut in [10, 80, headers_end - 1] {
+            assert_eq!(file_part_name(&form[..cut], "XyZ"), None, "cut at {cut}");
+        }
+        let found = file_part_name(&form[..headers_end], "XyZ");
+        assert_eq!(found, Some(Some("cat photo.jpg".to_string())));
+        let nameless = FORM.replace("; filename=\"cat photo.jpg\"", "");
+        assert_eq!(file_part_name(nameless.as_bytes(), "XyZ"), Some(None));
+        assert_eq!(file_part_name(form, "other"), None, "another boundary");
+    }
+
+    #[test]
+    fn a_date_header_becomes_sigv4s_stamp() {
+        let stamp = |d: &str| amz_date_of(d).map(|v| v.to_str().expect("ascii").to_string());
+        assert_eq!(
+            stamp("Sun, 06 Dec 2026 04:05:06 GMT").as_deref(),
+            Some("20261206T040506Z")
+        );
+        assert_eq!(
+            stamp("20261206T040506Z").as_deref(),
+            Some("20261206T040506Z")
+        );
+        assert_eq!(stamp("yesterday"), None);
+    }
+}
