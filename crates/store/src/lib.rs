@@ -6,6 +6,7 @@ mod backend;
 mod bucket;
 pub mod catalog;
 mod checksum;
+mod compact;
 pub mod error;
 mod front;
 pub mod iam;

@@ -1,6 +1,8 @@
 //! Object metadata (ETag, content type, user metadata, checksums) kept beside
 //! the file: in a `user.tread.meta` extended attribute where the file system
-//! has them, else in a sidecar file under the bucket's hidden directory.
+//! has them (in the compact form of [`crate::compact`] where it fits, so
+//! that it stays inside the inode; else JSON), else in a JSON sidecar file
+//! under the bucket's hidden directory.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -10,6 +12,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
 
 use md5::{Digest, Md5};
+
+use crate::compact;
 use serde::{Deserialize, Serialize};
 
 const XATTR_NAME: &str = "user.tread.meta";
@@ -167,7 +171,7 @@ impl MetaStore {
             Self::Xattr => at.get_xattr()?,
             Self::Sidecar(dir) => fs::read(sidecar_path(dir, rel)).ok()?,
         };
-        serde_json::from_slice(&raw).ok()
+        compact::decode(&raw).or_else(|| serde_json::from_slice(&raw).ok())
     }
 
     /// Stores `meta` for the object at `path`. For xattrs this may be called
@@ -176,7 +180,11 @@ impl MetaStore {
     pub fn set(&self, at: At<'_>, rel: &Path, meta: &ObjectMeta) -> io::Result<()> {
         let raw = serde_json::to_vec(meta)?;
         match self {
-            Self::Xattr => at.set_xattr(&raw),
+            // Compact where it can be: small enough to stay in the inode.
+            Self::Xattr => match compact::encode(meta) {
+                Some(compact) => at.set_xattr(&compact),
+                None => at.set_xattr(&raw),
+            },
             Self::Sidecar(dir) => {
                 let dest = sidecar_path(dir, rel);
                 if let Some(parent) = dest.parent() {
@@ -423,6 +431,25 @@ mod tests {
             .and_then(|f| f.set_modified(later))
             .expect("touch");
         assert_eq!(listed.get(&fs::metadata(&file).expect("stat")), None);
+    }
+
+    #[test]
+    fn a_record_older_versions_wrote_as_json_is_still_read() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = MetaStore::detect(dir.path(), dir.path().join(".tread/meta"));
+        if !store.travels_with_file() {
+            return; // no xattrs here: the sidecar is JSON alone
+        }
+        let file = dir.path().join("obj");
+        fs::write(&file, b"hello").expect("write");
+        let older = ObjectMeta {
+            etag: "5d41402abc4b2a76b9719d911017c592".into(),
+            size: 5,
+            ..ObjectMeta::default()
+        };
+        let json = serde_json::to_vec(&older).expect("json");
+        xattr::set(&file, XATTR_NAME, &json).expect("an older record");
+        assert_eq!(store.get(At::Path(&file), Path::new("obj")), Some(older));
     }
 
     #[test]
