@@ -57,9 +57,9 @@ pub struct NasBucket {
 impl NasBucket {
     /// Opens the bucket of `record`: creates its hidden directories and
     /// picks the metadata store; `listed` remembers what listings read.
-    /// Temp files a crash left behind are swept
-    /// by age ([`crate::NasStore::sweep_leftovers`]), never here: another
-    /// gateway on the same volume may be writing them.
+    /// Temp files a crash left behind are swept by age
+    /// ([`crate::NasStore::sweep_leftovers`]), never here: another gateway
+    /// on the same volume may be writing them.
     pub fn open(record: &BucketRecord, listed: Arc<ListedEtags>) -> Result<Self, StoreError> {
         let hidden = record.root.join(HIDDEN_DIR);
         let tmp = hidden.join("tmp");

@@ -225,7 +225,6 @@ fn timestamp(rfc3339: &str) -> Option<Timestamp> {
         .map(Timestamp::from)
 }
 
-/// Runs blocking file-system work off the async threads.
 /// Runs quick file-system work for `bucket` (an object's lookup, a small
 /// read): on the calling thread where the bucket is on a local file
 /// system, where it takes microseconds, less than a hand-off to the
@@ -242,6 +241,7 @@ async fn quick_io<T: Send + 'static>(
     }
 }
 
+/// Runs blocking file-system work off the async threads.
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
 ) -> Result<T, StoreError> {
