@@ -44,6 +44,8 @@ pub struct NasBucket {
     pub listed: Arc<ListedEtags>,
     /// Creation time, RFC 3339.
     pub created: String,
+    /// The location constraint it was created with; none is `us-east-1`.
+    pub location: Option<String>,
     /// Whether the bucket's file system is a local one, where looking up
     /// an object and reading a small one is quick (see
     /// `backend::quick_io`); a network file system may stall any call.
@@ -81,6 +83,7 @@ impl NasBucket {
             meta,
             listed,
             created: record.created.clone(),
+            location: record.location.clone(),
             is_local,
             holds_data_dir,
         })

@@ -50,6 +50,11 @@ pub static PART: Part = Part {
             name: "group members in a column named member",
             step: Step::Sql("ALTER TABLE store_group_users RENAME COLUMN \"user\" TO member"),
         },
+        Migration {
+            version: 3,
+            name: "a bucket's location constraint",
+            step: Step::Sql("ALTER TABLE store_buckets ADD COLUMN location TEXT"),
+        },
     ],
     tables: &[
         "store_volumes",
@@ -132,6 +137,10 @@ pub struct BucketRecord {
     pub data_dir: PathBuf,
     /// Creation time, RFC 3339.
     pub created: String,
+    /// The location constraint the bucket was created with (S3's
+    /// CreateBucket), if any; none means `us-east-1`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub location: Option<String>,
 }
 
 /// An object user, without the secret key.
@@ -403,8 +412,10 @@ impl Catalog {
         volume: &str,
         nas_path: &str,
         ownership: FileOwnership,
+        location: Option<&str>,
     ) -> Result<BucketRecord> {
         validate_bucket_name(name)?;
+        let location = location.map(str::to_string);
         let nas_path = nas_path.trim_matches('/').to_string();
         if nas_path
             .split('/')
@@ -448,9 +459,9 @@ impl Catalog {
             }
             fs::create_dir_all(&root)?;
             let inserted = tx.execute(
-                "INSERT INTO store_buckets (name, volume, nas_path, mode, uid, gid, created) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
-                params![&name, &volume, &nas_path, ownership.mode, ownership.uid, ownership.gid, &created],
+                "INSERT INTO store_buckets (name, volume, nas_path, mode, uid, gid, created, location) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
+                params![&name, &volume, &nas_path, ownership.mode, ownership.uid, ownership.gid, &created, location.clone()],
             )?;
             new(inserted, "bucket", &name)?;
             Ok(BucketRecord {
@@ -461,6 +472,7 @@ impl Catalog {
                 volume_root: vol.path,
                 ownership,
                 created: created.clone(),
+                location: location.clone(),
                 data_dir: data_dir.clone(),
             })
         })
@@ -870,7 +882,7 @@ fn volume_named(tx: &mut Tx<'_>, name: &str) -> Result<Volume> {
 
 fn buckets(tx: &mut Tx<'_>, data_dir: &Path) -> Result<Vec<BucketRecord>> {
     let rows = tx.query(
-        "SELECT b.name, b.volume, b.nas_path, b.mode, b.uid, b.gid, b.created, v.path
+        "SELECT b.name, b.volume, b.nas_path, b.mode, b.uid, b.gid, b.created, v.path, b.location
          FROM store_buckets b JOIN store_volumes v ON v.name = b.volume ORDER BY b.name",
         params![],
     )?;
@@ -889,6 +901,7 @@ fn buckets(tx: &mut Tx<'_>, data_dir: &Path) -> Result<Vec<BucketRecord>> {
                     gid: r.get(5)?,
                 },
                 created: r.get(6)?,
+                location: r.get(8)?,
                 volume_root,
                 data_dir: data_dir.to_path_buf(),
             })
@@ -1115,11 +1128,11 @@ mod tests {
         cat.volume_create("vol1", &t.dir.path().join("vol1"))
             .await
             .expect("volume");
-        cat.bucket_create("outer", "vol1", "", FileOwnership::default())
+        cat.bucket_create("outer", "vol1", "", FileOwnership::default(), None)
             .await
             .expect("bucket");
         let err = cat
-            .bucket_create("inner", "vol1", "sub", FileOwnership::default())
+            .bucket_create("inner", "vol1", "sub", FileOwnership::default(), None)
             .await
             .expect_err("overlap");
         assert!(err.to_string().contains("overlap"), "{err}");
@@ -1141,11 +1154,11 @@ mod tests {
             .await
             .expect("volume");
         let err = cat
-            .bucket_create("everything", "here", "", FileOwnership::default())
+            .bucket_create("everything", "here", "", FileOwnership::default(), None)
             .await
             .expect_err("exposes");
         assert!(err.to_string().contains("data dir"), "{err}");
-        cat.bucket_create("beside", "here", "data", FileOwnership::default())
+        cat.bucket_create("beside", "here", "data", FileOwnership::default(), None)
             .await
             .expect("a sibling directory is fine");
     }

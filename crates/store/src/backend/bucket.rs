@@ -63,9 +63,22 @@ pub(super) async fn create_bucket(
     req: S3Request<CreateBucketInput>,
 ) -> S3Result<S3Response<CreateBucketOutput>> {
     let name = req.input.bucket;
+    // Kept as given and answered by GetBucketLocation; us-east-1 is none, as on S3.
+    let location = req
+        .input
+        .create_bucket_configuration
+        .and_then(|c| c.location_constraint)
+        .map(|l| l.as_str().to_string())
+        .filter(|l| !l.is_empty() && l != "us-east-1");
     store
         .catalog()
-        .bucket_create(&name, DEFAULT_VOLUME, &name, FileOwnership::default())
+        .bucket_create(
+            &name,
+            DEFAULT_VOLUME,
+            &name,
+            FileOwnership::default(),
+            location.as_deref(),
+        )
         .await
         .map_err(StoreError::from)?;
     store.reload().await.map_err(StoreError::from)?;
@@ -78,9 +91,14 @@ pub(super) async fn head_bucket(
     store: &NasStore,
     req: S3Request<HeadBucketInput>,
 ) -> S3Result<S3Response<HeadBucketOutput>> {
-    store.bucket(&req.input.bucket)?;
+    let bucket = store.bucket(&req.input.bucket)?;
     Ok(S3Response::new(HeadBucketOutput {
-        bucket_region: Some("us-east-1".into()),
+        bucket_region: Some(
+            bucket
+                .location
+                .clone()
+                .unwrap_or_else(|| "us-east-1".into()),
+        ),
         ..Default::default()
     }))
 }
@@ -89,10 +107,10 @@ pub(super) async fn get_bucket_location(
     store: &NasStore,
     req: S3Request<GetBucketLocationInput>,
 ) -> S3Result<S3Response<GetBucketLocationOutput>> {
-    store.bucket(&req.input.bucket)?;
+    let bucket = store.bucket(&req.input.bucket)?;
     // us-east-1 is reported as an empty LocationConstraint, as AWS does.
     Ok(S3Response::new(GetBucketLocationOutput {
-        location_constraint: None,
+        location_constraint: bucket.location.clone().map(BucketLocationConstraint::from),
     }))
 }
 

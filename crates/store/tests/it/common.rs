@@ -67,7 +67,7 @@ impl TestStore {
             .await
             .expect("catalog");
         cat.volume_create("vol1", &volume).await.expect("volume");
-        cat.bucket_create(BUCKET, "vol1", "", ownership)
+        cat.bucket_create(BUCKET, "vol1", "", ownership, None)
             .await
             .expect("bucket");
         let full = cat.user_create("s3user").await.expect("user");

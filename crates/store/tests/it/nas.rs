@@ -492,7 +492,7 @@ async fn two_buckets_on_one_volume(t: &TestStore) -> std::path::PathBuf {
         .expect("volume");
     for (bucket, dir) in [("bucket-a", "a"), ("bucket-b", "b")] {
         t.catalog
-            .bucket_create(bucket, "vol2", dir, FileOwnership::default())
+            .bucket_create(bucket, "vol2", dir, FileOwnership::default(), None)
             .await
             .expect("bucket");
     }

@@ -380,11 +380,14 @@ async fn buckets_are_created_listed_and_deleted_only_when_empty() {
         .send()
         .await
         .expect("head");
-    t.s3.get_bucket_location()
-        .bucket("made-by-s3")
-        .send()
-        .await
-        .expect("location");
+    let location =
+        t.s3.get_bucket_location()
+            .bucket("made-by-s3")
+            .send()
+            .await
+            .expect("location");
+    let constraint = location.location_constraint().map_or("", |l| l.as_str());
+    assert_eq!(constraint, "", "us-east-1 is empty, as on S3");
     t.s3.put_object()
         .bucket("made-by-s3")
         .key("k")
@@ -980,4 +983,36 @@ async fn every_answer_names_its_request_and_an_error_names_it_twice() {
         );
     }
     assert_ne!(first, request_ids(&unsigned).0, "each request its own id");
+}
+
+#[tokio::test]
+async fn a_bucket_keeps_the_location_constraint_it_was_created_with() {
+    use aws_sdk_s3::types::{BucketLocationConstraint, CreateBucketConfiguration};
+    let t = TestStore::start().await;
+    let configuration = CreateBucketConfiguration::builder()
+        .location_constraint(BucketLocationConstraint::EuWest1)
+        .build();
+    t.s3.create_bucket()
+        .bucket("in-ireland")
+        .create_bucket_configuration(configuration)
+        .send()
+        .await
+        .expect("create");
+    let location =
+        t.s3.get_bucket_location()
+            .bucket("in-ireland")
+            .send()
+            .await
+            .expect("location");
+    assert_eq!(
+        location.location_constraint(),
+        Some(&BucketLocationConstraint::EuWest1)
+    );
+    let head =
+        t.s3.head_bucket()
+            .bucket("in-ireland")
+            .send()
+            .await
+            .expect("head");
+    assert_eq!(head.bucket_region(), Some("eu-west-1"));
 }

@@ -229,7 +229,7 @@ async fn build_world(data_dir: &Path) -> anyhow::Result<UserKeys> {
     )?;
     existing(
         store
-            .bucket_create(BUCKET, "vol1", BUCKET, FileOwnership::default())
+            .bucket_create(BUCKET, "vol1", BUCKET, FileOwnership::default(), None)
             .await
             .map(drop),
     )?;

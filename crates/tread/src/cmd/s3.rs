@@ -242,7 +242,7 @@ async fn admin(data_dir: &Path, cmd: S3Cmd) -> anyhow::Result<()> {
             };
             let b = open(data_dir)
                 .await?
-                .bucket_create(&name, &volume, &nas_path, owner)
+                .bucket_create(&name, &volume, &nas_path, owner, None)
                 .await?;
             println!(
                 "bucket {} on volume {} at {}",
