@@ -241,6 +241,9 @@ code=$("$PY" "$HERE/s3check.py" post "$PORT" "$TMP/form-big.bin" "forms/big.bin"
 code=$("$PY" "$HERE/s3check.py" post "$PORT" "$TMP/form.bin" "forms/named/\${filename}")
 [[ $code == 204 ]] || fail "presigned POST to forms/named/\${filename}: HTTP $code, expected 204"
 cmp "$TMP/form.bin" "$VOL/forms/named/form.bin" || fail "presigned POST: \${filename} did not become the file's name"
+answer=$("$PY" "$HERE/s3check.py" post-created "$PORT" "$TMP/form.bin" "forms/created/\${filename}")
+[[ $answer == "201 "*"<Key>forms/created/form.bin</Key>"* && -e $VOL/forms/created/form.bin ]] ||
+    fail "a form asking for 201 to forms/created/\${filename}: $answer"
 code=$("$PY" "$HERE/s3check.py" post "$PORT" "$TMP/form.bin" "forms/signed.bin" "forms/other.bin")
 [[ $code == 403 && ! -e $VOL/forms/other.bin ]] ||
     fail "a form whose key breaks its policy: HTTP $code, expected 403 and nothing stored"

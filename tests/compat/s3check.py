@@ -6,6 +6,7 @@ Usage:
   s3check.py post ENDPOINT SRC KEY [SENT]           POST SRC to KEY as a browser form, through a
                                                     presigned POST policy of at most 1 MiB (the form
                                                     names SENT as its key if given); print the status
+  s3check.py post-created ENDPOINT SRC KEY          the same, asking for a 201; print the status and document
   s3check.py date-signed ENDPOINT KEY               GET KEY signed with SigV4 timed by a Date header
                                                     alone (no X-Amz-Date); print the status and size
 
@@ -61,8 +62,24 @@ def transfer(endpoint, src, key, dst):
 
 
 def post(endpoint, src, key, sent=None):
+    answer = post_form(endpoint, src, key, sent)
+    print(answer.status)
+
+
+def post_created(endpoint, src, key):
+    """The form asks for a 201 answer, which names the key it stored."""
+    answer = post_form(endpoint, src, key, status="201")
+    print(answer.status, answer.data.decode())
+
+
+def post_form(endpoint, src, key, sent=None, status=None):
+    conditions = [["content-length-range", 1, 1 << 20]]
+    extra = {}
+    if status is not None:
+        conditions.append({"success_action_status": status})
+        extra["success_action_status"] = status
     form = client(endpoint).generate_presigned_post(
-        BUCKET, key, Conditions=[["content-length-range", 1, 1 << 20]], ExpiresIn=300
+        BUCKET, key, Fields=extra, Conditions=conditions, ExpiresIn=300
     )
     with open(src, "rb") as f:
         fields = dict(form["fields"])
@@ -70,7 +87,7 @@ def post(endpoint, src, key, sent=None):
             fields["key"] = sent
         # The file goes last: S3 ignores the fields after it.
         fields["file"] = (os.path.basename(src), f.read())
-    print(urllib3.request("POST", form["url"], fields=fields).status)
+    return urllib3.request("POST", form["url"], fields=fields)
 
 
 def date_signed(endpoint, key):
@@ -102,7 +119,13 @@ def date_signed(endpoint, key):
 
 def main(argv):
     cmd, endpoint, *rest = argv
-    commands = {"presign": presign, "transfer": transfer, "post": post, "date-signed": date_signed}
+    commands = {
+        "presign": presign,
+        "transfer": transfer,
+        "post": post,
+        "post-created": post_created,
+        "date-signed": date_signed,
+    }
     commands[cmd](endpoint, *rest)
 
 

@@ -44,8 +44,13 @@ impl hyper::service::Service<Request<hyper::body::Incoming>> for Front {
             let mut req = req.map(Body::from);
             date_as_amz_date(req.headers_mut());
             let boundary = form_boundary(&req);
+            let mut file_name = None;
             let prepared = match &boundary {
-                Some(boundary) => Ok(with_form_file_name(req, boundary).await),
+                Some(boundary) => {
+                    let (req, name) = with_form_file_name(req, boundary).await;
+                    file_name = name;
+                    Ok(req)
+                }
                 None => with_known_length(req).await,
             };
             let mut response = match prepared {
@@ -54,6 +59,9 @@ impl hyper::service::Service<Request<hyper::body::Incoming>> for Front {
             };
             if boundary.is_some() {
                 policy_failure_as_denial(&mut response);
+            }
+            if let Some(name) = &file_name {
+                name_uploaded_key(&mut response, name);
             }
             name_request(&mut response, &id);
             Ok(response)
@@ -112,7 +120,10 @@ fn form_boundary(req: &Request<Body>) -> Option<String> {
 /// The form with its file part's name in the request's extensions: s3s
 /// reads the form itself and drops that name. Reads ahead only to the
 /// file part's headers, and hands the body on whole.
-async fn with_form_file_name(req: Request<Body>, boundary: &str) -> Request<Body> {
+async fn with_form_file_name(
+    req: Request<Body>,
+    boundary: &str,
+) -> (Request<Body>, Option<String>) {
     let (mut parts, mut body) = req.into_parts();
     let mut read: Vec<Result<Bytes, s3s::StdError>> = Vec::new();
     let mut head = Vec::new();
@@ -127,14 +138,50 @@ async fn with_form_file_name(req: Request<Body>, boundary: &str) -> Request<Body
         head.extend_from_slice(bytes);
         read.push(chunk);
         if let Some(found) = file_part_name(&head, boundary) {
-            if let Some(name) = found {
-                parts.extensions.insert(FormFileName(name));
+            if let Some(name) = &found {
+                parts.extensions.insert(FormFileName(name.clone()));
             }
-            break;
+            let rest = futures::stream::iter(read).chain(body);
+            return (Request::from_parts(parts, body_of(rest)), found);
         }
     }
     let rest = futures::stream::iter(read).chain(body);
-    Request::from_parts(parts, body_of(rest))
+    (Request::from_parts(parts, body_of(rest)), None)
+}
+
+/// The key a form uploaded to, as the answer names it (the 201 document,
+/// the 303 redirect), with `${filename}` as the file's name: s3s writes
+/// those answers from the form's key as sent.
+fn name_uploaded_key(response: &mut HttpResponse, file_name: &str) {
+    const TEMPLATE: &str = "${filename}";
+    match response.status() {
+        StatusCode::CREATED => {
+            let Some(document) = response.body().bytes() else {
+                return;
+            };
+            let text = String::from_utf8_lossy(&document);
+            if text.contains(TEMPLATE) {
+                let named = text.replace(TEMPLATE, &quick_xml::escape::escape(file_name));
+                set_document(response, named);
+            }
+        }
+        StatusCode::SEE_OTHER => {
+            let encoded_template: String =
+                form_urlencoded::byte_serialize(TEMPLATE.as_bytes()).collect();
+            let encoded_name: String =
+                form_urlencoded::byte_serialize(file_name.as_bytes()).collect();
+            let location = response
+                .headers()
+                .get(header::LOCATION)
+                .and_then(|l| l.to_str().ok())
+                .map(|l| l.replace(&encoded_template, &encoded_name))
+                .and_then(|l| HeaderValue::from_str(&l).ok());
+            if let Some(location) = location {
+                response.headers_mut().insert(header::LOCATION, location);
+            }
+        }
+        _ => {}
+    }
 }
 
 /// Where `head` holds the whole header block of the form's `file` part:
@@ -328,6 +375,32 @@ mod tests {
         let nameless = FORM.replace("; filename=\"cat photo.jpg\"", "");
         assert_eq!(file_part_name(nameless.as_bytes(), "XyZ"), Some(None));
         assert_eq!(file_part_name(form, "other"), None, "another boundary");
+    }
+
+    #[test]
+    fn the_answer_to_a_form_names_the_key_with_the_files_name() {
+        let mut created = HttpResponse::new(Body::from(
+            "<PostResponse><Location>/b/up/${filename}</Location><Key>up/${filename}</Key></PostResponse>"
+                .to_string(),
+        ));
+        *created.status_mut() = StatusCode::CREATED;
+        name_uploaded_key(&mut created, "a&b.jpg");
+        let document = created.body().bytes().expect("a document");
+        assert_eq!(
+            document,
+            "<PostResponse><Location>/b/up/a&amp;b.jpg</Location><Key>up/a&amp;b.jpg</Key></PostResponse>"
+        );
+        let mut redirect = HttpResponse::new(Body::empty());
+        *redirect.status_mut() = StatusCode::SEE_OTHER;
+        redirect.headers_mut().insert(
+            header::LOCATION,
+            HeaderValue::from_static("https://app/done?bucket=b&key=up%2F%24%7Bfilename%7D&etag=x"),
+        );
+        name_uploaded_key(&mut redirect, "a b.jpg");
+        assert_eq!(
+            redirect.headers()[header::LOCATION],
+            "https://app/done?bucket=b&key=up%2Fa+b.jpg&etag=x"
+        );
     }
 
     #[test]
