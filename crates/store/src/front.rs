@@ -43,26 +43,21 @@ impl hyper::service::Service<Request<hyper::body::Incoming>> for Front {
             let id = format!("{:016X}", rand::random::<u64>());
             let mut req = req.map(Body::from);
             date_as_amz_date(req.headers_mut());
-            let boundary = form_boundary(&req);
-            let mut file_name = None;
-            let prepared = match &boundary {
+            let mut response = match form_boundary(&req) {
                 Some(boundary) => {
-                    let (req, name) = with_form_file_name(req, boundary).await;
-                    file_name = name;
-                    Ok(req)
+                    let (req, file_name) = with_form_file_name(req, &boundary).await;
+                    let mut response = service.call(req).await?;
+                    policy_failure_as_denial(&mut response);
+                    if let Some(name) = &file_name {
+                        name_uploaded_key(&mut response, name);
+                    }
+                    response
                 }
-                None => with_known_length(req).await,
+                None => match with_known_length(req).await {
+                    Ok(req) => service.call(req).await?,
+                    Err(refusal) => refusal,
+                },
             };
-            let mut response = match prepared {
-                Ok(req) => service.call(req).await?,
-                Err(refusal) => refusal,
-            };
-            if boundary.is_some() {
-                policy_failure_as_denial(&mut response);
-            }
-            if let Some(name) = &file_name {
-                name_uploaded_key(&mut response, name);
-            }
             name_request(&mut response, &id);
             Ok(response)
         })
