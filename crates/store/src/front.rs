@@ -122,6 +122,7 @@ async fn with_form_file_name(
     let (mut parts, mut body) = req.into_parts();
     let mut read: Vec<Result<Bytes, s3s::StdError>> = Vec::new();
     let mut head = Vec::new();
+    let mut scan = FormScan::new(boundary);
     while head.len() < FORM_HEAD_LIMIT {
         let Some(chunk) = body.next().await else {
             break;
@@ -132,7 +133,7 @@ async fn with_form_file_name(
         };
         head.extend_from_slice(bytes);
         read.push(chunk);
-        if let Some(found) = file_part_name(&head, boundary) {
+        if let Some(found) = scan.file_part_name(&head) {
             if let Some(name) = &found {
                 parts.extensions.insert(FormFileName(name.clone()));
             }
@@ -179,32 +180,78 @@ fn name_uploaded_key(response: &mut HttpResponse, file_name: &str) {
     }
 }
 
-/// Where `head` holds the whole header block of the form's `file` part:
-/// the file name it gives, if any. `None` while that block is not all in.
+/// A scan of a form's first bytes for its `file` part's header block,
+/// resumed as more bytes arrive: each byte is looked at about once however
+/// the body is cut into chunks (a client trickling a byte at a time must
+/// not make the scan quadratic).
 ///
 /// Written here rather than taken from a multipart crate: s3s parses the
 /// form (and keeps its own parser private), and this needs one header of
 /// one part from a prefix of the body, without consuming it.
-fn file_part_name(head: &[u8], boundary: &str) -> Option<Option<String>> {
-    let delimiter = format!("--{boundary}\r\n");
-    let text = String::from_utf8_lossy(head);
-    let mut rest = text.as_ref();
-    while let Some(at) = rest.find(&delimiter) {
-        rest = &rest[at + delimiter.len()..];
-        let end = rest.find("\r\n\r\n")?;
-        let disposition = rest[..end].split("\r\n").find_map(|line| {
-            let (name, value) = line.split_once(':')?;
-            name.trim()
-                .eq_ignore_ascii_case("content-disposition")
-                .then_some(value)
-        });
-        if let Some(disposition) = disposition
-            && disposition_param(disposition, "name").as_deref() == Some("file")
-        {
-            return Some(disposition_param(disposition, "filename"));
+struct FormScan {
+    /// `--<boundary>\r\n`, which opens each part.
+    delimiter: Vec<u8>,
+    /// Where the header block of the part being read starts, once its
+    /// delimiter is found.
+    part_headers: Option<usize>,
+    /// How far the bytes have been searched for what comes next.
+    searched: usize,
+}
+
+impl FormScan {
+    fn new(boundary: &str) -> Self {
+        Self {
+            delimiter: format!("--{boundary}\r\n").into_bytes(),
+            part_headers: None,
+            searched: 0,
         }
     }
-    None
+
+    /// Where `head` (the bytes so far; each call passes a longer one)
+    /// holds the whole header block of the `file` part: the file name it
+    /// gives, if any. `None` while that block is not all in.
+    fn file_part_name(&mut self, head: &[u8]) -> Option<Option<String>> {
+        loop {
+            let Some(start) = self.part_headers else {
+                let at = find_from(head, &mut self.searched, &self.delimiter)?;
+                self.part_headers = Some(at + self.delimiter.len());
+                self.searched = at + self.delimiter.len();
+                continue;
+            };
+            let end = find_from(head, &mut self.searched, b"\r\n\r\n")?;
+            let block = String::from_utf8_lossy(&head[start..end]);
+            if let Some(disposition) = content_disposition(&block)
+                && disposition_param(disposition, "name").as_deref() == Some("file")
+            {
+                return Some(disposition_param(disposition, "filename"));
+            }
+            self.part_headers = None;
+            self.searched = end + 4;
+        }
+    }
+}
+
+/// Where `needle` starts in `head` from `searched` on; if it is not there
+/// yet, `searched` moves to where a later copy could start.
+fn find_from(head: &[u8], searched: &mut usize, needle: &[u8]) -> Option<usize> {
+    let from = (*searched).min(head.len());
+    match head[from..].windows(needle.len()).position(|w| w == needle) {
+        Some(at) => Some(from + at),
+        None => {
+            *searched = head.len().saturating_sub(needle.len() - 1).max(from);
+            None
+        }
+    }
+}
+
+/// The value of a part's Content-Disposition header, from its header block.
+fn content_disposition(block: &str) -> Option<&str> {
+    block.split("\r\n").find_map(|line| {
+        let (name, value) = line.split_once(':')?;
+        name.trim()
+            .eq_ignore_ascii_case("content-disposition")
+            .then_some(value)
+    })
 }
 
 /// The value of parameter `name` of a Content-Disposition value.
@@ -362,14 +409,22 @@ mod tests {
             .find("\r\n\r\nthe file")
             .expect("the file part's headers")
             + 4;
+        let whole = |form: &[u8], boundary| FormScan::new(boundary).file_part_name(form);
         for cut in [10, 80, headers_end - 1] {
-            assert_eq!(file_part_name(&form[..cut], "XyZ"), None, "cut at {cut}");
+            assert_eq!(whole(&form[..cut], "XyZ"), None, "cut at {cut}");
         }
-        let found = file_part_name(&form[..headers_end], "XyZ");
-        assert_eq!(found, Some(Some("cat photo.jpg".to_string())));
+        let found = Some(Some("cat photo.jpg".to_string()));
+        assert_eq!(whole(&form[..headers_end], "XyZ"), found);
         let nameless = FORM.replace("; filename=\"cat photo.jpg\"", "");
-        assert_eq!(file_part_name(nameless.as_bytes(), "XyZ"), Some(None));
-        assert_eq!(file_part_name(form, "other"), None, "another boundary");
+        assert_eq!(whole(nameless.as_bytes(), "XyZ"), Some(None));
+        assert_eq!(whole(form, "other"), None, "another boundary");
+        let mut trickled = FormScan::new("XyZ");
+        let first_found = (1..=form.len()).find(|&n| trickled.file_part_name(&form[..n]).is_some());
+        assert_eq!(
+            first_found,
+            Some(headers_end),
+            "a byte at a time, found as the block ends"
+        );
     }
 
     #[test]
