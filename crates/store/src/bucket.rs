@@ -32,10 +32,11 @@ pub struct NasBucket {
     pub name: String,
     /// The bucket's directory.
     pub root: PathBuf,
-    /// The volume's root.
-    pub volume_root: PathBuf,
-    /// tread's data dir (the catalog holds secrets): no path may resolve into it.
-    pub data_dir: PathBuf,
+    /// tread's data dir, resolved, where the bucket must be kept out of it
+    /// (the catalog holds secrets): no path may resolve into it. `None` for
+    /// a bucket of the default volume, which lives in the data dir and so
+    /// cannot reach the catalog beside it.
+    guarded_data_dir: Option<PathBuf>,
     /// Mode and owner of files written through S3.
     pub ownership: FileOwnership,
     /// Where object metadata is kept.
@@ -70,15 +71,16 @@ impl NasBucket {
         // Canonical, as the resolved paths compared with it are.
         let root = fs::canonicalize(&record.root)
             .io_context(|| format!("resolving {}", record.root.display()))?;
-        let data_dir = fs::canonicalize(&record.data_dir).unwrap_or(record.data_dir.clone());
+        let guarded_data_dir = (!record.volume_root.starts_with(&record.data_dir))
+            .then(|| fs::canonicalize(&record.data_dir).unwrap_or(record.data_dir.clone()));
         let is_local = is_local_file_system(&root);
-        let holds_data_dir = !record.volume_root.starts_with(&record.data_dir)
-            && (data_dir.starts_with(&root) || root.starts_with(&data_dir));
+        let holds_data_dir = guarded_data_dir
+            .as_ref()
+            .is_some_and(|data_dir| data_dir.starts_with(&root) || root.starts_with(data_dir));
         Ok(Self {
             name: record.name.clone(),
             root,
-            volume_root: record.volume_root.clone(),
-            data_dir: record.data_dir.clone(),
+            guarded_data_dir,
             ownership: record.ownership,
             meta,
             listed,
@@ -139,14 +141,16 @@ impl NasBucket {
     /// Whether a resolved (canonical) path may be served: inside this
     /// bucket's own tree, so that a link a NAS user makes cannot lead into
     /// another bucket's (whose policies differ) or out of the volume; not
-    /// inside any hidden directory; and outside tread's data dir (unless the
-    /// volume is the default one, which lives in the data dir and so cannot
-    /// reach the catalog beside it).
+    /// inside any hidden directory; and outside tread's data dir where it
+    /// is guarded.
     pub fn may_serve(&self, real: &Path) -> bool {
         real.strip_prefix(&self.root).is_ok_and(|rel| {
             !rel.components()
                 .any(|c| c.as_os_str().eq_ignore_ascii_case(HIDDEN_DIR))
-        }) && (self.volume_root.starts_with(&self.data_dir) || !real.starts_with(&self.data_dir))
+        }) && self
+            .guarded_data_dir
+            .as_ref()
+            .is_none_or(|data_dir| !real.starts_with(data_dir))
     }
 
     /// Opens `key`'s file (or directory) for reading: without following
