@@ -266,7 +266,7 @@ rand "$TMP/mid.bin" 20M
     fail "boto3 upload_file/download_file of 20 MB"
 cmp "$TMP/mid.bin" "$TMP/mid.down" || fail "boto3 20 MB round trip differs"
 cmp "$TMP/mid.bin" "$VOL/boto3/mid.bin" || fail "boto3 20 MB upload: the volume file differs"
-pass "f. boto3 upload_file/download_file of 20 MB (multipart ETag): byte-exact"
+pass "f. boto3 upload_file/download_file of 20 MB (multipart ETag, composite SHA256 checksum): byte-exact"
 
 # ---- g. aws-chunked trailers: the same clients over HTTPS ---------------------------------
 # Over plain HTTP botocore puts the CRC in a header; over HTTPS (its default for

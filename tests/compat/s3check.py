@@ -2,7 +2,7 @@
 
 Usage:
   s3check.py presign ENDPOINT get|put KEY EXPIRES   print a presigned URL
-  s3check.py transfer ENDPOINT SRC KEY DST          upload_file SRC to KEY, download_file KEY to DST
+  s3check.py transfer ENDPOINT SRC KEY DST          upload_file SRC to KEY (SHA256 checksums), download_file KEY to DST
   s3check.py post ENDPOINT SRC KEY [SENT]           POST SRC to KEY as a browser form, through a
                                                     presigned POST policy of at most 1 MiB (the form
                                                     names SENT as its key if given); print the status
@@ -51,12 +51,19 @@ def presign(endpoint, method, key, expires):
 def transfer(endpoint, src, key, dst):
     s3 = client(endpoint)
     config = TransferConfig()  # defaults: multipart above 8 MB, 8 MB parts
-    s3.upload_file(src, BUCKET, key, Config=config)
-    head = s3.head_object(Bucket=BUCKET, Key=key)
+    s3.upload_file(src, BUCKET, key, Config=config, ExtraArgs={"ChecksumAlgorithm": "SHA256"})
+    head = s3.head_object(Bucket=BUCKET, Key=key, ChecksumMode="ENABLED")
     etag = head["ETag"].strip('"')
-    if head["ContentLength"] > config.multipart_threshold and "-" not in etag:
-        print(f"FAIL: expected a multipart ETag for {key}, got {etag}", file=sys.stderr)
-        sys.exit(1)
+    if head["ContentLength"] > config.multipart_threshold:
+        parts = etag.partition("-")[2]
+        checksum = head.get("ChecksumSHA256", "")
+        if not parts:
+            print(f"FAIL: expected a multipart ETag for {key}, got {etag}", file=sys.stderr)
+            sys.exit(1)
+        if not checksum.endswith(f"-{parts}") or head.get("ChecksumType") != "COMPOSITE":
+            print(f"FAIL: expected a composite SHA256 of {parts} parts, got {checksum!r} "
+                  f"of type {head.get('ChecksumType')}", file=sys.stderr)
+            sys.exit(1)
     s3.download_file(BUCKET, key, dst, Config=config)
     print(f"{key}: {head['ContentLength']} bytes, ETag {etag}")
 

@@ -75,17 +75,22 @@ impl ExpectedDigests {
 
     /// A hasher computing every checksum this request involves.
     pub fn hasher(&self) -> ChecksumHasher {
-        let mut h = ChecksumHasher::default();
-        for name in self.checksums.keys() {
-            match *name {
-                "CRC32" => h.crc32 = Some(Crc32::default()),
-                "CRC32C" => h.crc32c = Some(Crc32c::default()),
-                "CRC64NVME" => h.crc64nvme = Some(Crc64Nvme::default()),
-                "SHA1" => h.sha1 = Some(Sha1::default()),
-                _ => h.sha256 = Some(Sha256::default()),
-            }
+        hasher_of(self.checksums.keys().copied())
+    }
+
+    /// Makes a part of `upload` carry the upload's checksum: computed here
+    /// when the client sent none, refused (as S3 does) when the client sent
+    /// another algorithm's.
+    pub fn for_part_of(&mut self, upload: &UploadChecksum) -> Result<(), StoreError> {
+        if let Some(other) = self.checksums.keys().find(|n| **n != upload.algorithm) {
+            return Err(StoreError::InvalidRequest(format!(
+                "the upload was created with the {} checksum, and this part carries {other}; send x-amz-checksum-{} with each part",
+                upload.algorithm,
+                upload.algorithm.to_ascii_lowercase()
+            )));
         }
-        h
+        self.checksums.entry(upload.algorithm).or_insert(None);
+        Ok(())
     }
 
     /// Compares what was computed over the body with what the client sent;
@@ -108,14 +113,7 @@ impl ExpectedDigests {
             let Some(given) = self.checksums.get(name) else {
                 continue;
             };
-            let value = match name {
-                "CRC32" => computed.checksum_crc32.clone(),
-                "CRC32C" => computed.checksum_crc32c.clone(),
-                "CRC64NVME" => computed.checksum_crc64nvme.clone(),
-                "SHA1" => computed.checksum_sha1.clone(),
-                _ => computed.checksum_sha256.clone(),
-            }
-            .unwrap_or_default();
+            let value = value_of(&computed, name).cloned().unwrap_or_default();
             let expected = given.clone().or_else(|| {
                 trailers.and_then(|t| {
                     t.read(|h| {
@@ -139,15 +137,186 @@ impl ExpectedDigests {
     }
 }
 
-/// Fills the `checksum_*` fields of an S3 output from stored checksums.
+/// A hasher computing the checksums of `names` (wire names of [`ALGORITHMS`]).
+fn hasher_of<'a>(names: impl IntoIterator<Item = &'a str>) -> ChecksumHasher {
+    let mut h = ChecksumHasher::default();
+    for name in names {
+        match name {
+            "CRC32" => h.crc32 = Some(Crc32::default()),
+            "CRC32C" => h.crc32c = Some(Crc32c::default()),
+            "CRC64NVME" => h.crc64nvme = Some(Crc64Nvme::default()),
+            "SHA1" => h.sha1 = Some(Sha1::default()),
+            _ => h.sha256 = Some(Sha256::default()),
+        }
+    }
+    h
+}
+
+/// The value of algorithm `name` among checksums.
+pub fn value_of<'a>(sums: &'a s3s::dto::Checksum, name: &str) -> Option<&'a String> {
+    match name {
+        "CRC32" => sums.checksum_crc32.as_ref(),
+        "CRC32C" => sums.checksum_crc32c.as_ref(),
+        "CRC64NVME" => sums.checksum_crc64nvme.as_ref(),
+        "SHA1" => sums.checksum_sha1.as_ref(),
+        _ => sums.checksum_sha256.as_ref(),
+    }
+}
+
+/// The checksum a multipart upload gives its object, chosen at
+/// CreateMultipartUpload: one algorithm, computed over the whole object
+/// (`FULL_OBJECT`, the CRCs only) or over the parts' own checksums
+/// (`COMPOSITE`, written `<base64>-<parts>`), as S3 defines them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploadChecksum {
+    /// The algorithm's wire name, one of [`ALGORITHMS`].
+    pub algorithm: &'static str,
+    /// `FULL_OBJECT` rather than `COMPOSITE`.
+    pub full_object: bool,
+}
+
+impl UploadChecksum {
+    /// The checksum asked for by `x-amz-checksum-algorithm` and
+    /// `x-amz-checksum-type`, with S3's defaults (CRC64NVME is whole-object,
+    /// the others composite) and its refusals (a type without an algorithm,
+    /// a whole-object SHA, a composite CRC64NVME).
+    pub fn requested(
+        algorithm: Option<&str>,
+        kind: Option<&str>,
+    ) -> Result<Option<Self>, StoreError> {
+        let Some(asked) = algorithm else {
+            return match kind {
+                None => Ok(None),
+                Some(kind) => Err(StoreError::InvalidRequest(format!(
+                    "x-amz-checksum-type {kind} needs x-amz-checksum-algorithm too"
+                ))),
+            };
+        };
+        let algorithm = ALGORITHMS
+            .iter()
+            .map(|(name, _)| *name)
+            .find(|name| name.eq_ignore_ascii_case(asked))
+            .ok_or_else(|| {
+                StoreError::InvalidArgument(format!(
+                    "unknown checksum algorithm {asked}: use CRC32, CRC32C, CRC64NVME, SHA1 or SHA256"
+                ))
+            })?;
+        let is_crc = algorithm.starts_with("CRC");
+        let full_object = match kind.map(str::to_ascii_uppercase).as_deref() {
+            None => algorithm == "CRC64NVME",
+            Some(s3s::dto::ChecksumType::FULL_OBJECT) if is_crc => true,
+            Some(s3s::dto::ChecksumType::COMPOSITE) if algorithm != "CRC64NVME" => false,
+            Some(other) => {
+                return Err(StoreError::InvalidRequest(format!(
+                    "the {algorithm} checksum cannot be of type {other}: FULL_OBJECT takes CRC32, CRC32C or CRC64NVME, COMPOSITE takes CRC32, CRC32C, SHA1 or SHA256"
+                )));
+            }
+        };
+        Ok(Some(Self {
+            algorithm,
+            full_object,
+        }))
+    }
+
+    /// The algorithm's wire form.
+    pub fn algorithm(&self) -> s3s::dto::ChecksumAlgorithm {
+        s3s::dto::ChecksumAlgorithm::from_static(self.algorithm)
+    }
+
+    /// The type's wire form.
+    pub fn kind(&self) -> s3s::dto::ChecksumType {
+        s3s::dto::ChecksumType::from_static(if self.full_object {
+            s3s::dto::ChecksumType::FULL_OBJECT
+        } else {
+            s3s::dto::ChecksumType::COMPOSITE
+        })
+    }
+
+    /// A hasher for the whole object (used when the type is `FULL_OBJECT`).
+    pub fn hasher(&self) -> ChecksumHasher {
+        hasher_of([self.algorithm])
+    }
+
+    /// The value `hasher` computed, in base64.
+    pub fn value(&self, hasher: ChecksumHasher) -> String {
+        value_of(&hasher.finalize(), self.algorithm)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// The composite checksum of parts whose own checksums (base64) are
+    /// `parts`: the checksum of their bytes one after another, then `-N`.
+    pub fn composite<'a>(
+        &self,
+        parts: impl ExactSizeIterator<Item = &'a str>,
+    ) -> Result<String, StoreError> {
+        let count = parts.len();
+        let mut hasher = self.hasher();
+        for part in parts {
+            let raw = BASE64.decode(part).map_err(|_| {
+                StoreError::InvalidPart(format!(
+                    "a part's {} checksum is not base64",
+                    self.algorithm
+                ))
+            })?;
+            hasher.update(&raw);
+        }
+        Ok(format!("{}-{count}", self.value(hasher)))
+    }
+}
+
+/// `$Output { fields… }`, an s3s output or part, with its five `checksum_*`
+/// fields taken from `$sums` (an `s3s::dto::Checksum`) and the rest default.
+macro_rules! with_checksums {
+    ($sums:expr, $Output:ident { $($field:ident $(: $value:expr)?),* $(,)? }) => {{
+        let sums: s3s::dto::Checksum = $sums;
+        // Some outputs have no fields beyond those given.
+        #[allow(clippy::needless_update)]
+        let output = $Output {
+            checksum_crc32: sums.checksum_crc32,
+            checksum_crc32c: sums.checksum_crc32c,
+            checksum_crc64nvme: sums.checksum_crc64nvme,
+            checksum_sha1: sums.checksum_sha1,
+            checksum_sha256: sums.checksum_sha256,
+            $($field $(: $value)?,)*
+            ..Default::default()
+        };
+        output
+    }};
+}
+pub(crate) use with_checksums;
+
+/// The five `checksum_*` fields of `$from` (an s3s input or listed part
+/// that carries them), as an `s3s::dto::Checksum` without a type.
+macro_rules! checksums_of {
+    ($from:expr) => {
+        s3s::dto::Checksum {
+            checksum_crc32: $from.checksum_crc32.clone(),
+            checksum_crc32c: $from.checksum_crc32c.clone(),
+            checksum_crc64nvme: $from.checksum_crc64nvme.clone(),
+            checksum_sha1: $from.checksum_sha1.clone(),
+            checksum_sha256: $from.checksum_sha256.clone(),
+            checksum_type: None,
+        }
+    };
+}
+pub(crate) use checksums_of;
+
+/// Fills the `checksum_*` fields of an S3 output from stored checksums, with
+/// their type: a composite value ends in `-<parts>`.
 pub fn to_dto(stored: &BTreeMap<String, String>) -> s3s::dto::Checksum {
+    let composite = stored.values().any(|v| v.contains('-'));
+    let kind = match composite {
+        true => s3s::dto::ChecksumType::COMPOSITE,
+        false => s3s::dto::ChecksumType::FULL_OBJECT,
+    };
     s3s::dto::Checksum {
         checksum_crc32: stored.get("CRC32").cloned(),
         checksum_crc32c: stored.get("CRC32C").cloned(),
         checksum_crc64nvme: stored.get("CRC64NVME").cloned(),
         checksum_sha1: stored.get("SHA1").cloned(),
         checksum_sha256: stored.get("SHA256").cloned(),
-        checksum_type: None,
+        checksum_type: (!stored.is_empty()).then(|| s3s::dto::ChecksumType::from_static(kind)),
     }
 }
 

@@ -4,7 +4,7 @@
 //! objects, and joined into the object by one atomic rename at completion.
 
 use std::fs;
-use std::io;
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -21,7 +21,7 @@ use super::object::{
 use super::{NasStore, blocking, timestamp};
 use crate::atomic::{AtomicFile, FileOwnership};
 use crate::bucket::NasBucket;
-use crate::checksum::{self, ExpectedDigests};
+use crate::checksum::{self, ExpectedDigests, UploadChecksum, checksums_of, with_checksums};
 use crate::error::{IoContext, StoreError};
 use crate::key::ObjectKey;
 use crate::meta::{ContentHeaders, ObjectMeta, md5_file};
@@ -49,6 +49,24 @@ struct UploadRecord {
     /// The standard headers the object will keep.
     #[serde(default)]
     headers: ContentHeaders,
+    /// The object's checksum as asked at creation: `x-amz-checksum-algorithm`
+    /// and `x-amz-checksum-type` as sent (checked then).
+    #[serde(default)]
+    checksum_algorithm: Option<String>,
+    #[serde(default)]
+    checksum_type: Option<String>,
+}
+
+impl UploadRecord {
+    /// The checksum the upload gives its object, if one was asked for.
+    fn checksum(&self) -> Option<UploadChecksum> {
+        UploadChecksum::requested(
+            self.checksum_algorithm.as_deref(),
+            self.checksum_type.as_deref(),
+        )
+        .ok()
+        .flatten()
+    }
 }
 
 /// What a stored part is, stored as `<n>.json` beside its data file `<n>-<etag>`.
@@ -116,14 +134,14 @@ fn user_of(store: &NasStore, credentials: Option<&Credentials>) -> Option<String
     store.signer(credentials).map(|p| p.user)
 }
 
-/// The ETag the completed upload `upload_id` gave `key`, while `key` still
-/// holds that object, for `caller`, who must have created it.
+/// The object the completed upload `upload_id` gave `key`, while `key` still
+/// holds it, for `caller`, who must have created it.
 fn completed_before(
     bucket: &NasBucket,
     upload_id: &str,
     key: &ObjectKey,
     caller: Option<&str>,
-) -> Result<String, StoreError> {
+) -> Result<ObjectMeta, StoreError> {
     let no_such_upload = || StoreError::NoSuchUpload(upload_id.into());
     let dir = upload_dir(bucket, upload_id)?;
     let done: CompletedRecord = read_json(&dir.join(COMPLETED)).map_err(|_| no_such_upload())?;
@@ -134,7 +152,7 @@ fn completed_before(
         return Err(StoreError::NotInitiator(upload_id.into()));
     }
     match find(bucket, key) {
-        Ok(obj) if obj.meta.etag == done.etag => Ok(done.etag),
+        Ok(obj) if obj.meta.etag == done.etag => Ok(obj.meta),
         _ => Err(no_such_upload()),
     }
 }
@@ -189,6 +207,12 @@ pub(super) async fn create_multipart_upload(
         )
         .into());
     }
+    let checksum_algorithm = input
+        .checksum_algorithm
+        .as_ref()
+        .map(|a| a.as_str().to_owned());
+    let checksum_type = input.checksum_type.as_ref().map(|t| t.as_str().to_owned());
+    let sum = UploadChecksum::requested(checksum_algorithm.as_deref(), checksum_type.as_deref())?;
     let record = UploadRecord {
         key: key.to_string(),
         initiated: crate::catalog::now(),
@@ -199,6 +223,8 @@ pub(super) async fn create_multipart_upload(
             .unwrap_or_default(),
         initiator,
         headers: content_headers_of!(input),
+        checksum_algorithm,
+        checksum_type,
     };
     let upload_id = uuid::Uuid::now_v7().simple().to_string();
     let dir = bucket.multipart_dir().join(&upload_id);
@@ -212,6 +238,8 @@ pub(super) async fn create_multipart_upload(
         bucket: Some(input.bucket),
         key: Some(input.key),
         upload_id: Some(upload_id),
+        checksum_algorithm: sum.as_ref().map(UploadChecksum::algorithm),
+        checksum_type: sum.as_ref().map(UploadChecksum::kind),
         ..Default::default()
     }))
 }
@@ -274,14 +302,17 @@ pub(super) async fn upload_part(
     store: &NasStore,
     req: S3Request<UploadPartInput>,
 ) -> S3Result<S3Response<UploadPartOutput>> {
-    let expected = ExpectedDigests::from_headers(&req.headers)?;
+    let mut expected = ExpectedDigests::from_headers(&req.headers)?;
     let trailers = req.trailing_headers;
     let caller = user_of(store, req.credentials.as_ref());
     let input = req.input;
     check_part_number(input.part_number)?;
     let bucket = store.bucket(&input.bucket)?;
     let key = ObjectKey::parse(&input.key)?;
-    let (dir, _) = load_upload(&bucket, &input.upload_id, &key, caller.as_deref())?;
+    let (dir, upload) = load_upload(&bucket, &input.upload_id, &key, caller.as_deref())?;
+    if let Some(sum) = upload.checksum() {
+        expected.for_part_of(&sum)?;
+    }
     if input
         .content_length
         .is_some_and(|n| u64::try_from(n).unwrap_or(0) > MAX_PART_SIZE)
@@ -305,15 +336,12 @@ pub(super) async fn upload_part(
     let sums = checksum::to_dto(&record.checksums);
     let number = input.part_number;
     blocking(move || store_part(&dir, number, received.file, &record)).await?;
-    Ok(S3Response::new(UploadPartOutput {
-        e_tag: Some(ETag::Strong(etag)),
-        checksum_crc32: sums.checksum_crc32,
-        checksum_crc32c: sums.checksum_crc32c,
-        checksum_crc64nvme: sums.checksum_crc64nvme,
-        checksum_sha1: sums.checksum_sha1,
-        checksum_sha256: sums.checksum_sha256,
-        ..Default::default()
-    }))
+    Ok(S3Response::new(with_checksums!(
+        sums,
+        UploadPartOutput {
+            e_tag: Some(ETag::Strong(etag)),
+        }
+    )))
 }
 
 /// Parses `bytes=first-last` (inclusive) against an object of `size` bytes.
@@ -351,7 +379,8 @@ pub(super) async fn upload_part_copy(
     let src_key = ObjectKey::parse(src_key)?;
     let bucket = store.bucket(&input.bucket)?;
     let key = ObjectKey::parse(&input.key)?;
-    let (dir, _) = load_upload(&bucket, &input.upload_id, &key, caller.as_deref())?;
+    let (dir, upload) = load_upload(&bucket, &input.upload_id, &key, caller.as_deref())?;
+    let sum = upload.checksum();
     let conditions = super::object::Conditions {
         if_match: input.copy_source_if_match,
         if_none_match: input.copy_source_if_none_match,
@@ -360,29 +389,38 @@ pub(super) async fn upload_part_copy(
     };
     let range = input.copy_source_range;
     let number = input.part_number;
-    let etag = blocking(move || {
+    let record = blocking(move || {
         let obj = find(&src, &src_key)?;
         conditions
             .check(&obj)
             .map_err(|_| StoreError::PreconditionFailed)?;
         let span = copy_range(range.as_deref(), obj.meta.size)?;
         let file = copy_to_temp(&bucket, &obj, span.clone())?;
-        let etag = md5_file(file.tmp_path()).io_context(|| "hashing the copied part".into())?;
         let record = PartRecord {
-            etag: etag.clone(),
+            etag: md5_file(file.tmp_path()).io_context(|| "hashing the copied part".into())?,
             size: span.end - span.start,
-            checksums: Default::default(),
+            checksums: match sum {
+                Some(sum) => [(
+                    sum.algorithm.to_owned(),
+                    checksum_file(file.tmp_path(), &sum)?,
+                )]
+                .into(),
+                None => Default::default(),
+            },
         };
         store_part(&dir, number, file, &record)?;
-        Ok(etag)
+        Ok(record)
     })
     .await?;
+    let sums = checksum::to_dto(&record.checksums);
     Ok(S3Response::new(UploadPartCopyOutput {
-        copy_part_result: Some(CopyPartResult {
-            e_tag: Some(ETag::Strong(etag)),
-            last_modified: Some(Timestamp::from(SystemTime::now())),
-            ..Default::default()
-        }),
+        copy_part_result: Some(with_checksums!(
+            sums,
+            CopyPartResult {
+                e_tag: Some(ETag::Strong(record.etag)),
+                last_modified: Some(Timestamp::from(SystemTime::now())),
+            }
+        )),
         ..Default::default()
     }))
 }
@@ -391,6 +429,7 @@ pub(super) async fn upload_part_copy(
 fn check_parts(
     dir: &Path,
     listed: &[CompletedPart],
+    sum: Option<&UploadChecksum>,
 ) -> Result<Vec<(PathBuf, PartRecord)>, StoreError> {
     if listed.is_empty() {
         return Err(StoreError::InvalidArgument(
@@ -420,6 +459,9 @@ fn check_parts(
                 "part {number}'s ETag does not match the uploaded part"
             )));
         }
+        if let Some(sum) = sum {
+            check_listed_checksum(number, p, &record, sum)?;
+        }
         if i + 1 < listed.len() && record.size < MIN_PART_SIZE {
             return Err(StoreError::EntityTooSmall {
                 part: number,
@@ -431,29 +473,168 @@ fn check_parts(
     Ok(parts)
 }
 
-/// Joins the parts into one temp file, returning it with the `md5-of-parts-N` ETag.
+/// Checks the checksum a client listed for part `number` against the
+/// stored part's: S3 requires it for a composite checksum, and compares it
+/// whenever it is given.
+fn check_listed_checksum(
+    number: i32,
+    listed: &CompletedPart,
+    record: &PartRecord,
+    sum: &UploadChecksum,
+) -> Result<(), StoreError> {
+    let listed_sums = checksums_of!(listed);
+    let algorithm = sum.algorithm;
+    match checksum::value_of(&listed_sums, algorithm) {
+        None if sum.full_object => Ok(()),
+        None => Err(StoreError::InvalidPart(format!(
+            "part {number} lists no {algorithm} checksum; an upload created with a composite {algorithm} checksum must list each part's"
+        ))),
+        Some(value) if record.checksums.get(algorithm) == Some(value) => Ok(()),
+        Some(_) => Err(StoreError::InvalidPart(format!(
+            "part {number}'s {algorithm} checksum does not match the uploaded part"
+        ))),
+    }
+}
+
+/// `io::copy` that also feeds every byte to `hasher`.
+fn copy_hashing(
+    from: &mut impl Read,
+    to: &mut impl Write,
+    hasher: &mut s3s::checksum::ChecksumHasher,
+) -> io::Result<u64> {
+    let mut buf = vec![0u8; 1 << 20];
+    let mut total = 0;
+    loop {
+        let n = from.read(&mut buf)?;
+        if n == 0 {
+            return Ok(total);
+        }
+        hasher.update(&buf[..n]);
+        to.write_all(&buf[..n])?;
+        total += n as u64;
+    }
+}
+
+/// The `sum` checksum of the file at `path`, in base64.
+fn checksum_file(path: &Path, sum: &UploadChecksum) -> Result<String, StoreError> {
+    let mut hasher = sum.hasher();
+    fs::File::open(path)
+        .and_then(|mut file| copy_hashing(&mut file, &mut io::sink(), &mut hasher))
+        .io_context(|| format!("computing the {} checksum of a part", sum.algorithm))?;
+    Ok(sum.value(hasher))
+}
+
+/// A joined upload: the temp file, its `md5-of-parts-N` ETag, its size and,
+/// for a whole-object checksum, its value.
+struct Joined {
+    file: AtomicFile,
+    etag: String,
+    size: u64,
+    full_object_sum: Option<String>,
+}
+
+/// Joins the parts into one temp file, computing `full_object` over it if given.
 fn join_parts(
     bucket: &NasBucket,
     parts: &[(PathBuf, PartRecord)],
-) -> Result<(AtomicFile, String, u64), StoreError> {
+    full_object: Option<&UploadChecksum>,
+) -> Result<Joined, StoreError> {
     let mut file =
         AtomicFile::new_in(&bucket.tmp_dir()).io_context(|| "creating a temp file".into())?;
     let mut md5_of_md5s = Md5::new();
     let mut size = 0;
+    let mut hasher = full_object.map(UploadChecksum::hasher);
     for (path, record) in parts {
         let mut part = fs::File::open(path).io_context(|| format!("opening {}", path.display()))?;
-        size += io::copy(&mut part, file.file()).io_context(|| "joining parts".into())?;
+        // Without a checksum to compute, io::copy may let the kernel copy.
+        size += match hasher.as_mut() {
+            Some(hasher) => copy_hashing(&mut part, file.file(), hasher),
+            None => io::copy(&mut part, file.file()),
+        }
+        .io_context(|| "joining parts".into())?;
         let digest = hex::decode(&record.etag).map_err(|e| StoreError::Io {
             context: "reading a part's ETag".into(),
             source: io::Error::other(e),
         })?;
         md5_of_md5s.update(&digest);
     }
-    Ok((
+    Ok(Joined {
         file,
-        format!("{}-{}", hex::encode(md5_of_md5s.finalize()), parts.len()),
+        etag: format!("{}-{}", hex::encode(md5_of_md5s.finalize()), parts.len()),
         size,
-    ))
+        full_object_sum: full_object.zip(hasher).map(|(sum, h)| sum.value(h)),
+    })
+}
+
+/// What CompleteMultipartUpload says of the whole object, to be checked
+/// against what the upload made.
+struct Claimed {
+    sums: s3s::dto::Checksum,
+    size: Option<i64>,
+}
+
+impl Claimed {
+    fn of(input: &CompleteMultipartUploadInput) -> Self {
+        Self {
+            sums: s3s::dto::Checksum {
+                checksum_type: input.checksum_type.clone(),
+                ..checksums_of!(input)
+            },
+            size: input.mpu_object_size,
+        }
+    }
+
+    /// Refuses a claim the joined object does not bear out.
+    fn check(
+        &self,
+        sum: Option<&UploadChecksum>,
+        value: Option<&String>,
+        size: u64,
+    ) -> Result<(), StoreError> {
+        if let Some(claimed) = self.size
+            && u64::try_from(claimed).ok() != Some(size)
+        {
+            return Err(StoreError::InvalidRequest(format!(
+                "x-amz-mp-object-size says {claimed} bytes; the listed parts hold {size}"
+            )));
+        }
+        if let Some(kind) = &self.sums.checksum_type
+            && sum.map(UploadChecksum::kind).as_ref() != Some(kind)
+        {
+            return Err(StoreError::InvalidRequest(format!(
+                "x-amz-checksum-type {} is not the type the upload was created with",
+                kind.as_str()
+            )));
+        }
+        let Some(sum) = sum else { return Ok(()) };
+        match checksum::value_of(&self.sums, sum.algorithm) {
+            Some(claimed) if Some(claimed) != value => Err(StoreError::BadDigest(format!(
+                "the {} checksum you specified for the whole object did not match the calculated checksum",
+                sum.algorithm
+            ))),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// The checksum an upload gives its object, as stored with it.
+fn object_checksums(
+    sum: Option<&UploadChecksum>,
+    parts: &[(PathBuf, PartRecord)],
+    full_object_sum: Option<String>,
+) -> Result<std::collections::BTreeMap<String, String>, StoreError> {
+    let Some(sum) = sum else {
+        return Ok(Default::default());
+    };
+    let value = match full_object_sum {
+        Some(value) => value,
+        None => sum.composite(
+            parts
+                .iter()
+                .map(|(_, part)| part.checksums.get(sum.algorithm).map_or("", String::as_str)),
+        )?,
+    };
+    Ok([(sum.algorithm.to_owned(), value)].into())
 }
 
 pub(super) async fn complete_multipart_upload(
@@ -464,20 +645,25 @@ pub(super) async fn complete_multipart_upload(
     let input = req.input;
     let bucket = store.bucket(&input.bucket)?;
     let key = ObjectKey::parse(&input.key)?;
-    let answer = |etag| {
-        Ok(S3Response::new(CompleteMultipartUploadOutput {
-            bucket: Some(input.bucket.clone()),
-            key: Some(key.to_string()),
-            e_tag: Some(ETag::Strong(etag)),
-            ..Default::default()
-        }))
+    let answer = |meta: ObjectMeta| {
+        let sums = checksum::to_dto(&meta.checksums);
+        let kind = sums.checksum_type.clone();
+        Ok(S3Response::new(with_checksums!(
+            sums,
+            CompleteMultipartUploadOutput {
+                bucket: Some(input.bucket.clone()),
+                key: Some(key.to_string()),
+                e_tag: Some(ETag::Strong(meta.etag)),
+                checksum_type: kind,
+            }
+        )))
     };
     let (dir, record) = match load_upload(&bucket, &input.upload_id, &key, caller.as_deref()) {
         Ok(found) => found,
         Err(StoreError::NoSuchUpload(_)) => {
             let (b, k, id) = (Arc::clone(&bucket), key.clone(), input.upload_id.clone());
-            let etag = blocking(move || completed_before(&b, &id, &k, caller.as_deref())).await?;
-            return answer(etag);
+            let meta = blocking(move || completed_before(&b, &id, &k, caller.as_deref())).await?;
+            return answer(meta);
         }
         Err(e) => return Err(e.into()),
     };
@@ -488,32 +674,40 @@ pub(super) async fn complete_multipart_upload(
         .unwrap_or_default();
     let k = key.clone();
     let placement = Placement::of(input.if_match.clone(), input.if_none_match.clone());
-    let etag = blocking(move || {
-        let parts = check_parts(&dir, &listed)?;
+    let claimed = Claimed::of(&input);
+    let meta = blocking(move || {
+        let sum = record.checksum();
+        let parts = check_parts(&dir, &listed, sum.as_ref())?;
         prepare_destination(&bucket, &k, &placement)?;
-        let (file, etag, size) = join_parts(&bucket, &parts)?;
+        let joined = join_parts(&bucket, &parts, sum.as_ref().filter(|s| s.full_object))?;
+        let checksums = object_checksums(sum.as_ref(), &parts, joined.full_object_sum)?;
+        claimed.check(
+            sum.as_ref(),
+            sum.as_ref().and_then(|s| checksums.get(s.algorithm)),
+            joined.size,
+        )?;
         let meta = ObjectMeta {
-            etag: etag.clone(),
-            size,
+            etag: joined.etag,
+            size: joined.size,
             mtime_ns: 0,
             ino: 0,
             content_type: record.content_type,
             user: record.user,
-            checksums: Default::default(),
+            checksums,
             headers: record.headers,
             parts: parts.iter().map(|(_, part)| part.size).collect(),
         };
-        commit(&bucket, &k, file, meta, placement)?;
+        commit(&bucket, &k, joined.file, meta.clone(), placement)?;
         let done = CompletedRecord {
             key: k.to_string(),
-            etag: etag.clone(),
+            etag: meta.etag.clone(),
             initiator: record.initiator,
         };
         retire(&dir, &done);
-        Ok(etag)
+        Ok(meta)
     })
     .await?;
-    answer(etag)
+    answer(meta)
 }
 
 pub(super) async fn abort_multipart_upload(
@@ -537,7 +731,8 @@ pub(super) async fn list_parts(
     let input = req.input;
     let bucket = store.bucket(&input.bucket)?;
     let key = ObjectKey::parse(&input.key)?;
-    let (dir, _) = load_upload(&bucket, &input.upload_id, &key, caller.as_deref())?;
+    let (dir, upload) = load_upload(&bucket, &input.upload_id, &key, caller.as_deref())?;
+    let sum = upload.checksum();
     let marker = input.part_number_marker.unwrap_or(0);
     let max = input
         .max_parts
@@ -580,22 +775,21 @@ pub(super) async fn list_parts(
         next_part_number_marker: next,
         max_parts: i32::try_from(max).ok(),
         is_truncated: Some(truncated),
+        checksum_algorithm: sum.as_ref().map(UploadChecksum::algorithm),
+        checksum_type: sum.as_ref().map(UploadChecksum::kind),
         parts: Some(
             parts
                 .into_iter()
                 .map(|(n, r, modified)| {
-                    let sums = checksum::to_dto(&r.checksums);
-                    Part {
-                        part_number: Some(n),
-                        e_tag: Some(ETag::Strong(r.etag)),
-                        size: i64::try_from(r.size).ok(),
-                        last_modified: Some(Timestamp::from(modified)),
-                        checksum_crc32: sums.checksum_crc32,
-                        checksum_crc32c: sums.checksum_crc32c,
-                        checksum_crc64nvme: sums.checksum_crc64nvme,
-                        checksum_sha1: sums.checksum_sha1,
-                        checksum_sha256: sums.checksum_sha256,
-                    }
+                    with_checksums!(
+                        checksum::to_dto(&r.checksums),
+                        Part {
+                            part_number: Some(n),
+                            e_tag: Some(ETag::Strong(r.etag)),
+                            size: i64::try_from(r.size).ok(),
+                            last_modified: Some(Timestamp::from(modified)),
+                        }
+                    )
                 })
                 .collect(),
         ),
@@ -669,11 +863,16 @@ pub(super) async fn list_multipart_uploads(
         uploads: Some(
             page.uploads
                 .into_iter()
-                .map(|(id, r)| MultipartUpload {
-                    initiated: timestamp(&r.initiated),
-                    key: Some(r.key),
-                    upload_id: Some(id),
-                    ..Default::default()
+                .map(|(id, r)| {
+                    let sum = r.checksum();
+                    MultipartUpload {
+                        initiated: timestamp(&r.initiated),
+                        key: Some(r.key),
+                        upload_id: Some(id),
+                        checksum_algorithm: sum.as_ref().map(UploadChecksum::algorithm),
+                        checksum_type: sum.as_ref().map(UploadChecksum::kind),
+                        ..Default::default()
+                    }
                 })
                 .collect(),
         ),

@@ -16,7 +16,7 @@ use tokio::sync::mpsc;
 use super::{NasStore, blocking, quick_io};
 use crate::atomic::{AtomicFile, sync_dir};
 use crate::bucket::NasBucket;
-use crate::checksum::{self, ExpectedDigests};
+use crate::checksum::{self, ExpectedDigests, with_checksums};
 use crate::error::{IoContext, StoreError};
 use crate::key::ObjectKey;
 use crate::meta::{At, ContentHeaders, ObjectMeta, md5_file, mtime_ns};
@@ -228,27 +228,26 @@ pub(super) async fn head_object(
         ),
         None => (obj.meta.size, None, None),
     };
-    Ok(S3Response::new(HeadObjectOutput {
-        content_length: Some(i64::try_from(length).unwrap_or(i64::MAX)),
-        content_range,
-        parts_count,
-        content_type: Some(obj.content_type(&key)),
-        e_tag: Some(obj.etag()),
-        last_modified: Some(obj.last_modified()),
-        metadata: obj.user_metadata(),
-        accept_ranges: Some("bytes".into()),
-        checksum_crc32: sums.checksum_crc32,
-        checksum_crc32c: sums.checksum_crc32c,
-        checksum_crc64nvme: sums.checksum_crc64nvme,
-        checksum_sha1: sums.checksum_sha1,
-        checksum_sha256: sums.checksum_sha256,
-        expires: expires_of(&obj.meta.headers),
-        cache_control: obj.meta.headers.cache_control,
-        content_disposition: obj.meta.headers.content_disposition,
-        content_encoding: obj.meta.headers.content_encoding,
-        content_language: obj.meta.headers.content_language,
-        ..Default::default()
-    }))
+    let kind = sums.checksum_type.clone();
+    Ok(S3Response::new(with_checksums!(
+        sums,
+        HeadObjectOutput {
+            content_length: Some(i64::try_from(length).unwrap_or(i64::MAX)),
+            content_range,
+            parts_count,
+            content_type: Some(obj.content_type(&key)),
+            e_tag: Some(obj.etag()),
+            last_modified: Some(obj.last_modified()),
+            metadata: obj.user_metadata(),
+            accept_ranges: Some("bytes".into()),
+            checksum_type: kind,
+            expires: expires_of(&obj.meta.headers),
+            cache_control: obj.meta.headers.cache_control,
+            content_disposition: obj.meta.headers.content_disposition,
+            content_encoding: obj.meta.headers.content_encoding,
+            content_language: obj.meta.headers.content_language,
+        }
+    )))
 }
 
 pub(super) async fn get_object(
@@ -308,35 +307,34 @@ pub(super) async fn get_object(
         Default::default()
     };
     let kept = std::mem::take(&mut obj.meta.headers);
-    Ok(S3Response::new(GetObjectOutput {
-        body: Some(body),
-        content_length: Some(i64::try_from(len).unwrap_or(i64::MAX)),
-        content_range,
-        parts_count,
-        content_type: Some(
-            input
-                .response_content_type
-                .unwrap_or_else(|| obj.content_type(&key)),
-        ),
-        // The response-* query parameters of (presigned) GETs override the kept headers.
-        expires: input.response_expires.or_else(|| expires_of(&kept)),
-        content_disposition: input
-            .response_content_disposition
-            .or(kept.content_disposition),
-        content_encoding: input.response_content_encoding.or(kept.content_encoding),
-        content_language: input.response_content_language.or(kept.content_language),
-        cache_control: input.response_cache_control.or(kept.cache_control),
-        e_tag: Some(obj.etag()),
-        last_modified: Some(obj.last_modified()),
-        metadata: obj.user_metadata(),
-        accept_ranges: Some("bytes".into()),
-        checksum_crc32: sums.checksum_crc32,
-        checksum_crc32c: sums.checksum_crc32c,
-        checksum_crc64nvme: sums.checksum_crc64nvme,
-        checksum_sha1: sums.checksum_sha1,
-        checksum_sha256: sums.checksum_sha256,
-        ..Default::default()
-    }))
+    let kind = sums.checksum_type.clone();
+    Ok(S3Response::new(with_checksums!(
+        sums,
+        GetObjectOutput {
+            body: Some(body),
+            content_length: Some(i64::try_from(len).unwrap_or(i64::MAX)),
+            content_range,
+            parts_count,
+            content_type: Some(
+                input
+                    .response_content_type
+                    .unwrap_or_else(|| obj.content_type(&key)),
+            ),
+            // The response-* query parameters of (presigned) GETs override the kept headers.
+            expires: input.response_expires.or_else(|| expires_of(&kept)),
+            content_disposition: input
+                .response_content_disposition
+                .or(kept.content_disposition),
+            content_encoding: input.response_content_encoding.or(kept.content_encoding),
+            content_language: input.response_content_language.or(kept.content_language),
+            cache_control: input.response_cache_control.or(kept.cache_control),
+            e_tag: Some(obj.etag()),
+            last_modified: Some(obj.last_modified()),
+            metadata: obj.user_metadata(),
+            accept_ranges: Some("bytes".into()),
+            checksum_type: kind,
+        }
+    )))
 }
 
 /// The most parts a GetObjectAttributes page lists, as in S3.
@@ -615,16 +613,15 @@ pub(super) async fn put_object(
     };
     let etag = hex::encode(received.md5);
     let sums = checksum::to_dto(&received.checksums);
-    Ok(S3Response::new(PutObjectOutput {
-        e_tag: Some(ETag::Strong(etag)),
-        size: Some(i64::try_from(received.size).unwrap_or(i64::MAX)),
-        checksum_crc32: sums.checksum_crc32,
-        checksum_crc32c: sums.checksum_crc32c,
-        checksum_crc64nvme: sums.checksum_crc64nvme,
-        checksum_sha1: sums.checksum_sha1,
-        checksum_sha256: sums.checksum_sha256,
-        ..Default::default()
-    }))
+    let kind = sums.checksum_type.clone();
+    Ok(S3Response::new(with_checksums!(
+        sums,
+        PutObjectOutput {
+            e_tag: Some(ETag::Strong(etag)),
+            size: Some(i64::try_from(received.size).unwrap_or(i64::MAX)),
+            checksum_type: kind,
+        }
+    )))
 }
 
 fn put_dir_marker(bucket: &NasBucket, key: &ObjectKey) -> Result<(), StoreError> {

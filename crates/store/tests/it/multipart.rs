@@ -695,3 +695,222 @@ async fn get_object_attributes_names_size_etag_checksum_and_pages_parts() {
     assert_eq!(whole.storage_class().map(|c| c.as_str()), Some("STANDARD"));
     assert_eq!(whole.object_size(), None, "only what was asked for");
 }
+
+/// Base64 of an s3s checksum's bytes, as S3 writes checksums.
+fn b64(raw: impl AsRef<[u8]>) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(raw)
+}
+
+/// Creates an upload asking for `algorithm` (and `kind`, if given).
+async fn start_with_checksum(
+    t: &TestStore,
+    key: &str,
+    algorithm: aws_sdk_s3::types::ChecksumAlgorithm,
+    kind: Option<aws_sdk_s3::types::ChecksumType>,
+) -> aws_sdk_s3::operation::create_multipart_upload::CreateMultipartUploadOutput {
+    t.s3.create_multipart_upload()
+        .bucket(BUCKET)
+        .key(key)
+        .checksum_algorithm(algorithm)
+        .set_checksum_type(kind)
+        .send()
+        .await
+        .expect("create")
+}
+
+#[tokio::test]
+async fn a_composite_sha256_upload_echoes_lists_and_keeps_its_checksum() {
+    use aws_sdk_s3::types::{ChecksumAlgorithm, ChecksumMode, ChecksumType};
+    use s3s::crypto::{Checksum as _, Sha256};
+    let t = TestStore::start().await;
+    let key = "sums/composite.bin";
+    let created = start_with_checksum(&t, key, ChecksumAlgorithm::Sha256, None).await;
+    assert_eq!(
+        created.checksum_algorithm(),
+        Some(&ChecksumAlgorithm::Sha256)
+    );
+    assert_eq!(created.checksum_type(), Some(&ChecksumType::Composite));
+    let id = created.upload_id().expect("id");
+    let bodies = [bytes(5 * MIB, 3), bytes(1000, 4)];
+    let mut parts = Vec::new();
+    for (n, body) in (1..).zip(&bodies) {
+        let out =
+            t.s3.upload_part()
+                .bucket(BUCKET)
+                .key(key)
+                .upload_id(id)
+                .part_number(n)
+                .checksum_algorithm(ChecksumAlgorithm::Sha256)
+                .body(body.clone().into())
+                .send()
+                .await
+                .expect("part");
+        assert_eq!(
+            out.checksum_sha256(),
+            Some(b64(Sha256::checksum(body)).as_str())
+        );
+        parts.push(
+            CompletedPart::builder()
+                .part_number(n)
+                .e_tag(out.e_tag().expect("etag"))
+                .checksum_sha256(out.checksum_sha256().expect("sum"))
+                .build(),
+        );
+    }
+    let listed =
+        t.s3.list_parts()
+            .bucket(BUCKET)
+            .key(key)
+            .upload_id(id)
+            .send()
+            .await
+            .expect("list parts");
+    assert_eq!(
+        listed.checksum_algorithm(),
+        Some(&ChecksumAlgorithm::Sha256)
+    );
+    assert_eq!(listed.checksum_type(), Some(&ChecksumType::Composite));
+
+    let without_sums: Vec<_> = parts
+        .iter()
+        .map(|p| {
+            CompletedPart::builder()
+                .part_number(p.part_number().expect("n"))
+                .e_tag(p.e_tag().expect("etag"))
+                .build()
+        })
+        .collect();
+    assert_eq!(
+        complete(&t, key, id, without_sums).await,
+        Err("InvalidPart".to_string()),
+        "a composite upload must list each part's checksum"
+    );
+
+    let mut joined = Sha256::checksum(&bodies[0]).to_vec();
+    joined.extend(Sha256::checksum(&bodies[1]));
+    let expected = format!("{}-2", b64(Sha256::checksum(&joined)));
+    let done_with = || {
+        t.s3.complete_multipart_upload()
+            .bucket(BUCKET)
+            .key(key)
+            .upload_id(id)
+            .multipart_upload(
+                CompletedMultipartUpload::builder()
+                    .set_parts(Some(parts.clone()))
+                    .build(),
+            )
+            .send()
+    };
+    let done = done_with().await.expect("complete");
+    assert_eq!(done.checksum_sha256(), Some(expected.as_str()));
+    assert_eq!(done.checksum_type(), Some(&ChecksumType::Composite));
+    let again = done_with().await.expect("a repeated complete");
+    assert_eq!(again.checksum_sha256(), Some(expected.as_str()));
+    let head =
+        t.s3.head_object()
+            .bucket(BUCKET)
+            .key(key)
+            .checksum_mode(ChecksumMode::Enabled)
+            .send()
+            .await
+            .expect("head");
+    assert_eq!(head.checksum_sha256(), Some(expected.as_str()));
+    assert_eq!(head.checksum_type(), Some(&ChecksumType::Composite));
+}
+
+#[tokio::test]
+async fn a_full_object_crc32_upload_checks_and_keeps_the_whole_objects_crc() {
+    use aws_sdk_s3::types::{ChecksumAlgorithm, ChecksumMode, ChecksumType};
+    use s3s::crypto::{Checksum as _, Crc32};
+    let t = TestStore::start().await;
+    let refused =
+        t.s3.create_multipart_upload()
+            .bucket(BUCKET)
+            .key("sums/never.bin")
+            .checksum_algorithm(ChecksumAlgorithm::Sha1)
+            .checksum_type(ChecksumType::FullObject)
+            .send()
+            .await
+            .expect_err("SHA1 is never a whole-object checksum");
+    assert_eq!(code(&refused), "InvalidRequest");
+
+    let bodies = [bytes(5 * MIB, 5), bytes(333, 6)];
+    let whole: Vec<u8> = bodies.concat();
+    let whole_crc = b64(Crc32::checksum(&whole));
+    let upload_all = async |key: &str| {
+        let created = start_with_checksum(
+            &t,
+            key,
+            ChecksumAlgorithm::Crc32,
+            Some(ChecksumType::FullObject),
+        )
+        .await;
+        assert_eq!(created.checksum_type(), Some(&ChecksumType::FullObject));
+        let id = created.upload_id().expect("id").to_string();
+        let mut parts = Vec::new();
+        for (n, body) in (1..).zip(&bodies) {
+            parts.push(upload(&t, key, &id, n, body.clone()).await);
+        }
+        (id, parts)
+    };
+    let complete_claiming = async |key: &str, id: &str, parts: Vec<CompletedPart>, crc: &str| {
+        t.s3.complete_multipart_upload()
+            .bucket(BUCKET)
+            .key(key)
+            .upload_id(id)
+            .checksum_crc32(crc)
+            .checksum_type(ChecksumType::FullObject)
+            .multipart_upload(
+                CompletedMultipartUpload::builder()
+                    .set_parts(Some(parts))
+                    .build(),
+            )
+            .send()
+            .await
+    };
+
+    let (id, parts) = upload_all("sums/wrong.bin").await;
+    let wrong = complete_claiming(
+        "sums/wrong.bin",
+        &id,
+        parts,
+        &b64(Crc32::checksum(b"other")),
+    )
+    .await
+    .expect_err("a whole-object CRC that does not match");
+    assert_eq!(code(&wrong), "BadDigest");
+    let absent =
+        t.s3.head_object()
+            .bucket(BUCKET)
+            .key("sums/wrong.bin")
+            .send()
+            .await;
+    assert!(
+        absent.is_err(),
+        "nothing is stored when the checksum is wrong"
+    );
+
+    let (id, parts) = upload_all("sums/whole.bin").await;
+    let done = complete_claiming("sums/whole.bin", &id, parts, &whole_crc)
+        .await
+        .expect("complete");
+    assert_eq!(done.checksum_crc32(), Some(whole_crc.as_str()));
+    assert_eq!(done.checksum_type(), Some(&ChecksumType::FullObject));
+    let got =
+        t.s3.get_object()
+            .bucket(BUCKET)
+            .key("sums/whole.bin")
+            .checksum_mode(ChecksumMode::Enabled)
+            .send()
+            .await
+            .expect("get");
+    assert_eq!(got.checksum_crc32(), Some(whole_crc.as_str()));
+    assert_eq!(got.checksum_type(), Some(&ChecksumType::FullObject));
+    let body = got.body.collect().await.expect("body").into_bytes();
+    assert_eq!(
+        body.as_ref(),
+        whole.as_slice(),
+        "the SDK checked the CRC as it read"
+    );
+}

@@ -1016,3 +1016,64 @@ async fn a_bucket_keeps_the_location_constraint_it_was_created_with() {
             .expect("head");
     assert_eq!(head.bucket_region(), Some("eu-west-1"));
 }
+
+#[tokio::test]
+async fn non_ascii_metadata_is_kept_and_comes_back_rfc2047_encoded_as_s3_answers_it() {
+    let t = TestStore::start().await;
+    let encoded = "=?UTF-8?B?Y2Fmw6k=?="; // "café"
+    let title_of = async |key: &str| {
+        let head = t.s3.head_object().bucket(BUCKET).key(key).send().await;
+        head.expect("head")
+            .metadata()
+            .and_then(|m| m.get("title").cloned())
+    };
+    for (key, sent) in [("m/b.txt", encoded), ("m/q.txt", "=?UTF-8?Q?caf=C3=A9?=")] {
+        t.s3.put_object()
+            .bucket(BUCKET)
+            .key(key)
+            .metadata("title", sent)
+            .body(b"x".to_vec().into())
+            .send()
+            .await
+            .expect("put");
+        assert_eq!(title_of(key).await.as_deref(), Some(encoded), "{sent}");
+    }
+
+    let presigned_put = async |key: &str, title: &'static [u8]| {
+        let url =
+            t.s3.put_object()
+                .bucket(BUCKET)
+                .key(key)
+                .presigned(
+                    aws_sdk_s3::presigning::PresigningConfig::expires_in(
+                        std::time::Duration::from_secs(60),
+                    )
+                    .expect("cfg"),
+                )
+                .await
+                .expect("presign");
+        let title =
+            reqwest::header::HeaderValue::from_bytes(title).expect("obs-text is a valid value");
+        let resp = reqwest::Client::new()
+            .put(url.uri())
+            .header("x-amz-meta-title", title)
+            .body("x")
+            .send()
+            .await
+            .expect("put");
+        (
+            resp.status().as_u16(),
+            resp.text().await.unwrap_or_default(),
+        )
+    };
+    let (status, _) = presigned_put("m/raw.txt", "café".as_bytes()).await;
+    assert_eq!(status, 200, "raw UTF-8 is taken");
+    assert_eq!(title_of("m/raw.txt").await.as_deref(), Some(encoded));
+    let (status, body) = presigned_put("m/latin1.txt", b"caf\xe9").await;
+    assert_eq!(status, 400, "bytes that are not UTF-8: {body}");
+    assert!(
+        body.contains("x-amz-meta-title"),
+        "the error names the header: {body}"
+    );
+    assert!(!t.volume.join("m/latin1.txt").exists());
+}
