@@ -314,7 +314,7 @@ impl Connector {
                 let conn = rusqlite::Connection::open(path).map_err(DbError::from_sqlite)?;
                 owner_only(path).map_err(|e| DbError::Other(e.to_string()))?;
                 conn.busy_timeout(self.options.busy_timeout)
-                    .and_then(|()| conn.pragma_update(None, "journal_mode", "WAL"))
+                    .and_then(|()| enable_wal(&conn, self.options.busy_timeout))
                     .and_then(|()| conn.pragma_update(None, "foreign_keys", "ON"))
                     .map_err(DbError::from_sqlite)?;
                 Ok(Conn::Sqlite(conn))
@@ -329,6 +329,26 @@ impl Connector {
                     .map_err(DbError::from_postgres)?;
                 Ok(Conn::Postgres(PostgresClient(Some(client))))
             }
+        }
+    }
+}
+
+/// Puts the database in WAL mode, retrying for up to `timeout` while it is
+/// busy. Switching a new database to WAL takes its exclusive lock, and when
+/// two connections opening it at once each hold a shared lock and want that
+/// one, SQLite answers BUSY at once to one of them rather than calling its
+/// busy handler (waiting there could never end).
+fn enable_wal(conn: &rusqlite::Connection, timeout: Duration) -> rusqlite::Result<()> {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        match conn.pragma_update(None, "journal_mode", "WAL") {
+            Err(e)
+                if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy)
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            done => return done,
         }
     }
 }
