@@ -415,7 +415,10 @@ impl Catalog {
         location: Option<&str>,
     ) -> Result<BucketRecord> {
         validate_bucket_name(name)?;
-        let location = location.map(str::to_string);
+        // Kept as given and answered by GetBucketLocation; us-east-1 is none, as on S3.
+        let location = location
+            .filter(|l| !l.is_empty() && *l != "us-east-1")
+            .map(str::to_string);
         let nas_path = nas_path.trim_matches('/').to_string();
         if nas_path
             .split('/')

@@ -63,13 +63,11 @@ pub(super) async fn create_bucket(
     req: S3Request<CreateBucketInput>,
 ) -> S3Result<S3Response<CreateBucketOutput>> {
     let name = req.input.bucket;
-    // Kept as given and answered by GetBucketLocation; us-east-1 is none, as on S3.
     let location = req
         .input
         .create_bucket_configuration
         .and_then(|c| c.location_constraint)
-        .map(|l| l.as_str().to_string())
-        .filter(|l| !l.is_empty() && l != "us-east-1");
+        .map(|l| l.as_str().to_string());
     store
         .catalog()
         .bucket_create(

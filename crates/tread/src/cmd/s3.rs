@@ -67,8 +67,12 @@ pub enum BucketCmd {
         /// Group (gid) of files written through S3; the server's group if not given.
         #[arg(long)]
         gid: Option<u32>,
+        /// Location constraint (region) GetBucketLocation answers, as an S3
+        /// client's CreateBucket gives it; none is us-east-1.
+        #[arg(long)]
+        location: Option<String>,
     },
-    /// List buckets.
+    /// List buckets (name, volume, directory and location constraint if any).
     List,
     /// Remove a bucket from S3; its directory and files stay.
     Delete {
@@ -234,6 +238,7 @@ async fn admin(data_dir: &Path, cmd: S3Cmd) -> anyhow::Result<()> {
             file_mode,
             uid,
             gid,
+            location,
         }) => {
             let owner = FileOwnership {
                 mode: file_mode,
@@ -242,7 +247,7 @@ async fn admin(data_dir: &Path, cmd: S3Cmd) -> anyhow::Result<()> {
             };
             let b = open(data_dir)
                 .await?
-                .bucket_create(&name, &volume, &nas_path, owner, None)
+                .bucket_create(&name, &volume, &nas_path, owner, location.as_deref())
                 .await?;
             println!(
                 "bucket {} on volume {} at {}",
@@ -253,7 +258,8 @@ async fn admin(data_dir: &Path, cmd: S3Cmd) -> anyhow::Result<()> {
         }
         S3Cmd::Bucket(BucketCmd::List) => {
             for b in open(data_dir).await?.bucket_list().await? {
-                println!("{}\t{}\t{}", b.name, b.volume, b.root.display());
+                let location = b.location.map(|l| format!("\t{l}")).unwrap_or_default();
+                println!("{}\t{}\t{}{location}", b.name, b.volume, b.root.display());
             }
         }
         S3Cmd::Bucket(BucketCmd::Delete { name }) => {

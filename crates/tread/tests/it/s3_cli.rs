@@ -72,6 +72,42 @@ fn admin_mistakes_get_errors_that_say_what_to_do() {
 }
 
 #[test]
+fn a_bucket_created_with_a_location_lists_it() {
+    let w = World::create();
+    let dir = w.dir.path().join("eu");
+    let dir = dir.to_str().expect("utf-8 path");
+    run_ok(&w.data, &["s3", "volume", "create", "eu", "--path", dir]);
+    for (bucket, location) in [("in-eu", "eu-west-1"), ("in-virginia", "us-east-1")] {
+        let args = [
+            "s3",
+            "bucket",
+            "create",
+            bucket,
+            "--volume",
+            "eu",
+            "--nas-path",
+            bucket,
+        ];
+        run_ok(&w.data, &[&args[..], &["--location", location]].concat());
+    }
+    let listing = run_ok(&w.data, &["s3", "bucket", "list"]);
+    let line = |name: &str| {
+        let found = listing
+            .lines()
+            .find(|l| l.starts_with(&format!("{name}\t")));
+        found
+            .unwrap_or_else(|| panic!("{name} in {listing}"))
+            .to_string()
+    };
+    assert!(line("in-eu").ends_with("\teu-west-1"), "{listing}");
+    assert_eq!(
+        line("in-virginia").split('\t').count(),
+        3,
+        "us-east-1 is no constraint: {listing}"
+    );
+}
+
+#[test]
 fn bucket_delete_keeps_the_files() {
     let w = World::create();
     std::fs::write(w.volume.join("kept.txt"), b"nas data").expect("write");
