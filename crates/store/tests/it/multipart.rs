@@ -39,6 +39,13 @@ async fn upload(t: &TestStore, key: &str, id: &str, n: i32, body: Vec<u8>) -> Co
         .build()
 }
 
+/// The part list of a CompleteMultipartUpload.
+fn part_list(parts: Vec<CompletedPart>) -> CompletedMultipartUpload {
+    CompletedMultipartUpload::builder()
+        .set_parts(Some(parts))
+        .build()
+}
+
 async fn complete(
     t: &TestStore,
     key: &str,
@@ -49,11 +56,7 @@ async fn complete(
         .bucket(BUCKET)
         .key(key)
         .upload_id(id)
-        .multipart_upload(
-            CompletedMultipartUpload::builder()
-                .set_parts(Some(parts))
-                .build(),
-        )
+        .multipart_upload(part_list(parts))
         .send()
         .await
         .map(|o| o.e_tag().unwrap_or_default().to_string())
@@ -425,11 +428,7 @@ async fn r16_an_upload_belongs_to_the_user_who_created_it() {
         .bucket(BUCKET)
         .key("owned")
         .upload_id(&id)
-        .multipart_upload(
-            CompletedMultipartUpload::builder()
-                .parts(part.clone())
-                .build(),
-        )
+        .multipart_upload(part_list(vec![part.clone()]))
         .send()
         .await
         .expect_err("another user's completion");
@@ -455,11 +454,7 @@ async fn a_conditional_complete_replaces_only_the_version_it_names() {
             .upload_id(&id)
             .if_match(if_match)
             .set_if_none_match(if_none_match.map(String::from))
-            .multipart_upload(
-                CompletedMultipartUpload::builder()
-                    .parts(part.clone())
-                    .build(),
-            )
+            .multipart_upload(part_list(vec![part.clone()]))
             .send()
     };
     let stale = finish("\"0123456789abcdef0123456789abcdef\"", None)
@@ -498,11 +493,7 @@ async fn a_repeated_complete_answers_as_the_first_did() {
         .bucket(BUCKET)
         .key("again.bin")
         .upload_id(&id)
-        .multipart_upload(
-            CompletedMultipartUpload::builder()
-                .set_parts(Some(parts.clone()))
-                .build(),
-        )
+        .multipart_upload(part_list(parts.clone()))
         .send()
         .await
         .expect_err("another user");
@@ -795,11 +786,7 @@ async fn a_composite_sha256_upload_echoes_lists_and_keeps_its_checksum() {
             .bucket(BUCKET)
             .key(key)
             .upload_id(id)
-            .multipart_upload(
-                CompletedMultipartUpload::builder()
-                    .set_parts(Some(parts.clone()))
-                    .build(),
-            )
+            .multipart_upload(part_list(parts.clone()))
             .send()
     };
     let done = done_with().await.expect("complete");
@@ -861,11 +848,7 @@ async fn a_full_object_crc32_upload_checks_and_keeps_the_whole_objects_crc() {
             .upload_id(id)
             .checksum_crc32(crc)
             .checksum_type(ChecksumType::FullObject)
-            .multipart_upload(
-                CompletedMultipartUpload::builder()
-                    .set_parts(Some(parts))
-                    .build(),
-            )
+            .multipart_upload(part_list(parts))
             .send()
             .await
     };
