@@ -25,6 +25,12 @@ impl Api {
         Self { router, token }
     }
 
+    /// Whether `candidate` is the API token this client presents: the
+    /// one a person signs in with.
+    pub fn is_token(&self, candidate: &str) -> bool {
+        self.token.matches(candidate)
+    }
+
     /// `GET path` (with its query), as JSON.
     pub async fn get(&self, path: &str) -> Result<Value, ConsoleError> {
         self.call(Method::GET, path, Body::empty()).await

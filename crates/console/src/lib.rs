@@ -30,7 +30,6 @@ pub const PREFIX: &str = "/console";
 /// What every console handler shares.
 pub struct Console {
     api: Api,
-    token: ApiToken,
     sessions: session::Sessions,
     pages: templates::Pages,
 }
@@ -40,8 +39,7 @@ pub struct Console {
 /// API token a person signs in with.
 pub fn router(api: Router, token: ApiToken) -> Router {
     let console = Arc::new(Console {
-        api: Api::new(api.clone(), token.clone()),
-        token,
+        api: Api::new(api.clone(), token),
         sessions: session::Sessions::default(),
         pages: templates::Pages::new(),
     });

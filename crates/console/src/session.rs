@@ -153,7 +153,7 @@ pub async fn sign_in(
     Form(form): Form<SignInForm>,
 ) -> Response {
     let next = safe_next(form.next.as_deref());
-    if !console.token.matches(form.token.trim()) {
+    if !console.api.is_token(form.token.trim()) {
         let message = "That is not this server's API token. It is in the data dir's api-token file (readable by its owner only).";
         return console
             .pages
