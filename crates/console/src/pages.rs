@@ -162,14 +162,13 @@ pub async fn runs(
     let pipeline = filter.pipeline.filter(|p| !p.is_empty());
     let state = filter.state.filter(|p| !p.is_empty());
     let values = async {
-        let query = match &pipeline {
-            Some(p) => format!("/api/runs?limit=200&pipeline={}", escaped(p)),
-            None => "/api/runs?limit=200".to_owned(),
-        };
-        let mut runs = c.api.get(&query).await?;
-        if let (Some(state), Some(list)) = (&state, runs.as_array_mut()) {
-            list.retain(|r| r.get("state").and_then(Json::as_str) == Some(state));
+        let mut query = "/api/runs?limit=200".to_owned();
+        for (name, value) in [("pipeline", &pipeline), ("state", &state)] {
+            if let Some(value) = value {
+                query.push_str(&format!("&{name}={}", escaped(value)));
+            }
         }
+        let runs = c.api.get(&query).await?;
         let pipelines = c.api.get("/api/pipelines").await?;
         Ok::<_, ConsoleError>(context! {
             runs => Value::from_serialize(&runs),

@@ -227,6 +227,20 @@ impl RunState {
         }
     }
 
+    /// The state named `text` as stored and shown; `None` for any other text.
+    pub fn named(text: &str) -> Option<Self> {
+        [
+            RunState::Queued,
+            RunState::Running,
+            RunState::Succeeded,
+            RunState::Failed,
+            RunState::Gated,
+            RunState::Cancelled,
+        ]
+        .into_iter()
+        .find(|state| state.as_str() == text)
+    }
+
     fn parse(text: &str) -> Self {
         match text {
             "queued" => RunState::Queued,
@@ -694,16 +708,23 @@ impl Catalog {
             .await
     }
 
-    /// Runs, newest first, of one pipeline or all.
-    pub async fn runs(&self, pipeline: Option<&str>, limit: i64) -> Result<Vec<RunView>> {
+    /// Runs, newest first, of one pipeline or all, in one state or any.
+    pub async fn runs(
+        &self,
+        pipeline: Option<&str>,
+        state: Option<RunState>,
+        limit: i64,
+    ) -> Result<Vec<RunView>> {
         let pipeline = pipeline.map(str::to_string);
+        let state = state.map(RunState::as_str);
         self.db
             .read(move |tx| {
                 let sql = format!(
                     "SELECT {RUN_COLUMNS} FROM pipeline_runs \
-                     WHERE CAST($1 AS TEXT) IS NULL OR pipeline = $1 ORDER BY id DESC LIMIT $2"
+                     WHERE (CAST($1 AS TEXT) IS NULL OR pipeline = $1) \
+                     AND (CAST($2 AS TEXT) IS NULL OR state = $2) ORDER BY id DESC LIMIT $3"
                 );
-                let rows = tx.query(&sql, params![pipeline.as_deref(), limit])?;
+                let rows = tx.query(&sql, params![pipeline.as_deref(), state, limit])?;
                 rows.iter().map(|r| complete(tx, run_row(r)?)).collect()
             })
             .await
@@ -1187,14 +1208,32 @@ mod tests {
         assert_eq!(in_flight(catalog.runs_in_flight("d1").await?), [second]);
         assert!(catalog.instances_running("d1").await?.is_empty());
         let of_p: Vec<i64> = catalog
-            .runs(Some("p"), 10)
+            .runs(Some("p"), None, 10)
             .await?
             .iter()
             .map(|r| r.id)
             .collect();
-        let all: Vec<i64> = catalog.runs(None, 10).await?.iter().map(|r| r.id).collect();
+        let all: Vec<i64> = catalog
+            .runs(None, None, 10)
+            .await?
+            .iter()
+            .map(|r| r.id)
+            .collect();
         assert_eq!((of_p, all), (vec![first], vec![elsewhere, second, first]));
-        assert_eq!(catalog.runs(None, 1).await?.len(), 1);
+        assert_eq!(catalog.runs(None, None, 1).await?.len(), 1);
+        for run in catalog.runs(None, None, 10).await? {
+            let same_state = catalog.runs(None, Some(run.state), 10).await?;
+            assert!(same_state.iter().any(|r| r.id == run.id), "{run:?}");
+            assert!(same_state.iter().all(|r| r.state == run.state));
+        }
+        assert!(
+            catalog
+                .runs(None, Some(RunState::Gated), 10)
+                .await?
+                .is_empty()
+        );
+        assert_eq!(RunState::named("failed"), Some(RunState::Failed));
+        assert_eq!(RunState::named("Failed"), None, "names are the stored ones");
         assert_eq!(catalog.instances().await?.len(), 1);
         assert!(catalog.run(second + 100).await?.is_none());
         Ok(())
@@ -1244,7 +1283,7 @@ mod tests {
             None,
             "a paused pipeline does not fire"
         );
-        assert_eq!(catalog.runs(Some("p"), 10).await?.len(), 2);
+        assert_eq!(catalog.runs(Some("p"), None, 10).await?.len(), 2);
         Ok(())
     }
 

@@ -3,7 +3,7 @@
 //! host mounts it
 //! behind the same bearer token as the endpoint routes.
 
-use crate::catalog::{InstanceView, ModelVersion, RunView};
+use crate::catalog::{InstanceView, ModelVersion, RunState, RunView};
 use crate::log::{read_from, step_log_path};
 use crate::preview::{DEFAULT_FIRES, SchedulePreview, after_or_now, preview};
 use crate::service::{Lineage, PipelineError, PipelineView, Pipelines};
@@ -117,13 +117,23 @@ async fn resume(State(p): S, Path(name): Path<String>) -> Answer<PipelineView> {
 #[derive(Deserialize)]
 struct RunsQuery {
     pipeline: Option<String>,
+    state: Option<String>,
     limit: Option<i64>,
 }
 
 async fn runs(State(p): S, Query(q): Query<RunsQuery>) -> Answer<Vec<RunView>> {
+    let state = match q.state.as_deref().filter(|s| !s.is_empty()) {
+        None => None,
+        Some(text) => Some(RunState::named(text).ok_or_else(|| {
+            PipelineError::Invalid(format!(
+                "state {text:?} is not a run state: use queued, running, succeeded, failed, gated or cancelled"
+            ))
+        })?),
+    };
+    let limit = q.limit.unwrap_or(50);
     Ok(Json(
         p.catalog()
-            .runs(q.pipeline.as_deref(), q.limit.unwrap_or(50))
+            .runs(q.pipeline.as_deref(), state, limit)
             .await?,
     ))
 }

@@ -278,7 +278,7 @@ impl Pipelines {
             updated: record.updated.clone(),
             last_run: self
                 .catalog
-                .runs(Some(&record.name), 1)
+                .runs(Some(&record.name), None, 1)
                 .await?
                 .into_iter()
                 .next(),
@@ -1160,7 +1160,7 @@ mod tests {
         // The stalled listing gives up after 30 s; the schedule may not wait for it.
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(12);
         let fired = loop {
-            let runs = pipelines.catalog.runs(Some("timely"), 10).await?;
+            let runs = pipelines.catalog.runs(Some("timely"), None, 10).await?;
             if !runs.is_empty() || std::time::Instant::now() > deadline {
                 break runs;
             }

@@ -215,6 +215,23 @@ fn the_console_signs_in_shows_a_pipelines_fires_runs_it_and_signs_out() {
         "the step's log is shown"
     );
 
+    let lists_the_run = |browser: &mut Browser, state: &str| {
+        let page = browser.get(&format!("/console/runs?state={state}"));
+        assert_eq!(page.status, StatusCode::OK);
+        page.body.contains(&format!("href=\"{run_page}\""))
+    };
+    assert!(
+        lists_the_run(&mut browser, "succeeded"),
+        "filtered by its state"
+    );
+    assert!(
+        !lists_the_run(&mut browser, "failed"),
+        "left out of another state's runs"
+    );
+    let page = browser.get("/console/runs?state=finished");
+    assert_eq!(page.status, StatusCode::BAD_REQUEST, "{}", page.body);
+    assert!(page.body.contains("is not a run state"), "{}", page.body);
+
     let page = browser.get("/console/runs/999999");
     assert_eq!(page.status, StatusCode::NOT_FOUND);
     assert!(
