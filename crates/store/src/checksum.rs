@@ -286,6 +286,20 @@ macro_rules! with_checksums {
 }
 pub(crate) use with_checksums;
 
+/// [`with_checksums!`] for an output that also names the checksums' type
+/// (`checksum_type`), taken from `$sums` too.
+macro_rules! with_typed_checksums {
+    ($sums:expr, $Output:ident { $($field:ident $(: $value:expr)?),* $(,)? }) => {{
+        let sums: s3s::dto::Checksum = $sums;
+        let kind = sums.checksum_type.clone();
+        $crate::checksum::with_checksums!(sums, $Output {
+            checksum_type: kind,
+            $($field $(: $value)?,)*
+        })
+    }};
+}
+pub(crate) use with_typed_checksums;
+
 /// The five `checksum_*` fields of `$from` (an s3s input or listed part
 /// that carries them), as an `s3s::dto::Checksum` without a type.
 macro_rules! checksums_of {

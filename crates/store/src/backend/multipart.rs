@@ -21,10 +21,12 @@ use super::object::{
 use super::{NasStore, blocking, timestamp};
 use crate::atomic::{AtomicFile, FileOwnership};
 use crate::bucket::NasBucket;
-use crate::checksum::{self, ExpectedDigests, UploadChecksum, checksums_of, with_checksums};
+use crate::checksum::{
+    self, ExpectedDigests, UploadChecksum, checksums_of, with_checksums, with_typed_checksums,
+};
 use crate::error::{IoContext, StoreError};
 use crate::key::ObjectKey;
-use crate::meta::{ContentHeaders, ObjectMeta, md5_file};
+use crate::meta::{ContentHeaders, ObjectMeta};
 use crate::upload;
 
 /// S3's limits on parts.
@@ -396,17 +398,11 @@ pub(super) async fn upload_part_copy(
             .map_err(|_| StoreError::PreconditionFailed)?;
         let span = copy_range(range.as_deref(), obj.meta.size)?;
         let file = copy_to_temp(&bucket, &obj, span.clone())?;
+        let (etag, checksums) = part_digests(file.tmp_path(), sum.as_ref())?;
         let record = PartRecord {
-            etag: md5_file(file.tmp_path()).io_context(|| "hashing the copied part".into())?,
+            etag,
             size: span.end - span.start,
-            checksums: match sum {
-                Some(sum) => [(
-                    sum.algorithm.to_owned(),
-                    checksum_file(file.tmp_path(), &sum)?,
-                )]
-                .into(),
-                None => Default::default(),
-            },
+            checksums,
         };
         store_part(&dir, number, file, &record)?;
         Ok(record)
@@ -496,11 +492,11 @@ fn check_listed_checksum(
     }
 }
 
-/// `io::copy` that also feeds every byte to `hasher`.
+/// `io::copy` that also hands every byte to `feed` (a hasher).
 fn copy_hashing(
     from: &mut impl Read,
     to: &mut impl Write,
-    hasher: &mut s3s::checksum::ChecksumHasher,
+    mut feed: impl FnMut(&[u8]),
 ) -> io::Result<u64> {
     let mut buf = vec![0u8; 1 << 20];
     let mut total = 0;
@@ -509,19 +505,36 @@ fn copy_hashing(
         if n == 0 {
             return Ok(total);
         }
-        hasher.update(&buf[..n]);
+        feed(&buf[..n]);
         to.write_all(&buf[..n])?;
         total += n as u64;
     }
 }
 
-/// The `sum` checksum of the file at `path`, in base64.
-fn checksum_file(path: &Path, sum: &UploadChecksum) -> Result<String, StoreError> {
-    let mut hasher = sum.hasher();
+/// A copied part's ETag (hex MD5) and, for an upload with a checksum, that
+/// checksum, from one read of the file at `path`.
+fn part_digests(
+    path: &Path,
+    sum: Option<&UploadChecksum>,
+) -> Result<(String, std::collections::BTreeMap<String, String>), StoreError> {
+    let mut md5 = Md5::new();
+    let mut hasher = sum.map(UploadChecksum::hasher);
     fs::File::open(path)
-        .and_then(|mut file| copy_hashing(&mut file, &mut io::sink(), &mut hasher))
-        .io_context(|| format!("computing the {} checksum of a part", sum.algorithm))?;
-    Ok(sum.value(hasher))
+        .and_then(|mut file| {
+            copy_hashing(&mut file, &mut io::sink(), |bytes| {
+                md5.update(bytes);
+                if let Some(hasher) = hasher.as_mut() {
+                    hasher.update(bytes);
+                }
+            })
+        })
+        .io_context(|| "hashing the copied part".into())?;
+    let checksums = sum
+        .zip(hasher)
+        .map(|(sum, hasher)| (sum.algorithm.to_owned(), sum.value(hasher)))
+        .into_iter()
+        .collect();
+    Ok((hex::encode(md5.finalize()), checksums))
 }
 
 /// A joined upload: the temp file, its `md5-of-parts-N` ETag, its size and,
@@ -548,7 +561,7 @@ fn join_parts(
         let mut part = fs::File::open(path).io_context(|| format!("opening {}", path.display()))?;
         // Without a checksum to compute, io::copy may let the kernel copy.
         size += match hasher.as_mut() {
-            Some(hasher) => copy_hashing(&mut part, file.file(), hasher),
+            Some(hasher) => copy_hashing(&mut part, file.file(), |bytes| hasher.update(bytes)),
             None => io::copy(&mut part, file.file()),
         }
         .io_context(|| "joining parts".into())?;
@@ -647,14 +660,12 @@ pub(super) async fn complete_multipart_upload(
     let key = ObjectKey::parse(&input.key)?;
     let answer = |meta: ObjectMeta| {
         let sums = checksum::to_dto(&meta.checksums);
-        let kind = sums.checksum_type.clone();
-        Ok(S3Response::new(with_checksums!(
+        Ok(S3Response::new(with_typed_checksums!(
             sums,
             CompleteMultipartUploadOutput {
                 bucket: Some(input.bucket.clone()),
                 key: Some(key.to_string()),
                 e_tag: Some(ETag::Strong(meta.etag)),
-                checksum_type: kind,
             }
         )))
     };

@@ -16,7 +16,7 @@ use tokio::sync::mpsc;
 use super::{NasStore, blocking, quick_io};
 use crate::atomic::{AtomicFile, sync_dir};
 use crate::bucket::NasBucket;
-use crate::checksum::{self, ExpectedDigests, with_checksums};
+use crate::checksum::{self, ExpectedDigests, with_typed_checksums};
 use crate::error::{IoContext, StoreError};
 use crate::key::ObjectKey;
 use crate::meta::{At, ContentHeaders, ObjectMeta, md5_file, mtime_ns};
@@ -228,8 +228,7 @@ pub(super) async fn head_object(
         ),
         None => (obj.meta.size, None, None),
     };
-    let kind = sums.checksum_type.clone();
-    Ok(S3Response::new(with_checksums!(
+    Ok(S3Response::new(with_typed_checksums!(
         sums,
         HeadObjectOutput {
             content_length: Some(i64::try_from(length).unwrap_or(i64::MAX)),
@@ -240,7 +239,6 @@ pub(super) async fn head_object(
             last_modified: Some(obj.last_modified()),
             metadata: obj.user_metadata(),
             accept_ranges: Some("bytes".into()),
-            checksum_type: kind,
             expires: expires_of(&obj.meta.headers),
             cache_control: obj.meta.headers.cache_control,
             content_disposition: obj.meta.headers.content_disposition,
@@ -307,8 +305,7 @@ pub(super) async fn get_object(
         Default::default()
     };
     let kept = std::mem::take(&mut obj.meta.headers);
-    let kind = sums.checksum_type.clone();
-    Ok(S3Response::new(with_checksums!(
+    Ok(S3Response::new(with_typed_checksums!(
         sums,
         GetObjectOutput {
             body: Some(body),
@@ -332,7 +329,6 @@ pub(super) async fn get_object(
             last_modified: Some(obj.last_modified()),
             metadata: obj.user_metadata(),
             accept_ranges: Some("bytes".into()),
-            checksum_type: kind,
         }
     )))
 }
@@ -613,13 +609,11 @@ pub(super) async fn put_object(
     };
     let etag = hex::encode(received.md5);
     let sums = checksum::to_dto(&received.checksums);
-    let kind = sums.checksum_type.clone();
-    Ok(S3Response::new(with_checksums!(
+    Ok(S3Response::new(with_typed_checksums!(
         sums,
         PutObjectOutput {
             e_tag: Some(ETag::Strong(etag)),
             size: Some(i64::try_from(received.size).unwrap_or(i64::MAX)),
-            checksum_type: kind,
         }
     )))
 }

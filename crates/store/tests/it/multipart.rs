@@ -897,3 +897,34 @@ async fn a_full_object_crc32_upload_checks_and_keeps_the_whole_objects_crc() {
         "the SDK checked the CRC as it read"
     );
 }
+
+#[tokio::test]
+async fn a_copied_part_of_a_checksummed_upload_carries_its_md5_and_checksum() {
+    use aws_sdk_s3::types::ChecksumAlgorithm;
+    use s3s::crypto::{Checksum as _, Sha256};
+    let t = TestStore::start().await;
+    let source = bytes(3 * MIB, 9);
+    put(&t.s3, "src.bin", &source).await;
+    let created = start_with_checksum(&t, "copied.bin", ChecksumAlgorithm::Sha256, None).await;
+    let out =
+        t.s3.upload_part_copy()
+            .bucket(BUCKET)
+            .key("copied.bin")
+            .upload_id(created.upload_id().expect("id"))
+            .part_number(1)
+            .copy_source(format!("{BUCKET}/src.bin"))
+            .copy_source_range(format!("bytes=100-{}", MIB + 99))
+            .send()
+            .await
+            .expect("copy part");
+    let copied = &source[100..MIB + 100];
+    let result = out.copy_part_result().expect("result");
+    assert_eq!(
+        result.e_tag().map(|e| e.trim_matches('"')),
+        Some(hex::encode(md5(copied)).as_str())
+    );
+    assert_eq!(
+        result.checksum_sha256(),
+        Some(b64(Sha256::checksum(copied)).as_str())
+    );
+}
