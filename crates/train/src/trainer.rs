@@ -24,10 +24,10 @@ use tread_data::{
 use tread_nn::loss::smoothed_cross_entropy;
 use tread_nn::{Adam, Architecture, Mode, Network, NetworkError, Tensor};
 
-/// Training images whose batch statistics re-estimate batch norm before
-/// each evaluation: enough for stable means (PyTorch's precise-BN recipes
-/// use a few hundred to a few thousand), few enough to cost about a tenth
-/// of an epoch of the recipe's 1500 images.
+/// Training images whose batch statistics re-estimate batch norm for the
+/// weights that are kept: enough for stable means (PyTorch's precise-BN
+/// recipes use a few hundred to a few thousand), few enough to cost about a
+/// tenth of an epoch of the recipe's 1500 images, once per run.
 const CALIBRATION_IMAGES: usize = 512;
 
 /// Everything a training run is told.
@@ -178,11 +178,11 @@ pub fn train(
             let reasons = loader.failures().into_values().next().unwrap_or_default();
             return Err(TrainError::NothingReadable(reasons));
         }
-        // Evaluations need batch norm re-estimated: each epoch's validation,
-        // or without one only the last epoch's weights, which are kept.
-        if !parts.validation.is_empty() || epoch == recipe.epochs {
-            run.calibrate(&parts.calibration)?;
-        }
+        // Validation reads batch norm's momentum statistics, as PyTorch's
+        // recipes do: they trail the weights by a few steps, which matters
+        // to the first epoch's loss and not to which epoch is best.
+        // Re-estimating them before every validation cost a tenth of each
+        // epoch; the weights that are kept get it once, below.
         if !parts.validation.is_empty() {
             let (accuracy, loss) = run.validate(&parts.validation, &dataset.classes)?;
             metrics.validation_accuracy = Some(accuracy);
@@ -222,6 +222,7 @@ pub fn train(
         }
         None => epochs_run,
     };
+    calibrate(&mut network, &loader, &parts.calibration, recipe.batch_size)?;
     let precise = network.has_batch_norm();
     let evaluation = evaluate(
         &mut network,
@@ -380,18 +381,6 @@ impl Run<'_> {
             });
     }
 
-    /// Re-estimates batch norm's statistics for the current weights.
-    fn calibrate(&mut self, images: &[usize]) -> Result<(), TrainError> {
-        if !self.network.has_batch_norm() {
-            return Ok(());
-        }
-        let batches = self
-            .loader
-            .batches(images.to_vec(), self.options.recipe.batch_size);
-        self.network.calibrate(batches.map(|b| b.images))?;
-        Ok(())
-    }
-
     /// Accuracy and mean loss on the validation part.
     fn validate(
         &mut self,
@@ -420,6 +409,26 @@ impl Run<'_> {
             loss_sum / count.max(1) as f64,
         ))
     }
+}
+
+/// Re-estimates batch norm's statistics for the network's weights over the
+/// clean `images` ("precise BN"), so that evaluation sees the network that
+/// trained.
+fn calibrate(
+    network: &mut Network,
+    loader: &Loader,
+    images: &[usize],
+    batch_size: usize,
+) -> Result<(), TrainError> {
+    if !network.has_batch_norm() {
+        return Ok(());
+    }
+    network.calibrate(
+        loader
+            .batches(images.to_vec(), batch_size)
+            .map(|b| b.images),
+    )?;
+    Ok(())
 }
 
 /// Index of the largest logit in each row.
