@@ -29,11 +29,12 @@ compared run for run (bench/train-quality.sh):
              epochs x steps per epoch): lr*(s+1)/W while s < W, then
              lr*(1+cos(pi*(s-W)/(T-1-W)))/2, 0 at the last step of the last
              epoch. Planned over --epochs even when early stopping ends first.
-  stopping   after each epoch: accuracy and mean cross-entropy (no smoothing)
-             on the validation part, eval mode, no augmentation; the best
-             accuracy's weights are kept (ties: lower validation loss); stop
-             after --patience epochs without improvement; then the held-out
-             split is evaluated ONCE with the best weights.
+  stopping   after each epoch: accuracy and mean cross-entropy (label
+             smoothed as in training) on the validation part, eval mode, no
+             augmentation; the weights of the lowest validation loss are kept
+             (ties: higher accuracy), as tread keeps them; stop after
+             --patience epochs without a lower loss; then the held-out split
+             is evaluated ONCE with the best weights.
 
 Networks (--arch): resnet-small (bench/serve/pytorch_server.py's replica of
 crates/nn/src/network.rs, same parameter names, PyTorch's default init as
@@ -325,9 +326,10 @@ def lr_at(step: int, total: int, warmup: int, base: float, schedule: str) -> flo
     return base * 0.5 * (1.0 + math.cos(math.pi * (step - warmup) / span))
 
 
-def evaluate(model, x: torch.Tensor, y: torch.Tensor, fmt, classes: int, batch: int = 256):
-    """(accuracy, mean cross-entropy, confusion rows=true cols=predicted,
-    class probabilities per image)."""
+def evaluate(model, x: torch.Tensor, y: torch.Tensor, fmt, classes: int, batch: int = 256,
+             smoothing: float = 0.0):
+    """(accuracy, mean cross-entropy with `smoothing`, confusion rows=true
+    cols=predicted, class probabilities per image)."""
     model.eval()
     confusion = torch.zeros(classes, classes, dtype=torch.long)
     loss = 0.0
@@ -336,7 +338,8 @@ def evaluate(model, x: torch.Tensor, y: torch.Tensor, fmt, classes: int, batch: 
         for i in range(0, len(y), batch):
             xb = x[i:i + batch].contiguous(memory_format=fmt)
             logits = model(xb)
-            loss += F.cross_entropy(logits, y[i:i + batch], reduction="sum").item()
+            loss += F.cross_entropy(logits, y[i:i + batch], reduction="sum",
+                                    label_smoothing=smoothing).item()
             probs.append(F.softmax(logits, 1))
             pred = logits.argmax(1)
             confusion += torch.bincount(y[i:i + batch] * classes + pred,
@@ -457,8 +460,9 @@ def main() -> None:
                 "train_accuracy": round(correct / seen, 4),
                 "lr_end": opt.param_groups[0]["lr"], "pass_s": round(epoch_pass, 2)}
         if n_val:
-            acc, vloss, _, _ = evaluate(model, x_val, y_val, fmt, k)
-            better = acc > best["acc"] or (acc == best["acc"] and vloss < best["loss"])
+            acc, vloss, _, _ = evaluate(model, x_val, y_val, fmt, k,
+                                        smoothing=args.label_smoothing)
+            better = vloss < best["loss"] or (vloss == best["loss"] and acc > best["acc"])
             if better:
                 best = {"acc": acc, "loss": vloss, "epoch": epoch,
                         "state": copy.deepcopy(model.state_dict())}
