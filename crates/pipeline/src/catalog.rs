@@ -119,6 +119,11 @@ pub static PART: Part = Part {
                 "ALTER TABLE pipeline_instances ADD COLUMN queued_seconds DOUBLE PRECISION NOT NULL DEFAULT 0",
             ),
         },
+        Migration {
+            version: 6,
+            name: "the training settings of each model version",
+            step: Step::Sql("ALTER TABLE pipeline_models ADD COLUMN settings TEXT"),
+        },
     ],
     tables: &[
         "pipeline_pipelines",
@@ -370,6 +375,9 @@ pub struct ModelVersion {
     pub accuracy: f64,
     /// The held-out evaluation, as the train part reports it.
     pub metrics: serde_json::Value,
+    /// How it was made (network, recipe), as the train step reports it;
+    /// null for a step that reports none.
+    pub settings: serde_json::Value,
     /// Digest of the training data.
     pub dataset_digest: String,
     /// Whether this is the version production endpoints serve.
@@ -394,6 +402,8 @@ pub struct NewModel<'a> {
     pub accuracy: f64,
     /// The evaluation as JSON.
     pub metrics: &'a serde_json::Value,
+    /// The training settings as JSON (null when unreported).
+    pub settings: &'a serde_json::Value,
     /// Dataset digest.
     pub dataset_digest: &'a str,
 }
@@ -410,7 +420,7 @@ const PIPELINE_COLUMNS: &str =
     "name, source, paused, created, updated, last_fire, data_digest, s3_user";
 const RUN_COLUMNS: &str = "id, pipeline, trigger, state, reason, created, started, finished, dataset_digest, model_version";
 const INSTANCE_COLUMNS: &str = "id, run_id, backend, type, state, started, stopped, billed_seconds, cost, idle_seconds, workdir, queued_seconds";
-const MODEL_COLUMNS: &str = "name, version, pipeline, run_id, uri, artifact_version, accuracy, metrics, dataset_digest, production, endpoint, created";
+const MODEL_COLUMNS: &str = "name, version, pipeline, run_id, uri, artifact_version, accuracy, metrics, dataset_digest, production, endpoint, created, settings";
 
 impl Catalog {
     /// The catalog in `db`, its tables brought up to date.
@@ -868,7 +878,8 @@ impl Catalog {
             model.accuracy,
             model.metrics.to_string(),
             model.dataset_digest,
-            now
+            now,
+            model.settings.to_string()
         ]
         .to_vec();
         self.db
@@ -882,8 +893,8 @@ impl Catalog {
                 let mut values = params![&name, version].to_vec();
                 values.extend(rest.iter().cloned());
                 tx.execute(
-                    "INSERT INTO pipeline_models (name, version, pipeline, run_id, uri, artifact_version, accuracy, metrics, dataset_digest, created)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                    "INSERT INTO pipeline_models (name, version, pipeline, run_id, uri, artifact_version, accuracy, metrics, dataset_digest, created, settings)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
                     &values,
                 )?;
                 Ok(version)
@@ -1049,6 +1060,7 @@ fn instance_row(r: &Row) -> Result<InstanceView> {
 
 fn model_row(r: &Row) -> Result<ModelVersion> {
     let metrics: String = r.get(7)?;
+    let settings: Option<String> = r.get(12)?;
     Ok(ModelVersion {
         name: r.get(0)?,
         version: r.get(1)?,
@@ -1058,6 +1070,9 @@ fn model_row(r: &Row) -> Result<ModelVersion> {
         artifact_version: r.get(5)?,
         accuracy: r.get(6)?,
         metrics: serde_json::from_str(&metrics).unwrap_or(serde_json::Value::Null),
+        settings: settings
+            .and_then(|s| serde_json::from_str(&s).ok())
+            .unwrap_or(serde_json::Value::Null),
         dataset_digest: r.get(8)?,
         production: r.get(9)?,
         endpoint: r.get(10)?,
@@ -1292,6 +1307,7 @@ mod tests {
         let dir = tempdir()?;
         let (_db, catalog) = catalog(&dir).await?;
         let metrics = serde_json::json!({ "accuracy": 0.9 });
+        let settings = serde_json::json!({ "architecture": "resnet-small", "epochs": 30 });
         let model = |uri: &'static str| NewModel {
             name: "p",
             run_id: 1,
@@ -1299,6 +1315,7 @@ mod tests {
             artifact_version: "v",
             accuracy: 0.9,
             metrics: &metrics,
+            settings: &settings,
             dataset_digest: "sha256:d",
         };
         assert_eq!(
@@ -1329,6 +1346,7 @@ mod tests {
             .ok_or(DbError::Other("gone".into()))?;
         assert!(!first.production);
         assert_eq!(first.metrics, metrics);
+        assert_eq!(first.settings, settings);
         let by_uri = catalog.model_by_uri("s3://b/1").await?.map(|m| m.version);
         assert_eq!(by_uri, Some(1));
         let versions: Vec<i64> = catalog
@@ -1359,6 +1377,7 @@ mod tests {
                         artifact_version: "v",
                         accuracy: 0.5,
                         metrics: &metrics,
+                        settings: &metrics,
                         dataset_digest: "sha256:d",
                     };
                     catalog.model_register(&model, "p", "t").await

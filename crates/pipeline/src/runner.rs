@@ -57,6 +57,10 @@ pub struct StepResult {
     /// Checked, not parsed: absent, it is refused with what to give.
     #[serde(default)]
     pub evaluation: serde_json::Value,
+    /// How the model was made (network, recipe), kept in the registry for
+    /// comparing versions; null when the step reports none.
+    #[serde(default)]
+    pub settings: serde_json::Value,
 }
 
 impl StepResult {
@@ -86,6 +90,7 @@ struct Candidate {
     version: String,
     dataset_digest: String,
     evaluation: serde_json::Value,
+    settings: serde_json::Value,
     accuracy: f64,
     registered: Option<i64>,
 }
@@ -611,6 +616,7 @@ impl Runner {
             version,
             dataset_digest: digest,
             evaluation: result.evaluation,
+            settings: result.settings,
             accuracy,
             registered: None,
         });
@@ -730,6 +736,7 @@ impl Runner {
                     artifact_version: &c.version,
                     accuracy: c.accuracy,
                     metrics: &c.evaluation,
+                    settings: &c.settings,
                     dataset_digest: &c.dataset_digest,
                 },
                 &name,

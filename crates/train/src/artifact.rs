@@ -88,6 +88,19 @@ impl ModelCard {
             weights_sha256: String::new(),
         }
     }
+
+    /// How the model was made, as a registry keeps it beside the model's
+    /// figures: the network, its input side, the parameter count and every
+    /// training setting, in one flat JSON object.
+    pub fn settings(&self) -> serde_json::Value {
+        let mut settings = serde_json::to_value(&self.hyperparameters).unwrap_or_default();
+        if let Some(fields) = settings.as_object_mut() {
+            fields.insert("architecture".into(), self.architecture.name().into());
+            fields.insert("size".into(), self.input.size.into());
+            fields.insert("parameters".into(), self.parameters.into());
+        }
+        settings
+    }
 }
 
 /// Settings a training run used. Fields after `loss` were added with the

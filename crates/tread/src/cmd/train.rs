@@ -204,6 +204,7 @@ pub fn train(args: TrainArgs) -> anyhow::Result<()> {
                 "version": card.version,
                 "dataset_digest": card.dataset.digest,
                 "evaluation": card.evaluation,
+                "settings": card.settings(),
             }),
         )?;
     }

@@ -333,6 +333,20 @@ fn a_run_trains_gates_deploys_and_a_gated_out_run_leaves_the_endpoint_alone() {
         "a gated-out model is not registered: {models}"
     );
     assert_eq!(models[0]["production"], true);
+    let settings = &models[0]["settings"];
+    assert_eq!(
+        (
+            &settings["architecture"],
+            &settings["size"],
+            &settings["epochs"]
+        ),
+        (
+            &Value::from("resnet-small"),
+            &Value::from(32),
+            &Value::from(1)
+        ),
+        "the registry keeps how the train step made the model: {settings}"
+    );
     let listed = up.ok(&["instance", "list"]);
     assert_eq!(
         listed.lines().filter(|l| l.contains("stopped")).count(),
