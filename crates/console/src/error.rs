@@ -16,6 +16,9 @@ pub enum ConsoleError {
     /// No such page.
     #[error("{0} does not exist")]
     NotFound(String),
+    /// A request the console cannot act on, with what to change.
+    #[error("{0}")]
+    Invalid(String),
     /// A form came without this session's form token: a request made by
     /// another site, or a page older than the session.
     #[error(
@@ -33,6 +36,7 @@ impl ConsoleError {
         match self {
             Self::Api { status, .. } => *status,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::Invalid(_) => StatusCode::BAD_REQUEST,
             Self::Forged => StatusCode::FORBIDDEN,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }

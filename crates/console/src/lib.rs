@@ -1,4 +1,4 @@
-//! tread's web console: pages for pipelines, runs and schedules, rendered
+//! tread's web console: pages for pipelines, runs, schedules and models, rendered
 //! on the server from templates shipped inside the binary.
 //!
 //! The console is a client of the management API: each page asks the same
@@ -9,8 +9,10 @@
 //! every action (a form POST) also carries the session's own form token.
 
 mod api;
+mod chart;
 mod cost;
 mod error;
+mod models;
 mod pages;
 mod session;
 mod templates;
@@ -56,6 +58,13 @@ pub fn router(api: Router, token: ApiToken) -> Router {
         .route("/console/runs/{id}", get(pages::run))
         .route("/console/runs/{id}/cancel", post(pages::cancel_run))
         .route("/console/schedules", get(pages::schedules))
+        .route("/console/models", get(models::models))
+        .route("/console/models/compare", get(models::compare))
+        .route("/console/models/{name}/{version}", get(models::model))
+        .route(
+            "/console/models/{name}/{version}/promote",
+            post(models::promote),
+        )
         .route("/console/sign-out", post(session::sign_out))
         .route("/console/{*rest}", get(pages::not_found))
         .route_layer(middleware::from_fn_with_state(

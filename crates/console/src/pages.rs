@@ -23,13 +23,13 @@ const PIPELINE_FIRES: usize = 10;
 const RECENT_RUNS: usize = 10;
 
 /// A path segment or query value, escaped for an API path.
-fn escaped(value: &str) -> String {
+pub(crate) fn escaped(value: &str) -> String {
     utf8_percent_encode(value, NON_ALPHANUMERIC).to_string()
 }
 
 /// Renders `template` with the session's form token added to `values`, or
 /// the error page.
-fn page(
+pub(crate) fn page(
     console: &Console,
     session: &Session,
     template: &str,

@@ -27,6 +27,13 @@ const TEMPLATES: &[(&str, &str)] = &[
         "schedules.html",
         include_str!("../templates/schedules.html"),
     ),
+    ("models.html", include_str!("../templates/models.html")),
+    ("model.html", include_str!("../templates/model.html")),
+    ("compare.html", include_str!("../templates/compare.html")),
+    (
+        "_confusion.html",
+        include_str!("../templates/_confusion.html"),
+    ),
     (
         "_runs_table.html",
         include_str!("../templates/_runs_table.html"),

@@ -1,13 +1,15 @@
 //! The web console through `tread up`, over real HTTP with cookies as a
 //! browser keeps them: sign-in with the token, the redirect back to the page
 //! asked for, a pipeline's next fire times, an action that needs the form
-//! token, a run's log, a missing page, an invalid schedule, and sign-out.
+//! token, a run's log, a missing page, an invalid schedule, and sign-out;
+//! the registry's versions, their chart, a comparison and a promotion.
 
 use crate::common::{World, block_on};
 use crate::pipeline::Up;
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use reqwest::StatusCode;
 use reqwest::header::{CONTENT_TYPE, COOKIE, LOCATION, SET_COOKIE};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 /// A browser's view of the console: its cookie, no automatic redirects.
@@ -103,6 +105,128 @@ fn table_rows(body: &str, id: &str) -> usize {
         .unwrap_or_else(|| panic!("no table {id} in {body}"));
     let table = &body[at..at + body[at..].find("</table>").expect("table end")];
     table.matches("<tr><td>").count()
+}
+
+/// A browser signed in to `up`'s console.
+fn signed_in(world: &World, up: &Up) -> Browser {
+    let token = std::fs::read_to_string(world.data.join("api-token")).expect("token");
+    let mut browser = Browser::new(up.api_url());
+    let page = browser.post(
+        "/console/sign-in",
+        &[("token", token.trim()), ("next", "/console/")],
+    );
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
+    browser
+}
+
+/// Registers a version of the model `handed` through a pipeline whose run
+/// step hands an exported classifier (the serve fixtures' tiny ONNX) with
+/// the given held-out figures and settings, as a trainer of one's own
+/// would.
+fn register_handed(world: &World, up: &Up, version: u32, accuracy: f64, epochs: u32) {
+    let staged = world.step_dir().join(format!("handed-{version}"));
+    std::fs::create_dir_all(&staged).expect("stage");
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../serve/tests/fixtures");
+    for (from, to) in [("tiny.onnx", "model.onnx"), ("tiny.json", "model.json")] {
+        std::fs::copy(fixtures.join(from), staged.join(to)).expect("stage the model");
+    }
+    let good = (accuracy * 10.0).round() as u32;
+    let result = serde_json::json!({
+        "model": staged.join("model.onnx"),
+        "version": format!("handed-{version}"),
+        "evaluation": {
+            "images": 20, "accuracy": accuracy,
+            "classes": [
+                { "name": "defective", "precision": 1.0, "recall": 1.0, "f1": 1.0, "support": 10 },
+                { "name": "good", "precision": accuracy, "recall": accuracy, "f1": accuracy, "support": 10 },
+            ],
+            "confusion": [[10, 0], [10 - good, good]],
+        },
+        "settings": { "architecture": "onnx", "epochs": epochs },
+    });
+    let result_file = staged.join("result.json");
+    std::fs::write(&result_file, result.to_string()).expect("result");
+    let command = format!("cp {} \"$TREAD_RESULT\"", result_file.display());
+    let file = format!(
+        "name = \"handed\"\ndata = \"s3://fsxn-ontap/none\"\n\
+         [[steps]]\nkind = \"run\"\ncommand = {command:?}\n\
+         [[steps]]\nkind = \"gate\"\nmin_accuracy = 0.0\n\
+         [[steps]]\nkind = \"deploy\"\nendpoint = \"handed-ep\"\n"
+    );
+    up.apply(world, "handed", &file);
+    up.run_to_success("handed");
+}
+
+#[test]
+fn the_console_charts_compares_and_promotes_model_versions() {
+    let world = World::create();
+    let up = Up::start(&world);
+    register_handed(&world, &up, 1, 0.8, 30);
+    register_handed(&world, &up, 2, 0.9, 20);
+    let mut browser = signed_in(&world, &up);
+
+    let page = browser.get("/console/models");
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    let chart = &page.body[page.body.find("<svg").expect("a chart")..];
+    let chart = &chart[..chart.find("</svg>").expect("chart end")];
+    assert_eq!(
+        chart.matches("<circle").count(),
+        3,
+        "two versions and a ring on production"
+    );
+    for version in ["handed/1", "handed/2"] {
+        assert!(
+            page.body
+                .contains(&format!("name=\"v\" value=\"{version}\"")),
+            "{version} can be ticked"
+        );
+    }
+
+    let page = browser.get("/console/models/compare?v=handed%2F1&v=handed%2F2");
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    for shown in [
+        "80.00 %",
+        "90.00 %",
+        "epochs <span class=\"muted\">(differs)",
+    ] {
+        assert!(page.body.contains(shown), "{shown}: {}", page.body);
+    }
+    assert_eq!(
+        page.body.matches("true \\ predicted").count(),
+        2,
+        "a confusion matrix per version"
+    );
+    let page = browser.get("/console/models/compare?v=handed%2F1");
+    assert_eq!(
+        page.status,
+        StatusCode::BAD_REQUEST,
+        "one version is no comparison"
+    );
+
+    let page = browser.get("/console/models/handed/1");
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("not in production"), "{}", page.body);
+    let forged = browser.post("/console/models/handed/1/promote", &[("form_token", "x")]);
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        up.get("/api/models/handed/1")["production"],
+        false,
+        "nothing promoted"
+    );
+    let promoted = browser.post(
+        "/console/models/handed/1/promote",
+        &[("form_token", &form_token(&page.body))],
+    );
+    assert_eq!(promoted.status, StatusCode::SEE_OTHER, "{}", promoted.body);
+    assert_eq!(promoted.location, "/console/models/handed/1");
+    assert_eq!(up.get("/api/models/handed/1")["production"], true);
+    assert_eq!(up.get("/api/models/handed/2")["production"], false);
+    let page = browser.get("/console/models/handed/1");
+    assert!(page.body.contains(">production</strong>"), "{}", page.body);
+    assert!(!page.body.contains("Promote to production"));
+
+    let page = browser.get("/console/models/handed/9");
+    assert_eq!(page.status, StatusCode::NOT_FOUND);
 }
 
 #[test]
