@@ -1,9 +1,10 @@
-//! The management API the CLI uses: deploy, describe, list, roll back and
-//! delete endpoints. Every route needs the bearer token.
+//! The management API the CLI and the console use: deploy, describe, list,
+//! roll back and delete endpoints, and read their traffic. Every route needs the bearer token.
 
 use crate::endpoints::{DeployOptions, EndpointView, RollbackOptions};
 use crate::http::ServerState;
 use crate::http::error::ApiError;
+use crate::metrics::Traffic;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -48,6 +49,17 @@ pub async fn describe(
     Path(name): Path<String>,
 ) -> Result<Json<EndpointView>, ApiError> {
     Ok(Json(state.endpoints.describe(&name).await?))
+}
+
+/// `GET /api/endpoints/{name}/traffic`: requests and errors since the
+/// server started, the last minute's requests, recent p50 and p99.
+pub async fn traffic(
+    State(state): State<Arc<ServerState>>,
+    Path(name): Path<String>,
+) -> Result<Json<Traffic>, ApiError> {
+    // An endpoint that does not exist is the describe's 404.
+    state.endpoints.describe(&name).await?;
+    Ok(Json(state.endpoints.metrics().traffic(&name)))
 }
 
 /// `PUT /api/endpoints/{name}`: deploy a model, creating the endpoint or

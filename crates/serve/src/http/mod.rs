@@ -47,6 +47,7 @@ pub fn router(state: Arc<ServerState>, host: Option<Router>) -> Router {
             put(api::deploy).get(api::describe).delete(api::delete),
         )
         .route("/api/endpoints/{name}/rollback", post(api::rollback))
+        .route("/api/endpoints/{name}/traffic", get(api::traffic))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     let mut inference = Router::new()
         .route("/ping", get(invocations::ping))
