@@ -33,22 +33,40 @@ impl Api {
 
     /// `GET path` (with its query), as JSON.
     pub async fn get(&self, path: &str) -> Result<Value, ConsoleError> {
-        self.call(Method::GET, path, Body::empty()).await
+        self.call(Method::GET, path, None, Body::empty()).await
     }
 
     /// `POST path` with a text body (a pipeline file) or none, as JSON.
     pub async fn post(&self, path: &str, body: impl Into<Body>) -> Result<Value, ConsoleError> {
-        self.call(Method::POST, path, body.into()).await
+        self.call(Method::POST, path, None, body.into()).await
     }
 
-    async fn call(&self, method: Method, path: &str, body: Body) -> Result<Value, ConsoleError> {
-        let request = Request::builder()
-            .method(method)
-            .uri(path)
-            .header(
-                header::AUTHORIZATION,
-                format!("Bearer {}", self.token.secret()),
-            )
+    /// `POST path` with a body of `content_type` (an image), as JSON.
+    pub async fn post_typed(
+        &self,
+        path: &str,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> Result<Value, ConsoleError> {
+        self.call(Method::POST, path, Some(content_type), body.into())
+            .await
+    }
+
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        content_type: Option<&str>,
+        body: Body,
+    ) -> Result<Value, ConsoleError> {
+        let mut request = Request::builder().method(method).uri(path).header(
+            header::AUTHORIZATION,
+            format!("Bearer {}", self.token.secret()),
+        );
+        if let Some(content_type) = content_type {
+            request = request.header(header::CONTENT_TYPE, content_type);
+        }
+        let request = request
             .body(body)
             .map_err(|e| ConsoleError::Internal(format!("building a request for {path}: {e}")))?;
         // The router's service is infallible: every failure is a response.

@@ -1,5 +1,6 @@
-//! tread's web console: pages for pipelines, runs, schedules and models, rendered
-//! on the server from templates shipped inside the binary.
+//! tread's web console: pages for pipelines, runs, schedules, models and
+//! endpoints, rendered on the server from templates shipped inside the
+//! binary.
 //!
 //! The console is a client of the management API: each page asks the same
 //! router the CLI talks to, in process and with the API token, and renders
@@ -11,6 +12,7 @@
 mod api;
 mod chart;
 mod cost;
+mod endpoints;
 mod error;
 mod models;
 mod pages;
@@ -58,6 +60,13 @@ pub fn router(api: Router, token: ApiToken) -> Router {
         .route("/console/runs/{id}", get(pages::run))
         .route("/console/runs/{id}/cancel", post(pages::cancel_run))
         .route("/console/schedules", get(pages::schedules))
+        .route("/console/endpoints", get(endpoints::endpoints))
+        .route("/console/endpoints/{name}", get(endpoints::endpoint))
+        .route("/console/endpoints/{name}/try", post(endpoints::try_it))
+        .route(
+            "/console/endpoints/{name}/rollback",
+            post(endpoints::rollback),
+        )
         .route("/console/models", get(models::models))
         .route("/console/models/compare", get(models::compare))
         .route("/console/models/{name}/{version}", get(models::model))

@@ -31,6 +31,11 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("model.html", include_str!("../templates/model.html")),
     ("compare.html", include_str!("../templates/compare.html")),
     (
+        "endpoints.html",
+        include_str!("../templates/endpoints.html"),
+    ),
+    ("endpoint.html", include_str!("../templates/endpoint.html")),
+    (
         "_confusion.html",
         include_str!("../templates/_confusion.html"),
     ),

@@ -89,6 +89,41 @@ impl Browser {
     }
 }
 
+impl Browser {
+    /// A `multipart/form-data` POST of a form token and an image file, as
+    /// a browser sends a file input.
+    fn post_image(&mut self, path: &str, token: &str, content_type: &str, image: &[u8]) -> Page {
+        let boundary = "----treadconsoletest7MA4YWxkTrZu0gW";
+        let mut body = format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"form_token\"\r\n\r\n{token}\r\n\
+             --{boundary}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"tyre.png\"\r\n\
+             Content-Type: {content_type}\r\n\r\n"
+        )
+        .into_bytes();
+        body.extend_from_slice(image);
+        body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+        let request = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .header(
+                CONTENT_TYPE,
+                format!("multipart/form-data; boundary={boundary}"),
+            )
+            .body(body);
+        self.send(request)
+    }
+}
+
+/// A small PNG photo.
+fn png() -> Vec<u8> {
+    let photo = image::RgbImage::from_fn(40, 40, |x, y| image::Rgb([x as u8 * 6, y as u8 * 6, 90]));
+    let mut bytes = std::io::Cursor::new(Vec::new());
+    photo
+        .write_to(&mut bytes, image::ImageFormat::Png)
+        .expect("encode a PNG");
+    bytes.into_inner()
+}
+
 /// The value of the first `name="form_token"` field of a page.
 fn form_token(body: &str) -> String {
     let at = body
@@ -127,9 +162,11 @@ fn register_handed(world: &World, up: &Up, version: u32, accuracy: f64, epochs: 
     let staged = world.step_dir().join(format!("handed-{version}"));
     std::fs::create_dir_all(&staged).expect("stage");
     let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../serve/tests/fixtures");
-    for (from, to) in [("tiny.onnx", "model.onnx"), ("tiny.json", "model.json")] {
-        std::fs::copy(fixtures.join(from), staged.join(to)).expect("stage the model");
-    }
+    std::fs::copy(fixtures.join("tiny.onnx"), staged.join("model.onnx")).expect("stage");
+    // The endpoint tells versions apart by the model's own version id.
+    let card = std::fs::read_to_string(fixtures.join("tiny.json")).expect("the model's JSON");
+    let card = card.replace("tiny-onnx-1", &format!("handed-{version}"));
+    std::fs::write(staged.join("model.json"), card).expect("stage the model's JSON");
     let good = (accuracy * 10.0).round() as u32;
     let result = serde_json::json!({
         "model": staged.join("model.onnx"),
@@ -227,6 +264,66 @@ fn the_console_charts_compares_and_promotes_model_versions() {
 
     let page = browser.get("/console/models/handed/9");
     assert_eq!(page.status, StatusCode::NOT_FOUND);
+
+    // The endpoint the promotion redeployed: its traffic, try it, roll back.
+    let page = browser.get("/console/endpoints");
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(page.body.contains(">handed-ep</a>"), "{}", page.body);
+    let page = browser.get("/console/endpoints/handed-ep");
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(
+        page.body.contains("serves <strong>handed-1</strong>"),
+        "{}",
+        page.body
+    );
+    let token = form_token(&page.body);
+    let forged = browser.post_image("/console/endpoints/handed-ep/try", "x", "image/png", &png());
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    let page = browser.post_image(
+        "/console/endpoints/handed-ep/try",
+        &token,
+        "image/png",
+        &png(),
+    );
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(page.body.contains("id=\"try-answer\""), "{}", page.body);
+    assert!(page.body.contains("by model handed-1"), "{}", page.body);
+    let page = browser.post_image(
+        "/console/endpoints/handed-ep/try",
+        &token,
+        "image/jpeg",
+        b"\xff\xd8\xff\xe0 not the rest of a JPEG",
+    );
+    assert_eq!(
+        page.status,
+        StatusCode::OK,
+        "the refusal is shown on the page"
+    );
+    assert!(page.body.contains("id=\"try-refusal\""), "{}", page.body);
+    assert!(
+        !page.body.contains("id=\"try-answer\""),
+        "no prediction claimed"
+    );
+    let traffic = up.get("/api/endpoints/handed-ep/traffic");
+    assert_eq!(
+        (&traffic["requests"], &traffic["errors"]),
+        (&2.into(), &1.into()),
+        "{traffic}"
+    );
+    assert!(
+        traffic["p99_ms"].as_f64().is_some_and(|p| p > 0.0),
+        "{traffic}"
+    );
+
+    let rolled = browser.post(
+        "/console/endpoints/handed-ep/rollback",
+        &[("form_token", &token), ("to", "handed-2")],
+    );
+    assert_eq!(rolled.status, StatusCode::SEE_OTHER, "{}", rolled.body);
+    assert_eq!(
+        up.get("/api/endpoints/handed-ep")["model"]["version"],
+        "handed-2"
+    );
 }
 
 #[test]
