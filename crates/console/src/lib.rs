@@ -1,6 +1,6 @@
-//! tread's web console: pages for pipelines, runs, schedules, models and
-//! endpoints, rendered on the server from templates shipped inside the
-//! binary.
+//! tread's web console: pages for pipelines, runs, schedules, models,
+//! endpoints and instances, rendered on the server from templates shipped
+//! inside the binary.
 //!
 //! The console is a client of the management API: each page asks the same
 //! router the CLI talks to, in process and with the API token, and renders
@@ -60,6 +60,7 @@ pub fn router(api: Router, token: ApiToken) -> Router {
         .route("/console/runs/{id}", get(pages::run))
         .route("/console/runs/{id}/cancel", post(pages::cancel_run))
         .route("/console/schedules", get(pages::schedules))
+        .route("/console/instances", get(pages::instances))
         .route("/console/endpoints", get(endpoints::endpoints))
         .route("/console/endpoints/{name}", get(endpoints::endpoint))
         .route("/console/endpoints/{name}/try", post(endpoints::try_it))

@@ -68,6 +68,18 @@ pub async fn overview(State(c): Shared, Extension(s): Extension<Session>) -> Res
     page(&c, &s, "overview.html", values)
 }
 
+/// Every instance, with cost today, this month, per day and per pipeline.
+pub async fn instances(State(c): Shared, Extension(s): Extension<Session>) -> Response {
+    let values = c.api.get("/api/instances").await.map(|instances| {
+        context! {
+            cost => Value::from_serialize(crate::cost::Cost::of(&instances, &crate::cost::today())),
+            breakdown => Value::from_serialize(crate::cost::Breakdown::of(&instances)),
+            instances => Value::from_serialize(&instances),
+        }
+    });
+    page(&c, &s, "instances.html", values)
+}
+
 /// Every pipeline with its schedule, state and last run.
 pub async fn pipelines(State(c): Shared, Extension(s): Extension<Session>) -> Response {
     let values = c

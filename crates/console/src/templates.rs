@@ -36,6 +36,10 @@ const TEMPLATES: &[(&str, &str)] = &[
     ),
     ("endpoint.html", include_str!("../templates/endpoint.html")),
     (
+        "instances.html",
+        include_str!("../templates/instances.html"),
+    ),
+    (
         "_confusion.html",
         include_str!("../templates/_confusion.html"),
     ),

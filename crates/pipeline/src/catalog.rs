@@ -354,6 +354,8 @@ pub struct InstanceView {
     pub workdir: String,
     /// Seconds waited in a cluster's queue before it ran; not billed.
     pub queued_seconds: f64,
+    /// The pipeline whose run held it.
+    pub pipeline: String,
 }
 
 /// One version in the model registry.
@@ -419,7 +421,10 @@ type Result<T> = std::result::Result<T, DbError>;
 const PIPELINE_COLUMNS: &str =
     "name, source, paused, created, updated, last_fire, data_digest, s3_user";
 const RUN_COLUMNS: &str = "id, pipeline, trigger, state, reason, created, started, finished, dataset_digest, model_version";
-const INSTANCE_COLUMNS: &str = "id, run_id, backend, type, state, started, stopped, billed_seconds, cost, idle_seconds, workdir, queued_seconds";
+/// An instance with its run's pipeline: `i`, joined to its run `r`.
+const INSTANCE_SELECT: &str = "SELECT i.id, i.run_id, i.backend, i.type, i.state, i.started, i.stopped, \
+     i.billed_seconds, i.cost, i.idle_seconds, i.workdir, i.queued_seconds, r.pipeline \
+     FROM pipeline_instances i JOIN pipeline_runs r ON r.id = i.run_id";
 const MODEL_COLUMNS: &str = "name, version, pipeline, run_id, uri, artifact_version, accuracy, metrics, dataset_digest, production, endpoint, created, settings";
 
 impl Catalog {
@@ -811,8 +816,7 @@ impl Catalog {
     pub async fn instances(&self) -> Result<Vec<InstanceView>> {
         self.db
             .read(|tx| {
-                let sql =
-                    format!("SELECT {INSTANCE_COLUMNS} FROM pipeline_instances ORDER BY id DESC");
+                let sql = format!("{INSTANCE_SELECT} ORDER BY i.id DESC");
                 tx.query(&sql, params![])?
                     .iter()
                     .map(instance_row)
@@ -846,13 +850,8 @@ impl Catalog {
         self.db
             .read(move |tx| {
                 let sql = format!(
-                    "SELECT {} FROM pipeline_instances i JOIN pipeline_runs r ON r.id = i.run_id \
-                     WHERE i.state <> 'stopped' AND COALESCE(r.daemon, $1) = $1 ORDER BY i.id",
-                    INSTANCE_COLUMNS
-                        .split(", ")
-                        .map(|c| format!("i.{c}"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                    "{INSTANCE_SELECT} WHERE i.state <> 'stopped' \
+                     AND COALESCE(r.daemon, $1) = $1 ORDER BY i.id"
                 );
                 tx.query(&sql, params![&daemon])?
                     .iter()
@@ -1002,7 +1001,7 @@ fn complete(tx: &mut Tx<'_>, mut run: RunView) -> Result<RunView> {
             })
         })
         .collect::<Result<_>>()?;
-    let sql = format!("SELECT {INSTANCE_COLUMNS} FROM pipeline_instances WHERE run_id = $1");
+    let sql = format!("{INSTANCE_SELECT} WHERE i.run_id = $1");
     run.instance = tx
         .query_opt(&sql, params![run.id])?
         .as_ref()
@@ -1055,6 +1054,7 @@ fn instance_row(r: &Row) -> Result<InstanceView> {
         idle_seconds: r.get(9)?,
         workdir: r.get(10)?,
         queued_seconds: r.get(11)?,
+        pipeline: r.get(12)?,
     })
 }
 

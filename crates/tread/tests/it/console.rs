@@ -195,7 +195,7 @@ fn register_handed(world: &World, up: &Up, version: u32, accuracy: f64, epochs: 
 }
 
 #[test]
-fn the_console_charts_compares_and_promotes_model_versions() {
+fn the_console_compares_and_promotes_models_tries_and_rolls_back_an_endpoint_and_sums_cost() {
     let world = World::create();
     let up = Up::start(&world);
     register_handed(&world, &up, 1, 0.8, 30);
@@ -324,6 +324,19 @@ fn the_console_charts_compares_and_promotes_model_versions() {
         up.get("/api/endpoints/handed-ep")["model"]["version"],
         "handed-2"
     );
+
+    // The two runs' instances, summed per pipeline.
+    let page = browser.get("/console/instances");
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    let by_pipeline = &page.body[page.body.find("id=\"by-pipeline\"").expect("per pipeline")..];
+    let handed = &by_pipeline[by_pipeline
+        .find(">handed</a></th>")
+        .expect("the pipeline's row")..];
+    assert!(
+        handed.starts_with(">handed</a></th><td class=\"num\">2</td>"),
+        "two instances: {handed}"
+    );
+    assert_eq!(table_rows(&page.body, "instances"), 2, "{}", page.body);
 }
 
 #[test]
