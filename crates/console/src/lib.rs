@@ -20,10 +20,12 @@ mod session;
 mod templates;
 
 use axum::Router;
+use axum::extract::DefaultBodyLimit;
 use axum::middleware;
 use axum::routing::{get, post};
 use std::sync::Arc;
 use tread_serve::auth::ApiToken;
+use tread_serve::http::MAX_BODY_BYTES;
 
 pub use api::Api;
 pub use error::ConsoleError;
@@ -63,7 +65,11 @@ pub fn router(api: Router, token: ApiToken) -> Router {
         .route("/console/instances", get(pages::instances))
         .route("/console/endpoints", get(endpoints::endpoints))
         .route("/console/endpoints/{name}", get(endpoints::endpoint))
-        .route("/console/endpoints/{name}/try", post(endpoints::try_it))
+        .route(
+            "/console/endpoints/{name}/try",
+            // A photo as large as the inference routes take, not axum's 2 MB.
+            post(endpoints::try_it).layer(DefaultBodyLimit::max(MAX_BODY_BYTES)),
+        )
         .route(
             "/console/endpoints/{name}/rollback",
             post(endpoints::rollback),

@@ -114,9 +114,17 @@ impl Browser {
     }
 }
 
-/// A small PNG photo.
-fn png() -> Vec<u8> {
-    let photo = image::RgbImage::from_fn(40, 40, |x, y| image::Rgb([x as u8 * 6, y as u8 * 6, 90]));
+/// A PNG photo `side` pixels wide of noise, which PNG cannot shrink:
+/// about 3 bytes a pixel.
+fn png(side: u32) -> Vec<u8> {
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let photo = image::RgbImage::from_fn(side, side, |_, _| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        let [r, g, b, ..] = state.to_le_bytes();
+        image::Rgb([r, g, b])
+    });
     let mut bytes = std::io::Cursor::new(Vec::new());
     photo
         .write_to(&mut bytes, image::ImageFormat::Png)
@@ -277,17 +285,39 @@ fn the_console_compares_and_promotes_models_tries_and_rolls_back_an_endpoint_and
         page.body
     );
     let token = form_token(&page.body);
-    let forged = browser.post_image("/console/endpoints/handed-ep/try", "x", "image/png", &png());
+    let forged = browser.post_image(
+        "/console/endpoints/handed-ep/try",
+        "x",
+        "image/png",
+        &png(40),
+    );
     assert_eq!(forged.status, StatusCode::FORBIDDEN);
     let page = browser.post_image(
         "/console/endpoints/handed-ep/try",
         &token,
         "image/png",
-        &png(),
+        &png(40),
     );
     assert_eq!(page.status, StatusCode::OK, "{}", page.body);
     assert!(page.body.contains("id=\"try-answer\""), "{}", page.body);
     assert!(page.body.contains("by model handed-1"), "{}", page.body);
+    let large = png(1000);
+    assert!(
+        large.len() > 2 << 20,
+        "past axum's default limit: {}",
+        large.len()
+    );
+    let page = browser.post_image(
+        "/console/endpoints/handed-ep/try",
+        &token,
+        "image/png",
+        &large,
+    );
+    assert!(
+        page.body.contains("id=\"try-answer\""),
+        "a 3 MB photo is classified: {}",
+        page.status
+    );
     let page = browser.post_image(
         "/console/endpoints/handed-ep/try",
         &token,
@@ -307,7 +337,7 @@ fn the_console_compares_and_promotes_models_tries_and_rolls_back_an_endpoint_and
     let traffic = up.get("/api/endpoints/handed-ep/traffic");
     assert_eq!(
         (&traffic["requests"], &traffic["errors"]),
-        (&2.into(), &1.into()),
+        (&3.into(), &1.into()),
         "{traffic}"
     );
     assert!(
