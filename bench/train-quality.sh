@@ -160,9 +160,12 @@ for path in glob.glob(os.path.join(run, "out", "**", "metrics.jsonl"), recursive
         for l in lines:
             if key in l:
                 row[key] = l[key]
+# The kept epoch, from the settings `tread train --result` reports.
+settings = result.get("settings") or {}
 for key in ("best_epoch", "epochs_run"):
-    if key in result and key not in row:
-        row[key] = result[key]
+    for source in (result, settings):
+        if key in source and key not in row:
+            row[key] = source[key]
 print(json.dumps(row))
 PY
 )
