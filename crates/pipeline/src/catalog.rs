@@ -5,7 +5,7 @@
 use crate::log::KeptLog;
 use serde::Serialize;
 use std::collections::HashMap;
-use tread_catalog::{Database, DbError, Migration, Part, Row, Step, Tx, params};
+use tread_catalog::{Database, DbError, Migration, Part, Row, Step, Tx, Value, params};
 
 /// The first tables, with `$id` the engine's auto-numbered key (the only
 /// word the engines spell differently).
@@ -247,15 +247,9 @@ impl RunState {
         .find(|state| state.as_str() == text)
     }
 
+    /// A stored state; text no version of tread writes reads as failed.
     fn parse(text: &str) -> Self {
-        match text {
-            "queued" => RunState::Queued,
-            "running" => RunState::Running,
-            "succeeded" => RunState::Succeeded,
-            "gated" => RunState::Gated,
-            "cancelled" => RunState::Cancelled,
-            _ => RunState::Failed,
-        }
+        Self::named(text).unwrap_or(RunState::Failed)
     }
 
     /// Whether the run has ended.
@@ -716,11 +710,8 @@ impl Catalog {
     pub async fn run(&self, id: i64) -> Result<Option<RunView>> {
         self.db
             .read(move |tx| {
-                let sql = format!("SELECT {RUN_COLUMNS} FROM pipeline_runs WHERE id = $1");
-                let Some(row) = tx.query_opt(&sql, params![id])? else {
-                    return Ok(None);
-                };
-                complete(tx, run_row(&row)?).map(Some)
+                let run = runs_where(tx, "FROM pipeline_runs WHERE id = $1", params![id])?;
+                Ok(run.into_iter().next())
             })
             .await
     }
@@ -736,37 +727,10 @@ impl Catalog {
         let state = state.map(RunState::as_str);
         self.db
             .read(move |tx| {
-                // Three queries whatever the limit: the runs, then the steps
-                // and instances of the same runs (one query per run made a
-                // page of 200 runs 401 round trips to PostgreSQL).
                 let chosen = "FROM pipeline_runs \
                      WHERE (CAST($1 AS TEXT) IS NULL OR pipeline = $1) \
                      AND (CAST($2 AS TEXT) IS NULL OR state = $2) ORDER BY id DESC LIMIT $3";
-                let filter = params![pipeline.as_deref(), state, limit].to_vec();
-                let runs = tx.query(&format!("SELECT {RUN_COLUMNS} {chosen}"), &filter)?;
-                let ids = format!("SELECT id {chosen}");
-                let steps = format!(
-                    "SELECT {STEP_COLUMNS} FROM pipeline_run_steps \
-                     WHERE run_id IN ({ids}) ORDER BY run_id, idx"
-                );
-                let mut steps_of: HashMap<i64, Vec<StepView>> = HashMap::new();
-                for r in tx.query(&steps, &filter)? {
-                    steps_of.entry(r.get(0)?).or_default().push(step_row(&r)?);
-                }
-                let instances = format!("{INSTANCE_SELECT} WHERE i.run_id IN ({ids})");
-                let mut instance_of: HashMap<i64, InstanceView> = HashMap::new();
-                for r in tx.query(&instances, &filter)? {
-                    let instance = instance_row(&r)?;
-                    instance_of.insert(instance.run_id, instance);
-                }
-                runs.iter()
-                    .map(|r| {
-                        let mut run = run_row(r)?;
-                        run.steps = steps_of.remove(&run.id).unwrap_or_default();
-                        run.instance = instance_of.remove(&run.id);
-                        Ok(run)
-                    })
-                    .collect()
+                runs_where(tx, chosen, params![pipeline.as_deref(), state, limit])
             })
             .await
     }
@@ -1007,23 +971,35 @@ pub fn promote_in(tx: &mut Tx<'_>, name: &str, version: i64, endpoint: &str) -> 
     Ok(())
 }
 
-/// A run's steps and instance, read in the run's transaction so the view is
-/// one moment's.
-fn complete(tx: &mut Tx<'_>, mut run: RunView) -> Result<RunView> {
-    let sql =
-        format!("SELECT {STEP_COLUMNS} FROM pipeline_run_steps WHERE run_id = $1 ORDER BY idx");
-    run.steps = tx
-        .query(&sql, params![run.id])?
-        .iter()
-        .map(step_row)
-        .collect::<Result<_>>()?;
-    let sql = format!("{INSTANCE_SELECT} WHERE i.run_id = $1");
-    run.instance = tx
-        .query_opt(&sql, params![run.id])?
-        .as_ref()
-        .map(instance_row)
-        .transpose()?;
-    Ok(run)
+/// The runs that `chosen` (`FROM pipeline_runs WHERE … [ORDER BY … LIMIT
+/// …]`, with `values`) picks, in its order, each with its steps and
+/// instance: three queries however many runs (one per run made a page of
+/// 200 runs 401 round trips to PostgreSQL), in the caller's transaction so
+/// the view is one moment's.
+fn runs_where(tx: &mut Tx<'_>, chosen: &str, values: &[Value]) -> Result<Vec<RunView>> {
+    let runs = tx.query(&format!("SELECT {RUN_COLUMNS} {chosen}"), values)?;
+    let ids = format!("SELECT id {chosen}");
+    let steps = format!(
+        "SELECT {STEP_COLUMNS} FROM pipeline_run_steps WHERE run_id IN ({ids}) ORDER BY run_id, idx"
+    );
+    let mut steps_of: HashMap<i64, Vec<StepView>> = HashMap::new();
+    for r in tx.query(&steps, values)? {
+        steps_of.entry(r.get(0)?).or_default().push(step_row(&r)?);
+    }
+    let instances = format!("{INSTANCE_SELECT} WHERE i.run_id IN ({ids})");
+    let mut instance_of: HashMap<i64, InstanceView> = HashMap::new();
+    for r in tx.query(&instances, values)? {
+        let instance = instance_row(&r)?;
+        instance_of.insert(instance.run_id, instance);
+    }
+    runs.iter()
+        .map(|r| {
+            let mut run = run_row(r)?;
+            run.steps = steps_of.remove(&run.id).unwrap_or_default();
+            run.instance = instance_of.remove(&run.id);
+            Ok(run)
+        })
+        .collect()
 }
 
 /// A step of [`STEP_COLUMNS`] (its run id first, not read here).
