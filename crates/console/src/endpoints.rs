@@ -5,10 +5,10 @@
 
 use crate::Console;
 use crate::error::ConsoleError;
-use crate::pages::{escaped, page};
-use crate::session::{ActionForm, Session, check_form};
+use crate::pages::{after_action, escaped, page};
+use crate::session::{Session, check_form};
 use axum::extract::{Multipart, Path, State};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::Response;
 use axum::{Extension, Form};
 use minijinja::{Value, context};
 use serde::Deserialize;
@@ -105,7 +105,7 @@ pub async fn try_it(
 ) -> Response {
     let tried = async {
         let (token, image) = read_try_form(form).await?;
-        check_form(&s, &ActionForm { form_token: token })?;
+        check_form(&s, &token)?;
         let Some((content_type, bytes)) = image else {
             return Err(ConsoleError::Invalid("choose an image to send".into()));
         };
@@ -162,21 +162,14 @@ pub async fn rollback(
     Form(form): Form<RollbackForm>,
 ) -> Response {
     let done = async {
-        check_form(
-            &s,
-            &ActionForm {
-                form_token: form.form_token,
-            },
-        )?;
+        check_form(&s, &form.form_token)?;
         let body = serde_json::json!({ "to": form.to }).to_string();
         let path = format!("/api/endpoints/{}/rollback", escaped(&name));
-        c.api.post(&path, body).await
+        c.api.post(&path, body).await?;
+        Ok(format!("/console/endpoints/{}", escaped(&name)))
     }
     .await;
-    match done {
-        Ok(_) => Redirect::to(&format!("/console/endpoints/{}", escaped(&name))).into_response(),
-        Err(e) => c.pages.error(&e),
-    }
+    after_action(&c, done)
 }
 
 #[cfg(test)]

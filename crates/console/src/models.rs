@@ -5,10 +5,10 @@
 use crate::Console;
 use crate::chart::{LineChart, Series};
 use crate::error::ConsoleError;
-use crate::pages::{escaped, page};
+use crate::pages::{after_action, escaped, page};
 use crate::session::{ActionForm, Session, check_form};
 use axum::extract::{Path, Query, State};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::Response;
 use axum::{Extension, Form};
 use minijinja::{Value, context};
 use serde::Serialize;
@@ -110,17 +110,13 @@ pub async fn promote(
     Form(form): Form<ActionForm>,
 ) -> Response {
     let done = async {
-        check_form(&s, &form)?;
+        check_form(&s, &form.form_token)?;
         let path = format!("/api/models/{}/{version}", escaped(&name));
-        c.api.post(&format!("{path}/promote"), "").await
+        c.api.post(&format!("{path}/promote"), "").await?;
+        Ok(format!("/console/models/{}/{version}", escaped(&name)))
     }
     .await;
-    match done {
-        Ok(_) => {
-            Redirect::to(&format!("/console/models/{}/{version}", escaped(&name))).into_response()
-        }
-        Err(e) => c.pages.error(&e),
-    }
+    after_action(&c, done)
 }
 
 /// Versions side by side: `?v=name/3&v=name/5` (the models page's boxes).

@@ -44,6 +44,15 @@ pub(crate) fn page(
     }
 }
 
+/// Where an action leads: the page at `to`, or the error page when the
+/// action failed (so a failed action never shows a page claiming success).
+pub(crate) fn after_action(console: &Console, to: Result<String, ConsoleError>) -> Response {
+    match to {
+        Ok(to) => Redirect::to(&to).into_response(),
+        Err(e) => console.pages.error(&e),
+    }
+}
+
 /// `/` → the console.
 pub async fn to_console() -> Redirect {
     Redirect::to("/console/")
@@ -135,7 +144,7 @@ pub async fn pipeline_action(
     Form(form): Form<ActionForm>,
 ) -> Response {
     let done = async {
-        check_form(&s, &form)?;
+        check_form(&s, &form.form_token)?;
         let base = format!("/api/pipelines/{}", escaped(&name));
         let back = format!("/console/pipelines/{}", escaped(&name));
         match action.as_str() {
@@ -152,10 +161,7 @@ pub async fn pipeline_action(
         }
     }
     .await;
-    match done {
-        Ok(to) => Redirect::to(&to).into_response(),
-        Err(e) => c.pages.error(&e),
-    }
+    after_action(&c, done)
 }
 
 /// The runs query of the runs page.
@@ -234,14 +240,12 @@ pub async fn cancel_run(
     Form(form): Form<ActionForm>,
 ) -> Response {
     let done = async {
-        check_form(&s, &form)?;
-        c.api.post(&format!("/api/runs/{id}/cancel"), "").await
+        check_form(&s, &form.form_token)?;
+        c.api.post(&format!("/api/runs/{id}/cancel"), "").await?;
+        Ok(format!("/console/runs/{id}"))
     }
     .await;
-    match done {
-        Ok(_) => Redirect::to(&format!("/console/runs/{id}")).into_response(),
-        Err(e) => c.pages.error(&e),
-    }
+    after_action(&c, done)
 }
 
 /// The schedule page's query.

@@ -190,9 +190,9 @@ pub struct ActionForm {
     pub form_token: String,
 }
 
-/// Refuses a form whose token is not the session's.
-pub fn check_form(session: &Session, form: &ActionForm) -> Result<(), ConsoleError> {
-    if same_secret(&session.form_token, &form.form_token) {
+/// Refuses a form whose `form_token` is not the session's.
+pub fn check_form(session: &Session, form_token: &str) -> Result<(), ConsoleError> {
+    if same_secret(&session.form_token, form_token) {
         Ok(())
     } else {
         Err(ConsoleError::Forged)
@@ -206,7 +206,7 @@ pub async fn sign_out(
     headers: HeaderMap,
     Form(form): Form<ActionForm>,
 ) -> Response {
-    if let Err(e) = check_form(&session, &form) {
+    if let Err(e) = check_form(&session, &form.form_token) {
         return console.pages.error(&e);
     }
     if let Some(id) = cookie_id(&headers) {
