@@ -770,6 +770,30 @@ impl Catalog {
         Ok(names)
     }
 
+    /// The document of policy `name`: a built-in one's as
+    /// [`Policy::builtin_document`] gives it, a custom one's as stored.
+    pub async fn policy_document(&self, name: &str) -> Result<String> {
+        if let Some(document) = Policy::builtin_document(name) {
+            return Ok(document.to_string());
+        }
+        let owned = name.to_string();
+        self.db
+            .read(move |tx| {
+                let row = tx.query_opt(
+                    "SELECT document FROM store_policies WHERE name = $1",
+                    params![&owned],
+                )?;
+                match row {
+                    Some(row) => Ok(row.get(0)?),
+                    None => Err(CatalogError::NotFound {
+                        kind: "policy",
+                        name: owned,
+                    }),
+                }
+            })
+            .await
+    }
+
     /// Deletes a custom policy; groups that had it lose it.
     pub async fn policy_delete(&self, name: &str) -> Result<()> {
         let owned = name.to_string();

@@ -2,10 +2,12 @@
 //! and has no hook for it: a request id on every answer, a SigV4 request
 //! timed by `Date` alone, a PUT sent chunked without its length, the file
 //! name a browser form's key may use as `${filename}`, and 403 for a form
-//! that breaks its signed policy.
+//! that breaks its signed policy. In front of all of it, CORS, so that a
+//! page on another origin (tread's console) can send presigned requests.
 
 use std::future::Future;
 use std::pin::Pin;
+use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use futures::StreamExt;
@@ -13,6 +15,8 @@ use http::{HeaderMap, HeaderValue, Method, Request, StatusCode, header};
 use s3s::service::S3Service;
 use s3s::stream::ByteStream;
 use s3s::{Body, HttpError, HttpResponse};
+use tower::Layer;
+use tower_http::cors::{AllowHeaders, AllowMethods, AllowOrigin, Cors, CorsLayer, ExposeHeaders};
 
 /// The most a PUT sent chunked without Content-Length may carry: it is
 /// gathered in memory to learn its length, which s3s needs. S3 refuses
@@ -32,12 +36,34 @@ pub(crate) struct FormFileName(pub String);
 #[derive(Clone)]
 pub(crate) struct Front(pub S3Service);
 
-impl hyper::service::Service<Request<hyper::body::Incoming>> for Front {
+/// What the listener serves: [`Front`] behind CORS. Every origin may send
+/// requests, as MinIO allows by default: a browser adds no credentials of
+/// its own to them (no cookies), so a request still needs a signature or a
+/// presigned URL, exactly as from any other client. The headers a page
+/// reads from an answer (the ETag of an uploaded part) are exposed.
+pub(crate) type Served = hyper_util::service::TowerToHyperService<Cors<Front>>;
+
+/// [`Front`], as the listener serves it.
+pub(crate) fn served(front: Front) -> Served {
+    let cors = CorsLayer::new()
+        .allow_origin(AllowOrigin::any())
+        .allow_methods(AllowMethods::mirror_request())
+        .allow_headers(AllowHeaders::mirror_request())
+        .expose_headers(ExposeHeaders::any())
+        .max_age(std::time::Duration::from_secs(3600));
+    hyper_util::service::TowerToHyperService::new(cors.layer(front))
+}
+
+impl tower::Service<Request<hyper::body::Incoming>> for Front {
     type Response = HttpResponse;
     type Error = HttpError;
     type Future = Pin<Box<dyn Future<Output = Result<HttpResponse, HttpError>> + Send>>;
 
-    fn call(&self, req: Request<hyper::body::Incoming>) -> Self::Future {
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), HttpError>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<hyper::body::Incoming>) -> Self::Future {
         let service = self.0.clone();
         Box::pin(async move {
             let id = format!("{:016X}", rand::random::<u64>());

@@ -17,7 +17,7 @@ use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
 use crate::backend::NasStore;
-use crate::front::Front;
+use crate::front::{Front, Served, served};
 use crate::iam::access::{CatalogAuth, PolicyAccess};
 
 /// Where and how the S3 endpoint listens.
@@ -87,7 +87,7 @@ impl S3Host for AddressingStyle {
 /// A bound S3 endpoint, ready to serve.
 pub struct S3Server {
     listener: TcpListener,
-    service: Front,
+    service: Served,
     tls: Option<TlsAcceptor>,
 }
 
@@ -135,7 +135,7 @@ impl S3Server {
         });
         Ok(Self {
             listener,
-            service: Front(builder.build()),
+            service: served(Front(builder.build())),
             tls,
         })
     }

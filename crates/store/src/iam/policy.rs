@@ -191,6 +191,20 @@ impl Policy {
         }
     }
 
+    /// The document of a built-in policy, as a person reads it: what
+    /// [`Self::builtin`] evaluates, in the grammar a custom policy uses.
+    pub fn builtin_document(name: &str) -> Option<&'static str> {
+        match name {
+            "FullAccess" => Some(
+                r#"{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "arn:aws:s3:::*"}]}"#,
+            ),
+            "ReadOnlyAccess" => Some(
+                r#"{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": ["s3:Get*", "s3:List*"], "Resource": "arn:aws:s3:::*"}]}"#,
+            ),
+            _ => None,
+        }
+    }
+
     /// What this policy alone says about `action` (e.g. `s3:GetObject`) on `resource`
     /// (an ARN such as `arn:aws:s3:::bucket/key`). A matching Deny beats any Allow.
     pub fn evaluate(&self, action: &str, resource: &str) -> Decision {
@@ -430,6 +444,14 @@ mod tests {
         for (name, op, want) in cases {
             let p = Policy::builtin(name).expect("builtin exists");
             assert_eq!(allowed(&p, op, "b", Some("k")), want, "{name} {op}");
+            // The document shown for it says the same.
+            let shown = Policy::parse(Policy::builtin_document(name).expect("document exists"))
+                .expect("the document parses");
+            assert_eq!(
+                allowed(&shown, op, "b", Some("k")),
+                want,
+                "{name}'s document, {op}"
+            );
         }
         assert!(Policy::builtin("fullaccess").is_none());
         assert!(Policy::builtin("AdminAccess").is_none());

@@ -31,6 +31,58 @@ async fn unsigned_requests_are_denied() {
     assert!(!t.volume.join("planted").exists());
 }
 
+/// A page on another origin (the console) may send presigned requests and
+/// read their answers, and CORS opens nothing more: an unsigned request
+/// from a page is denied like any other.
+#[tokio::test]
+async fn pages_on_other_origins_may_send_presigned_requests_and_nothing_more() {
+    let t = TestStore::start().await;
+    let preflight = reqwest::Client::new()
+        .request(reqwest::Method::OPTIONS, format!("{}/{BUCKET}/k", t.url))
+        .header("Origin", "http://console.example:8080")
+        .header("Access-Control-Request-Method", "PUT")
+        .header("Access-Control-Request-Headers", "content-type")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(preflight.status(), 200);
+    let headers = preflight.headers();
+    assert_eq!(headers["access-control-allow-origin"], "*");
+    assert_eq!(headers["access-control-allow-methods"], "PUT");
+    assert_eq!(headers["access-control-allow-headers"], "content-type");
+
+    let config = PresigningConfig::expires_in(Duration::from_secs(60)).expect("config");
+    let url =
+        t.s3.put_object()
+            .bucket(BUCKET)
+            .key("k")
+            .presigned(config)
+            .await
+            .expect("presign");
+    let put = reqwest::Client::new()
+        .put(url.uri())
+        .header("Origin", "http://console.example:8080")
+        .body("from a page")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(put.status(), 200);
+    assert_eq!(put.headers()["access-control-allow-origin"], "*");
+    assert_eq!(
+        put.headers()["access-control-expose-headers"],
+        "*",
+        "the page reads the ETag"
+    );
+
+    let unsigned = reqwest::Client::new()
+        .get(format!("{}/{BUCKET}/k", t.url))
+        .header("Origin", "http://console.example:8080")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(unsigned.status(), 403);
+}
+
 #[tokio::test]
 async fn wrong_secret_and_unknown_key_are_rejected() {
     let t = TestStore::start().await;
