@@ -261,7 +261,8 @@ impl std::fmt::Debug for S3Access {
 }
 
 impl S3Access {
-    fn client(&self) -> aws_sdk_s3::Client {
+    /// A client of this endpoint with these keys (path-style addressing).
+    pub fn client(&self) -> aws_sdk_s3::Client {
         let credentials = aws_sdk_s3::config::Credentials::new(
             &self.access_key_id,
             &self.secret_access_key,
@@ -409,7 +410,7 @@ fn s3_error(operation: &'static str, uri: String, message: String) -> ObjectsErr
 
 /// The SDK's error with its service code and message, which its Display
 /// alone hides behind "service error".
-fn error_text<E: std::error::Error + 'static>(error: &E) -> String {
+pub fn error_text<E: std::error::Error + 'static>(error: &E) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(e) = source {

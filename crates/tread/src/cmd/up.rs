@@ -16,6 +16,7 @@ use tread_pipeline::{
 use tread_serve::{ApiToken, ServeOptions, Server};
 use tread_store::catalog::Catalog as StoreCatalog;
 use tread_store::{NasStore, S3Server, ServerOptions, StoreOptions};
+use tread_store_api::{API_USER, DAEMON_USER, StoreApi};
 
 use crate::cmd::serve::BatchingArgs;
 
@@ -47,10 +48,6 @@ pub struct UpArgs {
     #[arg(long)]
     pub public_inference: bool,
 }
-
-/// The user `tread up` reads models as; its keys are made anew at each
-/// start and never leave the process.
-const DAEMON_USER: &str = "tread-daemon";
 
 /// A started `tread up`: S3 serving, the API bound but not yet answering.
 pub struct Daemon {
@@ -106,7 +103,9 @@ impl Daemon {
         )
         .await?;
         let s3_url = s3.url();
-        tread_data::use_process_access(daemon_access(store.catalog(), &s3_url).await?);
+        let daemon_access = own_access(store.catalog(), &s3_url, DAEMON_USER, "ReadOnlyAccess");
+        tread_data::use_process_access(daemon_access.await?);
+        let api_access = own_access(store.catalog(), &s3_url, API_USER, "FullAccess").await?;
         store.reload().await?;
         let s3_stop = shutdown.clone();
         let s3 = tokio::spawn(s3.run(async move { s3_stop.cancelled().await }));
@@ -154,12 +153,16 @@ impl Daemon {
         let pipelines = Pipelines::new(
             catalog,
             runner,
-            Some(Identities::new(store)),
+            Some(Identities::new(store.clone())),
             Some(s3_url.clone()),
             &daemon,
         );
         pipelines.recover().await?;
-        api.mount_management(tread_pipeline::http::router(pipelines.clone()));
+        let store_api = StoreApi::new(store.clone(), api_access);
+        api.mount_management(
+            tread_pipeline::http::router(pipelines.clone())
+                .merge(tread_store_api::router(store_api)),
+        );
         api.mount_front(Box::new(tread_console::router));
         let api_url = format!("http://{}", api.local_addr()?);
         let address = DaemonAddress {
@@ -227,14 +230,21 @@ fn lock_data_dir(data_dir: &Path) -> anyhow::Result<std::fs::File> {
     }
 }
 
-/// Gives `tread up`'s own user fresh keys (creating it, read-only, on first
-/// start): endpoints fetch models from the store as this user.
-async fn daemon_access(store: &StoreCatalog, s3_url: &str) -> anyhow::Result<S3Access> {
+/// The keys of one of `tread up`'s own users, which belongs to a group of
+/// its name with `policy`: made on first start, then kept, as every daemon
+/// sharing the catalog uses them. `tread-daemon` (read-only) fetches models
+/// for endpoints; [`API_USER`] (full access) acts on objects for the API.
+async fn own_access(
+    store: &StoreCatalog,
+    s3_url: &str,
+    user: &str,
+    policy: &str,
+) -> anyhow::Result<S3Access> {
     let keys = store
         .ensure_member(
-            DAEMON_USER,
-            DAEMON_USER,
-            &["ReadOnlyAccess".to_string()],
+            user,
+            user,
+            &[policy.to_string()],
             tread_store::catalog::KeepKeys::Any,
         )
         .await?
