@@ -4,7 +4,8 @@
 use crate::error::ConsoleError;
 use axum::Router;
 use axum::body::Body;
-use http::{Method, Request, header};
+pub use http::Method;
+use http::{Request, header};
 use serde_json::Value;
 use tower::ServiceExt;
 use tread_serve::auth::ApiToken;
@@ -39,6 +40,24 @@ impl Api {
     /// `POST path` with a text body (a pipeline file) or none, as JSON.
     pub async fn post(&self, path: &str, body: impl Into<Body>) -> Result<Value, ConsoleError> {
         self.call(Method::POST, path, None, body.into()).await
+    }
+
+    /// `method path` with a JSON body, as JSON.
+    pub async fn send_json(
+        &self,
+        method: Method,
+        path: &str,
+        body: &Value,
+    ) -> Result<Value, ConsoleError> {
+        let body = serde_json::to_vec(body)
+            .map_err(|e| ConsoleError::Internal(format!("encoding a request for {path}: {e}")))?;
+        self.call(method, path, Some("application/json"), body.into())
+            .await
+    }
+
+    /// `DELETE path`.
+    pub async fn delete(&self, path: &str) -> Result<Value, ConsoleError> {
+        self.call(Method::DELETE, path, None, Body::empty()).await
     }
 
     /// `POST path` with a body of `content_type` (an image), as JSON.

@@ -1,5 +1,5 @@
-//! tread's web console: pages for pipelines, runs, schedules, models,
-//! endpoints and instances, rendered on the server from templates shipped
+//! tread's web console: pages for buckets, access, datasets, pipelines,
+//! runs, schedules, models, endpoints and instances, rendered on the server from templates shipped
 //! inside the binary.
 //!
 //! The console is a client of the management API: each page asks the same
@@ -9,9 +9,12 @@
 //! console then keeps a session in an HttpOnly, SameSite=Strict cookie, and
 //! every action (a form POST) also carries the session's own form token.
 
+mod access;
 mod api;
+mod buckets;
 mod chart;
 mod cost;
+mod datasets;
 mod endpoints;
 mod error;
 mod models;
@@ -81,6 +84,43 @@ pub fn router(api: Router, token: ApiToken) -> Router {
             "/console/models/{name}/{version}/promote",
             post(models::promote),
         )
+        .route(
+            "/console/buckets",
+            get(buckets::buckets).post(buckets::create_bucket),
+        )
+        .route("/console/buckets/{bucket}", get(buckets::bucket))
+        .route("/console/buckets/{bucket}/object", get(buckets::object))
+        .route("/console/buckets/{bucket}/download", get(buckets::download))
+        .route(
+            "/console/buckets/{bucket}/delete",
+            get(buckets::confirm_delete).post(buckets::delete),
+        )
+        .route(
+            "/console/buckets/{bucket}/upload/{step}",
+            post(buckets::upload_step),
+        )
+        .route("/console/access", get(access::access))
+        .route("/console/access/users", post(access::create_user))
+        .route(
+            "/console/access/users/{user}/rotate",
+            post(access::rotate_keys),
+        )
+        .route("/console/access/groups", post(access::create_group))
+        .route(
+            "/console/access/groups/{group}/members",
+            post(access::member),
+        )
+        .route(
+            "/console/access/groups/{group}/policies",
+            post(access::group_policies),
+        )
+        .route("/console/access/policies", post(access::create_policy))
+        .route(
+            "/console/access/{kind}/{name}/delete",
+            get(access::confirm_delete).post(access::delete),
+        )
+        .route("/console/datasets", get(datasets::dataset))
+        .route("/console/assets/upload.js", get(pages::upload_script))
         .route("/console/sign-out", post(session::sign_out))
         .route("/console/{*rest}", get(pages::not_found))
         .route_layer(middleware::from_fn_with_state(

@@ -44,6 +44,15 @@ pub(crate) fn page(
     }
 }
 
+/// `page` as the answer to a form the API refused (400), when `refused`:
+/// the form is shown again with the message, and the status says so.
+pub(crate) fn refusal_status(mut page: Response, refused: bool) -> Response {
+    if refused && page.status() == StatusCode::OK {
+        *page.status_mut() = StatusCode::BAD_REQUEST;
+    }
+    page
+}
+
 /// Where an action leads: the page at `to`, or the error page when the
 /// action failed (so a failed action never shows a page claiming success).
 pub(crate) fn after_action(console: &Console, to: Result<String, ConsoleError>) -> Response {
@@ -286,10 +295,24 @@ pub async fn schedules(
     page(&c, &s, "schedules.html", Ok(values))
 }
 
+/// The script that uploads a bucket page's files straight to the store.
+pub async fn upload_script() -> Response {
+    let script = include_str!("../assets/upload.js");
+    (
+        [(http::header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+        script,
+    )
+        .into_response()
+}
+
 /// Any other console path.
 pub async fn not_found(State(c): Shared, uri: Uri) -> Response {
-    c.pages.error(&ConsoleError::NotFound(format!(
-        "a console page at {}",
-        uri.path()
-    )))
+    not_found_page(&c, uri.path())
+}
+
+/// The 404 page for a console path.
+pub(crate) fn not_found_page(console: &Console, path: &str) -> Response {
+    console
+        .pages
+        .error(&ConsoleError::NotFound(format!("a console page at {path}")))
 }

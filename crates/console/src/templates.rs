@@ -39,6 +39,13 @@ const TEMPLATES: &[(&str, &str)] = &[
         "instances.html",
         include_str!("../templates/instances.html"),
     ),
+    ("buckets.html", include_str!("../templates/buckets.html")),
+    ("bucket.html", include_str!("../templates/bucket.html")),
+    ("object.html", include_str!("../templates/object.html")),
+    ("confirm.html", include_str!("../templates/confirm.html")),
+    ("access.html", include_str!("../templates/access.html")),
+    ("keys.html", include_str!("../templates/keys.html")),
+    ("dataset.html", include_str!("../templates/dataset.html")),
     (
         "_confusion.html",
         include_str!("../templates/_confusion.html"),

@@ -13,18 +13,18 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 /// A browser's view of the console: its cookie, no automatic redirects.
-struct Browser {
+pub(crate) struct Browser {
     base: String,
-    client: reqwest::Client,
+    pub(crate) client: reqwest::Client,
     cookie: Option<String>,
 }
 
 /// An answer: status, `Location`, `Set-Cookie` and body.
-struct Page {
-    status: StatusCode,
-    location: String,
-    set_cookie: String,
-    body: String,
+pub(crate) struct Page {
+    pub(crate) status: StatusCode,
+    pub(crate) location: String,
+    pub(crate) set_cookie: String,
+    pub(crate) body: String,
 }
 
 impl Browser {
@@ -40,7 +40,7 @@ impl Browser {
         }
     }
 
-    fn send(&mut self, request: reqwest::RequestBuilder) -> Page {
+    pub(crate) fn send(&mut self, request: reqwest::RequestBuilder) -> Page {
         let request = match &self.cookie {
             Some(c) => request.header(COOKIE, c.as_str()),
             None => request,
@@ -68,13 +68,13 @@ impl Browser {
         page
     }
 
-    fn get(&mut self, path: &str) -> Page {
+    pub(crate) fn get(&mut self, path: &str) -> Page {
         let request = self.client.get(format!("{}{path}", self.base));
         self.send(request)
     }
 
     /// A form POST, as a browser encodes it.
-    fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
+    pub(crate) fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
         let encode = |v: &str| utf8_percent_encode(v, NON_ALPHANUMERIC).to_string();
         let body: Vec<String> = form
             .iter()
@@ -90,6 +90,16 @@ impl Browser {
 }
 
 impl Browser {
+    /// A JSON POST, as the console's upload script sends one.
+    pub(crate) fn post_json(&mut self, path: &str, body: &serde_json::Value) -> Page {
+        let request = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .header(CONTENT_TYPE, "application/json")
+            .body(body.to_string());
+        self.send(request)
+    }
+
     /// A `multipart/form-data` POST of a form token and an image file, as
     /// a browser sends a file input.
     fn post_image(&mut self, path: &str, token: &str, content_type: &str, image: &[u8]) -> Page {
@@ -116,7 +126,7 @@ impl Browser {
 
 /// A PNG photo `side` pixels wide of noise, which PNG cannot shrink:
 /// about 3 bytes a pixel.
-fn png(side: u32) -> Vec<u8> {
+pub(crate) fn png(side: u32) -> Vec<u8> {
     let mut state = 0x2545_f491_4f6c_dd1du64;
     let photo = image::RgbImage::from_fn(side, side, |_, _| {
         state ^= state << 13;
@@ -133,7 +143,7 @@ fn png(side: u32) -> Vec<u8> {
 }
 
 /// The value of the first `name="form_token"` field of a page.
-fn form_token(body: &str) -> String {
+pub(crate) fn form_token(body: &str) -> String {
     let at = body
         .find("name=\"form_token\" value=\"")
         .expect("a form token on the page");
@@ -142,7 +152,7 @@ fn form_token(body: &str) -> String {
 }
 
 /// The rows of the table with id `id`.
-fn table_rows(body: &str, id: &str) -> usize {
+pub(crate) fn table_rows(body: &str, id: &str) -> usize {
     let at = body
         .find(&format!("<table id=\"{id}\">"))
         .unwrap_or_else(|| panic!("no table {id} in {body}"));
@@ -151,7 +161,7 @@ fn table_rows(body: &str, id: &str) -> usize {
 }
 
 /// A browser signed in to `up`'s console.
-fn signed_in(world: &World, up: &Up) -> Browser {
+pub(crate) fn signed_in(world: &World, up: &Up) -> Browser {
     let token = std::fs::read_to_string(world.data.join("api-token")).expect("token");
     let mut browser = Browser::new(up.api_url());
     let page = browser.post(

@@ -5,6 +5,7 @@ mod beyond;
 mod catalog;
 mod common;
 mod console;
+mod console_store;
 mod crash;
 mod gateways;
 mod isolation;
