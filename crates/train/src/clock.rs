@@ -23,3 +23,34 @@ pub fn new_version_id() -> String {
         .unwrap_or_default();
     format!("{stamp}-{:04x}", rand::rng().random::<u16>())
 }
+
+/// Checks a version given by the caller (a pipeline's runner names it
+/// before training starts, so that its metrics can be followed): it names
+/// a folder under the output, so 1 to 64 letters, digits, `-`, `_` and
+/// `.`, not starting with a dot.
+pub fn check_version(version: &str) -> Result<(), String> {
+    let allowed = |b: u8| b.is_ascii_alphanumeric() || b"-_.".contains(&b);
+    if version.is_empty()
+        || version.len() > 64
+        || version.starts_with('.')
+        || !version.bytes().all(allowed)
+    {
+        return Err(format!(
+            "version {version:?}: use 1 to 64 letters, digits, '-', '_' and '.', not starting with '.'"
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn new_versions_pass_the_check_and_paths_do_not() {
+        assert!(check_version(&new_version_id()).is_ok());
+        for bad in ["", "..", "a/b", ".hidden", "a b", &"x".repeat(65)] {
+            assert!(check_version(bad).is_err(), "{bad:?}");
+        }
+    }
+}

@@ -50,6 +50,9 @@ pub struct TrainOptions {
     /// Add partial sums in a fixed order, so that the same seed, data and
     /// machine give bit-identical weights.
     pub deterministic: bool,
+    /// The model's version (the folder under the output it goes to), when
+    /// the caller names it; a new one (time and random digits) otherwise.
+    pub version: Option<String>,
 }
 
 /// Why training could not run.
@@ -141,7 +144,10 @@ pub fn train(
     let recipe = &options.recipe;
     recipe.check()?;
     let started = Instant::now();
-    let version = clock::new_version_id();
+    let version = options
+        .version
+        .clone()
+        .unwrap_or_else(clock::new_version_id);
     progress.started(&version);
     let parts = Parts::new(dataset.samples.len(), options)?;
     let size = options.preprocess.size as usize;

@@ -52,6 +52,11 @@ pub struct TrainArgs {
     /// digest and held-out evaluation (what a pipeline's train step reads).
     #[arg(long)]
     pub result: Option<PathBuf>,
+    /// The model's version, the folder under --out it goes to (a pipeline
+    /// names it, to follow its metrics.jsonl); a new one (time and random
+    /// digits) when not given.
+    #[arg(long, value_parser = parse_version)]
+    pub version: Option<String>,
 }
 
 /// The training recipe's settings; each replaces the network's default.
@@ -168,6 +173,10 @@ pub struct EvalArgs {
     pub loading: LoadingArgs,
 }
 
+fn parse_version(text: &str) -> Result<String, String> {
+    tread_train::clock::check_version(text).map(|()| text.to_owned())
+}
+
 /// Trains, evaluates, and writes the model and its metrics under `--out`.
 pub fn train(args: TrainArgs) -> anyhow::Result<()> {
     let device = args.device.resolve()?;
@@ -184,6 +193,7 @@ pub fn train(args: TrainArgs) -> anyhow::Result<()> {
         loader: args.loading.options(),
         preload: args.preload,
         deterministic: args.deterministic,
+        version: args.version,
     };
     eprintln!("computing on {device}");
     let outcome = tread_train::train_to(
