@@ -125,6 +125,11 @@ pub static PART: Part = Part {
             name: "the training settings of each model version",
             step: Step::Sql("ALTER TABLE pipeline_models ADD COLUMN settings TEXT"),
         },
+        Migration {
+            version: 7,
+            name: "where a training step's per-epoch metrics grow",
+            step: Step::Sql("ALTER TABLE pipeline_run_steps ADD COLUMN metrics_uri TEXT"),
+        },
     ],
     tables: &[
         "pipeline_pipelines",
@@ -273,6 +278,10 @@ pub struct StepView {
     pub finished: Option<String>,
     /// One line on the outcome.
     pub message: Option<String>,
+    /// Where the step's per-epoch metrics grow while it trains
+    /// (`<out>/<version>/metrics.jsonl`); none for steps that do not train.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metrics_uri: Option<String>,
 }
 
 /// A run with its steps and instance.
@@ -416,7 +425,7 @@ type Result<T> = std::result::Result<T, DbError>;
 const PIPELINE_COLUMNS: &str =
     "name, source, paused, created, updated, last_fire, data_digest, s3_user";
 const RUN_COLUMNS: &str = "id, pipeline, trigger, state, reason, created, started, finished, dataset_digest, model_version";
-const STEP_COLUMNS: &str = "run_id, idx, kind, state, started, finished, message";
+const STEP_COLUMNS: &str = "run_id, idx, kind, state, started, finished, message, metrics_uri";
 /// An instance with its run's pipeline: `i`, joined to its run `r`.
 const INSTANCE_SELECT: &str = "SELECT i.id, i.run_id, i.backend, i.type, i.state, i.started, i.stopped, \
      i.billed_seconds, i.cost, i.idle_seconds, i.workdir, i.queued_seconds, r.pipeline \
@@ -652,6 +661,17 @@ impl Catalog {
         self.execute(
             "UPDATE pipeline_run_steps SET state = 'running', started = $3 WHERE run_id = $1 AND idx = $2",
             params![run, index, now].to_vec(),
+        )
+        .await
+        .map(drop)
+    }
+
+    /// Records where step `index`'s per-epoch metrics will grow, before it
+    /// starts training.
+    pub async fn step_set_metrics(&self, run: i64, index: i64, uri: &str) -> Result<()> {
+        self.execute(
+            "UPDATE pipeline_run_steps SET metrics_uri = $3 WHERE run_id = $1 AND idx = $2",
+            params![run, index, uri].to_vec(),
         )
         .await
         .map(drop)
@@ -1011,6 +1031,7 @@ fn step_row(r: &Row) -> Result<StepView> {
         started: r.get(4)?,
         finished: r.get(5)?,
         message: r.get(6)?,
+        metrics_uri: r.get(7)?,
     })
 }
 

@@ -14,6 +14,7 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use tread_serve::http::error::ApiError;
+use tread_train::EpochMetrics;
 
 /// A pipeline API error as HTTP.
 pub struct Failure(ApiError);
@@ -63,6 +64,7 @@ pub fn router(pipelines: Arc<Pipelines>) -> Router {
         .route("/api/runs", get(runs))
         .route("/api/runs/{id}", get(run))
         .route("/api/runs/{id}/logs", get(logs))
+        .route("/api/runs/{id}/metrics", get(metrics))
         .route("/api/runs/{id}/cancel", post(cancel))
         .route("/api/models", get(models))
         .route("/api/models/{name}/{version}", get(model))
@@ -199,6 +201,80 @@ async fn logs(State(p): S, Path(id): Path<i64>, Query(q): Query<LogsQuery>) -> A
         next_offset,
         step_state: step.1,
     }))
+}
+
+#[derive(Deserialize)]
+struct MetricsQuery {
+    step: i64,
+}
+
+/// A training step's curves so far.
+#[derive(Serialize)]
+struct StepMetrics {
+    step: i64,
+    /// Where they grow; none for a step that does not train.
+    uri: Option<String>,
+    /// One entry per finished epoch.
+    epochs: Vec<EpochMetrics>,
+    /// The held-out evaluation, once training ended.
+    evaluation: Option<serde_json::Value>,
+    /// Why nothing could be read yet (before the first epoch, the file
+    /// does not exist).
+    unavailable: Option<String>,
+}
+
+/// `GET /api/runs/{id}/metrics?step=N`: a training step's per-epoch
+/// metrics as they grow, read from the store as the step writes them.
+async fn metrics(
+    State(p): S,
+    Path(id): Path<i64>,
+    Query(q): Query<MetricsQuery>,
+) -> Answer<StepMetrics> {
+    let run = find_run(&p, id).await?;
+    let step = run
+        .steps
+        .iter()
+        .find(|s| s.index == q.step)
+        .ok_or_else(|| PipelineError::NotFound(format!("run {id} has no step {}", q.step)))?;
+    let mut answer = StepMetrics {
+        step: q.step,
+        uri: step.metrics_uri.clone(),
+        epochs: Vec::new(),
+        evaluation: None,
+        unavailable: None,
+    };
+    if let Some(uri) = &step.metrics_uri {
+        match tread_data::read_uri(uri).await {
+            Ok(bytes) => read_metrics(&bytes, &mut answer),
+            Err(e) => answer.unavailable = Some(e.to_string()),
+        }
+    }
+    Ok(Json(answer))
+}
+
+/// Reads `metrics.jsonl`: an epoch per line, then the evaluation's line.
+fn read_metrics(bytes: &[u8], into: &mut StepMetrics) {
+    for (number, line) in bytes.split(|b| *b == b'\n').enumerate() {
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        let parsed: Result<serde_json::Value, _> = serde_json::from_slice(line);
+        let epoch = parsed.and_then(|value| match value.get("evaluation") {
+            Some(evaluation) => {
+                into.evaluation = Some(evaluation.clone());
+                Ok(None)
+            }
+            None => serde_json::from_value::<EpochMetrics>(value).map(Some),
+        });
+        match epoch {
+            Ok(Some(epoch)) => into.epochs.push(epoch),
+            Ok(None) => {}
+            Err(e) => {
+                into.unavailable = Some(format!("line {} does not read: {e}", number + 1));
+                return;
+            }
+        }
+    }
 }
 
 /// The on-start script runs before step 1: it is over once step 1 began.

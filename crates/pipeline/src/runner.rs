@@ -503,7 +503,7 @@ impl Runner {
         log: &StepLog,
     ) -> StepOutcome {
         match step {
-            Step::Train(train) => self.train(run, train, log).await,
+            Step::Train(train) => self.train(run, index, train, log).await,
             Step::Evaluate {} => self.evaluate(run, log).await,
             Step::Gate(gate) => self.gate(run, gate, log).await,
             Step::Register {} => self
@@ -545,14 +545,30 @@ impl Runner {
     async fn train(
         &self,
         run: &mut RunContext<'_>,
+        index: i64,
         train: &TrainStep,
         log: &StepLog,
     ) -> StepOutcome {
+        // The runner names the version, so the step's metrics can be
+        // followed from the first epoch on, wherever the step runs.
+        let version = tread_train::clock::new_version_id();
+        let metrics = format!(
+            "{}/{version}/{}",
+            train.out.trim_end_matches('/'),
+            tread_train::job::METRICS_FILE
+        );
+        persist("where a step's metrics grow", || {
+            self.catalog.step_set_metrics(run.id, index, &metrics)
+        })
+        .await
+        .map_err(|e| Stop::Failed(format!("cannot record where the metrics grow: {e}")))?;
         let mut args = vec![
             "train".to_string(),
             run.spec.data.clone(),
             "--out".into(),
             train.out.clone(),
+            "--version".into(),
+            version,
         ];
         args.extend(train.flags());
         args.extend(["--result".to_string(), "train-result.json".to_string()]);
