@@ -14,6 +14,7 @@ mod api;
 mod buckets;
 mod chart;
 mod cost;
+mod curves;
 mod datasets;
 mod endpoints;
 mod error;
@@ -63,6 +64,7 @@ pub fn router(api: Router, token: ApiToken) -> Router {
         )
         .route("/console/runs", get(pages::runs))
         .route("/console/runs/{id}", get(pages::run))
+        .route("/console/runs/{id}/live", get(pages::run_live))
         .route("/console/runs/{id}/cancel", post(pages::cancel_run))
         .route("/console/schedules", get(pages::schedules))
         .route("/console/instances", get(pages::instances))
@@ -120,7 +122,7 @@ pub fn router(api: Router, token: ApiToken) -> Router {
             get(access::confirm_delete).post(access::delete),
         )
         .route("/console/datasets", get(datasets::dataset))
-        .route("/console/assets/upload.js", get(pages::upload_script))
+        .route("/console/assets/{script}", get(pages::script))
         .route("/console/sign-out", post(session::sign_out))
         .route("/console/{*rest}", get(pages::not_found))
         .route_layer(middleware::from_fn_with_state(

@@ -208,37 +208,55 @@ pub async fn runs(
     page(&c, &s, "runs.html", values)
 }
 
-/// One run: its steps, its instance and the end of every step's log.
+/// One run: its steps, its instance, every training step's curves and
+/// every step's log. While the run goes on, the page's script swaps in
+/// [`run_live`] every few seconds, so the curves grow and the logs follow.
 pub async fn run(
     State(c): Shared,
     Extension(s): Extension<Session>,
     Path(id): Path<i64>,
 ) -> Response {
-    let values = async {
-        // A missing run is the API's 404 ("run N does not exist"), shown
-        // as a 404 page.
-        let run = c.api.get(&format!("/api/runs/{id}")).await?;
-        let mut logs = Vec::new();
-        let steps = run
-            .get("steps")
-            .and_then(Json::as_array)
-            .cloned()
-            .unwrap_or_default();
-        for step in steps {
-            let index = step.get("index").and_then(Json::as_i64).unwrap_or_default();
-            let log = c
-                .api
-                .get(&format!("/api/runs/{id}/logs?step={index}"))
-                .await?;
-            logs.push(serde_json::json!({ "step": step, "text": log.get("text") }));
+    page(&c, &s, "run.html", run_values(&c, id).await)
+}
+
+/// The live part of a run's page alone, for its script.
+pub async fn run_live(
+    State(c): Shared,
+    Extension(s): Extension<Session>,
+    Path(id): Path<i64>,
+) -> Response {
+    page(&c, &s, "_run_live.html", run_values(&c, id).await)
+}
+
+async fn run_values(c: &Console, id: i64) -> Result<Value, ConsoleError> {
+    // A missing run is the API's 404 ("run N does not exist"), shown as a
+    // 404 page.
+    let run = c.api.get(&format!("/api/runs/{id}")).await?;
+    let steps = run
+        .get("steps")
+        .and_then(Json::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let (mut logs, mut curves) = (Vec::new(), Vec::new());
+    for step in steps {
+        let index = step.get("index").and_then(Json::as_i64).unwrap_or_default();
+        if step.get("metrics_uri").is_some() {
+            let path = format!("/api/runs/{id}/metrics?step={index}");
+            curves.push(crate::curves::Curves::of(&c.api.get(&path).await?)?);
         }
-        Ok::<_, ConsoleError>(context! {
-            run => Value::from_serialize(&run),
-            logs => Value::from_serialize(&logs),
-        })
+        let log = c
+            .api
+            .get(&format!("/api/runs/{id}/logs?step={index}"))
+            .await?;
+        logs.push(serde_json::json!({ "step": step, "text": log.get("text") }));
     }
-    .await;
-    page(&c, &s, "run.html", values)
+    let state = run.get("state").and_then(Json::as_str).unwrap_or_default();
+    Ok(context! {
+        live => matches!(state, "queued" | "running"),
+        run => Value::from_serialize(&run),
+        logs => Value::from_serialize(&logs),
+        curves => Value::from_serialize(&curves),
+    })
 }
 
 /// Cancels a run, then shows it.
@@ -295,14 +313,17 @@ pub async fn schedules(
     page(&c, &s, "schedules.html", Ok(values))
 }
 
-/// The script that uploads a bucket page's files straight to the store.
-pub async fn upload_script() -> Response {
-    let script = include_str!("../assets/upload.js");
-    (
-        [(http::header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
-        script,
-    )
-        .into_response()
+/// The console's two scripts, shipped in the binary: `upload.js` (a bucket
+/// page's files straight to the store) and `live.js` (a running run's page
+/// kept current).
+pub async fn script(State(c): Shared, Path(name): Path<String>) -> Response {
+    let script = match name.as_str() {
+        "upload.js" => include_str!("../assets/upload.js"),
+        "live.js" => include_str!("../assets/live.js"),
+        _ => return not_found_page(&c, &format!("/console/assets/{name}")),
+    };
+    let javascript = [(http::header::CONTENT_TYPE, "text/javascript; charset=utf-8")];
+    (javascript, script).into_response()
 }
 
 /// Any other console path.

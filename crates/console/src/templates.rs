@@ -47,6 +47,10 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("keys.html", include_str!("../templates/keys.html")),
     ("dataset.html", include_str!("../templates/dataset.html")),
     (
+        "_run_live.html",
+        include_str!("../templates/_run_live.html"),
+    ),
+    (
         "_confusion.html",
         include_str!("../templates/_confusion.html"),
     ),

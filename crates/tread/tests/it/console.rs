@@ -542,3 +542,76 @@ fn the_console_signs_in_shows_a_pipelines_fires_runs_it_and_signs_out() {
         "the old session is closed"
     );
 }
+
+/// The epochs a run page's live part shows for its training step.
+fn epochs_shown(body: &str) -> Option<usize> {
+    let at = body.find("Training (step 1): ")? + "Training (step 1): ".len();
+    body[at..].split_whitespace().next()?.parse().ok()
+}
+
+#[test]
+fn a_run_page_follows_training_as_its_curves_grow_and_ends_with_the_held_out_figures() {
+    let world = World::create();
+    let up = Up::start(&world);
+    up.synth_tyres(&world);
+    up.apply(
+        &world,
+        "curves",
+        "name = \"curves\"\ndata = \"s3://fsxn-ontap/dataset/tyre\"\n\
+         [[steps]]\nkind = \"train\"\nmodel = \"resnet-small\"\nsize = 64\nepochs = 6\n\
+         out = \"s3://fsxn-ontap/models/curves/\"\n",
+    );
+    let mut browser = signed_in(&world, &up);
+    let page = browser.get("/console/pipelines/curves");
+    let token = form_token(&page.body);
+    let page = browser.post("/console/pipelines/curves/run", &[("form_token", &token)]);
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
+    let run_page = page.location;
+    let page = browser.get(&run_page);
+    assert!(
+        page.body.contains("src=\"/console/assets/live.js\""),
+        "{}",
+        page.body
+    );
+    let script = browser.get("/console/assets/live.js");
+    assert!(
+        script.body.contains("setTimeout(refresh"),
+        "the script is served"
+    );
+
+    // What the page's script fetches every two seconds, fetched more often.
+    let (mut seen, started) = (Vec::new(), Instant::now());
+    let last = loop {
+        let live = browser.get(&format!("{run_page}/live"));
+        assert_eq!(live.status, StatusCode::OK, "{}", live.body);
+        let following = live.body.contains("data-live=\"true\"");
+        if following
+            && let Some(epochs) = epochs_shown(&live.body)
+            && seen.last() != Some(&epochs)
+        {
+            seen.push(epochs);
+        }
+        if !following {
+            break live.body;
+        }
+        assert!(started.elapsed() < Duration::from_secs(300), "the run ends");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    eprintln!("epochs seen while the run went on: {seen:?}");
+    assert!(
+        seen.iter().any(|&n| (1..6).contains(&n)),
+        "a curve seen while it grows: {seen:?}"
+    );
+    assert!(
+        seen.windows(2).all(|w| w[0] < w[1]),
+        "it only grows: {seen:?}"
+    );
+    assert!(last.contains("id=\"run-state\">succeeded"), "{last}");
+    assert_eq!(epochs_shown(&last), Some(6), "every epoch in the end");
+    for chart in ["loss-1", "accuracy-1"] {
+        let at = last.find(&format!("id=\"{chart}\"")).expect(chart);
+        assert!(last[at..].contains("<svg"), "{chart} is drawn");
+    }
+    assert!(last.contains("Held-out evaluation"), "{last}");
+    assert!(last.contains("true \\ predicted"), "the confusion matrix");
+}

@@ -155,6 +155,24 @@ impl Up {
         serde_json::from_str(&described).expect("run JSON")
     }
 
+    /// Writes 48 synthetic tyres (64 px, seed 3) to
+    /// `s3://fsxn-ontap/dataset/tyre` as the world's S3 user.
+    pub(crate) fn synth_tyres(&self, world: &World) {
+        let synth = world
+            .tread_as_s3user(&self.s3)
+            .args([
+                "data",
+                "synth",
+                "s3://fsxn-ontap/dataset/tyre",
+                "--count",
+                "48",
+            ])
+            .args(["--seed", "3", "--size", "64"])
+            .status()
+            .expect("synth");
+        assert!(synth.success());
+    }
+
     pub(crate) fn apply(&self, world: &World, name: &str, toml: &str) -> String {
         let file = world.dir.path().join(format!("{name}.toml"));
         std::fs::write(&file, toml).expect("write pipeline file");
@@ -220,22 +238,7 @@ endpoint = "tiny-ep"
 fn a_run_trains_gates_deploys_and_a_gated_out_run_leaves_the_endpoint_alone() {
     let world = World::create();
     let up = Up::start(&world);
-    let synth = world
-        .tread_as_s3user(&up.s3)
-        .args([
-            "data",
-            "synth",
-            "s3://fsxn-ontap/dataset/tyre",
-            "--count",
-            "48",
-            "--seed",
-            "3",
-            "--size",
-            "64",
-        ])
-        .status()
-        .expect("synth");
-    assert!(synth.success());
+    up.synth_tyres(&world);
 
     let applied = up.apply(&world, "tiny", &TINY.replace("MIN", "0.0"));
     assert!(applied.contains("pipeline-tiny"), "{applied}");
