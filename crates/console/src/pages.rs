@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::{Extension, Form};
 use http::{StatusCode, Uri};
 use minijinja::{Value, context};
-use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::Deserialize;
 use serde_json::Value as Json;
 use std::sync::Arc;
@@ -22,9 +22,17 @@ const PIPELINE_FIRES: usize = 10;
 /// Runs the overview lists.
 const RECENT_RUNS: usize = 10;
 
-/// A path segment or query value, escaped for an API path.
+/// What [`escaped`] leaves as it is: letters, digits and RFC 3986's other
+/// unreserved characters, so `handed-ep` stays readable in the address bar.
+const UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// A path segment or query value, escaped for a console or API path.
 pub(crate) fn escaped(value: &str) -> String {
-    utf8_percent_encode(value, NON_ALPHANUMERIC).to_string()
+    utf8_percent_encode(value, UNRESERVED).to_string()
 }
 
 /// Renders `template` with the session's form token added to `values`, or
