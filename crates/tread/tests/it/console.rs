@@ -176,7 +176,7 @@ pub(crate) fn signed_in(world: &World, up: &Up) -> Browser {
 /// step hands an exported classifier (the serve fixtures' tiny ONNX) with
 /// the given held-out figures and settings, as a trainer of one's own
 /// would.
-fn register_handed(world: &World, up: &Up, version: u32, accuracy: f64, epochs: u32) {
+pub(crate) fn register_handed(world: &World, up: &Up, version: u32, accuracy: f64, epochs: u32) {
     let staged = world.step_dir().join(format!("handed-{version}"));
     std::fs::create_dir_all(&staged).expect("stage");
     let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../serve/tests/fixtures");
@@ -543,6 +543,16 @@ fn the_console_signs_in_shows_a_pipelines_fires_runs_it_and_signs_out() {
     );
 }
 
+/// A pipeline that only trains, `epochs` epochs at `size` pixels, on the
+/// synthetic tyres, every epoch run (no early stop).
+pub(crate) fn curves_pipeline(epochs: usize, size: u32) -> String {
+    format!(
+        "name = \"curves\"\ndata = \"s3://fsxn-ontap/dataset/tyre\"\n\
+         [[steps]]\nkind = \"train\"\nmodel = \"resnet-small\"\nsize = {size}\n\
+         epochs = {epochs}\npatience = 0\nout = \"s3://fsxn-ontap/models/curves/\"\n"
+    )
+}
+
 /// The epochs a run page's live part shows for its training step.
 fn epochs_shown(body: &str) -> Option<usize> {
     let at = body.find("Training (step 1): ")? + "Training (step 1): ".len();
@@ -554,13 +564,7 @@ fn a_run_page_follows_training_as_its_curves_grow_and_ends_with_the_held_out_fig
     let world = World::create();
     let up = Up::start(&world);
     up.synth_tyres(&world);
-    up.apply(
-        &world,
-        "curves",
-        "name = \"curves\"\ndata = \"s3://fsxn-ontap/dataset/tyre\"\n\
-         [[steps]]\nkind = \"train\"\nmodel = \"resnet-small\"\nsize = 64\nepochs = 6\n\
-         out = \"s3://fsxn-ontap/models/curves/\"\n",
-    );
+    up.apply(&world, "curves", &curves_pipeline(6, 64));
     let mut browser = signed_in(&world, &up);
     let page = browser.get("/console/pipelines/curves");
     let token = form_token(&page.body);

@@ -2,6 +2,7 @@
 
 // `common` starts the binary; one module per scenario.
 mod beyond;
+mod browser;
 mod catalog;
 mod common;
 mod console;
