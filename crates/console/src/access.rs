@@ -5,7 +5,7 @@
 use crate::Console;
 use crate::api::Method;
 use crate::error::ConsoleError;
-use crate::pages::{after_action, escaped, page, refusal_status};
+use crate::pages::{after_action, error_line, escaped, page, refusal_status};
 use crate::session::{ActionForm, Session, check_form};
 use axum::extract::{Path, State};
 use axum::response::Response;
@@ -79,12 +79,6 @@ async fn act(
         }
         Err(e) => c.pages.error(&e),
     }
-}
-
-/// The line a JSON parser's message names (`… at line 5 column 6`).
-fn error_line(message: &str) -> Option<usize> {
-    let (_, after) = message.rsplit_once(" at line ")?;
-    after.split_whitespace().next()?.parse().ok()
 }
 
 /// A form with one name.
@@ -305,13 +299,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_line_a_parser_names_is_found() {
-        let message = "policy bad: invalid policy document: expected `,` or `}` at line 5 column 6";
-        assert_eq!(error_line(message), Some(5));
-        assert_eq!(
-            error_line("policy must contain at least one Statement"),
-            None
-        );
+    fn a_list_in_a_field_is_split_at_commas() {
         assert_eq!(listed(" alice, ,bob "), vec!["alice", "bob"]);
     }
 }

@@ -103,7 +103,6 @@ pub async fn bucket(
             bucket,
             folder => Value::from_serialize(&folder),
             crumbs => Value::from_serialize(crumbs(&q.prefix)),
-            first_page => q.token.is_empty(),
         }
     });
     page(&c, &s, "bucket.html", values)

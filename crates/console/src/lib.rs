@@ -59,6 +59,10 @@ pub fn router(api: Router, token: ApiToken) -> Router {
         .route("/console/pipelines", get(pages::pipelines))
         .route("/console/pipelines/{name}", get(pages::pipeline))
         .route(
+            "/console/pipelines/{name}/apply",
+            post(pages::apply_pipeline),
+        )
+        .route(
             "/console/pipelines/{name}/{action}",
             post(pages::pipeline_action),
         )

@@ -10,7 +10,7 @@ use axum::{Extension, Form};
 use http::{StatusCode, Uri};
 use minijinja::{Value, context};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 use std::sync::Arc;
 
@@ -122,10 +122,29 @@ pub async fn pipeline(
     Extension(s): Extension<Session>,
     Path(name): Path<String>,
 ) -> Response {
+    pipeline_page(&c, &s, &name, None).await
+}
+
+/// An edited pipeline file the API refused: the text as sent, the
+/// parser's message, and the line it names.
+#[derive(Serialize)]
+struct RefusedFile {
+    source: String,
+    message: String,
+    line: Option<usize>,
+}
+
+async fn pipeline_page(
+    c: &Console,
+    s: &Session,
+    name: &str,
+    refused: Option<RefusedFile>,
+) -> Response {
+    let refusing = refused.is_some();
     let values = async {
         let pipeline = c
             .api
-            .get(&format!("/api/pipelines/{}", escaped(&name)))
+            .get(&format!("/api/pipelines/{}", escaped(name)))
             .await?;
         let schedule = pipeline.get("schedule").and_then(Json::as_str);
         let fires = match schedule {
@@ -141,16 +160,64 @@ pub async fn pipeline(
         };
         let runs = c
             .api
-            .get(&format!("/api/runs?pipeline={}&limit=50", escaped(&name)))
+            .get(&format!("/api/runs?pipeline={}&limit=50", escaped(name)))
             .await?;
         Ok::<_, ConsoleError>(context! {
             pipeline => Value::from_serialize(&pipeline),
             fires => Value::from_serialize(&fires),
             runs => Value::from_serialize(&runs),
+            refused => Value::from_serialize(&refused),
         })
     }
     .await;
-    page(&c, &s, "pipeline.html", values)
+    refusal_status(page(c, s, "pipeline.html", values), refusing)
+}
+
+/// The edit form of a pipeline's file.
+#[derive(Deserialize)]
+pub struct EditedFile {
+    form_token: String,
+    source: String,
+}
+
+/// Applies an edited pipeline file, then shows the pipeline it defines; a
+/// file the parser refuses is shown again with its message and the line it
+/// names, and nothing is saved.
+pub async fn apply_pipeline(
+    State(c): Shared,
+    Extension(s): Extension<Session>,
+    Path(name): Path<String>,
+    Form(form): Form<EditedFile>,
+) -> Response {
+    if let Err(e) = check_form(&s, &form.form_token) {
+        return c.pages.error(&e);
+    }
+    // A browser sends a textarea's lines ending in CR LF.
+    let source = form.source.replace("\r\n", "\n");
+    match c.api.post("/api/pipelines", source.clone()).await {
+        Ok(applied) => {
+            let applied = applied.get("name").and_then(Json::as_str).unwrap_or(&name);
+            Redirect::to(&format!("/console/pipelines/{}", escaped(applied))).into_response()
+        }
+        Err(ConsoleError::Api { status, message }) if status.is_client_error() => {
+            let line = error_line(&message);
+            let refused = RefusedFile {
+                source,
+                message,
+                line,
+            };
+            pipeline_page(&c, &s, &name, Some(refused)).await
+        }
+        Err(e) => c.pages.error(&e),
+    }
+}
+
+/// The line a parser's message names: serde_json's `… at line 5 column 6`
+/// or the TOML parser's `… at line 5, column 6`.
+pub(crate) fn error_line(message: &str) -> Option<usize> {
+    let (_, after) = message.split_once(" at line ")?;
+    let digits: String = after.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok()
 }
 
 /// Pause, resume or run a pipeline now, then show where that led.
@@ -344,4 +411,21 @@ pub(crate) fn not_found_page(console: &Console, path: &str) -> Response {
     console
         .pages
         .error(&ConsoleError::NotFound(format!("a console page at {path}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_line_a_parser_names_is_found() {
+        let json = "policy bad: invalid policy document: expected `,` or `}` at line 5 column 6";
+        assert_eq!(error_line(json), Some(5));
+        let toml = "TOML parse error at line 12, column 3\n   |\n12 | kind =";
+        assert_eq!(error_line(toml), Some(12));
+        assert_eq!(
+            error_line("policy must contain at least one Statement"),
+            None
+        );
+    }
 }

@@ -315,13 +315,21 @@ pub struct Completion {
     parts: Vec<UploadedPart>,
 }
 
+/// An upload in parts, joined into its object.
+#[derive(Serialize)]
+pub struct Completed {
+    key: String,
+    /// The object's ETag: the parts' digest and their count (`…-2`).
+    etag: Option<String>,
+}
+
 /// `POST /api/buckets/{bucket}/uploads/complete`: joins the parts into the
 /// object; the store checks every part's ETag.
 pub async fn complete_upload(
     State(api): Shared,
     Path(bucket): Path<String>,
     Json(c): Json<Completion>,
-) -> Result<Json<ObjectEntry>, Failure> {
+) -> Result<Json<Completed>, Failure> {
     let what = format!("completing the upload to s3://{bucket}/{}", c.key);
     let parts = c
         .parts
@@ -347,10 +355,8 @@ pub async fn complete_upload(
         .send()
         .await
         .map_err(|e| Failure::s3(&what, e))?;
-    Ok(Json(ObjectEntry {
+    Ok(Json(Completed {
         key: c.key,
-        size: 0,
-        modified: None,
         etag: done.e_tag().map(unquoted),
     }))
 }

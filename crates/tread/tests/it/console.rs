@@ -553,6 +553,16 @@ pub(crate) fn curves_pipeline(epochs: usize, size: u32) -> String {
     )
 }
 
+/// The line a page marks as the one a parser stopped at.
+pub(crate) fn marked_line(body: &str) -> &str {
+    let at = body
+        .find("class=\"bad\" aria-current=\"true\">")
+        .expect("a marked line");
+    let line = &body[at..];
+    let line = &line[line.find('>').expect("tag end") + 1..];
+    &line[..line.find("</li>").expect("line end")]
+}
+
 /// The epochs a run page's live part shows for its training step.
 fn epochs_shown(body: &str) -> Option<usize> {
     let at = body.find("Training (step 1): ")? + "Training (step 1): ".len();
@@ -618,4 +628,81 @@ fn a_run_page_follows_training_as_its_curves_grow_and_ends_with_the_held_out_fig
     }
     assert!(last.contains("Held-out evaluation"), "{last}");
     assert!(last.contains("true \\ predicted"), "the confusion matrix");
+}
+
+#[test]
+fn an_edited_pipeline_file_is_applied_and_a_refused_one_is_shown_at_its_line_with_nothing_saved() {
+    let world = World::create();
+    let up = Up::start(&world);
+    let file = "name = \"nightly\"\ndata = \"s3://fsxn-ontap/none\"\nschedule = \"cron(0 3 * * ? *)\"\n\
+                [[steps]]\nkind = \"run\"\ncommand = \"echo hello\"\n";
+    up.apply(&world, "nightly", file);
+    let mut browser = signed_in(&world, &up);
+    let page = browser.get("/console/pipelines/nightly");
+    assert!(
+        page.body.contains("<textarea id=\"source\""),
+        "{}",
+        page.body
+    );
+    let token = form_token(&page.body);
+
+    // A browser sends a textarea's lines ending in CR LF.
+    let broken = file
+        .replace("kind = \"run\"", "kind = run")
+        .replace('\n', "\r\n");
+    let page = browser.post(
+        "/console/pipelines/nightly/apply",
+        &[("form_token", &token), ("source", &broken)],
+    );
+    assert_eq!(page.status, StatusCode::BAD_REQUEST, "{}", page.body);
+    assert!(page.body.contains("id=\"source-error\""), "{}", page.body);
+    assert!(
+        page.body.contains("line 5"),
+        "the parser's line: {}",
+        page.body
+    );
+    assert_eq!(marked_line(&page.body), "kind = run", "line 5 is marked");
+    assert!(
+        page.body.contains("kind = run\n"),
+        "the edit stays in the form"
+    );
+    assert_eq!(
+        up.get("/api/pipelines/nightly")["schedule"],
+        "cron(0 3 * * ? *)",
+        "nothing saved"
+    );
+
+    let wrong = file.replace("cron(0 3 * * ? *)", "cron(0 0 ? * MON/2 *)");
+    let page = browser.post(
+        "/console/pipelines/nightly/apply",
+        &[("form_token", &token), ("source", &wrong)],
+    );
+    assert_eq!(
+        page.status,
+        StatusCode::BAD_REQUEST,
+        "a schedule EventBridge refuses"
+    );
+    assert!(page.body.contains("id=\"source-error\""), "{}", page.body);
+
+    let edited = file.replace("cron(0 3 * * ? *)", "rate(6 hours)");
+    let page = browser.post(
+        "/console/pipelines/nightly/apply",
+        &[("form_token", &token), ("source", &edited)],
+    );
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
+    assert_eq!(page.location, "/console/pipelines/nightly");
+    assert_eq!(
+        up.get("/api/pipelines/nightly")["schedule"],
+        "rate(6 hours)"
+    );
+    let page = browser.post(
+        "/console/pipelines/nightly/apply",
+        &[("form_token", "forged"), ("source", file)],
+    );
+    assert_eq!(page.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        up.get("/api/pipelines/nightly")["schedule"],
+        "rate(6 hours)",
+        "a forged form changes nothing"
+    );
 }
