@@ -1,20 +1,25 @@
 //! The console in Debian's Chromium, driven through chromedriver
 //! (WebDriver, with the fantoccini crate) as a person uses it: a page opened
-//! without a session goes to sign-in and back; a bucket is made and two
-//! files are uploaded by the page's script (one in parts); the next fire
+//! without a session goes to sign-in and back, by the keyboard alone; a bucket is made and two
+//! files are uploaded by the page's script (one in parts), and one too large
+//! for its volume fails with the store's error; the next fire
 //! times of a schedule; a run started from its pipeline's page whose curve
 //! grows on the open page; a dataset's thumbnails loading from the store;
 //! two model versions compared and one promoted; an endpoint rolled back
 //! and tried with a photo; the overview at a phone's width; sign-out. Each
 //! page's screenshot is saved under `target/console-screenshots/`.
 
-use crate::common::{World, block_on, free_port, wait_listening};
+use crate::common::{World, block_on, free_port, run_ok, wait_listening};
 use crate::console::{curves_pipeline, png, register_handed};
 use crate::pipeline::Up;
 use fantoccini::{Client, ClientBuilder, Locator};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+/// WebDriver's codes of the Enter and Tab keys.
+const ENTER: &str = "\u{E007}";
+const TAB: &str = "\u{E004}";
 
 /// A chromedriver process, stopped when dropped.
 struct Driver {
@@ -74,6 +79,42 @@ async fn chromium(driver: &Driver, profile: &Path) -> Client {
         .connect(&driver.url)
         .await
         .expect("a Chromium session")
+}
+
+/// A 3 MiB tmpfs, unmounted when dropped.
+struct Mounted(PathBuf);
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        // Nothing to report: the temp dir goes next either way.
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+/// Bucket `tiny` on a volume of 3 MiB (a tmpfs, which needs root, as CI
+/// runs); none where mounting is not permitted, which the test says.
+fn small_volume(world: &World) -> Option<Mounted> {
+    let at = world.dir.path().join("small");
+    std::fs::create_dir_all(&at).expect("a mount point");
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=3m", "tmpfs"])
+        .arg(&at)
+        .status();
+    if !mounted.is_ok_and(|s| s.success()) {
+        eprintln!("mounting a tmpfs is not permitted here: the full-volume upload is not tried");
+        return None;
+    }
+    let mounted = Mounted(at.clone());
+    let path = at.to_str().expect("utf-8");
+    run_ok(
+        &world.data,
+        &["s3", "volume", "create", "small", "--path", path],
+    );
+    run_ok(
+        &world.data,
+        &["s3", "bucket", "create", "tiny", "--volume", "small"],
+    );
+    Some(mounted)
 }
 
 /// Where screenshots go: `target/console-screenshots/`, beside the build
@@ -208,6 +249,8 @@ fn a_person_uses_the_console_in_chromium() {
     std::fs::write(&hello, "hello from a browser\n").expect("a file");
     std::fs::write(&big, vec![42u8; 17 << 20]).expect("a file over 16 MiB");
     std::fs::write(&photo, png(64)).expect("a photo");
+    // Made early: the running store picks up a new bucket within seconds.
+    let small = small_volume(&world);
     let driver = Driver::start();
     let base = up.api_url().to_owned();
     block_on(async {
@@ -217,9 +260,22 @@ fn a_person_uses_the_console_in_chromium() {
         open(&c, &base, "/console/runs").await;
         assert_eq!(path_of(&c).await, "/console/sign-in?next=%2Fconsole%2Fruns");
         shot(&c, "sign-in").await;
-        fill(&c, "#token", token.trim()).await;
-        click(&c, "button[type=submit]").await;
+        // By the keyboard alone: the token field has the focus, Enter signs in.
+        let focused = c.active_element().await.expect("the focused element");
+        assert_eq!(
+            focused.attr("id").await.expect("its id").as_deref(),
+            Some("token")
+        );
+        focused
+            .send_keys(&format!("{}{ENTER}", token.trim()))
+            .await
+            .expect("typing");
         assert_eq!(wait_for_path(&c, "/console/runs").await, "/console/runs");
+        // The first Tab reaches the link that skips the navigation.
+        let body = c.find(Locator::Css("body")).await.expect("the page");
+        body.send_keys(TAB).await.expect("Tab");
+        let focused = c.active_element().await.expect("the focused element");
+        assert_eq!(focused.text().await.expect("its text"), "Skip to content");
 
         // A bucket, and two files uploaded by the page's script.
         open(&c, &base, "/console/buckets").await;
@@ -253,6 +309,30 @@ fn a_person_uses_the_console_in_chromium() {
             "{details}"
         );
         shot(&c, "object").await;
+
+        // A file larger than its bucket's volume fails visibly, with the
+        // store's own error, and leaves nothing behind.
+        if small.is_some() {
+            open(&c, &base, "/console/buckets/tiny").await;
+            fill(&c, "#files", &big.display().to_string()).await;
+            click(&c, "#upload button[type=submit]").await;
+            let status = wait_for_text(&c, "#upload-status", Duration::from_secs(120), |t| {
+                t.contains("uploaded") || t.contains("failed")
+            })
+            .await;
+            assert_eq!(
+                status,
+                "1 of 1 uploads failed; nothing of a failed file was kept."
+            );
+            let item = text_of(&c, "#upload-progress li").await;
+            assert!(
+                item.contains("failed: ") && item.contains("space"),
+                "the store's error: {item}"
+            );
+            shot(&c, "upload-too-large").await;
+            c.refresh().await.expect("reload");
+            assert!(text_of(&c, "#objects").await.contains("Nothing here yet"));
+        }
 
         // The next fire times of a schedule.
         open(&c, &base, "/console/schedules").await;
