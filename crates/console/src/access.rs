@@ -8,7 +8,7 @@ use crate::error::ConsoleError;
 use crate::pages::{after_action, error_line, escaped, page, refusal_status};
 use crate::session::{ActionForm, Session, check_form};
 use axum::extract::{Path, State};
-use axum::response::Response;
+use axum::response::{IntoResponse, Redirect, Response};
 use axum::{Extension, Form};
 use http::{HeaderValue, header};
 use minijinja::{Value, context};
@@ -55,30 +55,50 @@ async fn access_page(c: &Console, s: &Session, refused: Option<Refused>) -> Resp
     refusal_status(page(c, s, "access.html", values), refusing)
 }
 
-/// Sends `body` to the API as `method path`; a refusal (4xx) shows the
-/// access page again with the message beside `form`, anything else leads
-/// back to the access page or to the error page.
+/// One access form's call to the API: which form it came from, and what
+/// it asks.
+struct Call {
+    /// `user`, `group`, `member` or `policy`.
+    form: &'static str,
+    method: Method,
+    path: String,
+    body: Json,
+}
+
+/// Checks the form's token and sends `call` to the API; its answer is
+/// shown by `shown`. A refusal (4xx) shows the access page again with the
+/// message beside the form, anything else the error page.
 async fn act(
     c: &Console,
     s: &Session,
-    form: &'static str,
-    (method, path): (Method, String),
-    body: Json,
+    form_token: &str,
+    call: Call,
+    shown: impl FnOnce(Json) -> Response,
 ) -> Response {
-    match c.api.send_json(method, &path, &body).await {
-        Ok(_) => after_action(c, Ok(ACCESS.to_owned())),
+    if let Err(e) = check_form(s, form_token) {
+        return c.pages.error(&e);
+    }
+    match c.api.send_json(call.method, &call.path, &call.body).await {
+        Ok(answer) => shown(answer),
         Err(ConsoleError::Api { status, message }) if status.is_client_error() => {
-            let line = (form == "policy").then(|| error_line(&message)).flatten();
+            let line = (call.form == "policy")
+                .then(|| error_line(&message))
+                .flatten();
             let refused = Refused {
-                form,
+                form: call.form,
                 message,
-                entered: body,
+                entered: call.body,
                 line,
             };
             access_page(c, s, Some(refused)).await
         }
         Err(e) => c.pages.error(&e),
     }
+}
+
+/// After a change: the access page, showing it.
+fn back_to_access(_: Json) -> Response {
+    Redirect::to(ACCESS).into_response()
 }
 
 /// A form with one name.
@@ -94,23 +114,14 @@ pub async fn create_user(
     Extension(s): Extension<Session>,
     Form(form): Form<NameForm>,
 ) -> Response {
-    if let Err(e) = check_form(&s, &form.form_token) {
-        return c.pages.error(&e);
-    }
-    let body = json!({ "name": form.name.trim() });
-    match c.api.send_json(Method::POST, "/api/users", &body).await {
-        Ok(keys) => keys_page(&c, &s, &keys, "created"),
-        Err(ConsoleError::Api { status, message }) if status.is_client_error() => {
-            let refused = Refused {
-                form: "user",
-                message,
-                entered: body,
-                line: None,
-            };
-            access_page(&c, &s, Some(refused)).await
-        }
-        Err(e) => c.pages.error(&e),
-    }
+    let call = Call {
+        form: "user",
+        method: Method::POST,
+        path: "/api/users".to_owned(),
+        body: json!({ "name": form.name.trim() }),
+    };
+    let shown = |keys: Json| keys_page(&c, &s, &keys, "created");
+    act(&c, &s, &form.form_token, call, shown).await
 }
 
 /// Replaces a user's keys and shows the new ones, this once.
@@ -210,14 +221,15 @@ pub async fn create_group(
     Extension(s): Extension<Session>,
     Form(form): Form<GroupForm>,
 ) -> Response {
-    if let Err(e) = check_form(&s, &form.form_token) {
-        return c.pages.error(&e);
-    }
-    let body = json!({
-        "name": form.name.trim(), "users": listed(&form.users), "policies": listed(&form.policies),
-    });
-    let call = (Method::POST, "/api/groups".to_owned());
-    act(&c, &s, "group", call, body).await
+    let call = Call {
+        form: "group",
+        method: Method::POST,
+        path: "/api/groups".to_owned(),
+        body: json!({
+            "name": form.name.trim(), "users": listed(&form.users), "policies": listed(&form.policies),
+        }),
+    };
+    act(&c, &s, &form.form_token, call, back_to_access).await
 }
 
 /// The member form: a user to add to or remove from a group.
@@ -236,17 +248,18 @@ pub async fn member(
     Path(group): Path<String>,
     Form(form): Form<MemberForm>,
 ) -> Response {
-    if let Err(e) = check_form(&s, &form.form_token) {
-        return c.pages.error(&e);
-    }
     let method = match form.change.as_str() {
         "remove" => Method::DELETE,
         _ => Method::PUT,
     };
     let user = form.user.trim();
-    let path = format!("/api/groups/{}/users/{}", escaped(&group), escaped(user));
-    let body = json!({ "group": group, "user": user });
-    act(&c, &s, "member", (method, path), body).await
+    let call = Call {
+        form: "member",
+        method,
+        path: format!("/api/groups/{}/users/{}", escaped(&group), escaped(user)),
+        body: json!({ "group": group, "user": user }),
+    };
+    act(&c, &s, &form.form_token, call, back_to_access).await
 }
 
 /// The group-policies form: exactly these policies, comma-separated.
@@ -263,12 +276,13 @@ pub async fn group_policies(
     Path(group): Path<String>,
     Form(form): Form<GroupPoliciesForm>,
 ) -> Response {
-    if let Err(e) = check_form(&s, &form.form_token) {
-        return c.pages.error(&e);
-    }
-    let path = format!("/api/groups/{}/policies", escaped(&group));
-    let body = Json::from(listed(&form.policies));
-    act(&c, &s, "member", (Method::PUT, path), body).await
+    let call = Call {
+        form: "member",
+        method: Method::PUT,
+        path: format!("/api/groups/{}/policies", escaped(&group)),
+        body: Json::from(listed(&form.policies)),
+    };
+    act(&c, &s, &form.form_token, call, back_to_access).await
 }
 
 /// The create-policy form.
@@ -286,12 +300,13 @@ pub async fn create_policy(
     Extension(s): Extension<Session>,
     Form(form): Form<PolicyForm>,
 ) -> Response {
-    if let Err(e) = check_form(&s, &form.form_token) {
-        return c.pages.error(&e);
-    }
-    let body = json!({ "name": form.name.trim(), "document": form.document });
-    let call = (Method::POST, "/api/policies".to_owned());
-    act(&c, &s, "policy", call, body).await
+    let call = Call {
+        form: "policy",
+        method: Method::POST,
+        path: "/api/policies".to_owned(),
+        body: json!({ "name": form.name.trim(), "document": form.document }),
+    };
+    act(&c, &s, &form.form_token, call, back_to_access).await
 }
 
 #[cfg(test)]

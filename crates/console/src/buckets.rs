@@ -273,20 +273,13 @@ pub async fn upload_step(
         check_form(&s, &relayed.form_token)?;
         let base = format!("/api/buckets/{}", escaped(&bucket));
         let mut body = relayed.body;
-        match step.as_str() {
+        let path = match step.as_str() {
             "presign" => {
                 body["host"] = browser_host(&headers).into();
-                let path = format!("{base}/presign");
-                c.api.send_json(Method::POST, &path, &body).await
+                format!("{base}/presign")
             }
-            "begin" => {
-                let path = format!("{base}/uploads");
-                c.api.send_json(Method::POST, &path, &body).await
-            }
-            "complete" => {
-                let path = format!("{base}/uploads/complete");
-                c.api.send_json(Method::POST, &path, &body).await
-            }
+            "begin" => format!("{base}/uploads"),
+            "complete" => format!("{base}/uploads/complete"),
             "abort" => {
                 let key = body["key"].as_str().unwrap_or_default();
                 let id = body["upload_id"].as_str().unwrap_or_default();
@@ -295,10 +288,11 @@ pub async fn upload_step(
                     escaped(key),
                     escaped(id)
                 );
-                c.api.delete(&path).await
+                return c.api.delete(&path).await;
             }
-            _ => Err(ConsoleError::NotFound(format!("upload step {step}"))),
-        }
+            _ => return Err(ConsoleError::NotFound(format!("upload step {step}"))),
+        };
+        c.api.send_json(Method::POST, &path, &body).await
     }
     .await;
     match answered {
