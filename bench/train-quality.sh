@@ -10,7 +10,12 @@
 #   seedcnn: the recipe's own settings on the same set: tread --model
 #            seed-cnn --epochs 2 --size 224 against pytorch_recipe.py --arch
 #            seed-cnn --recipe (Adam 1e-3, no schedule, no augmentation, no
-#            smoothing, no validation), seeds 0 1 2.
+#            smoothing, no validation), seeds 0 1 2. PyTorch trains on tread's
+#            draws for each seed (its split, batch order and initial weights,
+#            from tread-bench-draws), so a seed's two runs differ in the
+#            frameworks' arithmetic alone: two epochs at a fixed rate swing by
+#            several points from the draw (bench/RESULTS.md). SEEDCNN_DRAWS=own
+#            lets PyTorch draw its own.
 #   tyres:   the demo's synthetic tyres (tread data synth, 1200 at 96 px,
 #            seed 0, split 0.8,0.2): tread's default recipe and PyTorch
 #            resnet-small at 96 (both with the demo's --epochs 30 --val 0),
@@ -32,6 +37,9 @@
 #
 # Environment:
 #   TREAD        tread binary (default target/release/tread; not built here)
+#   DRAWS        tread-bench-draws binary for the seedcnn part (default
+#                target/release/tread-bench-draws: cargo build --release -p
+#                tread-bench-train)
 #   TORCH_VENV   venv with torch, torchvision, pillow (default
 #                target/bench-torch-venv; made from bench/train/requirements.txt
 #                when missing)
@@ -60,6 +68,8 @@ SEEDS=${SEEDS:-0 1 2}
 TYRE_SEEDS=${TYRE_SEEDS:-0}
 TYRE_EPOCHS=${TYRE_EPOCHS:-30}
 TREAD=${TREAD:-$REPO/target/release/tread}
+DRAWS=${DRAWS:-$REPO/target/release/tread-bench-draws}
+SEEDCNN_DRAWS=${SEEDCNN_DRAWS:-tread}
 TORCH_VENV=${TORCH_VENV:-$REPO/target/bench-torch-venv}
 TREAD_ARGS=${TREAD_ARGS:-}
 TORCH_ARGS=${TORCH_ARGS:-}
@@ -73,6 +83,10 @@ cd "$REPO"
 case $TREAD in /*) ;; *) TREAD=$REPO/$TREAD ;; esac
 if [ ! -x "$TREAD" ]; then
     say "no tread binary at $TREAD: cargo build --release -p tread, or set TREAD"
+    exit 1
+fi
+if [[ " $PARTS " =~ \ seedcnn\  ]] && [ "$SEEDCNN_DRAWS" = tread ] && [ ! -x "$DRAWS" ]; then
+    say "no tread-bench-draws at $DRAWS: cargo build --release -p tread-bench-train, or set DRAWS"
     exit 1
 fi
 if [ ! -x "$TORCH_VENV/bin/python" ]; then
@@ -231,9 +245,15 @@ seedcnn_part() {
             --epochs 2 --size 224 $SEEDCNN_TREAD_ARGS
     done
     for seed in $SEEDS; do
+        local draws=()
+        if [ "$SEEDCNN_DRAWS" = tread ]; then
+            "$DRAWS" "$FASHION_DIR" --out "$WORK/draws-$seed" --model seed-cnn --seed "$seed" \
+                --split 1500,356 --epochs 2 --size 224
+            draws=(--draws "$WORK/draws-$seed")
+        fi
         # shellcheck disable=SC2086
-        torch_train seedcnn seed-cnn "$seed" "$FASHION_DIR" --arch seed-cnn --recipe \
-            --split 1500,356 --quiet $SEEDCNN_TORCH_ARGS
+        torch_train seedcnn "seed-cnn-on-$SEEDCNN_DRAWS-draws" "$seed" "$FASHION_DIR" --arch seed-cnn \
+            --recipe --split 1500,356 --quiet "${draws[@]}" $SEEDCNN_TORCH_ARGS
     done
 }
 
@@ -296,6 +316,20 @@ for (part, framework, setting), rs in groups.items():
     walls = [r["wall_s"] for r in rs]
     print(f"| {part} | {framework} | {setting} | {len(rs)} | {pct(statistics.mean(accs))} | "
           f"{100 * min(accs):.2f}-{100 * max(accs):.2f} | {statistics.mean(walls):.1f} |")
+# seedcnn: tread and PyTorch seed by seed (on one draw when SEEDCNN_DRAWS=tread).
+by_seed = {}
+for r in rows:
+    if r["part"] == "seedcnn" and not r.get("failed"):
+        by_seed.setdefault(r["seed"], {})[r["framework"]] = r["accuracy"]
+pairs = [(s, v["tread"], v["pytorch"]) for s, v in sorted(by_seed.items()) if len(v) == 2]
+if pairs:
+    print("\n| seedcnn seed | tread | PyTorch | tread - PyTorch |")
+    print("| --- | --- | --- | --- |")
+    for seed, t, p in pairs:
+        print(f"| {seed} | {pct(t)} | {pct(p)} | {100 * (t - p):+.2f} |")
+    diffs = [t - p for _, t, p in pairs]
+    print(f"| mean | {pct(statistics.mean(t for _, t, _ in pairs))} | "
+          f"{pct(statistics.mean(p for _, _, p in pairs))} | {100 * statistics.mean(diffs):+.2f} |")
 failed = [r for r in rows if r.get("failed")]
 if failed:
     print(f"\n{len(failed)} run(s) failed: "

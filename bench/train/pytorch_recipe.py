@@ -60,7 +60,10 @@ line at the end (the last line of stdout): arch, seed, epochs_run,
 best_epoch, heldout_accuracy, confusion (rows: true class, columns:
 predicted, in `classes` order), wall seconds (total, load, train: the epoch
 loop with its validation passes), seconds per epoch, training images/s, and
-the configuration. --mistakes FILE also writes the held-out images the kept
+the configuration. --draws DIR trains on tread's own draws for the seed (its
+split, each epoch's order, its initial weights; written by bench/train-bench's
+tread-bench-draws), so the two frameworks differ in their arithmetic alone.
+--mistakes FILE also writes the held-out images the kept
 model gets wrong, one JSON line each, to look at.
 """
 
@@ -78,6 +81,7 @@ STARTED = time.perf_counter()
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from PIL import Image  # noqa: E402
+from safetensors.torch import load_file  # noqa: E402
 from torch import nn  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -135,6 +139,10 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="auto: time a few training steps in each, keep the faster")
     p.add_argument("--threads", type=int, default=THREADS)
     p.add_argument("--quiet", action="store_true", help="no per-epoch lines")
+    p.add_argument("--draws", metavar="DIR",
+                   help="tread's draws for this seed (bench/train-bench's tread-bench-draws: "
+                        "draws.json and init.safetensors): its split, each epoch's order and "
+                        "initial weights instead of this script's own")
     p.add_argument("--mistakes", metavar="FILE",
                    help="write the held-out images the kept model gets wrong here, "
                         "one JSON line each (path, true class, predicted class, its probability)")
@@ -164,6 +172,19 @@ def list_images(root: str) -> tuple[list[str], list[tuple[str, int]]]:
     if len(classes) < 2 or not items:
         raise SystemExit(f"{root}: need at least two class folders with images")
     return classes, items
+
+
+def read_draws(folder: str, data: str, classes: list[str], items: list, epochs: int) -> dict:
+    """tread's draws (tread-bench-draws), checked to name the same images
+    (its sample i must be this script's item i) and to order every epoch."""
+    with open(os.path.join(folder, "draws.json")) as f:
+        draws = json.load(f)
+    keys = [os.path.relpath(path, data).replace(os.sep, "/") for path, _ in items]
+    if draws["classes"] != classes or draws["keys"] != keys:
+        raise SystemExit(f"{folder}: tread listed other images or classes than {data} holds")
+    if len(draws["orders"]) < epochs:
+        raise SystemExit(f"{folder}: orders for {len(draws['orders'])} epochs, {epochs} asked")
+    return draws
 
 
 def split_sizes(spec: str, n: int) -> tuple[int, int]:
@@ -370,12 +391,17 @@ def main() -> None:
     # Split (Python's RNG, seeded): train / held-out, then validation from train.
     classes, items = list_images(args.data)
     k = len(classes)
-    n_train, n_held = split_sizes(args.split, len(items))
-    order = list(range(len(items)))
-    random.Random(args.seed).shuffle(order)
-    train_idx, held_idx = order[:n_train], order[n_train:n_train + n_held]
-    n_val = round(args.val * n_train)
-    val_idx, train_idx = train_idx[:n_val], train_idx[n_val:]
+    draws = read_draws(args.draws, args.data, classes, items, args.epochs) if args.draws else None
+    if draws:
+        train_idx, val_idx, held_idx = draws["train"], draws["validation"], draws["test"]
+    else:
+        n_train, n_held = split_sizes(args.split, len(items))
+        order = list(range(len(items)))
+        random.Random(args.seed).shuffle(order)
+        train_idx, held_idx = order[:n_train], order[n_train:n_train + n_held]
+        n_val = round(args.val * n_train)
+        val_idx, train_idx = train_idx[:n_val], train_idx[n_val:]
+    n_val = len(val_idx)
 
     # Decode everything once; resized [0,1] copies for the unaugmented paths.
     t_load = time.perf_counter()
@@ -402,6 +428,8 @@ def main() -> None:
 
     torch.manual_seed(args.seed)
     model = build(args.arch, k, args.size)
+    if draws:
+        model.load_state_dict(load_file(os.path.join(args.draws, "init.safetensors")))
     if args.memory_format == "auto":
         fmt_name, probe_s = pick_memory_format(model, args, k)
     else:
@@ -429,7 +457,11 @@ def main() -> None:
     for epoch in range(1, args.epochs + 1):
         t0 = time.perf_counter()
         model.train()
-        perm = torch.randperm(len(train_idx), generator=shuffle).tolist()
+        if draws:
+            position = {i: p for p, i in enumerate(train_idx)}
+            perm = [position[i] for i in draws["orders"][epoch - 1]]
+        else:
+            perm = torch.randperm(len(train_idx), generator=shuffle).tolist()
         seen, loss_sum, correct = 0, 0.0, 0
         for s in range(0, len(perm), args.batch_size):
             batch = perm[s:s + args.batch_size]
@@ -500,7 +532,8 @@ def main() -> None:
         "memory_format": fmt_name,
         "memory_format_probe_step_s": probe_s and {f: round(t, 4) for f, t in probe_s.items()},
         "config": {
-            "recipe": args.recipe, "split": args.split, "val": args.val, "size": args.size,
+            "recipe": args.recipe, "draws": "tread" if args.draws else "own",
+            "split": args.split, "val": args.val, "size": args.size,
             "augment": args.augment, "crop_from": args.crop_from if args.augment else None,
             "turn": args.turn,
             "optimizer": args.optimizer, "lr": args.lr, "betas": list(args.betas),

@@ -17,4 +17,4 @@ pub use job::{
     evaluate_at, train_to,
 };
 pub use recipe::{Recipe, RecipeError, RecipeOverrides, Schedule};
-pub use trainer::{TrainError, TrainOptions, Trained, evaluate, train};
+pub use trainer::{Parts, TrainError, TrainOptions, Trained, evaluate, train};

@@ -80,22 +80,31 @@ pub struct Trained {
     pub network: Network,
 }
 
-/// The parts of the dataset a run uses, as dataset indices.
-struct Parts {
-    train: Vec<usize>,
-    validation: Vec<usize>,
-    test: Vec<usize>,
+/// The parts of the dataset a run uses, as indices into the dataset's
+/// samples: what a run draws from its seed, so that a benchmark can hand
+/// another framework the very same split and order.
+pub struct Parts {
+    /// The images trained on.
+    pub train: Vec<usize>,
+    /// The images that pick the best epoch.
+    pub validation: Vec<usize>,
+    /// The held-out images, seen once at the end.
+    pub test: Vec<usize>,
     /// Training images, unaugmented, that re-estimate batch norm.
-    calibration: Vec<usize>,
+    pub calibration: Vec<usize>,
 }
 
 impl Parts {
-    /// The held-out split as [`SplitSpec::split`] makes it (so `tread eval`
-    /// finds it again from the card), then the validation part carved from
-    /// the rest with the same seed.
-    fn new(total: usize, options: &TrainOptions) -> Result<Self, TrainError> {
-        let (mut train, test) = options.split.split(total, options.seed)?;
-        let share = options.recipe.validation;
+    /// The order in which `epoch` (from 1) visits the training images.
+    pub fn epoch_order(&self, seed: u64, epoch: usize) -> Vec<usize> {
+        epoch_order(&self.train, seed, epoch - 1)
+    }
+
+    /// The held-out split of `total` samples as [`SplitSpec::split`] makes
+    /// it (so `tread eval` finds it again from the card), then the
+    /// validation part, a `share` of the rest, carved with the same seed.
+    pub fn new(total: usize, split: &SplitSpec, share: f64, seed: u64) -> Result<Self, TrainError> {
+        let (mut train, test) = split.split(total, seed)?;
         let count = (train.len() as f64 * share).round() as usize;
         if share > 0.0 && (count == 0 || count >= train.len()) {
             return Err(RecipeError::new(format!(
@@ -106,7 +115,7 @@ impl Parts {
             ))
             .into());
         }
-        let mut rng = ChaCha8Rng::seed_from_u64(options.seed ^ 0x7A11_DA7E);
+        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x7A11_DA7E);
         train.shuffle(&mut rng);
         let mut validation = train.split_off(train.len() - count);
         let calibration = train.iter().take(CALIBRATION_IMAGES).copied().collect();
@@ -149,7 +158,12 @@ pub fn train(
         .clone()
         .unwrap_or_else(clock::new_version_id);
     progress.started(&version);
-    let parts = Parts::new(dataset.samples.len(), options)?;
+    let parts = Parts::new(
+        dataset.samples.len(),
+        &options.split,
+        recipe.validation,
+        options.seed,
+    )?;
     let size = options.preprocess.size as usize;
     let mut network = Network::new(
         options.architecture,
@@ -179,7 +193,7 @@ pub fn train(
     let mut history: Vec<EpochMetrics> = Vec::new();
     let mut best: Option<Best> = None;
     for epoch in 1..=recipe.epochs {
-        let mut metrics = run.epoch(&parts.train, epoch, progress);
+        let mut metrics = run.epoch(&parts, epoch, progress);
         if metrics.images == 0 {
             let reasons = loader.failures().into_values().next().unwrap_or_default();
             return Err(TrainError::NothingReadable(reasons));
@@ -318,14 +332,9 @@ struct Run<'a> {
 }
 
 impl Run<'_> {
-    fn epoch(
-        &mut self,
-        train: &[usize],
-        epoch: usize,
-        progress: &mut dyn Progress,
-    ) -> EpochMetrics {
+    fn epoch(&mut self, parts: &Parts, epoch: usize, progress: &mut dyn Progress) -> EpochMetrics {
         let recipe = &self.options.recipe;
-        let order = epoch_order(train, self.options.seed, epoch - 1);
+        let order = parts.epoch_order(self.options.seed, epoch);
         let started = Instant::now();
         let (mut images, mut correct, mut loss_sum) = (0usize, 0usize, 0.0f64);
         let mut grad = Tensor::default();
