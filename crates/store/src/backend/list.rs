@@ -14,6 +14,7 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result};
 
+use super::read_ahead::DirStamp;
 use super::{NasStore, blocking, store_owner};
 use crate::bucket::NasBucket;
 use crate::error::StoreError;
@@ -39,29 +40,39 @@ struct Listed {
 }
 
 /// What a listing page asks for.
-struct PageRequest {
-    prefix: String,
-    delimiter: Option<String>,
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct PageRequest {
+    pub(super) prefix: String,
+    pub(super) delimiter: Option<String>,
     /// Only keys after this one.
-    after: String,
+    pub(super) after: String,
     /// Also skip every key starting with this (a common prefix already returned).
-    skip_prefix: Option<String>,
-    max: usize,
+    pub(super) skip_prefix: Option<String>,
+    pub(super) max: usize,
 }
 
 /// One page of results, in key order.
 #[derive(Default)]
-struct Page {
+pub(super) struct Page {
     objects: Vec<Listed>,
     prefixes: Vec<String>,
     truncated: bool,
     /// The last key or common prefix returned, and whether it was a prefix.
     last: Option<(String, bool)>,
+    /// The directories read, as they were: whether a page walked ahead is
+    /// still current.
+    pub(super) dirs: Vec<DirStamp>,
 }
 
 impl Page {
     fn count(&self) -> usize {
         self.objects.len() + self.prefixes.len()
+    }
+
+    /// The keys listed, in order.
+    #[cfg(test)]
+    pub(super) fn keys(&self) -> Vec<&str> {
+        self.objects.iter().map(|o| o.key.as_str()).collect()
     }
 }
 
@@ -134,7 +145,9 @@ impl Walk<'_> {
         true
     }
 
-    fn read_entries(&self, dir: &Path) -> Vec<Entry> {
+    fn read_entries(&mut self, dir: &Path) -> Vec<Entry> {
+        // Before reading it: a change during the read then shows.
+        self.page.dirs.extend(DirStamp::of(dir));
         let Ok(rd) = fs::read_dir(dir) else {
             return Vec::new();
         };
@@ -265,7 +278,7 @@ impl Walk<'_> {
     }
 }
 
-fn list_page(bucket: &NasBucket, req: &PageRequest) -> Page {
+pub(super) fn list_page(bucket: &NasBucket, req: &PageRequest) -> Page {
     // Asked for no keys: nothing is left out, so nothing is truncated (as S3).
     if req.max == 0 {
         return Page::default();
@@ -354,11 +367,14 @@ impl Listing {
     }
 }
 
+/// The page `req` asks of `bucket`, walked ahead if it was; the page after
+/// it, as `next` names it, is then walked ahead of its request.
 async fn list(
     store: &NasStore,
     bucket: &str,
     req: PageRequest,
     encoding: Option<&EncodingType>,
+    next: impl FnOnce(&Page) -> Option<PageRequest>,
 ) -> Result<Listing, StoreError> {
     let bucket = store.bucket(bucket)?;
     let url = match encoding {
@@ -371,7 +387,17 @@ async fn list(
             )));
         }
     };
-    let page = blocking(move || Ok(list_page(&bucket, &req))).await?;
+    let read_ahead = &store.inner.read_ahead;
+    let page = match read_ahead.take(&bucket, &req).await {
+        Some(page) => page,
+        None => {
+            let b = bucket.clone();
+            blocking(move || Ok(list_page(&b, &req))).await?
+        }
+    };
+    if let Some(next) = page.truncated.then(|| next(&page)).flatten() {
+        read_ahead.start(bucket, next);
+    }
     Ok(Listing { page, url })
 }
 
@@ -400,28 +426,43 @@ fn encode_token((last, is_prefix): &(String, bool)) -> String {
     TOKEN.encode(format!("{}:{last}", if *is_prefix { "p" } else { "k" }))
 }
 
-pub(super) async fn list_objects_v2(
-    store: &NasStore,
-    req: S3Request<ListObjectsV2Input>,
-) -> S3Result<S3Response<ListObjectsV2Output>> {
-    let input = req.input;
-    let (token_after, skip_prefix) = match &input.continuation_token {
+/// What a ListObjectsV2 request with `token` asks for.
+fn v2_page(input: &ListObjectsV2Input, token: Option<&str>) -> Result<PageRequest, StoreError> {
+    let (token_after, skip_prefix) = match token {
         Some(t) => {
             let (last, is_prefix) = decode_token(t)?;
             (last.clone(), is_prefix.then_some(last))
         }
         None => (String::new(), None),
     };
-    let after = token_after.max(input.start_after.clone().unwrap_or_default());
-    let page_req = PageRequest {
+    Ok(PageRequest {
         prefix: input.prefix.clone().unwrap_or_default(),
         delimiter: input.delimiter.clone(),
-        after,
+        after: token_after.max(input.start_after.clone().unwrap_or_default()),
         skip_prefix,
         max: max_keys(input.max_keys)?,
-    };
+    })
+}
+
+pub(super) async fn list_objects_v2(
+    store: &NasStore,
+    req: S3Request<ListObjectsV2Input>,
+) -> S3Result<S3Response<ListObjectsV2Output>> {
+    let input = req.input;
+    let page_req = v2_page(&input, input.continuation_token.as_deref())?;
     let max = page_req.max;
-    let mut listing = list(store, &input.bucket, page_req, input.encoding_type.as_ref()).await?;
+    let next_page = |page: &Page| {
+        let token = page.last.as_ref().map(encode_token)?;
+        v2_page(&input, Some(&token)).ok()
+    };
+    let mut listing = list(
+        store,
+        &input.bucket,
+        page_req,
+        input.encoding_type.as_ref(),
+        next_page,
+    )
+    .await?;
     let url = listing.url;
     let next = listing
         .page
@@ -446,24 +487,37 @@ pub(super) async fn list_objects_v2(
     }))
 }
 
-pub(super) async fn list_objects(
-    store: &NasStore,
-    req: S3Request<ListObjectsInput>,
-) -> S3Result<S3Response<ListObjectsOutput>> {
-    let input = req.input;
-    let marker = input.marker.clone().unwrap_or_default();
-    // A marker equal to a common prefix we returned means "after that whole prefix".
+/// What a ListObjects (v1) request with `marker` asks for.
+fn v1_page(input: &ListObjectsInput, marker: String) -> Result<PageRequest, StoreError> {
     let prefix = input.prefix.clone().unwrap_or_default();
+    // A marker equal to a common prefix we returned means "after that whole prefix".
     let skip_prefix = marker_as_common_prefix(&marker, &prefix, input.delimiter.as_deref());
-    let page_req = PageRequest {
+    Ok(PageRequest {
         prefix,
         delimiter: input.delimiter.clone(),
         after: marker,
         skip_prefix,
         max: max_keys(input.max_keys)?,
-    };
+    })
+}
+
+pub(super) async fn list_objects(
+    store: &NasStore,
+    req: S3Request<ListObjectsInput>,
+) -> S3Result<S3Response<ListObjectsOutput>> {
+    let input = req.input;
+    let page_req = v1_page(&input, input.marker.clone().unwrap_or_default())?;
     let max = page_req.max;
-    let mut listing = list(store, &input.bucket, page_req, input.encoding_type.as_ref()).await?;
+    // A client without a delimiter gets no NextMarker and goes on from the last key.
+    let next_page = |page: &Page| v1_page(&input, page.last.clone()?.0).ok();
+    let mut listing = list(
+        store,
+        &input.bucket,
+        page_req,
+        input.encoding_type.as_ref(),
+        next_page,
+    )
+    .await?;
     let url = listing.url;
     let next_marker = listing
         .page

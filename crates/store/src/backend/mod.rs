@@ -6,6 +6,7 @@ mod bucket;
 mod list;
 mod multipart;
 mod object;
+mod read_ahead;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -57,6 +58,7 @@ struct Inner {
     live: RwLock<Arc<Live>>,
     options: StoreOptions,
     listed: Arc<ListedEtags>,
+    read_ahead: read_ahead::ReadAhead,
 }
 
 /// The S3 store over NAS buckets. Cheap to clone; all clones share state.
@@ -74,6 +76,7 @@ impl NasStore {
                 live: RwLock::new(Arc::default()),
                 options,
                 listed: Arc::default(),
+                read_ahead: read_ahead::ReadAhead::default(),
             }),
         };
         store.reload().await?;

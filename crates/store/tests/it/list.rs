@@ -310,3 +310,50 @@ async fn listings_echo_as_s3_does_marker_delimiter_and_owner() {
         "{owners:?}"
     );
 }
+
+/// One page of at most `max` keys after `token`: its keys and the next token.
+async fn page_v2(t: &TestStore, max: i32, token: Option<String>) -> (Vec<String>, Option<String>) {
+    let out =
+        t.s3.list_objects_v2()
+            .bucket(BUCKET)
+            .max_keys(max)
+            .set_continuation_token(token)
+            .send()
+            .await
+            .expect("list");
+    let next = out.next_continuation_token().map(String::from);
+    (listed_keys(out.contents()), next)
+}
+
+/// The store walks the next page while a client reads one
+/// (`backend/read_ahead.rs`), for directories unchanged for a second.
+/// Whatever changes on that page between the two requests, through S3 or
+/// on the NAS, the page shows it.
+#[tokio::test]
+async fn a_page_shows_what_changed_after_the_page_before_it() {
+    let t = TestStore::start().await;
+    for key in ["d1/a", "d1/b", "d2/a", "d2/c", "d3/a", "d3/b"] {
+        put(&t.s3, key, b"x").await;
+    }
+    let settle = std::time::Duration::from_millis(1200);
+    tokio::time::sleep(settle).await;
+    let (first, token) = page_v2(&t, 2, None).await;
+    assert_eq!(first, ["d1/a", "d1/b"]);
+    put(&t.s3, "d2/b", b"x").await;
+    assert_eq!(page_v2(&t, 2, token).await.0, ["d2/a", "d2/b"]);
+
+    tokio::time::sleep(settle).await;
+    let (_, token) = page_v2(&t, 2, None).await;
+    t.s3.delete_object()
+        .bucket(BUCKET)
+        .key("d2/a")
+        .send()
+        .await
+        .expect("delete");
+    assert_eq!(page_v2(&t, 2, token).await.0, ["d2/b", "d2/c"]);
+
+    tokio::time::sleep(settle).await;
+    let (_, token) = page_v2(&t, 3, None).await;
+    std::fs::write(t.volume.join("d2/bb"), b"from the NAS").expect("write on the NAS");
+    assert_eq!(page_v2(&t, 3, token).await.0, ["d2/bb", "d2/c", "d3/a"]);
+}
