@@ -63,9 +63,13 @@ struct Args {
     /// Samples per throughput figure (the median is reported).
     #[arg(long, default_value_t = 9)]
     reps: usize,
-    /// Seconds each 4 KiB operations figure runs for.
+    /// Seconds each 4 KiB operations run lasts.
     #[arg(long, default_value_t = 5.0)]
     small_secs: f64,
+    /// Rounds of 4 KiB runs, each side once a round, interleaved (the
+    /// median is reported): one run per side swung by ±10 % on shared VMs.
+    #[arg(long, default_value_t = 3)]
+    small_rounds: usize,
     /// Concurrent clients (tasks, or threads for the raw file system) for 4 KiB operations.
     #[arg(long, default_value_t = 16)]
     clients: usize,
@@ -120,6 +124,8 @@ pub struct Bench {
     pub reps: usize,
     /// Length of each 4 KiB operations run.
     pub small_run: Duration,
+    /// Rounds of 4 KiB runs.
+    pub small_rounds: usize,
     /// Concurrent clients for 4 KiB operations.
     pub clients: usize,
     /// Keys to LIST.
@@ -142,8 +148,8 @@ fn s3_client(endpoint: &str, id: &str, secret: &str) -> aws_sdk_s3::Client {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    if args.reps == 0 || args.clients == 0 || args.small_secs <= 0.0 {
-        bail!("--reps, --clients and --small-secs must be positive");
+    if args.reps == 0 || args.clients == 0 || args.small_rounds == 0 || args.small_secs <= 0.0 {
+        bail!("--reps, --clients, --small-rounds and --small-secs must be positive");
     }
     std::fs::create_dir_all(&args.raw_dir)
         .with_context(|| format!("creating {}", args.raw_dir.display()))?;
@@ -161,6 +167,7 @@ async fn main() -> anyhow::Result<()> {
         nginx_pid: args.nginx_pid,
         reps: args.reps,
         small_run: Duration::from_secs_f64(args.small_secs),
+        small_rounds: args.small_rounds,
         clients: args.clients,
         list_keys: args.list_keys,
     };

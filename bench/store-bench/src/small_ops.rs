@@ -221,7 +221,60 @@ fn push(fig: &mut Figure, (n, span): (u64, Span)) {
     fig.push(n as f64 / u.wall, u);
 }
 
-/// Measures 4 KiB PUT then GET, tread and raw, one timed run each after a warm-up.
+/// One round: 4 KiB PUT then GET, each side one timed run after its warm-up.
+async fn round(
+    b: &Bench,
+    r: &mut SmallResults,
+    [sdk, presigned]: [&Client; 2],
+    raw_dir: &Arc<PathBuf>,
+    body: &Bytes,
+) -> anyhow::Result<()> {
+    let t = b.tread_pid;
+    http_ops(b, sdk, t, Op::Put, WARM_UP, body).await?;
+    raw_timed(raw_dir, b.clients, Op::Put, WARM_UP, body).await?;
+    push(
+        &mut r.put_tread,
+        http_ops(b, sdk, t, Op::Put, b.small_run, body).await?,
+    );
+    push(
+        &mut r.put_raw,
+        raw_timed(raw_dir, b.clients, Op::Put, b.small_run, body).await?,
+    );
+    push(
+        &mut r.put_raw_atomic,
+        raw_timed(raw_dir, b.clients, Op::PutAtomic, b.small_run, body).await?,
+    );
+    push(
+        &mut r.put_tread_presigned,
+        http_ops(b, presigned, t, Op::Put, b.small_run, body).await?,
+    );
+
+    http_ops(b, sdk, t, Op::Get, WARM_UP, body).await?;
+    raw_timed(raw_dir, b.clients, Op::Get, WARM_UP, body).await?;
+    push(
+        &mut r.get_tread,
+        http_ops(b, sdk, t, Op::Get, b.small_run, body).await?,
+    );
+    push(
+        &mut r.get_raw,
+        raw_timed(raw_dir, b.clients, Op::Get, b.small_run, body).await?,
+    );
+    push(
+        &mut r.get_tread_presigned,
+        http_ops(b, presigned, t, Op::Get, b.small_run, body).await?,
+    );
+    if let (Some(base), Some(fig)) = (&b.nginx, r.get_nginx.as_mut()) {
+        let nginx = Client::Nginx(b.http.clone(), base.clone());
+        http_ops(b, &nginx, b.nginx_pid, Op::Get, WARM_UP, body).await?;
+        push(
+            fig,
+            http_ops(b, &nginx, b.nginx_pid, Op::Get, b.small_run, body).await?,
+        );
+    }
+    Ok(())
+}
+
+/// Measures 4 KiB PUT then GET, tread and raw, in `b.small_rounds` rounds.
 pub async fn run(b: &Bench) -> anyhow::Result<SmallResults> {
     let body = Bytes::from(pattern(SIZE, 4096));
     let mut r = SmallResults {
@@ -251,48 +304,9 @@ pub async fn run(b: &Bench) -> anyhow::Result<SmallResults> {
             raw_put(&raw_dir.join(key(c, i)), &body)?;
         }
     }
-    let t = b.tread_pid;
-    http_ops(b, &sdk, t, Op::Put, WARM_UP, &body).await?;
-    raw_timed(&raw_dir, b.clients, Op::Put, WARM_UP, &body).await?;
-    push(
-        &mut r.put_tread,
-        http_ops(b, &sdk, t, Op::Put, b.small_run, &body).await?,
-    );
-    push(
-        &mut r.put_raw,
-        raw_timed(&raw_dir, b.clients, Op::Put, b.small_run, &body).await?,
-    );
     fs::create_dir_all(raw_dir.join(".tmp"))?;
-    push(
-        &mut r.put_raw_atomic,
-        raw_timed(&raw_dir, b.clients, Op::PutAtomic, b.small_run, &body).await?,
-    );
-    push(
-        &mut r.put_tread_presigned,
-        http_ops(b, &presigned, t, Op::Put, b.small_run, &body).await?,
-    );
-
-    http_ops(b, &sdk, t, Op::Get, WARM_UP, &body).await?;
-    raw_timed(&raw_dir, b.clients, Op::Get, WARM_UP, &body).await?;
-    push(
-        &mut r.get_tread,
-        http_ops(b, &sdk, t, Op::Get, b.small_run, &body).await?,
-    );
-    push(
-        &mut r.get_raw,
-        raw_timed(&raw_dir, b.clients, Op::Get, b.small_run, &body).await?,
-    );
-    push(
-        &mut r.get_tread_presigned,
-        http_ops(b, &presigned, t, Op::Get, b.small_run, &body).await?,
-    );
-    if let (Some(base), Some(fig)) = (&b.nginx, r.get_nginx.as_mut()) {
-        let nginx = Client::Nginx(b.http.clone(), base.clone());
-        http_ops(b, &nginx, b.nginx_pid, Op::Get, WARM_UP, &body).await?;
-        push(
-            fig,
-            http_ops(b, &nginx, b.nginx_pid, Op::Get, b.small_run, &body).await?,
-        );
+    for _ in 0..b.small_rounds {
+        round(b, &mut r, [&sdk, &presigned], &raw_dir, &body).await?;
     }
     Ok(r)
 }
