@@ -133,7 +133,9 @@ impl ReadAhead {
         let page = ahead.page.await.ok()?;
         let walked = ahead.walked;
         let current = super::quick_io(bucket, move || {
-            let holds = page.dirs.iter().all(|d| d.still_holds(walked));
+            // A walk that read no directory (its prefix's was missing) has
+            // nothing to tell whether that directory has appeared since.
+            let holds = !page.dirs.is_empty() && page.dirs.iter().all(|d| d.still_holds(walked));
             Ok(holds.then_some(page))
         });
         let page = current.await.ok().flatten()?;
@@ -205,6 +207,25 @@ mod tests {
         // A key created on the page by a NAS user after the walk.
         std::fs::write(dir.path().join("vol/d2/a0"), b"x").expect("write");
         assert!(ahead.take(&bucket, &after("d1/b", 2)).await.is_none());
+    }
+
+    #[tokio::test]
+    async fn a_page_whose_prefix_had_no_directory_is_walked_again() {
+        let (dir, bucket) = settled_bucket(&["d1/a", "d2/a", "d2/b"]).await;
+        let d2 = dir.path().join("vol/d2");
+        std::fs::remove_dir_all(&d2).expect("remove");
+        let ahead = ReadAhead::default();
+        let in_d2 = PageRequest {
+            prefix: "d2/".into(),
+            ..after("d2/a", 1)
+        };
+        ahead.start(bucket.clone(), in_d2.clone());
+        while !ahead.all_walked() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        std::fs::create_dir(&d2).expect("recreate");
+        std::fs::write(d2.join("b"), b"x").expect("write");
+        assert!(ahead.take(&bucket, &in_d2).await.is_none());
     }
 
     #[tokio::test]
