@@ -138,8 +138,14 @@ impl ReadAhead {
             let holds = !page.dirs.is_empty() && page.dirs.iter().all(|d| d.still_holds(walked));
             Ok(holds.then_some(page))
         });
-        let page = current.await.ok().flatten()?;
-        (ahead.started.elapsed() < FRESH).then_some(page)
+        let page = current.await.ok().flatten();
+        let fresh = ahead.started.elapsed() < FRESH;
+        tracing::debug!(
+            current = page.is_some(),
+            fresh,
+            "a listing page was walked ahead"
+        );
+        page.filter(|_| fresh)
     }
 }
 
