@@ -97,7 +97,7 @@ pub struct Parts {
 impl Parts {
     /// The order in which `epoch` (from 1) visits the training images.
     pub fn epoch_order(&self, seed: u64, epoch: usize) -> Vec<usize> {
-        epoch_order(&self.train, seed, epoch - 1)
+        epoch_order(&self.train, seed, epoch.saturating_sub(1))
     }
 
     /// The held-out split of `total` samples as [`SplitSpec::split`] makes

@@ -128,7 +128,7 @@ impl ReadAhead {
             let at = pending
                 .iter()
                 .position(|p| Arc::ptr_eq(&p.bucket, bucket) && p.request == *request)?;
-            pending.swap_remove(at)
+            pending.remove(at)
         };
         let page = ahead.page.await.ok()?;
         let walked = ahead.walked;
