@@ -14,7 +14,7 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result};
 
-use super::read_ahead::DirStamp;
+use super::read_ahead::{DirStamp, MOST_STAMPS};
 use super::{NasStore, blocking, store_owner};
 use crate::bucket::NasBucket;
 use crate::error::StoreError;
@@ -62,6 +62,10 @@ pub(super) struct Page {
     /// The directories read, as they were: whether a page walked ahead is
     /// still current.
     pub(super) dirs: Vec<DirStamp>,
+    /// The walk met what its directories cannot vouch for: a symbolic link
+    /// (its target changes elsewhere), a directory it could not stat, more
+    /// directories than [`MOST_STAMPS`]. Such a page is never walked ahead.
+    pub(super) unverifiable: bool,
 }
 
 impl Page {
@@ -147,10 +151,14 @@ impl Walk<'_> {
 
     fn read_entries(&mut self, dir: &Path) -> Vec<Entry> {
         // Before reading it: a change during the read then shows.
-        self.page.dirs.extend(DirStamp::of(dir));
+        match DirStamp::of(dir) {
+            Some(stamp) if self.page.dirs.len() < MOST_STAMPS => self.page.dirs.push(stamp),
+            _ => self.page.unverifiable = true,
+        }
         let Ok(rd) = fs::read_dir(dir) else {
             return Vec::new();
         };
+        let mut saw_link = false;
         let mut entries: Vec<Entry> = rd
             .flatten()
             .filter_map(|e| {
@@ -161,6 +169,7 @@ impl Walk<'_> {
                 }
                 let ft = e.file_type().ok()?;
                 if ft.is_symlink() {
+                    saw_link = true;
                     let real = fs::canonicalize(e.path()).ok()?;
                     if !self.bucket.may_serve(&real) {
                         return None;
@@ -184,6 +193,7 @@ impl Walk<'_> {
                 }
             })
             .collect();
+        self.page.unverifiable |= saw_link;
         entries.sort_by_cached_key(Entry::form);
         entries
     }
@@ -304,6 +314,9 @@ pub(super) fn list_page(bucket: &NasBucket, req: &PageRequest) -> Page {
         })
     };
     if let Some(dir) = start.filter(|d| d.is_dir()) {
+        // A prefix through a symbolic link: retargeting it changes no
+        // directory the walk reads.
+        walk.page.unverifiable |= fs::canonicalize(&dir).map_or(true, |real| real != dir);
         walk.walk(&dir, dir_part);
     }
     walk.page

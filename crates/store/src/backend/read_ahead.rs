@@ -16,7 +16,12 @@
 //!   shows: a file rewritten in place by a NAS user, as a listing already
 //!   racing that write could show it.
 //!
-//! Otherwise the request walks as it would have.
+//! Pages are walked ahead only where those stamps vouch for them: on a
+//! local file system (a NAS server stamps times by its own clock, and an
+//! NFS client caches attributes), with metadata in extended attributes
+//! (a sidecar record changes no directory of the key), and never through
+//! a symbolic link (its target changes elsewhere). Otherwise, and whenever
+//! a page is not current, the request walks as it would have.
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -37,6 +42,10 @@ const SETTLED: Duration = Duration::from_secs(1);
 /// Pages walked ahead and not yet asked for, at most: one per client
 /// listing at once, the oldest dropped first.
 const MOST_PENDING: usize = 64;
+
+/// The most directories a page walked ahead may have read (a page of 1000
+/// keys reads ten or so); past it the page is walked again when asked for.
+pub(super) const MOST_STAMPS: usize = 256;
 
 /// A directory as a walk read it: what changes when its entries do.
 #[derive(Debug, PartialEq, Eq)]
@@ -90,8 +99,12 @@ pub(super) struct ReadAhead {
 }
 
 impl ReadAhead {
-    /// Starts walking the page `request` asks of `bucket`.
+    /// Starts walking the page `request` asks of `bucket`, where its
+    /// directories can vouch for it (see the module doc).
     pub(super) fn start(&self, bucket: Arc<NasBucket>, request: PageRequest) {
+        if !bucket.is_local || !bucket.meta.travels_with_file() {
+            return;
+        }
         let (b, r) = (bucket.clone(), request.clone());
         let walked = SystemTime::now();
         let page = tokio::task::spawn_blocking(move || list_page(&b, &r));
@@ -125,6 +138,7 @@ impl ReadAhead {
     ) -> Option<Page> {
         let ahead = {
             let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+            pending.retain(|p| p.started.elapsed() < FRESH);
             let at = pending
                 .iter()
                 .position(|p| Arc::ptr_eq(&p.bucket, bucket) && p.request == *request)?;
@@ -132,10 +146,14 @@ impl ReadAhead {
         };
         let page = ahead.page.await.ok()?;
         let walked = ahead.walked;
-        let current = super::quick_io(bucket, move || {
+        // A stat per directory read: a few for a page of 1000 keys, up to
+        // MOST_STAMPS; off the async threads either way.
+        let current = super::blocking(move || {
             // A walk that read no directory (its prefix's was missing) has
             // nothing to tell whether that directory has appeared since.
-            let holds = !page.dirs.is_empty() && page.dirs.iter().all(|d| d.still_holds(walked));
+            let holds = !page.unverifiable
+                && !page.dirs.is_empty()
+                && page.dirs.iter().all(|d| d.still_holds(walked));
             Ok(holds.then_some(page))
         });
         let page = current.await.ok().flatten();
@@ -154,15 +172,22 @@ mod tests {
     use super::*;
     use crate::catalog::BucketRecord;
 
-    /// A bucket holding `keys` (one byte each), left alone for longer than
-    /// [`SETTLED`], so that its pages may be walked ahead.
-    async fn settled_bucket(keys: &[&str]) -> (tempfile::TempDir, Arc<NasBucket>) {
+    /// A bucket holding `keys` (one byte each) and symbolic `links` (name,
+    /// target), left alone for longer than [`SETTLED`], so that its pages
+    /// may be walked ahead.
+    async fn settled_bucket(
+        keys: &[&str],
+        links: &[(&str, &str)],
+    ) -> (tempfile::TempDir, Arc<NasBucket>) {
         let dir = tempfile::tempdir().expect("tempdir");
         let root = dir.path().join("vol");
         for key in keys {
             let path = root.join(key);
             std::fs::create_dir_all(path.parent().expect("parent")).expect("dirs");
             std::fs::write(path, b"x").expect("write");
+        }
+        for (name, target) in links {
+            std::os::unix::fs::symlink(target, root.join(name)).expect("link");
         }
         let record = BucketRecord {
             name: "b".into(),
@@ -193,7 +218,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_page_walked_ahead_is_handed_once_to_the_request_for_it() {
-        let (_dir, bucket) = settled_bucket(&["d1/a", "d1/b", "d2/a", "d2/b"]).await;
+        let (_dir, bucket) = settled_bucket(&["d1/a", "d1/b", "d2/a", "d2/b"], &[]).await;
         let ahead = ReadAhead::default();
         ahead.start(bucket.clone(), after("d1/b", 2));
         assert!(ahead.take(&bucket, &after("d1/b", 3)).await.is_none());
@@ -204,7 +229,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_page_whose_directory_changed_is_walked_again() {
-        let (dir, bucket) = settled_bucket(&["d1/a", "d1/b", "d2/a", "d2/b"]).await;
+        let (dir, bucket) = settled_bucket(&["d1/a", "d1/b", "d2/a", "d2/b"], &[]).await;
         let ahead = ReadAhead::default();
         ahead.start(bucket.clone(), after("d1/b", 2));
         while !ahead.all_walked() {
@@ -217,7 +242,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_page_whose_prefix_had_no_directory_is_walked_again() {
-        let (dir, bucket) = settled_bucket(&["d1/a", "d2/a", "d2/b"]).await;
+        let (dir, bucket) = settled_bucket(&["d1/a", "d2/a", "d2/b"], &[]).await;
         let d2 = dir.path().join("vol/d2");
         std::fs::remove_dir_all(&d2).expect("remove");
         let ahead = ReadAhead::default();
@@ -235,8 +260,18 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_page_through_a_symbolic_link_is_walked_again() {
+        let (_dir, bucket) =
+            settled_bucket(&["d1/a", "d1/b", "d2/a"], &[("d2/l", "../d1/a")]).await;
+        let ahead = ReadAhead::default();
+        ahead.start(bucket.clone(), after("d1/b", 2));
+        // The link's target may change in d1, which this page did not read.
+        assert!(ahead.take(&bucket, &after("d1/b", 2)).await.is_none());
+    }
+
+    #[tokio::test]
     async fn a_page_walked_ahead_too_long_ago_is_walked_again() {
-        let (_dir, bucket) = settled_bucket(&["d1/a", "d1/b", "d2/a", "d2/b"]).await;
+        let (_dir, bucket) = settled_bucket(&["d1/a", "d1/b", "d2/a", "d2/b"], &[]).await;
         let ahead = ReadAhead::default();
         ahead.start(bucket.clone(), after("d1/b", 2));
         tokio::time::sleep(FRESH + Duration::from_millis(100)).await;
