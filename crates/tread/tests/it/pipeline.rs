@@ -32,6 +32,20 @@ impl Up {
 
     /// [`Up::start_in`] with `env` added to the daemon's environment.
     pub(crate) fn start_with_env(world: &World, data: &Path, env: &[(&str, &str)]) -> Self {
+        // A port free when free_port looked can be taken before the daemon
+        // binds it (other tests bind port 0 all the time): then again, on
+        // new ports.
+        for _ in 0..3 {
+            if let Some(up) = Self::try_start(world, data, env) {
+                return up;
+            }
+        }
+        panic!("tread up lost a port to another process three times over");
+    }
+
+    /// Starts the daemon on fresh ports; `None` if it found one of them
+    /// taken. Any other failure to start fails the test with its log.
+    fn try_start(world: &World, data: &Path, env: &[(&str, &str)]) -> Option<Self> {
         let (api, s3) = (free_port(), free_port());
         let log_path = world.dir.path().join(format!("up-{api}.log"));
         let log = std::fs::File::create(&log_path).expect("log file");
@@ -57,6 +71,9 @@ impl Up {
             while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
                 if let Ok(Some(status)) = child.try_wait() {
                     let said = std::fs::read_to_string(&log_path).unwrap_or_default();
+                    if said.contains("Address already in use") {
+                        return None;
+                    }
                     panic!("tread up ended ({status}) before listening on {port}:\n{said}");
                 }
                 assert!(
@@ -66,13 +83,13 @@ impl Up {
                 std::thread::sleep(Duration::from_millis(50));
             }
         }
-        Self {
+        Some(Self {
             child,
             api: format!("http://127.0.0.1:{api}"),
             s3: format!("http://127.0.0.1:{s3}"),
             data: data.to_path_buf(),
             log: log_path,
-        }
+        })
     }
 
     /// What the daemon logged so far.
