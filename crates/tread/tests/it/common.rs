@@ -209,20 +209,49 @@ impl Server {
     }
 
     /// Starts `command --listen <free port>` and waits until it answers.
+    /// A port free when free_port looked can be taken before the server
+    /// binds it (other tests bind port 0 all the time): then again, on a
+    /// new port, up to three times.
     pub fn spawn(command: &mut Command) -> Self {
+        for _ in 0..3 {
+            if let Some(server) = Self::try_spawn(command) {
+                return server;
+            }
+        }
+        panic!("{command:?} lost its port to another process three times over");
+    }
+
+    /// [`Server::spawn`] once: `None` if the server found its port taken;
+    /// any other early end fails the test with what the server said.
+    fn try_spawn(template: &Command) -> Option<Self> {
         let port = free_port();
         let listen = format!("127.0.0.1:{port}");
-        let child = command
+        let log = tempfile::tempfile().expect("a log file");
+        let mut child = copy_of(template)
             .args(["--listen", &listen])
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(log.try_clone().expect("the log file"))
             .spawn()
             .expect("spawn server");
-        wait_listening(port, Duration::from_secs(20), &format!("{command:?}"));
-        Self {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if let Ok(Some(status)) = child.try_wait() {
+                let said = read_all(log);
+                if said.contains("Address already in use") {
+                    return None;
+                }
+                panic!("{template:?} ended ({status}) before listening:\n{said}");
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{template:?} did not start listening"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Some(Self {
             child,
             url: format!("http://{listen}"),
-        }
+        })
     }
 
     /// SIGKILLs the server and reaps it.
@@ -230,6 +259,32 @@ impl Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A new command with `template`'s program, arguments, environment
+/// changes and directory (a `Command` cannot be cloned).
+fn copy_of(template: &Command) -> Command {
+    let mut copy = Command::new(template.get_program());
+    copy.args(template.get_args());
+    for (name, value) in template.get_envs() {
+        match value {
+            Some(value) => copy.env(name, value),
+            None => copy.env_remove(name),
+        };
+    }
+    if let Some(dir) = template.get_current_dir() {
+        copy.current_dir(dir);
+    }
+    copy
+}
+
+/// Everything written to `file` so far.
+fn read_all(mut file: std::fs::File) -> String {
+    use std::io::{Read, Seek};
+    let mut text = String::new();
+    file.rewind()
+        .and_then(|()| file.read_to_string(&mut text))
+        .map_or_else(|e| format!("(the log could not be read: {e})"), |_| text)
 }
 
 impl Drop for Server {
