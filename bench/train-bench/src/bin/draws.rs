@@ -7,9 +7,10 @@
 
 use anyhow::Context;
 use clap::Parser;
-use tread_data::{Dataset, ObjectDir, SplitSpec};
+use tread_data::{ObjectDir, SplitSpec};
 use tread_nn::{Architecture, Network};
-use tread_train::Parts;
+use tread_train::job::list_dataset;
+use tread_train::{ConsoleProgress, Parts};
 
 /// The draws of one training run.
 #[derive(Parser)]
@@ -42,9 +43,10 @@ struct Args {
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let runtime = tokio::runtime::Runtime::new()?;
+    // Listed as `tread train` lists it, so sample i is the same image.
     let dataset = runtime.block_on(async {
         let dir = ObjectDir::open(&args.data).await?;
-        anyhow::Ok(Dataset::from_listing(&dir.uri(), dir.list().await?)?)
+        anyhow::Ok(list_dataset(&dir, &mut ConsoleProgress::new()).await?)
     })?;
     let parts = Parts::new(dataset.samples.len(), &args.split, args.val, args.seed)?;
     let orders: Vec<Vec<usize>> = (1..=args.epochs)

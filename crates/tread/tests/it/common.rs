@@ -233,22 +233,11 @@ impl Server {
             .stderr(log.try_clone().expect("the log file"))
             .spawn()
             .expect("spawn server");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if let Ok(Some(status)) = child.try_wait() {
-                let said = read_all(log);
-                if said.contains("Address already in use") {
-                    return None;
-                }
-                panic!("{template:?} ended ({status}) before listening:\n{said}");
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{template:?} did not start listening"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Some(Self {
+        let what = format!("{template:?}");
+        let started = wait_started(&mut child, &[port], Duration::from_secs(20), &what, || {
+            read_all(&log)
+        });
+        started.then(|| Self {
             child,
             url: format!("http://{listen}"),
         })
@@ -278,8 +267,40 @@ fn copy_of(template: &Command) -> Command {
     copy
 }
 
+/// Waits until `child` accepts connections on each loopback port of
+/// `ports`. `false` if it ended because another process had taken one (its
+/// log, from `said`, names "Address already in use"): a port free when
+/// free_port looked can be taken before the child binds it. Any other end
+/// before listening, or `within` passing, fails the test with what it said.
+pub fn wait_started(
+    child: &mut Child,
+    ports: &[u16],
+    within: Duration,
+    what: &str,
+    said: impl Fn() -> String,
+) -> bool {
+    let deadline = Instant::now() + within;
+    for &port in ports {
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if let Ok(Some(status)) = child.try_wait() {
+                let said = said();
+                if said.contains("Address already in use") {
+                    return false;
+                }
+                panic!("{what} ended ({status}) before listening on {port}:\n{said}");
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{what} did not start listening on {port}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    true
+}
+
 /// Everything written to `file` so far.
-fn read_all(mut file: std::fs::File) -> String {
+fn read_all(mut file: &std::fs::File) -> String {
     use std::io::{Read, Seek};
     let mut text = String::new();
     file.rewind()

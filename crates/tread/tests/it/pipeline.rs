@@ -4,7 +4,7 @@
 //! trigger firing once per change; a restart in the middle of a run; and
 //! `tread demo` itself.
 
-use crate::common::{World, block_on, free_port, ok, tread};
+use crate::common::{World, block_on, free_port, ok, tread, wait_started};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -64,24 +64,15 @@ impl Up {
             .spawn()
             .expect("spawn tread up");
         let mut child = child;
-        // A daemon that ends before listening (a port taken between
-        // free_port and its bind, a refused catalog) says why, from its log.
-        let deadline = Instant::now() + Duration::from_secs(30);
-        for port in [s3, api] {
-            while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-                if let Ok(Some(status)) = child.try_wait() {
-                    let said = std::fs::read_to_string(&log_path).unwrap_or_default();
-                    if said.contains("Address already in use") {
-                        return None;
-                    }
-                    panic!("tread up ended ({status}) before listening on {port}:\n{said}");
-                }
-                assert!(
-                    Instant::now() < deadline,
-                    "tread up did not start listening on {port}"
-                );
-                std::thread::sleep(Duration::from_millis(50));
-            }
+        let said = || std::fs::read_to_string(&log_path).unwrap_or_default();
+        if !wait_started(
+            &mut child,
+            &[s3, api],
+            Duration::from_secs(30),
+            "tread up",
+            said,
+        ) {
+            return None;
         }
         Some(Self {
             child,
