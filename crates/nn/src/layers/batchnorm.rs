@@ -111,30 +111,57 @@ fn channel_mean_var(input: &Tensor, c: usize, channels: usize, plane: usize) -> 
     (mean, var)
 }
 
-/// `(Σg, Σg·(x − mean))` over one plane, with the fused ReLU's mask (where
-/// the output is ≤ 0) applied to g; in [`LANES`] f32 lanes.
-fn plane_grad_sums(x: &[f32], g: &[f32], o: &[f32], mean: f32, relu: bool) -> (f64, f64) {
-    let masked = |g: f32, o: f32| if relu && o <= 0.0 { 0.0 } else { g };
+/// The gradient reaching the batch norm's affine output: `g`, zeroed where
+/// the fused ReLU's output is 0. That output is recomputed from `x` exactly
+/// as forward computed it (the same product and sum of the same floats)
+/// rather than read back: one pass less over a whole activation tensor.
+#[inline(always)]
+fn through_relu(g: f32, x: f32, (scale, shift): (f32, f32), relu: bool) -> f32 {
+    if relu && (x * scale + shift).max(0.0) <= 0.0 {
+        0.0
+    } else {
+        g
+    }
+}
+
+/// `(Σg, Σg·(x − mean))` over one plane, `g` through the fused ReLU; in
+/// [`LANES`] f32 lanes.
+fn plane_grad_sums(x: &[f32], g: &[f32], affine: (f32, f32), mean: f32, relu: bool) -> (f64, f64) {
     let (mut sum_g, mut sum_gx) = ([0.0f32; LANES], [0.0f32; LANES]);
     let whole = x.len() / LANES * LANES;
-    for ((x, g), o) in x[..whole]
+    for (x, g) in x[..whole]
         .chunks_exact(LANES)
         .zip(g[..whole].chunks_exact(LANES))
-        .zip(o[..whole].chunks_exact(LANES))
     {
         for l in 0..LANES {
-            let g = masked(g[l], o[l]);
+            let g = through_relu(g[l], x[l], affine, relu);
             sum_g[l] += g;
             sum_gx[l] += g * (x[l] - mean);
         }
     }
     let (mut tail_g, mut tail_gx) = (0.0f32, 0.0f32);
-    for ((&x, &g), &o) in x[whole..].iter().zip(&g[whole..]).zip(&o[whole..]) {
-        let g = masked(g, o);
+    for (&x, &g) in x[whole..].iter().zip(&g[whole..]) {
+        let g = through_relu(g, x, affine, relu);
         tail_g += g;
         tail_gx += g * (x - mean);
     }
     (lanes_total(sum_g, tail_g), lanes_total(sum_gx, tail_gx))
+}
+
+/// One plane of the input gradient, `dx = a·g + b·x + c` with `g` through
+/// the fused ReLU: the batch-norm gradient
+/// `γ/σ/n · (n·g − Σg − x̂·Σg·x̂)` with its per-channel terms gathered.
+fn plane_input_grad(
+    dx: &mut [f32],
+    x: &[f32],
+    g: &[f32],
+    affine: (f32, f32),
+    [a, b, c]: [f32; 3],
+    relu: bool,
+) {
+    for ((dx, &x), &g) in dx.iter_mut().zip(x).zip(g) {
+        *dx = a * through_relu(g, x, affine, relu) + (b * x + c);
+    }
 }
 
 impl Layer for BatchNorm2d {
@@ -172,23 +199,23 @@ impl Layer for BatchNorm2d {
     fn backward(
         &mut self,
         input: &Tensor,
-        output: &Tensor,
+        _output: &Tensor,
         grad_output: &Tensor,
         grad_input: Option<&mut Tensor>,
     ) {
         let plane = plane_len(input);
         let channels = self.channels;
         let relu = self.relu;
+        let affine = self.affine(Mode::Train);
         let (mean, inv_std) = (&self.batch_mean, &self.batch_inv_std);
-        // Σg and Σg·x̂ per channel, with the fused ReLU's mask applied to g.
+        // Σg and Σg·x̂ per channel, g through the fused ReLU.
         let sums: Vec<(f64, f64)> = (0..channels)
             .into_par_iter()
             .map(|c| {
                 let planes = |t| channel_planes(t, c, channels, plane);
                 let (sum_g, sum_gx) = planes(input)
                     .zip(planes(grad_output))
-                    .zip(planes(output))
-                    .map(|((x, g), o)| plane_grad_sums(x, g, o, mean[c], relu))
+                    .map(|(x, g)| plane_grad_sums(x, g, affine[c], mean[c], relu))
                     .fold((0.0, 0.0), |(a, b), (g, gx)| (a + g, b + gx));
                 (sum_g, sum_gx * f64::from(inv_std[c]))
             })
@@ -200,22 +227,23 @@ impl Layer for BatchNorm2d {
         let Some(grad_input) = grad_input else { return };
         let count = (input.batch() * plane) as f32;
         let gamma = self.weight.value.data();
+        let terms: Vec<[f32; 3]> = (0..channels)
+            .map(|c| {
+                let k = gamma[c] * inv_std[c] / count;
+                let (sum_g, sum_gx) = (sums[c].0 as f32, sums[c].1 as f32);
+                let b = -k * sum_gx * inv_std[c];
+                [k * count, b, -k * sum_g - b * mean[c]]
+            })
+            .collect();
         grad_input
             .data_mut()
             .par_chunks_mut(plane)
             .zip(input.data().par_chunks(plane))
             .zip(grad_output.data().par_chunks(plane))
-            .zip(output.data().par_chunks(plane))
             .enumerate()
-            .for_each(|(p, (((dx, x), g), o))| {
+            .for_each(|(p, ((dx, x), g))| {
                 let c = p % channels;
-                let k = gamma[c] * inv_std[c] / count;
-                let (sum_g, sum_gx) = (sums[c].0 as f32, sums[c].1 as f32);
-                for (((dx, &x), &g), &o) in dx.iter_mut().zip(x).zip(g).zip(o) {
-                    let g = if relu && o <= 0.0 { 0.0 } else { g };
-                    let x_hat = (x - mean[c]) * inv_std[c];
-                    *dx = k * (count * g - sum_g - x_hat * sum_gx);
-                }
+                plane_input_grad(dx, x, g, affine[c], terms[c], relu);
             });
     }
 
