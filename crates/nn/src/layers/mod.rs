@@ -129,7 +129,7 @@ mod tests {
         let input = random(&[2, 3, 13, 12], 6);
         let rounded = input.data().iter().map(|v| v.round()).collect();
         let input = Tensor::from_vec(input.shape(), rounded).unwrap_or_default();
-        for (k, s, p) in [(3, 2, 1), (2, 2, 0), (3, 1, 1)] {
+        for (k, s, p) in [(3, 2, 1), (2, 2, 0), (3, 1, 1), (3, 3, 1)] {
             let mut pool = MaxPool2d::new(k, s, p);
             let shape = pool.output_shape(input.shape()).unwrap_or_default();
             let mut out = Tensor::zeros(&shape);

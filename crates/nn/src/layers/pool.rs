@@ -3,6 +3,7 @@
 use crate::layer::{Layer, Mode, Param};
 use crate::tensor::Tensor;
 use rayon::prelude::*;
+use std::ops::Range;
 
 /// MaxPool2d with a square window, stride and padding (padding never wins).
 pub struct MaxPool2d {
@@ -39,35 +40,111 @@ impl MaxPool2d {
         (lo, hi)
     }
 
-    /// Max and argmax of every window of one plane. The running maximum stays
-    /// in a register and is updated by selects, not branches: comparing each
-    /// value with `plane[best]` and branching on it stalled on the load and
-    /// mispredicted. The first maximum in row-major order wins ties.
+    /// Output columns whose windows lie wholly inside the input's `w` columns.
+    fn inner_columns(&self, w: usize, ow: usize) -> Range<usize> {
+        let lo = self.padding.div_ceil(self.stride).min(ow);
+        let hi = (w + self.padding)
+            .checked_sub(self.kernel)
+            .map_or(0, |last| last / self.stride + 1)
+            .min(ow);
+        lo..hi.max(lo)
+    }
+
+    /// Max and argmax of every window of one plane. The first maximum in
+    /// row-major order wins ties. Windows wholly inside the input go a whole
+    /// output row at a time, see [`Self::pool_inner`]; the few at the edges
+    /// one by one.
     fn pool_plane(&self, plane: &[f32], (h, w): (usize, usize), out: &mut [f32], arg: &mut [u32]) {
         let ow = self.out_side(w);
+        let inner = self.inner_columns(w, ow);
         for ((oy, outs), args) in out
             .chunks_exact_mut(ow)
             .enumerate()
             .zip(arg.chunks_exact_mut(ow))
         {
-            let (y0, y1) = self.window(oy, h);
-            for (ox, (o, a)) in outs.iter_mut().zip(args.iter_mut()).enumerate() {
-                let (x0, x1) = self.window(ox, w);
-                let mut best = y0 * w + x0;
-                let mut best_value = plane[best];
-                for y in y0..y1 {
-                    let row = &plane[y * w..][x0..x1];
-                    for (x, &v) in (x0..).zip(row) {
-                        let better = v > best_value;
-                        best_value = if better { v } else { best_value };
-                        best = if better { y * w + x } else { best };
-                    }
+            let rows = self.window(oy, h);
+            for ox in (0..inner.start).chain(inner.end..ow) {
+                (outs[ox], args[ox]) = pool_window(plane, w, rows, self.window(ox, w));
+            }
+            let (outs, args) = (&mut outs[inner.clone()], &mut args[inner.clone()]);
+            self.pool_inner(plane, w, rows, inner.start, outs, args);
+        }
+    }
+
+    /// The windows of output columns `first..` of one output row, all inside
+    /// the input: each window position in turn across the whole row, so
+    /// neighbouring windows are compared side by side in vector lanes,
+    /// their running maxima updated by selects. One window at a time is a
+    /// chain of dependent compares: the stem's pool at batch 64 took 5.9 ms
+    /// that way, 4.1 ms this way.
+    fn pool_inner(
+        &self,
+        plane: &[f32],
+        w: usize,
+        (y0, y1): (usize, usize),
+        first: usize,
+        outs: &mut [f32],
+        args: &mut [u32],
+    ) {
+        let Some(last) = outs.len().checked_sub(1) else {
+            return;
+        };
+        let s = self.stride;
+        let left = first * s - self.padding;
+        for y in y0..y1 {
+            for dx in 0..self.kernel {
+                let at = y * w + left + dx;
+                let src = &plane[at..=at + last * s];
+                let row = (&mut *outs, &mut *args);
+                let starts = y == y0 && dx == 0;
+                // A known stride lets the compiler turn the strided loads
+                // into vector loads and shuffles.
+                match s {
+                    1 => update_row::<1>(row, src, s, at, starts),
+                    2 => update_row::<2>(row, src, s, at, starts),
+                    _ => update_row::<0>(row, src, s, at, starts),
                 }
-                *o = best_value;
-                *a = best as u32;
             }
         }
     }
+}
+
+/// Updates a row of running window maxima with one value each, taken every
+/// `S` values of `src` from its start (`stride` when `S` is 0): where it is
+/// the window's first value or beats the maximum, by selects.
+fn update_row<const S: usize>(
+    (outs, args): (&mut [f32], &mut [u32]),
+    src: &[f32],
+    stride: usize,
+    at: usize,
+    starts: bool,
+) {
+    let s = if S == 0 { stride } else { S };
+    for (k, (o, a)) in outs.iter_mut().zip(args.iter_mut()).enumerate() {
+        let v = src[k * s];
+        let better = starts || v > *o;
+        *o = if better { v } else { *o };
+        *a = if better { (at + k * s) as u32 } else { *a };
+    }
+}
+
+/// Max and argmax of one window, rows `[y0, y1)` and columns `[x0, x1)`.
+fn pool_window(
+    plane: &[f32],
+    w: usize,
+    (y0, y1): (usize, usize),
+    (x0, x1): (usize, usize),
+) -> (f32, u32) {
+    let mut best = y0 * w + x0;
+    let mut best_value = plane[best];
+    for y in y0..y1 {
+        for (x, &v) in (x0..).zip(&plane[y * w..][x0..x1]) {
+            if v > best_value {
+                (best, best_value) = (y * w + x, v);
+            }
+        }
+    }
+    (best_value, best as u32)
 }
 
 impl Layer for MaxPool2d {
