@@ -134,6 +134,18 @@ impl ConvGeometry {
         self.kernel == 1 && self.stride == 1 && self.padding == 0
     }
 
+    /// For a stride-1 kernel whose output has the input's shape, the offset
+    /// `dy·w + dx` from an output pixel to the input pixel that kernel
+    /// position `(ky, kx)` reads, and `dx`.
+    fn plane_shift(&self, ky: usize, kx: usize) -> Option<(isize, isize)> {
+        let same = self.out_height() == self.in_height && self.out_width() == self.in_width;
+        (self.stride == 1 && same).then(|| {
+            let (p, w) = (self.padding as isize, self.in_width as isize);
+            let dx = kx as isize - p;
+            ((ky as isize - p) * w + dx, dx)
+        })
+    }
+
     /// The input row read by output row `oy` at kernel row `ky`, if not padding.
     fn input_row(&self, oy: usize, ky: usize) -> Option<usize> {
         (oy * self.stride + ky)
@@ -580,8 +592,12 @@ fn im2col(g: &ConvGeometry, image: &[f32], tile: Tile, col: &mut [f32], row_stri
     for kk in 0..g.patch_len() {
         let dst = &mut col[kk * row_stride..][..tile.len()];
         let (c, ky, kx) = (kk / (k * k), kk / k % k, kk % k);
-        let span = ColumnSpan::new(g, kx);
         let plane = &image[c * g.in_pixels()..][..g.in_pixels()];
+        if let Some(shift) = g.plane_shift(ky, kx) {
+            shifted_gather(dst, plane, tile, w, shift);
+            continue;
+        }
+        let span = ColumnSpan::new(g, kx);
         let mut at = 0;
         for (oy, first, end) in tile.row_pieces(ow) {
             let piece = &mut dst[at..at + end - first];
@@ -631,14 +647,34 @@ fn gather(piece: &mut [f32], src: &[f32], span: ColumnSpan, stride: usize, first
 }
 
 /// The inverse of [`im2col`]: adds each patch-matrix gradient (row `kk` at
-/// `kk · row_stride` in `dcol`) back onto the input pixel it was gathered from.
-fn col2im(g: &ConvGeometry, dcol: &[f32], row_stride: usize, tile: Tile, band: &mut Band<'_>) {
+/// `kk · row_stride` in `dcol`) back onto the input pixel it was gathered
+/// from. Rows of a shifted kernel position are first zeroed where their
+/// reads wrapped (see [`shifted_scatter`]), so `dcol` is changed.
+fn col2im(g: &ConvGeometry, dcol: &mut [f32], row_stride: usize, tile: Tile, band: &mut Band<'_>) {
     let (k, w, ow) = (g.kernel, g.in_width, g.out_width());
+    let (r0, r1) = tile.rows(ow);
+    let (lo, hi) = g.footprint(r0, r1);
     for kk in 0..g.patch_len() {
-        let src = &dcol[kk * row_stride..][..tile.len()];
+        let src = &mut dcol[kk * row_stride..][..tile.len()];
         let (c, ky, kx) = (kk / (k * k), kk / k % k, kk % k);
-        let span = ColumnSpan::new(g, kx);
         let plane = &mut band.planes[c];
+        if let Some(shift) = g.plane_shift(ky, kx) {
+            let footprint = (lo - band.first_row) * w..(hi - band.first_row) * w;
+            let tile = Tile {
+                start: tile.start - band.first_row * w,
+                end: tile.end - band.first_row * w,
+            };
+            shifted_scatter(
+                &mut plane[..footprint.end],
+                footprint.start,
+                src,
+                tile,
+                w,
+                shift,
+            );
+            continue;
+        }
+        let span = ColumnSpan::new(g, kx);
         let mut at = 0;
         for (oy, first, end) in tile.row_pieces(ow) {
             let piece = &src[at..at + end - first];
@@ -673,6 +709,77 @@ fn scatter(row: &mut [f32], piece: &[f32], span: ColumnSpan, stride: usize, firs
         }
         dst[src.len() * stride] += last;
     }
+}
+
+/// Where a shifted kernel position's reads land: the pixels `[from, to)`
+/// of `tile` (counted from its start) whose input pixel `q + offset` lies in
+/// `[bound, end)`, and the input pixel the first of them reads.
+fn shifted_overlap(
+    tile: Tile,
+    offset: isize,
+    (bound, end): (usize, usize),
+) -> (usize, usize, usize) {
+    let (len, start) = (tile.len() as isize, tile.start as isize + offset);
+    let from = (bound as isize - start).clamp(0, len);
+    let to = (end as isize - start).clamp(from, len);
+    // With no overlap that pixel is never read; keep it in range.
+    let at = (start + from).clamp(bound as isize, end as isize);
+    (from as usize, to as usize, at as usize)
+}
+
+/// The pixels of `tile` (counted from its start) in the columns whose reads
+/// at column shift `dx` fall outside a row of `w` and wrap onto a
+/// neighbouring row.
+fn wrapped(tile: Tile, w: usize, dx: isize) -> impl Iterator<Item = usize> {
+    let columns = if dx < 0 {
+        0..dx.unsigned_abs()
+    } else {
+        w - dx.unsigned_abs()..w
+    };
+    let (r0, r1) = tile.rows(w);
+    (r0..r1)
+        .flat_map(move |r| columns.clone().map(move |x| r * w + x))
+        .filter(move |&q| (tile.start..tile.end).contains(&q))
+        .map(move |q| q - tile.start)
+}
+
+/// One patch row of a stride-1 kernel whose output has the input's shape:
+/// output pixel `q` reads input pixel `q + offset`, so the whole row is one
+/// copy of the plane, zeros where that runs off its top or bottom, and zeros
+/// in the columns whose reads wrapped round a row's edge. [`gather`]'s
+/// per-row clipping cost more than the copy on planes 4 to 28 pixels wide.
+fn shifted_gather(
+    dst: &mut [f32],
+    plane: &[f32],
+    tile: Tile,
+    w: usize,
+    (offset, dx): (isize, isize),
+) {
+    let (from, to, at) = shifted_overlap(tile, offset, (0, plane.len()));
+    dst[..from].fill(0.0);
+    dst[from..to].copy_from_slice(&plane[at..at + to - from]);
+    dst[to..].fill(0.0);
+    for q in wrapped(tile, w, dx) {
+        dst[q] = 0.0;
+    }
+}
+
+/// The inverse of [`shifted_gather`] onto the rows `[bound, plane.len())` of
+/// a band (tile and bound counted from the band's start): zeroes the wrapped
+/// columns of `src`, then adds it onto the plane in one pass.
+fn shifted_scatter(
+    plane: &mut [f32],
+    bound: usize,
+    src: &mut [f32],
+    tile: Tile,
+    w: usize,
+    (offset, dx): (isize, isize),
+) {
+    for q in wrapped(tile, w, dx) {
+        src[q] = 0.0;
+    }
+    let (from, to, at) = shifted_overlap(tile, offset, (bound, plane.len()));
+    add_assign(&mut plane[at..at + to - from], &src[from..to]);
 }
 
 /// The read-only tensors of a backward call.
@@ -841,7 +948,7 @@ impl<'a> BackwardTask<'a> {
             let (r0, r1) = tile.rows(g.out_width());
             for (j, ig) in igs.iter_mut().enumerate() {
                 ig.zero_until(g.footprint(r0, r1).1);
-                col2im(g, &dcol[j * t..], width, tile, ig.band);
+                col2im(g, &mut dcol[j * t..], width, tile, ig.band);
             }
         }
     }
