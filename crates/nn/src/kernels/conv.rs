@@ -134,16 +134,50 @@ impl ConvGeometry {
         self.kernel == 1 && self.stride == 1 && self.padding == 0
     }
 
-    /// For a stride-1 kernel whose output has the input's shape, the offset
-    /// `dy·w + dx` from an output pixel to the input pixel that kernel
-    /// position `(ky, kx)` reads, and `dx`.
-    fn plane_shift(&self, ky: usize, kx: usize) -> Option<(isize, isize)> {
-        let same = self.out_height() == self.in_height && self.out_width() == self.in_width;
-        (self.stride == 1 && same).then(|| {
-            let (p, w) = (self.padding as isize, self.in_width as isize);
-            let dx = kx as isize - p;
-            ((ky as isize - p) * w + dx, dx)
-        })
+    /// How many planes per input channel im2col shifts whole (see
+    /// [`shifted_im2col`]): 1 for a stride-1 kernel whose output has the
+    /// input's shape (the input's own planes); `stride²` phase planes (see
+    /// [`split_phases`]) where every read past the output's span is padding
+    /// (`stride · out ≥ in` on both axes) and the kernel reads every phase
+    /// (`kernel ≥ stride`; a strided 1×1 kernel would split four planes to
+    /// read one); none otherwise.
+    fn phases(&self) -> Option<usize> {
+        let (s, oh, ow) = (self.stride, self.out_height(), self.out_width());
+        let fits = if s == 1 {
+            oh == self.in_height && ow == self.in_width
+        } else {
+            self.kernel >= s && s * oh >= self.in_height && s * ow >= self.in_width
+        };
+        fits.then_some(s * s)
+    }
+
+    /// The phase-plane rows a tile's patch rows read (row `oy + sy` for
+    /// each of its output rows `oy` and each kernel row's `sy`).
+    fn phase_rows(&self, tile: Tile) -> Range<usize> {
+        let (s, p) = (self.stride as isize, self.padding as isize);
+        let (r0, r1) = tile.rows(self.out_width());
+        let first = (r0 as isize + (-p).div_euclid(s)).max(0);
+        let end = r1 as isize + (self.kernel as isize - 1 - p).div_euclid(s);
+        first as usize..(end.max(first) as usize).min(self.out_height())
+    }
+
+    /// Where kernel position `(ky, kx)` reads in the shifted planes: the
+    /// phase (`py · stride + px`), the offset `sy · out_width + sx` from an
+    /// output pixel to the phase-plane pixel it reads, and `sx`. Input row
+    /// `oy·s + ky − p` is row `oy + sy` of phase `py`, with
+    /// `ky − p = sy·s + py`; columns alike.
+    fn phase_shift(&self, ky: usize, kx: usize) -> (usize, isize, isize) {
+        let (s, p) = (self.stride as isize, self.padding as isize);
+        let (sy, py) = (
+            (ky as isize - p).div_euclid(s),
+            (ky as isize - p).rem_euclid(s),
+        );
+        let (sx, px) = (
+            (kx as isize - p).div_euclid(s),
+            (kx as isize - p).rem_euclid(s),
+        );
+        let phase = (py * s + px) as usize;
+        (phase, sy * self.out_width() as isize + sx, sx)
     }
 
     /// The input row read by output row `oy` at kernel row `ky`, if not padding.
@@ -588,15 +622,88 @@ impl ColumnSpan {
 /// in `col`) holds, for each output pixel of the tile, the input at channel
 /// `c` shifted by `(ky, kx)`.
 fn im2col(g: &ConvGeometry, image: &[f32], tile: Tile, col: &mut [f32], row_stride: usize) {
+    match g.phases() {
+        Some(1) => shifted_im2col(g, image, tile, col, row_stride),
+        Some(phases) => PHASES.with(|cell| {
+            // Never re-entered, as the tile scratch (see `with_scratch`).
+            let mut planes = cell.borrow_mut();
+            planes.resize(g.in_channels * phases * g.out_pixels(), 0.0);
+            split_phases(g, image, g.phase_rows(tile), &mut planes);
+            shifted_im2col(g, &planes, tile, col, row_stride);
+        }),
+        None => gathered_im2col(g, image, tile, col, row_stride),
+    }
+}
+
+thread_local! {
+    /// Per-thread phase planes of one image, kept across calls.
+    static PHASES: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+}
+
+/// [`im2col`] from planes of the output's shape, `phases` per input channel
+/// (see [`ConvGeometry::phases`]): every patch row is one shifted copy of a
+/// plane ([`shifted_gather`]).
+fn shifted_im2col(
+    g: &ConvGeometry,
+    planes: &[f32],
+    tile: Tile,
+    col: &mut [f32],
+    row_stride: usize,
+) {
+    let (k, plane, phases) = (g.kernel, g.out_pixels(), g.stride * g.stride);
+    for kk in 0..g.patch_len() {
+        let dst = &mut col[kk * row_stride..][..tile.len()];
+        let (c, ky, kx) = (kk / (k * k), kk / k % k, kk % k);
+        let (phase, offset, dx) = g.phase_shift(ky, kx);
+        let src = &planes[(c * phases + phase) * plane..][..plane];
+        shifted_gather(dst, src, tile, g.out_width(), (offset, dx));
+    }
+}
+
+/// Splits rows `rows` of each input plane of a stride-`s` kernel into its
+/// `s²` phases, each of the output's shape: phase `(py, px)` holds input
+/// pixels `(a·s + py, b·s + px)` at `(a, b)`, zeros past the input's edge.
+/// A strided kernel position then reads one phase at a fixed shift, as a
+/// stride-1 kernel reads its input. Other rows keep what they held: a tile
+/// reads them only in the columns [`shifted_gather`] then zeroes.
+fn split_phases(g: &ConvGeometry, image: &[f32], rows: Range<usize>, phases: &mut [f32]) {
+    let (s, h, w, ow) = (g.stride, g.in_height, g.in_width, g.out_width());
+    let mut planes = phases.chunks_exact_mut(g.out_pixels());
+    for input in image.chunks_exact(g.in_pixels()) {
+        for (py, px) in (0..s).flat_map(|py| (0..s).map(move |px| (py, px))) {
+            let Some(phase) = planes.next() else { return };
+            let taken = w.saturating_sub(px).div_ceil(s).min(ow);
+            let phase = &mut phase[rows.start * ow..rows.end * ow];
+            for (a, row) in (rows.clone()).zip(phase.chunks_exact_mut(ow)) {
+                let iy = a * s + py;
+                if iy >= h {
+                    row.fill(0.0);
+                    continue;
+                }
+                let src = input[iy * w..][..w].get(px..).unwrap_or_default();
+                for (d, run) in row[..taken].iter_mut().zip(src.chunks(s)) {
+                    *d = run[0];
+                }
+                row[taken..].fill(0.0);
+            }
+        }
+    }
+}
+
+/// [`im2col`] row piece by row piece, for kernels [`ConvGeometry::phases`]
+/// rejects: strided reads, zeros where the kernel overlaps the padding.
+fn gathered_im2col(
+    g: &ConvGeometry,
+    image: &[f32],
+    tile: Tile,
+    col: &mut [f32],
+    row_stride: usize,
+) {
     let (k, w, ow) = (g.kernel, g.in_width, g.out_width());
     for kk in 0..g.patch_len() {
         let dst = &mut col[kk * row_stride..][..tile.len()];
         let (c, ky, kx) = (kk / (k * k), kk / k % k, kk % k);
         let plane = &image[c * g.in_pixels()..][..g.in_pixels()];
-        if let Some(shift) = g.plane_shift(ky, kx) {
-            shifted_gather(dst, plane, tile, w, shift);
-            continue;
-        }
         let span = ColumnSpan::new(g, kx);
         let mut at = 0;
         for (oy, first, end) in tile.row_pieces(ow) {
@@ -658,7 +765,8 @@ fn col2im(g: &ConvGeometry, dcol: &mut [f32], row_stride: usize, tile: Tile, ban
         let src = &mut dcol[kk * row_stride..][..tile.len()];
         let (c, ky, kx) = (kk / (k * k), kk / k % k, kk % k);
         let plane = &mut band.planes[c];
-        if let Some(shift) = g.plane_shift(ky, kx) {
+        if g.phases() == Some(1) {
+            let (_, offset, dx) = g.phase_shift(ky, kx);
             let footprint = (lo - band.first_row) * w..(hi - band.first_row) * w;
             let tile = Tile {
                 start: tile.start - band.first_row * w,
@@ -670,7 +778,7 @@ fn col2im(g: &ConvGeometry, dcol: &mut [f32], row_stride: usize, tile: Tile, ban
                 src,
                 tile,
                 w,
-                shift,
+                (offset, dx),
             );
             continue;
         }
