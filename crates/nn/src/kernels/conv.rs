@@ -681,12 +681,22 @@ fn split_phases(g: &ConvGeometry, image: &[f32], rows: Range<usize>, phases: &mu
                     continue;
                 }
                 let src = input[iy * w..][..w].get(px..).unwrap_or_default();
-                for (d, run) in row[..taken].iter_mut().zip(src.chunks(s)) {
-                    *d = run[0];
+                // A known stride lets the compiler vectorise the strided reads.
+                match s {
+                    2 => take_every::<2>(&mut row[..taken], src, s),
+                    _ => take_every::<0>(&mut row[..taken], src, s),
                 }
                 row[taken..].fill(0.0);
             }
         }
+    }
+}
+
+/// `dst[i] = src[i · S]` (`stride` when `S` is 0).
+fn take_every<const S: usize>(dst: &mut [f32], src: &[f32], stride: usize) {
+    let s = if S == 0 { stride } else { S };
+    for (i, d) in dst.iter_mut().enumerate() {
+        *d = src[i * s];
     }
 }
 
@@ -1390,6 +1400,10 @@ mod tests {
     fn three_by_three_padded() {
         check([2, 3, 11, 10, 4, 3, 1, 1]);
         check([3, 2, 8, 7, 5, 3, 2, 1]);
+        // Odd sides at stride 2, and stride 3: phase planes with zeros
+        // past the input's edge.
+        check([2, 2, 7, 9, 3, 3, 2, 1]);
+        check([2, 2, 10, 9, 3, 3, 3, 1]);
     }
 
     #[test]
