@@ -651,12 +651,22 @@ fn shifted_im2col(
     row_stride: usize,
 ) {
     let (k, plane, phases) = (g.kernel, g.out_pixels(), g.stride * g.stride);
-    for kk in 0..g.patch_len() {
-        let dst = &mut col[kk * row_stride..][..tile.len()];
-        let (c, ky, kx) = (kk / (k * k), kk / k % k, kk % k);
-        let (phase, offset, dx) = g.phase_shift(ky, kx);
-        let src = &planes[(c * phases + phase) * plane..][..plane];
-        shifted_gather(dst, src, tile, g.out_width(), (offset, dx));
+    // The k² positions' shifts once, not per row: a late layer's rows are
+    // a few pixels long, and their divisions cost more than the copy.
+    let shifts: Vec<_> = (0..k * k).map(|i| g.phase_shift(i / k, i % k)).collect();
+    let mut rows = col.chunks_mut(row_stride);
+    for channel in planes.chunks_exact(phases * plane).take(g.in_channels) {
+        for &(phase, offset, dx) in &shifts {
+            let Some(dst) = rows.next() else { return };
+            let src = &channel[phase * plane..][..plane];
+            shifted_gather(
+                &mut dst[..tile.len()],
+                src,
+                tile,
+                g.out_width(),
+                (offset, dx),
+            );
+        }
     }
 }
 
@@ -765,33 +775,58 @@ fn gather(piece: &mut [f32], src: &[f32], span: ColumnSpan, stride: usize, first
 
 /// The inverse of [`im2col`]: adds each patch-matrix gradient (row `kk` at
 /// `kk · row_stride` in `dcol`) back onto the input pixel it was gathered
-/// from. Rows of a shifted kernel position are first zeroed where their
-/// reads wrapped (see [`shifted_scatter`]), so `dcol` is changed.
+/// from. A stride-1 kernel whose output has the input's shape first zeroes
+/// the wrapped columns of `dcol` (see [`shifted_scatter`]).
 fn col2im(g: &ConvGeometry, dcol: &mut [f32], row_stride: usize, tile: Tile, band: &mut Band<'_>) {
-    let (k, w, ow) = (g.kernel, g.in_width, g.out_width());
-    let (r0, r1) = tile.rows(ow);
+    if g.phases() == Some(1) {
+        shifted_col2im(g, dcol, row_stride, tile, band);
+    } else {
+        scattered_col2im(g, dcol, row_stride, tile, band);
+    }
+}
+
+/// [`col2im`] by shifted rows, as [`shifted_im2col`] gathers them; tile and
+/// footprint counted from the band's first row.
+fn shifted_col2im(
+    g: &ConvGeometry,
+    dcol: &mut [f32],
+    row_stride: usize,
+    tile: Tile,
+    band: &mut Band<'_>,
+) {
+    let (k, w) = (g.kernel, g.in_width);
+    let (r0, r1) = tile.rows(w);
     let (lo, hi) = g.footprint(r0, r1);
+    let footprint = (lo - band.first_row) * w..(hi - band.first_row) * w;
+    let base = band.first_row * w;
+    let tile = Tile {
+        start: tile.start - base,
+        end: tile.end - base,
+    };
+    let shifts: Vec<_> = (0..k * k).map(|i| g.phase_shift(i / k, i % k)).collect();
+    let mut rows = dcol.chunks_mut(row_stride);
+    for plane in &mut band.planes {
+        for &(_, offset, dx) in &shifts {
+            let Some(src) = rows.next() else { return };
+            let (plane, src) = (&mut plane[..footprint.end], &mut src[..tile.len()]);
+            shifted_scatter(plane, footprint.start, src, tile, w, (offset, dx));
+        }
+    }
+}
+
+/// [`col2im`] row piece by row piece, as [`gathered_im2col`] gathers them.
+fn scattered_col2im(
+    g: &ConvGeometry,
+    dcol: &[f32],
+    row_stride: usize,
+    tile: Tile,
+    band: &mut Band<'_>,
+) {
+    let (k, w, ow) = (g.kernel, g.in_width, g.out_width());
     for kk in 0..g.patch_len() {
-        let src = &mut dcol[kk * row_stride..][..tile.len()];
+        let src = &dcol[kk * row_stride..][..tile.len()];
         let (c, ky, kx) = (kk / (k * k), kk / k % k, kk % k);
         let plane = &mut band.planes[c];
-        if g.phases() == Some(1) {
-            let (_, offset, dx) = g.phase_shift(ky, kx);
-            let footprint = (lo - band.first_row) * w..(hi - band.first_row) * w;
-            let tile = Tile {
-                start: tile.start - band.first_row * w,
-                end: tile.end - band.first_row * w,
-            };
-            shifted_scatter(
-                &mut plane[..footprint.end],
-                footprint.start,
-                src,
-                tile,
-                w,
-                (offset, dx),
-            );
-            continue;
-        }
         let span = ColumnSpan::new(g, kx);
         let mut at = 0;
         for (oy, first, end) in tile.row_pieces(ow) {
@@ -849,15 +884,14 @@ fn shifted_overlap(
 /// at column shift `dx` fall outside a row of `w` and wrap onto a
 /// neighbouring row.
 fn wrapped(tile: Tile, w: usize, dx: isize) -> impl Iterator<Item = usize> {
-    let columns = if dx < 0 {
-        0..dx.unsigned_abs()
+    let (lo, hi) = if dx < 0 {
+        (0, dx.unsigned_abs())
     } else {
-        w - dx.unsigned_abs()..w
+        (w - dx.unsigned_abs(), w)
     };
     let (r0, r1) = tile.rows(w);
     (r0..r1)
-        .flat_map(move |r| columns.clone().map(move |x| r * w + x))
-        .filter(move |&q| (tile.start..tile.end).contains(&q))
+        .flat_map(move |r| (r * w + lo).max(tile.start)..(r * w + hi).min(tile.end))
         .map(move |q| q - tile.start)
 }
 
