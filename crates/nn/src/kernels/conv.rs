@@ -4,6 +4,9 @@
 //! pixels (a couple of rows), sized so that its patch matrix and its output
 //! (or gradient) stay in one core's L2 cache. The full im2col matrix of an
 //! image would be tens of MB and run the gemm from memory at half speed.
+//! A patch row is one shifted copy of a plane when the kernel allows it
+//! (stride 1 with the output the input's shape, or a strided kernel read
+//! through its input's phase planes), and is gathered row by row otherwise.
 //!
 //! Parallelism is coarse: one rayon task per image, each running gemm on its
 //! own thread (`gemm::Parallelism::None`). When the batch is too small to keep
@@ -620,7 +623,8 @@ impl ColumnSpan {
 
 /// Row `kk = (c·k + ky)·k + kx` of the patch matrix (at `kk · row_stride`
 /// in `col`) holds, for each output pixel of the tile, the input at channel
-/// `c` shifted by `(ky, kx)`.
+/// `c` shifted by `(ky, kx)`: shifted copies of whole planes where
+/// [`ConvGeometry::phases`] allows, row by row otherwise.
 fn im2col(g: &ConvGeometry, image: &[f32], tile: Tile, col: &mut [f32], row_stride: usize) {
     match g.phases() {
         Some(1) => shifted_im2col(g, image, tile, col, row_stride),
@@ -895,11 +899,12 @@ fn wrapped(tile: Tile, w: usize, dx: isize) -> impl Iterator<Item = usize> {
         .map(move |q| q - tile.start)
 }
 
-/// One patch row of a stride-1 kernel whose output has the input's shape:
-/// output pixel `q` reads input pixel `q + offset`, so the whole row is one
-/// copy of the plane, zeros where that runs off its top or bottom, and zeros
-/// in the columns whose reads wrapped round a row's edge. [`gather`]'s
-/// per-row clipping cost more than the copy on planes 4 to 28 pixels wide.
+/// One patch row read from a plane of the output's shape (the input's own
+/// or a phase plane, see [`ConvGeometry::phases`]) `w` wide: output pixel
+/// `q` reads pixel `q + offset`, so the whole row is one copy of the plane,
+/// zeros where that runs off its top or bottom, and zeros in the columns
+/// whose reads wrapped round a row's edge. [`gather`]'s per-row clipping
+/// cost more than the copy on planes 4 to 28 pixels wide.
 fn shifted_gather(
     dst: &mut [f32],
     plane: &[f32],
