@@ -25,7 +25,8 @@ The output reports minor page faults per step, which shows whether they took.
 
 Usage:
     python pytorch_seed_cnn.py [--steps 5] [--warmup 1] [--batch 64]
-        [--model seed-cnn] [--memory-format auto|nchw|channels-last]
+        [--model seed-cnn|resnet-small] [--size 224]
+        [--memory-format auto|nchw|channels-last]
 Prints one JSON line at the end. With --memory-format auto (the default) the
 script runs itself once per format in a fresh child process (so each gets its
 own peak RSS and a clean allocator) and reports the faster one, with both
@@ -58,15 +59,28 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--steps", type=int, default=5, help="timed steps (default 5)")
     parser.add_argument("--warmup", type=int, default=1, help="untimed steps first (default 1)")
     parser.add_argument("--batch", type=int, default=64, help="batch size (default 64)")
-    # Only the seed CNN for now: resnet-small's exact architecture is not
-    # defined yet, and a guessed one would make a misleading baseline.
-    parser.add_argument("--model", choices=["seed-cnn"], default="seed-cnn")
+    # resnet-small is bench/serve/pytorch_server.py's replica of tread's.
+    parser.add_argument("--model", choices=["seed-cnn", "resnet-small"], default="seed-cnn")
+    parser.add_argument("--size", type=int, default=IMAGE_SIZE,
+                        help="input side (default 224; the seed CNN takes 224 only)")
     parser.add_argument("--memory-format", choices=("auto",) + FORMATS, default="auto",
                         help="auto: measure both in child processes, report the faster")
     args = parser.parse_args()
     if args.steps < 1 or args.warmup < 0 or args.batch < 1:
         parser.error("--steps and --batch must be >= 1, --warmup >= 0")
+    if args.model == "seed-cnn" and args.size != IMAGE_SIZE:
+        parser.error(f"the seed CNN's linear layer fixes its input at {IMAGE_SIZE}")
+    if args.size < 32:
+        parser.error("--size must be >= 32")
     return args
+
+
+def build(model: str) -> nn.Module:
+    if model == "seed-cnn":
+        return seed_cnn()
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "serve"))
+    import pytorch_server  # the replica of tread's resnet-small
+    return pytorch_server.ResnetSmall(NUM_CLASSES)
 
 
 def seed_cnn() -> nn.Module:
@@ -95,7 +109,7 @@ def measure(args: argparse.Namespace) -> dict:
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
 
     torch.manual_seed(SEED)
-    model = seed_cnn().to(memory_format=memory_format)
+    model = build(args.model).to(memory_format=memory_format)
     optimizer = torch.optim.Adam(model.parameters(), lr=LEARNING_RATE)
     loss_fn = nn.CrossEntropyLoss()
     # Data from its own generator so the model's init and the data are each
@@ -105,7 +119,7 @@ def measure(args: argparse.Namespace) -> dict:
     step_s, losses, faults = [], [], []
     for step in range(args.warmup + args.steps):
         # Random normal images and random labels, made outside the timed part.
-        x = torch.randn(args.batch, 3, IMAGE_SIZE, IMAGE_SIZE, generator=data_gen)
+        x = torch.randn(args.batch, 3, args.size, args.size, generator=data_gen)
         x = x.contiguous(memory_format=memory_format)
         y = torch.randint(0, NUM_CLASSES, (args.batch,), generator=data_gen)
 
@@ -138,7 +152,8 @@ def measure_in_child(args: argparse.Namespace, fmt: str) -> dict:
     """Run this script for one format in a fresh process; parse its JSON line."""
     cmd = [sys.executable, os.path.abspath(__file__),
            "--steps", str(args.steps), "--warmup", str(args.warmup),
-           "--batch", str(args.batch), "--model", args.model, "--memory-format", fmt]
+           "--batch", str(args.batch), "--model", args.model, "--size", str(args.size),
+           "--memory-format", fmt]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])
 
@@ -166,6 +181,7 @@ def main() -> None:
         "framework": "pytorch",
         "torch": torch.__version__,
         "model": args.model,
+        "size": args.size,
         "batch": args.batch,
         "steps": args.steps,
         **result,

@@ -64,6 +64,7 @@ fn main() -> anyhow::Result<()> {
     let report = serde_json::json!({
         "framework": "tread",
         "model": args.model.name(),
+        "size": args.size,
         "batch": args.batch,
         "steps": args.steps,
         "median_step_s": median,
