@@ -59,6 +59,15 @@ fn wait_jobs(
 }
 
 /// A pipeline on the cluster whose one step prints a line and sleeps.
+/// Every job the controller knows, any state: id, name, state, reason.
+fn queue() -> String {
+    let out = Command::new("squeue")
+        .args(["-h", "-a", "-t", "all", "-o", "%i|%j|%T|%r"])
+        .output()
+        .expect("squeue");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 fn sleeper(name: &str, instance: &str) -> String {
     format!(
         "name = \"{name}\"\ndata = \"s3://fsxn-ontap/none\"\n\
@@ -193,7 +202,15 @@ fn cancelling_a_run_cancels_its_job_within_5_s() {
     let id = run_id(&up.ok(&["pipeline", "run", "napping"]));
     let job = format!("tread-napping-{id}");
     wait_step_started(&up, &id);
-    assert_eq!(jobs(&job).len(), 1, "one job per run");
+    // This once failed with no job at all and nothing to say why: the
+    // message carries the controller's whole queue and the run's log.
+    assert_eq!(
+        jobs(&job).len(),
+        1,
+        "one job per run; the queue: {:?}; the run's log:\n{}",
+        queue(),
+        up.ok(&["run", "logs", &id])
+    );
     let asked = Instant::now();
     up.ok(&["run", "cancel", &id]);
     wait_jobs(
