@@ -32,9 +32,10 @@ compared run for run (bench/train-quality.sh):
   stopping   after each epoch: accuracy and mean cross-entropy (label
              smoothed as in training) on the validation part, eval mode, no
              augmentation; the weights of the lowest validation loss are kept
-             (ties: higher accuracy), as tread keeps them; stop after
-             --patience epochs without a lower loss; then the held-out split
-             is evaluated ONCE with the best weights.
+             (ties: higher accuracy), as tread keeps them; every epoch runs
+             unless --patience N stops after N epochs without a lower loss
+             (tread's default too); then the held-out split is evaluated
+             ONCE with the best weights.
 
 Networks (--arch): resnet-small (bench/serve/pytorch_server.py's replica of
 crates/nn/src/network.rs, same parameter names, PyTorch's default init as
@@ -132,7 +133,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--warmup-epochs", type=float, default=1.0)
     p.add_argument("--label-smoothing", type=float, default=0.1)
     p.add_argument("--epochs", type=int, default=30)
-    p.add_argument("--patience", type=int, default=8,
+    p.add_argument("--patience", type=int, default=0,
                    help="stop after this many epochs without a better validation score "
                         "(0: never stop early)")
     p.add_argument("--memory-format", choices=("auto", "nchw", "channels-last"), default="auto",

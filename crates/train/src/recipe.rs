@@ -90,7 +90,13 @@ impl Recipe {
                 label_smoothing: 0.1,
                 augment: Some(Augment::default()),
                 validation: 0.1,
-                patience: Some(8),
+                // Every epoch: the cosine rate does its work in the last
+                // third, and the validation loss of ~150 images is noisy
+                // before it. On the real-photo pair, runs a patience of 8
+                // stopped at epochs 19-21 held out 86.2-89.0 %; seed 3,
+                // stopped at 86.2 and 87.6 %, held out 90.2 % run to the
+                // end (bench/RESULTS.md). `--patience` still stops early.
+                patience: None,
             },
         }
     }
@@ -381,6 +387,7 @@ mod tests {
             (
                 Recipe {
                     validation: 0.0,
+                    patience: Some(8),
                     ..base()
                 },
                 "--val",

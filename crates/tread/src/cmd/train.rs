@@ -99,7 +99,7 @@ pub struct RecipeArgs {
     #[arg(long)]
     pub val: Option<f64>,
     /// Stop after this many epochs without a lower validation loss; 0
-    /// runs every epoch [default: resnet-small 8].
+    /// runs every epoch [default: 0, every epoch].
     #[arg(long)]
     pub patience: Option<usize>,
 }
