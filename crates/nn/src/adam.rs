@@ -46,7 +46,7 @@ impl Adam {
         self.lr
     }
 
-    /// Starts an update: call [`Adam::update`] for every parameter, in the
+    /// Starts an update: call [`AdamStep::update`] for every parameter, in the
     /// same order each step.
     pub fn begin_step(&mut self) -> AdamStep<'_> {
         self.steps = self.steps.saturating_add(1);
