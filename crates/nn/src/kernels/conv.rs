@@ -164,6 +164,14 @@ impl ConvGeometry {
         first as usize..(end.max(first) as usize).min(self.out_height())
     }
 
+    /// [`Self::phase_shift`] of every kernel position in row-major order,
+    /// taken once per call: a late layer's patch rows are a few pixels long,
+    /// and their divisions cost more than the copy.
+    fn phase_shifts(&self) -> Vec<(usize, isize, isize)> {
+        let k = self.kernel;
+        (0..k * k).map(|i| self.phase_shift(i / k, i % k)).collect()
+    }
+
     /// Where kernel position `(ky, kx)` reads in the shifted planes: the
     /// phase (`py · stride + px`), the offset `sy · out_width + sx` from an
     /// output pixel to the phase-plane pixel it reads, and `sx`. Input row
@@ -654,10 +662,8 @@ fn shifted_im2col(
     col: &mut [f32],
     row_stride: usize,
 ) {
-    let (k, plane, phases) = (g.kernel, g.out_pixels(), g.stride * g.stride);
-    // The k² positions' shifts once, not per row: a late layer's rows are
-    // a few pixels long, and their divisions cost more than the copy.
-    let shifts: Vec<_> = (0..k * k).map(|i| g.phase_shift(i / k, i % k)).collect();
+    let (plane, phases) = (g.out_pixels(), g.stride * g.stride);
+    let shifts = g.phase_shifts();
     let mut rows = col.chunks_mut(row_stride);
     for channel in planes.chunks_exact(phases * plane).take(g.in_channels) {
         for &(phase, offset, dx) in &shifts {
@@ -798,7 +804,7 @@ fn shifted_col2im(
     tile: Tile,
     band: &mut Band<'_>,
 ) {
-    let (k, w) = (g.kernel, g.in_width);
+    let w = g.in_width;
     let (r0, r1) = tile.rows(w);
     let (lo, hi) = g.footprint(r0, r1);
     let footprint = (lo - band.first_row) * w..(hi - band.first_row) * w;
@@ -807,7 +813,7 @@ fn shifted_col2im(
         start: tile.start - base,
         end: tile.end - base,
     };
-    let shifts: Vec<_> = (0..k * k).map(|i| g.phase_shift(i / k, i % k)).collect();
+    let shifts = g.phase_shifts();
     let mut rows = dcol.chunks_mut(row_stride);
     for plane in &mut band.planes {
         for &(_, offset, dx) in &shifts {
