@@ -39,14 +39,24 @@ pub struct AtomicFile {
 impl AtomicFile {
     /// Creates a fresh temp file in `tmp_dir`, which must be on the destination's file system.
     pub fn new_in(tmp_dir: &Path) -> io::Result<Self> {
-        fs::create_dir_all(tmp_dir)?;
         // Random, so that gateways on several hosts sharing the volume never collide.
         let tmp = tmp_dir.join(format!("put-{}", uuid::Uuid::new_v4().simple()));
-        let file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)?;
+        let create = || {
+            OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&tmp)
+        };
+        // The directory is made only when missing: a `mkdir` of one that
+        // exists still takes its parent's lock, which every upload shares.
+        let file = match create() {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                fs::create_dir_all(tmp_dir)?;
+                create()?
+            }
+            created => created?,
+        };
         Ok(Self {
             file,
             tmp,

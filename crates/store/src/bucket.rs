@@ -231,10 +231,16 @@ impl NasBucket {
         let Some(parent) = path.parent() else {
             return Ok(());
         };
+        // A parent that is a file counts as missing, so that creating it
+        // fails as it should; when none is missing, nothing is made (a
+        // `mkdir` of a directory that exists still takes its parent's lock).
         let missing: Vec<&Path> = parent
             .ancestors()
-            .take_while(|d| *d != self.root && !d.exists())
+            .take_while(|d| *d != self.root && !d.is_dir())
             .collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
         match fs::create_dir_all(parent) {
             Ok(()) => {}
             Err(e)
