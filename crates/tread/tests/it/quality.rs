@@ -226,6 +226,56 @@ fn r14_deterministic_training_repeats_bit_for_bit() {
 }
 
 #[test]
+fn r14_patience_stops_after_that_many_epochs_without_a_lower_validation_loss() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("halves");
+    write_dataset(&data, &["top", "bottom"], 16, &PLAIN);
+    // A rate of 1e-30 moves no f32 weight, and seed-cnn has no batch norm
+    // statistics to move either: every epoch's validation loss equals the
+    // first's, and an equal loss is not a lower one.
+    let run = |out: &str, patience: &[&str]| {
+        let mut args = vec![
+            "--model",
+            "seed-cnn",
+            "--size",
+            "16",
+            "--epochs",
+            "6",
+            "--batch-size",
+            "8",
+            "--lr",
+            "1e-30",
+            "--val",
+            "0.25",
+            "--deterministic",
+        ];
+        args.extend_from_slice(patience);
+        let stdout = train(&data, &dir.path().join(out), &args);
+        model_of(&stdout).1.card
+    };
+    let stopped = run("stopped", &["--patience", "2"]);
+    let h = &stopped.hyperparameters;
+    assert_eq!(
+        (h.patience, h.epochs_run, h.best_epoch),
+        (Some(2), 3, 1),
+        "two epochs after the first, none lower"
+    );
+    assert_eq!(stopped.history.len(), 3);
+    let losses: Vec<_> = stopped.history.iter().map(|e| e.validation_loss).collect();
+    assert!(
+        losses.iter().all(|l| l.is_some() && *l == losses[0]),
+        "the frozen network's validation loss must not move: {losses:?}"
+    );
+
+    // Without --patience the same run goes to its last epoch.
+    let full = run("full", &[]);
+    assert_eq!(
+        (full.hyperparameters.epochs_run, full.history.len()),
+        (6, 6)
+    );
+}
+
+#[test]
 fn r14_metrics_grow_while_training_runs() {
     let dir = tempfile::tempdir().expect("temp dir");
     let data = dir.path().join("halves");
