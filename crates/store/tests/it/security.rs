@@ -33,7 +33,8 @@ async fn unsigned_requests_are_denied() {
 
 /// A page on another origin (the console) may send presigned requests and
 /// read their answers, and CORS opens nothing more: an unsigned request
-/// from a page is denied like any other.
+/// from a page is denied like any other. Requests that are not from a page
+/// carry no CORS headers.
 #[tokio::test]
 async fn pages_on_other_origins_may_send_presigned_requests_and_nothing_more() {
     let t = TestStore::start().await;
@@ -72,6 +73,19 @@ async fn pages_on_other_origins_may_send_presigned_requests_and_nothing_more() {
         put.headers()["access-control-expose-headers"],
         "*",
         "the page reads the ETag"
+    );
+    // A client that is no page sends no Origin and gets no CORS headers, as from S3.
+    let plain = reqwest::Client::new()
+        .put(url.uri())
+        .body("from a script")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(plain.status(), 200);
+    assert!(
+        !plain.headers().contains_key("access-control-allow-origin"),
+        "{:?}",
+        plain.headers()
     );
 
     let unsigned = reqwest::Client::new()
