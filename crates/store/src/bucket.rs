@@ -12,6 +12,7 @@ use rustix::fs::{Mode, OFlags, ResolveFlags};
 use crate::atomic::{self, FileOwnership};
 use crate::catalog::BucketRecord;
 use crate::error::{IoContext, StoreError};
+use crate::hot::HotObjects;
 use crate::key::{HIDDEN_DIR, ObjectKey};
 use crate::meta::{At, ListedEtags, MetaStore};
 
@@ -43,6 +44,8 @@ pub struct NasBucket {
     pub meta: MetaStore,
     /// The ETags listings last read (shared by the store's buckets).
     pub listed: Arc<ListedEtags>,
+    /// Small objects GETs read lately (shared by the store's buckets).
+    pub hot: Arc<HotObjects>,
     /// Creation time, RFC 3339.
     pub created: String,
     /// The location constraint it was created with; none is `us-east-1`.
@@ -59,11 +62,16 @@ pub struct NasBucket {
 
 impl NasBucket {
     /// Opens the bucket of `record`: creates its hidden directories and
-    /// picks the metadata store; `listed` remembers what listings read.
+    /// picks the metadata store; `listed` remembers what listings read,
+    /// `hot` what GETs of small objects read.
     /// Temp files a crash left behind are swept by age
     /// ([`crate::NasStore::sweep_leftovers`]), never here: another gateway
     /// on the same volume may be writing them.
-    pub fn open(record: &BucketRecord, listed: Arc<ListedEtags>) -> Result<Self, StoreError> {
+    pub fn open(
+        record: &BucketRecord,
+        listed: Arc<ListedEtags>,
+        hot: Arc<HotObjects>,
+    ) -> Result<Self, StoreError> {
         let hidden = record.root.join(HIDDEN_DIR);
         let tmp = hidden.join("tmp");
         fs::create_dir_all(&tmp).io_context(|| format!("creating {}", tmp.display()))?;
@@ -84,6 +92,7 @@ impl NasBucket {
             ownership: record.ownership,
             meta,
             listed,
+            hot,
             created: record.created.clone(),
             location: record.location.clone(),
             is_local,

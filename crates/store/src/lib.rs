@@ -9,6 +9,7 @@ mod checksum;
 mod compact;
 pub mod error;
 mod front;
+mod hot;
 pub mod iam;
 pub mod key;
 mod meta;

@@ -238,14 +238,12 @@ impl MetaStore {
         rel: &Path,
         attrs: &fs::Metadata,
     ) -> io::Result<ObjectMeta> {
-        let stored = self
-            .get(at, rel)
-            .filter(|meta| !meta.is_of_another_file(attrs));
-        if let Some(meta) = &stored
-            && meta.is_fresh_for(attrs)
-        {
-            return Ok(meta.clone());
-        }
+        let stored = match self.get(at, rel) {
+            Some(meta) if meta.is_fresh_for(attrs) && !meta.is_of_another_file(attrs) => {
+                return Ok(meta);
+            }
+            stored => stored.filter(|meta| !meta.is_of_another_file(attrs)),
+        };
         let etag = at.md5(attrs.len())?;
         // What the uploader said of the object stays; its checksums do not.
         let (content_type, user, headers) = stored

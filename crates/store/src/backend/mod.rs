@@ -19,6 +19,7 @@ use s3s::{S3, S3Request, S3Response, S3Result};
 use crate::bucket::NasBucket;
 use crate::catalog::{Catalog, CatalogError, CatalogSnapshot, Principal};
 use crate::error::StoreError;
+use crate::hot::HotObjects;
 use crate::meta::ListedEtags;
 
 /// How the store behaves beyond what the catalog says.
@@ -58,6 +59,7 @@ struct Inner {
     live: RwLock<Arc<Live>>,
     options: StoreOptions,
     listed: Arc<ListedEtags>,
+    hot: Arc<HotObjects>,
     read_ahead: read_ahead::ReadAhead,
 }
 
@@ -76,6 +78,7 @@ impl NasStore {
                 live: RwLock::new(Arc::default()),
                 options,
                 listed: Arc::default(),
+                hot: Arc::default(),
                 read_ahead: read_ahead::ReadAhead::default(),
             }),
         };
@@ -109,7 +112,11 @@ impl NasStore {
                 .filter(|b| b.root == record.root && b.ownership == record.ownership);
             let bucket = match reused {
                 Some(b) => Arc::clone(b),
-                None => match NasBucket::open(record, Arc::clone(&self.inner.listed)) {
+                None => match NasBucket::open(
+                    record,
+                    Arc::clone(&self.inner.listed),
+                    Arc::clone(&self.inner.hot),
+                ) {
                     Ok(b) => Arc::new(b),
                     Err(e) => {
                         tracing::error!(bucket = %name, error = %e, "cannot open bucket; it is not served");

@@ -41,6 +41,8 @@ pub(super) struct FoundObject {
     pub attrs: fs::Metadata,
     /// Its metadata (ETag, content type, user metadata, checksums).
     pub meta: ObjectMeta,
+    /// Its bytes, whole, when a GET kept them ([`crate::hot::HotObjects`]).
+    pub kept: Option<Bytes>,
 }
 
 impl FoundObject {
@@ -127,10 +129,20 @@ pub(super) fn find(bucket: &NasBucket, key: &ObjectKey) -> Result<FoundObject, S
             file: None,
             attrs,
             meta,
+            kept: None,
         });
     }
     if !attrs.is_file() || key.is_dir_marker() {
         return Err(no_such_key());
+    }
+    // Timestamps on a network file system are the server's, and may lag.
+    if let Some((meta, kept)) = bucket.is_local.then(|| bucket.hot.get(&attrs)).flatten() {
+        return Ok(FoundObject {
+            file: Some(file),
+            attrs,
+            meta,
+            kept: Some(kept),
+        });
     }
     let meta = bucket
         .meta
@@ -140,6 +152,7 @@ pub(super) fn find(bucket: &NasBucket, key: &ObjectKey) -> Result<FoundObject, S
         file: Some(file),
         attrs,
         meta,
+        kept: None,
     })
 }
 
@@ -281,7 +294,7 @@ pub(super) async fn get_object(
             (None, None) => 0..obj.meta.size,
         };
         let small = if span.end - span.start <= small_object {
-            Some(read_span(obj.file.as_ref(), span.clone()).io_context(|| format!("reading {k}"))?)
+            Some(read_small(&b, &obj, span.clone()).io_context(|| format!("reading {k}"))?)
         } else {
             None
         };
@@ -431,6 +444,28 @@ fn requested_part(
 /// The Content-Range of `span` of an object of `size` bytes.
 fn content_range(span: &std::ops::Range<u64>, size: u64) -> String {
     format!("bytes {}-{}/{size}", span.start, span.end.saturating_sub(1))
+}
+
+/// Reads `span` of a small object: from memory if a GET kept it, else from
+/// its file, keeping it whole for the next GET where the bucket is local.
+fn read_small(
+    bucket: &NasBucket,
+    obj: &FoundObject,
+    span: std::ops::Range<u64>,
+) -> io::Result<Bytes> {
+    if let Some(kept) = &obj.kept {
+        let (start, end) = (usize::try_from(span.start), usize::try_from(span.end));
+        return match (start, end) {
+            (Ok(start), Ok(end)) if end <= kept.len() => Ok(kept.slice(start..end)),
+            _ => Err(shrank()),
+        };
+    }
+    let whole = span.start == 0 && span.end == obj.meta.size;
+    let bytes = read_span(obj.file.as_ref(), span)?;
+    if whole && bucket.is_local && obj.file.is_some() {
+        bucket.hot.put(&obj.attrs, &obj.meta, &bytes);
+    }
+    Ok(bytes)
 }
 
 /// Reads `span` of an object's data; a directory marker (no file) has none.

@@ -200,7 +200,7 @@ mod tests {
             created: String::new(),
             location: None,
         };
-        let bucket = NasBucket::open(&record, Arc::default()).expect("bucket");
+        let bucket = NasBucket::open(&record, Arc::default(), Arc::default()).expect("bucket");
         tokio::time::sleep(SETTLED + Duration::from_millis(100)).await;
         (dir, Arc::new(bucket))
     }
