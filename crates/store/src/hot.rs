@@ -103,11 +103,18 @@ impl HotObjects {
     }
 
     /// The record and bytes kept for the file with these attributes, if it
-    /// has not changed since.
+    /// has not changed since; an entry of a file that has is dropped.
     pub fn get(&self, attrs: &fs::Metadata) -> Option<(ObjectMeta, Bytes)> {
+        let file = (attrs.dev(), attrs.ino());
         let mut kept = self.kept.lock().unwrap_or_else(PoisonError::into_inner);
-        let hot = kept.files.get(&(attrs.dev(), attrs.ino()))?;
-        (hot.seen == Seen::of(attrs)).then(|| (hot.meta.clone(), hot.body.clone()))
+        let hot = kept.files.get(&file)?;
+        if hot.seen == Seen::of(attrs) {
+            return Some((hot.meta.clone(), hot.body.clone()));
+        }
+        if let Some(stale) = kept.files.pop(&file) {
+            kept.bytes -= stale.weight();
+        }
+        None
     }
 
     /// Keeps `meta` and `body`, the whole of the file with these attributes,
@@ -180,6 +187,7 @@ mod tests {
         let changed = fs::metadata(&path).expect("stat");
         assert_eq!((changed.len(), changed.modified().ok()), (5, Some(mtime)));
         assert!(hot.get(&changed).is_none(), "a changed file is read again");
+        assert!(hot.get(&attrs).is_none(), "and its entry is gone");
     }
 
     #[test]
