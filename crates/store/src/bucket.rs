@@ -44,8 +44,10 @@ pub struct NasBucket {
     pub meta: MetaStore,
     /// The ETags listings last read (shared by the store's buckets).
     pub listed: Arc<ListedEtags>,
-    /// Small objects GETs read lately (shared by the store's buckets).
-    pub hot: Arc<HotObjects>,
+    /// Small objects GETs read lately (shared by the store's buckets);
+    /// `None` on a network file system, whose timestamps are the server's
+    /// and may lag, so a change could go unseen.
+    pub hot: Option<Arc<HotObjects>>,
     /// Creation time, RFC 3339.
     pub created: String,
     /// The location constraint it was created with; none is `us-east-1`.
@@ -92,7 +94,7 @@ impl NasBucket {
             ownership: record.ownership,
             meta,
             listed,
-            hot,
+            hot: is_local.then_some(hot),
             created: record.created.clone(),
             location: record.location.clone(),
             is_local,

@@ -135,8 +135,7 @@ pub(super) fn find(bucket: &NasBucket, key: &ObjectKey) -> Result<FoundObject, S
     if !attrs.is_file() || key.is_dir_marker() {
         return Err(no_such_key());
     }
-    // Timestamps on a network file system are the server's, and may lag.
-    if let Some((meta, kept)) = bucket.is_local.then(|| bucket.hot.get(&attrs)).flatten() {
+    if let Some((meta, kept)) = bucket.hot.as_ref().and_then(|hot| hot.get(&attrs)) {
         return Ok(FoundObject {
             file: Some(file),
             attrs,
@@ -447,7 +446,8 @@ fn content_range(span: &std::ops::Range<u64>, size: u64) -> String {
 }
 
 /// Reads `span` of a small object: from memory if a GET kept it, else from
-/// its file, keeping it whole for the next GET where the bucket is local.
+/// its file, offering what it read to the bucket's kept objects (which keep
+/// only whole objects).
 fn read_small(
     bucket: &NasBucket,
     obj: &FoundObject,
@@ -460,10 +460,9 @@ fn read_small(
             _ => Err(shrank()),
         };
     }
-    let whole = span.start == 0 && span.end == obj.meta.size;
     let bytes = read_span(obj.file.as_ref(), span)?;
-    if whole && bucket.is_local && obj.file.is_some() {
-        bucket.hot.put(&obj.attrs, &obj.meta, &bytes);
+    if let (Some(hot), Some(_)) = (&bucket.hot, &obj.file) {
+        hot.put(&obj.attrs, &obj.meta, &bytes);
     }
     Ok(bytes)
 }
