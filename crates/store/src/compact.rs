@@ -5,9 +5,8 @@
 //! block read. The JSON of even a plain record takes about 110 bytes; this
 //! form (postcard's varints, the MD5 as 16 bytes, checksums as raw bytes,
 //! a common content type as one byte) about 35 to 50. A record it cannot
-//! express (user metadata, kept
-//! headers, parts, a multipart ETag) is kept as JSON, which starts with
-//! `{` where this form starts with [`VERSION`].
+//! express (user metadata, kept headers, parts, a multipart ETag) is kept
+//! as JSON, which starts with `{` where this form starts with [`VERSION`].
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;

@@ -238,11 +238,9 @@ impl MetaStore {
         rel: &Path,
         attrs: &fs::Metadata,
     ) -> io::Result<ObjectMeta> {
-        let stored = match self.get(at, rel) {
-            Some(meta) if meta.is_fresh_for(attrs) && !meta.is_of_another_file(attrs) => {
-                return Ok(meta);
-            }
-            stored => stored.filter(|meta| !meta.is_of_another_file(attrs)),
+        let stored = match self.get(at, rel).filter(|m| !m.is_of_another_file(attrs)) {
+            Some(meta) if meta.is_fresh_for(attrs) => return Ok(meta),
+            stored => stored,
         };
         let etag = at.md5(attrs.len())?;
         // What the uploader said of the object stays; its checksums do not.
