@@ -145,6 +145,19 @@ fn s3_client(endpoint: &str, id: &str, secret: &str) -> aws_sdk_s3::Client {
     aws_sdk_s3::Client::from_conf(config)
 }
 
+/// Removes `raw_dir/.tmp`: the raw recipes create their temp files there
+/// by name, and a run interrupted by hand (`--raw-dir` is kept between
+/// runs) leaves names that the next run would fail to create.
+fn empty_temp_dir(raw_dir: &std::path::Path) -> anyhow::Result<()> {
+    let tmp = raw_dir.join(".tmp");
+    match std::fs::remove_dir_all(&tmp) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(e).with_context(|| format!("emptying {}", tmp.display()))
+        }
+        _ => Ok(()),
+    }
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
@@ -153,6 +166,7 @@ async fn main() -> anyhow::Result<()> {
     }
     std::fs::create_dir_all(&args.raw_dir)
         .with_context(|| format!("creating {}", args.raw_dir.display()))?;
+    empty_temp_dir(&args.raw_dir)?;
     let bench = Bench {
         s3: s3_client(&args.endpoint, &args.access_key_id, &args.secret_access_key),
         http: reqwest::Client::builder()

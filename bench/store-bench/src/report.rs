@@ -17,6 +17,22 @@ pub const GET_FLOOR: f64 = 0.9;
 /// PUT 64 MiB must reach this share of raw write + fsync + MD5.
 pub const PUT_FLOOR: f64 = 0.8;
 
+/// GET 4 KiB presigned, 16 clients, must reach this share of nginx's GETs.
+pub const SMALL_GET_FLOOR: f64 = 0.7;
+/// PUT 4 KiB through aws-sdk-s3, 16 clients, must reach this share of raw
+/// PUTs with tread's durability recipe.
+pub const SMALL_PUT_FLOOR: f64 = 0.8;
+/// The clients the 4 KiB floors are set for.
+const SMALL_FLOOR_CLIENTS: usize = 16;
+/// A warm listing of [`LIST_FLOOR_KEYS`] keys takes at most this long (ms)…
+pub const LIST_WARM_MS: f64 = 100.0;
+/// …and at most this many times the walk.
+pub const LIST_WARM_WALKS: f64 = 3.0;
+/// A cold listing takes at most this long (ms).
+pub const LIST_COLD_MS: f64 = 400.0;
+/// The keys the listing floors are set for.
+const LIST_FLOOR_KEYS: usize = 10_000;
+
 /// Everything one run measured.
 #[derive(Debug)]
 pub struct Results {
@@ -94,6 +110,77 @@ fn put_floor(r: &SizeResults) -> String {
     }
 }
 
+fn verdict(holds: bool) -> &'static str {
+    if holds { "holds" } else { "**does not hold**" }
+}
+
+/// Each round's ratio of `tread` to `baseline`. A round measures both
+/// back to back, so the spread shows how much the machine moved between
+/// rounds, which the medians hide.
+fn round_ratios(tread: &Figure, baseline: &Figure) -> String {
+    let ratios: Vec<String> = tread
+        .samples
+        .iter()
+        .zip(&baseline.samples)
+        .map(|(t, b)| format!("{:.2}", t / b))
+        .collect();
+    ratios.join(", ")
+}
+
+/// A speed floor of the 4 KiB operations, judged on the medians.
+fn small_floor(b: &Bench, tread: &Figure, baseline: &Figure, floor: f64, against: &str) -> String {
+    if b.clients != SMALL_FLOOR_CLIENTS {
+        return format!("set for {SMALL_FLOOR_CLIENTS} clients");
+    }
+    let ratio = speed_ratio(tread, baseline, false);
+    format!(
+        "≥ {floor}× {against}: {} ({ratio:.2}×; rounds {})",
+        verdict(ratio >= floor),
+        round_ratios(tread, baseline)
+    )
+}
+
+fn small_get_floor(b: &Bench, r: &SmallResults) -> String {
+    match &r.get_nginx {
+        Some(nginx) => small_floor(b, &r.get_tread_presigned, nginx, SMALL_GET_FLOOR, "nginx"),
+        None => format!("≥ {SMALL_GET_FLOOR}× nginx: not measured (no nginx)"),
+    }
+}
+
+fn small_put_floor(b: &Bench, r: &SmallResults) -> String {
+    small_floor(
+        b,
+        &r.put_tread,
+        &r.put_raw_atomic,
+        SMALL_PUT_FLOOR,
+        "the raw recipe",
+    )
+}
+
+fn list_warm_floor(l: &ListResults) -> String {
+    if l.keys != LIST_FLOOR_KEYS {
+        return format!("set for {LIST_FLOOR_KEYS} keys");
+    }
+    let (ms, walks) = (
+        l.tread_warm.median(),
+        speed_ratio(&l.raw_walk, &l.tread_warm, true),
+    );
+    format!(
+        "≤ {LIST_WARM_MS} ms and ≤ {LIST_WARM_WALKS}× the walk: {} ({walks:.1}×)",
+        verdict(ms <= LIST_WARM_MS && walks <= LIST_WARM_WALKS)
+    )
+}
+
+fn list_cold_floor(l: &ListResults) -> String {
+    if l.keys != LIST_FLOOR_KEYS {
+        return format!("set for {LIST_FLOOR_KEYS} keys");
+    }
+    format!(
+        "≤ {LIST_COLD_MS} ms: {}",
+        verdict(l.tread_cold.median() <= LIST_COLD_MS)
+    )
+}
+
 fn rows<'a>(b: &Bench, r: &'a Results) -> Vec<Row<'a>> {
     let c = b.clients;
     let k = r.list.keys;
@@ -152,7 +239,7 @@ fn rows<'a>(b: &Bench, r: &'a Results) -> Vec<Row<'a>> {
             raw: Some(&r.list.raw_walk),
             nginx: None,
             is_time: true,
-            floor: String::new(),
+            floor: list_cold_floor(&r.list),
         },
         Row {
             name: format!("LIST {k} keys, warm, ms"),
@@ -160,7 +247,7 @@ fn rows<'a>(b: &Bench, r: &'a Results) -> Vec<Row<'a>> {
             raw: Some(&r.list.raw_walk),
             nginx: None,
             is_time: true,
-            floor: String::new(),
+            floor: list_warm_floor(&r.list),
         },
         Row {
             name: "GET 1 MiB with aws-sdk-s3, MB/s (info)".into(),
@@ -195,22 +282,20 @@ fn rows<'a>(b: &Bench, r: &'a Results) -> Vec<Row<'a>> {
             floor: String::new(),
         },
         Row {
-            name: format!(
-                "PUT 4 KiB vs raw with tread's durability recipe, {c} clients, ops/s (info)"
-            ),
+            name: format!("PUT 4 KiB vs raw with tread's durability recipe, {c} clients, ops/s"),
             tread: &r.small.put_tread,
             raw: Some(&r.small.put_raw_atomic),
             nginx: None,
             is_time: false,
-            floor: String::new(),
+            floor: small_put_floor(b, &r.small),
         },
         Row {
-            name: format!("GET 4 KiB presigned (reqwest), {c} clients, ops/s (info)"),
+            name: format!("GET 4 KiB presigned (reqwest), {c} clients, ops/s"),
             tread: &r.small.get_tread_presigned,
             raw: Some(&r.small.get_raw),
             nginx: r.small.get_nginx.as_ref(),
             is_time: false,
-            floor: String::new(),
+            floor: small_get_floor(b, &r.small),
         },
         Row {
             name: format!("PUT 4 KiB presigned (reqwest), {c} clients, ops/s (info)"),
@@ -326,6 +411,10 @@ pub fn json(b: &Bench, r: &Results) -> Value {
         "floors": {
             "get_64mib": get_floor(&r.mib64),
             "put_64mib": put_floor(&r.mib64),
+            "get_4kib": small_get_floor(b, &r.small),
+            "put_4kib": small_put_floor(b, &r.small),
+            "list_warm": list_warm_floor(&r.list),
+            "list_cold": list_cold_floor(&r.list),
         },
         "small_4kib": small_json(&r.small),
         "list": list_json(&r.list),
