@@ -13,7 +13,9 @@
 //! - the time to LIST 10,000 keys under a prefix (ListObjectsV2, 1000 keys a
 //!   page) against a recursive `read_dir` walk.
 //!
-//! It prints one table with the ratios and writes every sample as JSON.
+//! It prints one table with the ratios and a verdict on each floor (issue 2's
+//! large objects, issue 16's 4 KiB operations and listings), and writes every
+//! sample as JSON.
 
 mod listing;
 mod measure;
