@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 
-use crate::meta::ObjectMeta;
+use crate::meta::{ObjectMeta, ctime_ns, mtime_ns, ns_before};
 
 /// Objects up to this size are kept.
 pub const HOT_OBJECT: u64 = 64 << 10;
@@ -60,26 +60,21 @@ impl HotObject {
 #[derive(Debug, PartialEq, Eq)]
 struct Seen {
     size: u64,
-    mtime: (i64, i64),
-    ctime: (i64, i64),
+    mtime_ns: i128,
+    ctime_ns: i128,
 }
 
 impl Seen {
     fn of(attrs: &fs::Metadata) -> Self {
         Self {
             size: attrs.size(),
-            mtime: (attrs.mtime(), attrs.mtime_nsec()),
-            ctime: (attrs.ctime(), attrs.ctime_nsec()),
+            mtime_ns: mtime_ns(attrs),
+            ctime_ns: ctime_ns(attrs),
         }
     }
 
     fn is_settled(&self) -> bool {
-        let changed = i128::from(self.ctime.0) * 1_000_000_000 + i128::from(self.ctime.1);
-        let settled = SystemTime::now()
-            .checked_sub(SETTLED)
-            .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
-            .map(|d| i128::try_from(d.as_nanos()).unwrap_or(i128::MAX));
-        settled.is_some_and(|settled| changed <= settled)
+        ns_before(SystemTime::now(), SETTLED).is_some_and(|settled| self.ctime_ns <= settled)
     }
 }
 

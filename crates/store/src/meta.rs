@@ -103,6 +103,22 @@ pub fn mtime_ns(attrs: &fs::Metadata) -> i128 {
     i128::from(attrs.mtime()) * 1_000_000_000 + i128::from(attrs.mtime_nsec())
 }
 
+/// Status-change time of a file in nanoseconds since the epoch: any write,
+/// rename, link or attribute change moves it.
+pub fn ctime_ns(attrs: &fs::Metadata) -> i128 {
+    i128::from(attrs.ctime()) * 1_000_000_000 + i128::from(attrs.ctime_nsec())
+}
+
+/// `ago` before `at`, in nanoseconds since the epoch, to compare with
+/// [`mtime_ns`] and [`ctime_ns`]; `None` before the epoch.
+pub fn ns_before(at: std::time::SystemTime, ago: std::time::Duration) -> Option<i128> {
+    let since_epoch = at
+        .checked_sub(ago)?
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?;
+    Some(i128::try_from(since_epoch.as_nanos()).unwrap_or(i128::MAX))
+}
+
 /// The object whose metadata is read or written: by path, or by an open file
 /// (so that attributes, metadata and data all come from the same inode even
 /// if the object is replaced meanwhile).

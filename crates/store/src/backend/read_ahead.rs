@@ -32,6 +32,7 @@ use tokio::task::JoinHandle;
 
 use super::list::{Page, PageRequest, list_page};
 use crate::bucket::NasBucket;
+use crate::meta::{ctime_ns, mtime_ns, ns_before};
 
 /// How long a page walked ahead may wait for its request.
 const FRESH: Duration = Duration::from_secs(1);
@@ -61,23 +62,19 @@ impl DirStamp {
     /// `dir` as it is now, if it can be read.
     pub(super) fn of(dir: &Path) -> Option<Self> {
         let attrs = std::fs::metadata(dir).ok()?;
-        let ns = |secs: i64, nanos: i64| i128::from(secs) * 1_000_000_000 + i128::from(nanos);
         Some(Self {
             path: dir.to_path_buf(),
             dev: attrs.dev(),
             ino: attrs.ino(),
-            mtime_ns: ns(attrs.mtime(), attrs.mtime_nsec()),
-            ctime_ns: ns(attrs.ctime(), attrs.ctime_nsec()),
+            mtime_ns: mtime_ns(&attrs),
+            ctime_ns: ctime_ns(&attrs),
         })
     }
 
     /// Whether the directory had not changed for [`SETTLED`] at `walked`
     /// and has not changed since.
     fn still_holds(&self, walked: SystemTime) -> bool {
-        let settled_ns = walked
-            .checked_sub(SETTLED)
-            .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
-            .map_or(0, |d| d.as_nanos() as i128);
+        let settled_ns = ns_before(walked, SETTLED).unwrap_or(0);
         self.mtime_ns.max(self.ctime_ns) < settled_ns
             && Self::of(&self.path).is_some_and(|now| now == *self)
     }
