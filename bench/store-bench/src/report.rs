@@ -87,14 +87,10 @@ fn get_floor(r: &SizeResults) -> String {
     match &r.get_nginx {
         Some(n) if n.median() < raw => {
             let ratio = t / n.median();
-            let verdict = if ratio >= GET_FLOOR {
-                "holds"
-            } else {
-                "**does not hold**"
-            };
             format!(
-                "≥ {GET_FLOOR}× raw: loopback HTTP (nginx) caps at {:.2}× the page cache; against nginx {ratio:.2}×: {verdict}",
-                n.median() / raw
+                "≥ {GET_FLOOR}× raw: loopback HTTP (nginx) caps at {:.2}× the page cache; against nginx {ratio:.2}×: {}",
+                n.median() / raw,
+                verdict(ratio >= GET_FLOOR)
             )
         }
         _ => format!("≥ {GET_FLOOR}× raw: **does not hold** ({:.2}×)", t / raw),
