@@ -5,8 +5,9 @@
 //! which yields global key order because every key under a directory shares
 //! its `name/` prefix.
 
+use std::cmp::Ordering;
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as TOKEN;
@@ -57,8 +58,8 @@ pub(super) struct Page {
     objects: Vec<Listed>,
     prefixes: Vec<String>,
     truncated: bool,
-    /// The last key or common prefix returned, and whether it was a prefix.
-    last: Option<(String, bool)>,
+    /// Whether the last item returned was a common prefix, not a key.
+    last_is_prefix: bool,
     /// The directories read, as they were: whether a page walked ahead is
     /// still current.
     pub(super) dirs: Vec<DirStamp>,
@@ -71,6 +72,15 @@ pub(super) struct Page {
 impl Page {
     fn count(&self) -> usize {
         self.objects.len() + self.prefixes.len()
+    }
+
+    /// The last key or common prefix returned, and whether it was a prefix.
+    fn last(&self) -> Option<(&str, bool)> {
+        if self.last_is_prefix {
+            self.prefixes.last().map(|p| (p.as_str(), true))
+        } else {
+            self.objects.last().map(|o| (o.key.as_str(), false))
+        }
     }
 
     /// The keys listed, in order.
@@ -86,7 +96,7 @@ struct Walk<'a> {
     page: Page,
     /// Real paths of the symlinked directories the walk is inside, to stop
     /// links that lead back into one another.
-    entered: Vec<std::path::PathBuf>,
+    entered: Vec<PathBuf>,
 }
 
 enum Entry {
@@ -94,15 +104,21 @@ enum Entry {
     /// directory) unless it is a symlink, which must be followed.
     File(String, Option<fs::DirEntry>),
     /// A directory, with its real path when reached through a symbolic link.
-    Dir(String, Option<std::path::PathBuf>),
+    Dir(String, Option<PathBuf>),
 }
 
 impl Entry {
-    fn form(&self) -> String {
-        match self {
-            Entry::File(n, _) => n.clone(),
-            Entry::Dir(n, _) => format!("{n}/"),
+    /// The order of the entries' keys: a directory's is `name/`. Compared
+    /// in place, as a listing sorts every entry it reads.
+    fn key_order(a: &Entry, b: &Entry) -> Ordering {
+        fn form(e: &Entry) -> impl Iterator<Item = u8> + '_ {
+            let (name, slash) = match e {
+                Entry::File(n, _) => (n, None),
+                Entry::Dir(n, _) => (n, Some(b'/')),
+            };
+            name.bytes().chain(slash)
         }
+        form(a).cmp(form(b))
     }
 }
 
@@ -130,22 +146,22 @@ impl Walk<'_> {
 
     /// Adds a key or prefix; returns false once the page is full.
     fn emit(&mut self, item: Result<Listed, String>) -> bool {
-        let (name, is_prefix) = match &item {
-            Ok(o) => (o.key.clone(), false),
-            Err(p) => (p.clone(), true),
+        let name = match &item {
+            Ok(o) => &o.key,
+            Err(p) => p,
         };
-        if self.page.last.as_ref().is_some_and(|(l, _)| *l == name) {
+        if self.page.last().is_some_and(|(l, _)| l == name) {
             return true;
         }
         if self.page.count() >= self.req.max {
             self.page.truncated = true;
             return false;
         }
+        self.page.last_is_prefix = item.is_err();
         match item {
             Ok(o) => self.page.objects.push(o),
             Err(p) => self.page.prefixes.push(p),
         }
-        self.page.last = Some((name, is_prefix));
         true
     }
 
@@ -194,7 +210,8 @@ impl Walk<'_> {
             })
             .collect();
         self.page.unverifiable |= saw_link;
-        entries.sort_by_cached_key(Entry::form);
+        // Names in a directory differ, so no two entries compare equal.
+        entries.sort_unstable_by(Entry::key_order);
         entries
     }
 
@@ -203,13 +220,13 @@ impl Walk<'_> {
         let entries = self.read_entries(dir);
         // An empty directory, or one PUT as `base`, is the directory-marker object `base`.
         let is_marker = !base.is_empty() && (entries.is_empty() || self.bucket.is_marked(dir));
-        if is_marker && !self.visit_file(dir, base, None) {
+        if is_marker && !self.visit_file(base.to_string(), None, || dir.to_path_buf()) {
             return false;
         }
         for entry in entries {
-            let full = format!("{base}{}", entry.form());
             let keep_going = match entry {
                 Entry::Dir(name, real) => {
+                    let full = format!("{base}{name}/");
                     if self.skips_subtree(&full) {
                         continue;
                     }
@@ -226,7 +243,9 @@ impl Walk<'_> {
                         }
                     }
                 }
-                Entry::File(name, entry) => self.visit_file(&dir.join(name), &full, entry),
+                Entry::File(name, entry) => {
+                    self.visit_file(format!("{base}{name}"), entry, || dir.join(&name))
+                }
             };
             if !keep_going {
                 return false;
@@ -235,10 +254,17 @@ impl Walk<'_> {
         true
     }
 
-    fn visit_file(&mut self, path: &Path, key: &str, entry: Option<fs::DirEntry>) -> bool {
+    /// Lists the file `key`, stats it through its directory `entry` when
+    /// there is one, else through the `path` made only then.
+    fn visit_file(
+        &mut self,
+        key: String,
+        entry: Option<fs::DirEntry>,
+        path: impl Fn() -> PathBuf,
+    ) -> bool {
         let req = self.req;
         if !key.starts_with(req.prefix.as_str())
-            || key <= req.after.as_str()
+            || key <= req.after
             || req
                 .skip_prefix
                 .as_ref()
@@ -246,13 +272,13 @@ impl Walk<'_> {
         {
             return true;
         }
-        if let Some(cp) = self.common_prefix(key) {
+        if let Some(cp) = self.common_prefix(&key) {
             return self.emit(Err(cp));
         }
         // Stat only what passed the filters above: relative to the open directory when we can.
         let attrs = match entry {
             Some(e) => e.metadata(),
-            None => fs::metadata(path),
+            None => fs::metadata(path()),
         };
         let Ok(attrs) = attrs else {
             return true;
@@ -262,10 +288,11 @@ impl Walk<'_> {
         } else if let Some(etag) = self.bucket.listed.get(&attrs) {
             (attrs.len(), etag)
         } else {
+            let path = path();
             match self.bucket.meta.load_or_compute(
-                crate::meta::At::Path(path),
-                path,
-                Path::new(key),
+                crate::meta::At::Path(&path),
+                &path,
+                Path::new(&key),
                 &attrs,
             ) {
                 Ok(m) => {
@@ -280,7 +307,7 @@ impl Walk<'_> {
         };
         let modified = attrs.modified().unwrap_or(std::time::UNIX_EPOCH);
         self.emit(Ok(Listed {
-            key: key.to_string(),
+            key,
             size,
             etag,
             modified,
@@ -301,7 +328,10 @@ pub(super) fn list_page(bucket: &NasBucket, req: &PageRequest) -> Page {
     let mut walk = Walk {
         bucket,
         req,
-        page: Page::default(),
+        page: Page {
+            objects: Vec::with_capacity(req.max),
+            ..Page::default()
+        },
         entered: Vec::new(),
     };
     let start = if dir_part.is_empty() {
@@ -435,8 +465,8 @@ fn decode_token(token: &str) -> Result<(String, bool), StoreError> {
     }
 }
 
-fn encode_token((last, is_prefix): &(String, bool)) -> String {
-    TOKEN.encode(format!("{}:{last}", if *is_prefix { "p" } else { "k" }))
+fn encode_token((last, is_prefix): (&str, bool)) -> String {
+    TOKEN.encode(format!("{}:{last}", if is_prefix { "p" } else { "k" }))
 }
 
 /// What a ListObjectsV2 request with `token` asks for.
@@ -465,7 +495,7 @@ pub(super) async fn list_objects_v2(
     let page_req = v2_page(&input, input.continuation_token.as_deref())?;
     let max = page_req.max;
     let next_page = |page: &Page| {
-        let token = page.last.as_ref().map(encode_token)?;
+        let token = page.last().map(encode_token)?;
         v2_page(&input, Some(&token)).ok()
     };
     let mut listing = list(
@@ -480,7 +510,7 @@ pub(super) async fn list_objects_v2(
     let next = listing
         .page
         .truncated
-        .then(|| listing.page.last.as_ref().map(encode_token))
+        .then(|| listing.page.last().map(encode_token))
         .flatten();
     let key_count = i32::try_from(listing.page.count()).unwrap_or(i32::MAX);
     Ok(S3Response::new(ListObjectsV2Output {
@@ -522,7 +552,7 @@ pub(super) async fn list_objects(
     let page_req = v1_page(&input, input.marker.clone().unwrap_or_default())?;
     let max = page_req.max;
     // A client without a delimiter gets no NextMarker and goes on from the last key.
-    let next_page = |page: &Page| v1_page(&input, page.last.clone()?.0).ok();
+    let next_page = |page: &Page| v1_page(&input, page.last()?.0.to_string()).ok();
     let mut listing = list(
         store,
         &input.bucket,
@@ -535,13 +565,7 @@ pub(super) async fn list_objects(
     let next_marker = listing
         .page
         .truncated
-        .then(|| {
-            listing
-                .page
-                .last
-                .as_ref()
-                .map(|(l, _)| encode(l.clone(), url))
-        })
+        .then(|| listing.page.last().map(|(l, _)| encode(l.to_string(), url)))
         .flatten();
     Ok(S3Response::new(ListObjectsOutput {
         name: Some(input.bucket),
