@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use rand::Rng;
 use rand::distr::Alphanumeric;
@@ -209,8 +210,9 @@ impl std::fmt::Debug for Principal {
 /// A consistent read of the catalog, taken at one moment.
 #[derive(Debug, Clone, Default)]
 pub struct CatalogSnapshot {
-    /// Principals by access key id.
-    pub principals: BTreeMap<String, Principal>,
+    /// Principals by access key id, shared: every request looks its
+    /// signer up, and a clone would copy each of its policies.
+    pub principals: BTreeMap<String, Arc<Principal>>,
     /// Buckets by name.
     pub buckets: BTreeMap<String, BucketRecord>,
 }
@@ -881,7 +883,10 @@ fn snapshot(tx: &mut Tx<'_>, data_dir: &Path) -> Result<CatalogSnapshot> {
         }
     }
     Ok(CatalogSnapshot {
-        principals,
+        principals: principals
+            .into_iter()
+            .map(|(id, p)| (id, Arc::new(p)))
+            .collect(),
         buckets,
     })
 }

@@ -204,12 +204,12 @@ impl NasStore {
     }
 
     /// The principal holding `access_key`, as of the last reload.
-    pub fn principal(&self, access_key: &str) -> Option<Principal> {
+    pub fn principal(&self, access_key: &str) -> Option<Arc<Principal>> {
         self.live().snapshot.principals.get(access_key).cloned()
     }
 
     /// The principal whose key signed a request, if any.
-    pub fn signer(&self, credentials: Option<&s3s::auth::Credentials>) -> Option<Principal> {
+    pub fn signer(&self, credentials: Option<&s3s::auth::Credentials>) -> Option<Arc<Principal>> {
         credentials.and_then(|c| self.principal(&c.access_key))
     }
 

@@ -133,7 +133,7 @@ fn write_json(dest: &Path, value: &impl Serialize) -> io::Result<()> {
 
 /// The user whose access key signed a request.
 fn user_of(store: &NasStore, credentials: Option<&Credentials>) -> Option<String> {
-    store.signer(credentials).map(|p| p.user)
+    store.signer(credentials).map(|p| p.user.clone())
 }
 
 /// The object the completed upload `upload_id` gave `key`, while `key` still

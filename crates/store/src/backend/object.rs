@@ -1010,7 +1010,7 @@ pub(super) async fn delete_objects(
     store: &NasStore,
     req: S3Request<DeleteObjectsInput>,
 ) -> S3Result<S3Response<DeleteObjectsOutput>> {
-    let policies = store.signer(req.credentials.as_ref()).map(|p| p.policies);
+    let signer = store.signer(req.credentials.as_ref());
     let input = req.input;
     let bucket = store.bucket(&input.bucket)?;
     let quiet = input.delete.quiet.unwrap_or(false);
@@ -1026,9 +1026,9 @@ pub(super) async fn delete_objects(
     let (deleted, errors) = blocking(move || {
         let (mut deleted, mut errors) = (Vec::new(), Vec::new());
         for raw in keys {
-            let allowed = policies.as_ref().is_some_and(|p| {
+            let allowed = signer.as_ref().is_some_and(|p| {
                 crate::iam::policy::is_allowed(
-                    p,
+                    &p.policies,
                     "s3:DeleteObject",
                     &format!("arn:aws:s3:::{bucket_name}/{raw}"),
                 )

@@ -18,7 +18,7 @@ pub struct CatalogAuth(pub NasStore);
 impl S3Auth for CatalogAuth {
     async fn get_secret_key(&self, access_key: &str) -> S3Result<SecretKey> {
         match self.0.principal(access_key) {
-            Some(p) => Ok(SecretKey::from(p.secret)),
+            Some(p) => Ok(SecretKey::from(p.secret.clone())),
             None => Err(s3_error!(
                 InvalidAccessKeyId,
                 "the access key id you provided does not exist"
@@ -132,13 +132,9 @@ impl S3Access for PolicyAccess {
         if let Some(FormFileName(name)) = req.extensions.get::<FormFileName>() {
             req.input.key = req.input.key.replace("${filename}", name);
         }
-        let policies = self
-            .0
-            .signer(req.credentials.as_ref())
-            .map(|p| p.policies)
-            .unwrap_or_default();
+        let signer = self.0.signer(req.credentials.as_ref());
         let resource = format!("arn:aws:s3:::{}/{}", req.input.bucket, req.input.key);
-        if is_allowed(&policies, "s3:PutObject", &resource) {
+        if signer.is_some_and(|p| is_allowed(&p.policies, "s3:PutObject", &resource)) {
             Ok(())
         } else {
             Err(s3_error!(AccessDenied, "access denied"))
