@@ -255,7 +255,8 @@ impl Walk<'_> {
     }
 
     /// Lists the file `key`, stats it through its directory `entry` when
-    /// there is one, else through the `path` made only then.
+    /// there is one, else through the path `path` makes, made at most once
+    /// and only when needed.
     fn visit_file(
         &mut self,
         key: String,
@@ -275,10 +276,12 @@ impl Walk<'_> {
         if let Some(cp) = self.common_prefix(&key) {
             return self.emit(Err(cp));
         }
-        // Stat only what passed the filters above: relative to the open directory when we can.
+        // Stat only what passed the filters above: relative to the open
+        // directory when we can; a path made for the stat is kept for the hash.
+        let mut made = None;
         let attrs = match entry {
             Some(e) => e.metadata(),
-            None => fs::metadata(path()),
+            None => fs::metadata(made.insert(path())),
         };
         let Ok(attrs) = attrs else {
             return true;
@@ -288,7 +291,7 @@ impl Walk<'_> {
         } else if let Some(etag) = self.bucket.listed.get(&attrs) {
             (attrs.len(), etag)
         } else {
-            let path = path();
+            let path = made.unwrap_or_else(path);
             match self.bucket.meta.load_or_compute(
                 crate::meta::At::Path(&path),
                 &path,
