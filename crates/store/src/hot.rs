@@ -8,11 +8,11 @@
 use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::sync::{Mutex, PoisonError};
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use bytes::Bytes;
 
-use crate::meta::{ObjectMeta, ctime_ns, mtime_ns, ns_before};
+use crate::meta::{ObjectMeta, ctime_ns, mtime_ns, settled_by};
 
 /// Objects up to this size are kept.
 pub const HOT_OBJECT: u64 = 64 << 10;
@@ -22,12 +22,6 @@ const HOT_BYTES: usize = 64 << 20;
 /// About what an entry's record and place in the table take, so that even
 /// empty objects are bounded in number.
 const RECORD_WEIGHT: usize = 256;
-/// A file changed more recently than this is not kept. On a file system
-/// with coarse timestamps, a write in the same clock tick as our read could
-/// leave size, mtime and ctime all as we saw them; a file older than this
-/// gets a later ctime from any write after our read.
-const SETTLED: Duration = Duration::from_secs(1);
-
 /// Small objects' records and bytes, least recently read forgotten first.
 #[derive(Debug)]
 pub struct HotObjects {
@@ -74,7 +68,7 @@ impl Seen {
     }
 
     fn is_settled(&self) -> bool {
-        ns_before(SystemTime::now(), SETTLED).is_some_and(|settled| self.ctime_ns <= settled)
+        settled_by(self.ctime_ns, SystemTime::now())
     }
 }
 
@@ -141,7 +135,9 @@ impl HotObjects {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::meta::SETTLED;
     use std::io::Write;
+    use std::time::Duration;
 
     fn settled_file(dir: &std::path::Path, body: &[u8]) -> std::path::PathBuf {
         let path = dir.join("obj");

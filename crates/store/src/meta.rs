@@ -10,6 +10,7 @@ use std::io::{self, Read, Seek};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use md5::{Digest, Md5};
 
@@ -109,13 +110,31 @@ pub fn ctime_ns(attrs: &fs::Metadata) -> i128 {
     i128::from(attrs.ctime()) * 1_000_000_000 + i128::from(attrs.ctime_nsec())
 }
 
+/// How long a file must have been left alone before what was read of it
+/// is kept (its ETag, its bytes, a listing page). On a file system with
+/// coarse timestamps (a clock tick of several milliseconds; NFS, kernels
+/// before 6.13), a write in the same tick as the one before it leaves
+/// size, mtime and ctime as they were, so a read racing it could be taken
+/// for current ever after; a file older than this gets a later time from
+/// any write after the read.
+pub const SETTLED: Duration = Duration::from_secs(1);
+
+/// Whether something that last changed at `changed_ns` (see [`mtime_ns`]
+/// and [`ctime_ns`]) had been left alone for [`SETTLED`] at `at`.
+pub fn settled_by(changed_ns: i128, at: SystemTime) -> bool {
+    ns_before(at, SETTLED).is_some_and(|settled| changed_ns <= settled)
+}
+
+/// Whether the file with these attributes had changed neither its data
+/// nor its attributes in the [`SETTLED`] before `at`.
+fn file_settled_by(attrs: &fs::Metadata, at: SystemTime) -> bool {
+    settled_by(mtime_ns(attrs).max(ctime_ns(attrs)), at)
+}
+
 /// `ago` before `at`, in nanoseconds since the epoch, to compare with
 /// [`mtime_ns`] and [`ctime_ns`]; `None` before the epoch.
-pub fn ns_before(at: std::time::SystemTime, ago: std::time::Duration) -> Option<i128> {
-    let since_epoch = at
-        .checked_sub(ago)?
-        .duration_since(std::time::UNIX_EPOCH)
-        .ok()?;
+fn ns_before(at: SystemTime, ago: Duration) -> Option<i128> {
+    let since_epoch = at.checked_sub(ago)?.duration_since(UNIX_EPOCH).ok()?;
     Some(i128::try_from(since_epoch.as_nanos()).unwrap_or(i128::MAX))
 }
 
@@ -243,10 +262,11 @@ impl MetaStore {
     }
 
     /// The object's metadata, recomputing the ETag when the file changed (or
-    /// was never written through S3) and caching it for the next caller. A
-    /// file edited in place keeps its content type and user metadata; a
-    /// replaced one does not inherit its predecessor's. `path` is where the
-    /// object lives, `attrs` what was read of it.
+    /// was never written through S3) and caching it for the next caller,
+    /// once the file has [settled](SETTLED). A file edited in place keeps
+    /// its content type and user metadata; a replaced one does not inherit
+    /// its predecessor's. `path` is where the object lives, `attrs` what
+    /// was read of it just before.
     pub fn load_or_compute(
         &self,
         at: At<'_>,
@@ -258,6 +278,7 @@ impl MetaStore {
             Some(meta) if meta.is_fresh_for(attrs) => return Ok(meta),
             stored => stored,
         };
+        let hashed = SystemTime::now();
         let etag = at.md5(attrs.len())?;
         // What the uploader said of the object stays; its checksums do not.
         let (content_type, user, headers) = stored
@@ -274,6 +295,11 @@ impl MetaStore {
             headers,
             parts: Vec::new(),
         };
+        if !file_settled_by(attrs, hashed) {
+            // A writer may still be at it within the tick of its last
+            // write: what was hashed is served, and hashed again next time.
+            return Ok(meta);
+        }
         if !self.travels_with_file()
             && fs::metadata(path).map(|m| m.ino()).ok() != Some(attrs.ino())
         {
@@ -335,8 +361,12 @@ impl ListedEtags {
         (seen.size == attrs.len() && seen.mtime_ns == mtime_ns(attrs)).then(|| seen.etag.clone())
     }
 
-    /// Remembers `etag` for the file with these attributes.
+    /// Remembers `etag` for the file with these attributes, read just
+    /// before, if the file had [settled](SETTLED).
     pub fn put(&self, attrs: &fs::Metadata, etag: &str) {
+        if !file_settled_by(attrs, SystemTime::now()) {
+            return;
+        }
         let seen = ListedEtag {
             size: attrs.len(),
             mtime_ns: mtime_ns(attrs),
@@ -378,9 +408,16 @@ fn md5_of(file: &mut impl Read, len: u64) -> io::Result<String> {
 mod tests {
     use super::*;
 
+    /// Waits until files written before are [settled](SETTLED): ctime
+    /// cannot be set back.
+    fn settle() {
+        std::thread::sleep(SETTLED + Duration::from_millis(50));
+    }
+
     fn roundtrip(store: &MetaStore, dir: &Path) {
         let file = dir.join("obj");
         fs::write(&file, b"hello").expect("write");
+        settle();
         let attrs = fs::metadata(&file).expect("stat");
         let meta = store
             .load_or_compute(At::Path(&file), &file, Path::new("obj"), &attrs)
@@ -454,12 +491,41 @@ mod tests {
         assert_eq!(seen.content_type, None, "not the replaced file's");
     }
 
+    /// A writer still at a file may write again within the clock tick of
+    /// its last write, leaving size and times as they were: until the file
+    /// has settled, its ETag is computed each time and kept nowhere.
+    #[test]
+    fn an_etag_is_kept_only_once_its_file_has_settled() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = MetaStore::detect(dir.path(), dir.path().join(".tread/meta"));
+        let (file, rel) = (dir.path().join("obj"), Path::new("obj"));
+        let listed = ListedEtags::default();
+        fs::write(&file, b"being written").expect("write");
+        let attrs = fs::metadata(&file).expect("stat");
+        let meta = store
+            .load_or_compute(At::Path(&file), &file, rel, &attrs)
+            .expect("compute");
+        assert_eq!(meta.etag, hex::encode(Md5::digest(b"being written")));
+        assert_eq!(store.get(At::Path(&file), rel), None, "not stored yet");
+        listed.put(&attrs, &meta.etag);
+        assert_eq!(listed.get(&attrs), None, "not remembered yet");
+
+        settle();
+        let settled = store
+            .load_or_compute(At::Path(&file), &file, rel, &attrs)
+            .expect("compute");
+        assert_eq!(store.get(At::Path(&file), rel), Some(settled.clone()));
+        listed.put(&attrs, &settled.etag);
+        assert_eq!(listed.get(&attrs), Some(settled.etag));
+    }
+
     #[test]
     fn a_listed_etag_holds_only_while_its_file_is_unchanged() {
         let dir = tempfile::tempdir().expect("tempdir");
         let (file, other) = (dir.path().join("obj"), dir.path().join("other"));
         fs::write(&file, b"first").expect("write");
         fs::write(&other, b"first").expect("write");
+        settle();
         let listed = ListedEtags::default();
         let attrs = fs::metadata(&file).expect("stat");
         listed.put(&attrs, "etag-of-first");

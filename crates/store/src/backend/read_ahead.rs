@@ -10,8 +10,9 @@
 //! - every directory the walk read still has the inode, modification and
 //!   change times it had (a key created, replaced by rename or deleted in
 //!   it, by this gateway, another gateway or a NAS user, changes them),
-//!   and none of them had changed in the [`SETTLED`] before the walk (so a
-//!   coarse file-system clock cannot give a later change the time it has);
+//!   and none of them had changed in the [`SETTLED`](crate::meta::SETTLED)
+//!   before the walk (so a coarse file-system clock cannot give a later
+//!   change the time it has);
 //! - it was walked less than [`FRESH`] ago, which bounds what no directory
 //!   shows: a file rewritten in place by a NAS user, as a listing already
 //!   racing that write could show it.
@@ -32,13 +33,10 @@ use tokio::task::JoinHandle;
 
 use super::list::{Page, PageRequest, list_page};
 use crate::bucket::NasBucket;
-use crate::meta::{ctime_ns, mtime_ns, ns_before};
+use crate::meta::{ctime_ns, mtime_ns, settled_by};
 
 /// How long a page walked ahead may wait for its request.
 const FRESH: Duration = Duration::from_secs(1);
-
-/// How long before a walk each directory it read must have been unchanged.
-const SETTLED: Duration = Duration::from_secs(1);
 
 /// Pages walked ahead and not yet asked for, at most: one per client
 /// listing at once, the oldest dropped first.
@@ -71,11 +69,10 @@ impl DirStamp {
         })
     }
 
-    /// Whether the directory had not changed for [`SETTLED`] at `walked`
-    /// and has not changed since.
+    /// Whether the directory had not changed for
+    /// [`SETTLED`](crate::meta::SETTLED) at `walked` and has not changed since.
     fn still_holds(&self, walked: SystemTime) -> bool {
-        let settled_ns = ns_before(walked, SETTLED).unwrap_or(0);
-        self.mtime_ns.max(self.ctime_ns) < settled_ns
+        settled_by(self.mtime_ns.max(self.ctime_ns), walked)
             && Self::of(&self.path).is_some_and(|now| now == *self)
     }
 }
@@ -168,6 +165,7 @@ impl ReadAhead {
 mod tests {
     use super::*;
     use crate::catalog::BucketRecord;
+    use crate::meta::SETTLED;
 
     /// A bucket holding `keys` (one byte each) and symbolic `links` (name,
     /// target), left alone for longer than [`SETTLED`], so that its pages
