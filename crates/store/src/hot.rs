@@ -135,7 +135,7 @@ impl HotObjects {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::meta::SETTLED;
+    use crate::meta::settle;
     use std::io::Write;
     use std::time::Duration;
 
@@ -143,13 +143,13 @@ mod tests {
         let path = dir.join("obj");
         fs::write(&path, body).expect("write");
         let long_ago = SystemTime::now() - Duration::from_secs(60);
-        // Only mtime can be set back; ctime is now. Wait out SETTLED instead.
+        // Only mtime can be set back; ctime is now. Wait until it settles instead.
         fs::File::options()
             .write(true)
             .open(&path)
             .and_then(|f| f.set_modified(long_ago))
             .expect("mtime");
-        std::thread::sleep(SETTLED + Duration::from_millis(50));
+        settle();
         path
     }
 
@@ -191,7 +191,7 @@ mod tests {
                 path
             })
             .collect();
-        std::thread::sleep(SETTLED + Duration::from_millis(50));
+        settle();
         let hot = HotObjects::with_budget(2 * (100 + RECORD_WEIGHT));
         let attrs: Vec<_> = paths
             .iter()

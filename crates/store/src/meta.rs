@@ -131,6 +131,13 @@ fn file_settled_by(attrs: &fs::Metadata, at: SystemTime) -> bool {
     settled_by(mtime_ns(attrs).max(ctime_ns(attrs)), at)
 }
 
+/// Waits until files written before have [settled](SETTLED), for tests:
+/// ctime cannot be set back.
+#[cfg(test)]
+pub(crate) fn settle() {
+    std::thread::sleep(SETTLED + Duration::from_millis(50));
+}
+
 /// `ago` before `at`, in nanoseconds since the epoch, to compare with
 /// [`mtime_ns`] and [`ctime_ns`]; `None` before the epoch.
 fn ns_before(at: SystemTime, ago: Duration) -> Option<i128> {
@@ -407,12 +414,6 @@ fn md5_of(file: &mut impl Read, len: u64) -> io::Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// Waits until files written before are [settled](SETTLED): ctime
-    /// cannot be set back.
-    fn settle() {
-        std::thread::sleep(SETTLED + Duration::from_millis(50));
-    }
 
     fn roundtrip(store: &MetaStore, dir: &Path) {
         let file = dir.join("obj");
