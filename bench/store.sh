@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# The store benchmark (issue 2): tread's S3 server in release mode against the
-# raw file system and a plain static file server (nginx, sendfile), on the
-# same disk, in one run.
+# The store benchmark (issue 2): tread's S3 server, built as deployed (the
+# dist profile), against the raw file system and a plain static file server
+# (nginx, sendfile), on the same disk, in one run.
 #
 #   bash bench/store.sh [extra tread-bench-store options, e.g. --reps 3]
 #
 # Environment: TREAD_PORT (default 19000), NGINX_PORT (19080),
 # BENCH_JSON (every sample; default target/bench-store.json),
+# TREAD_PROFILE (dist, or release to skip dist's long first build),
 # KEEP=1 keeps the temp directory.
 #
 # Everything lives in one temp directory under the repo's target/ (the
@@ -18,13 +19,17 @@ REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 TREAD_PORT=${TREAD_PORT:-19000}
 NGINX_PORT=${NGINX_PORT:-19080}
 BENCH_JSON=${BENCH_JSON:-$REPO/target/bench-store.json}
+# The cargo profile tread is built with: `dist`, the build to deploy (see
+# Cargo.toml; its first build takes ~25 min on 2 cores), or `release`.
+TREAD_PROFILE=${TREAD_PROFILE:-dist}
 
 say() { printf '[store.sh] %s\n' "$*" >&2; }
 
 cd "$REPO"
-say "building release binaries"
-cargo build --release -p tread -p tread-bench-store
-TREAD=$REPO/target/release/tread
+say "building tread ($TREAD_PROFILE profile) and the benchmark's client (release)"
+cargo build --profile "$TREAD_PROFILE" -p tread
+cargo build --release -p tread-bench-store
+TREAD=$REPO/target/$TREAD_PROFILE/tread
 BENCH=$REPO/target/release/tread-bench-store
 
 NGINX=$(command -v nginx || true)
@@ -142,6 +147,7 @@ fi
     echo "memory:   $(free -g | awk '/^Mem:/ {print $2 " GiB"}')"
     echo "disk:     $(df -hT "$WORK" | awk 'NR==2 {print $1 ", " $2 ", mounted on " $7}') (tread, nginx and raw all under $WORK)"
     echo "kernel:   $(uname -r)"
+    echo "tread:    cargo profile $TREAD_PROFILE"
     [ -n "$NGINX" ] && echo "nginx:    $("$NGINX" -v 2>&1 | sed 's/^nginx version: //')"
     echo
 }
