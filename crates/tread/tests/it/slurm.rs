@@ -40,7 +40,8 @@ fn jobs(name: &str) -> Vec<(String, String, String)> {
         .collect()
 }
 
-/// Waits until `check` holds of the jobs named `name`, at most `within`.
+/// Waits until `check` holds of the jobs named `name`, at most `within`;
+/// on failure, names every state the jobs went through.
 fn wait_jobs(
     name: &str,
     within: Duration,
@@ -48,17 +49,72 @@ fn wait_jobs(
     check: impl Fn(&[(String, String, String)]) -> bool,
 ) {
     let deadline = Instant::now() + within;
+    let mut seen: Vec<Vec<(String, String, String)>> = Vec::new();
     loop {
         let now = jobs(name);
         if check(&now) {
             return;
         }
-        assert!(Instant::now() < deadline, "{name}: {what}: {now:?}");
+        if seen.last() != Some(&now) {
+            seen.push(now);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{name}: {what}; its jobs went through {seen:?}"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
 
-/// A pipeline on the cluster whose one step prints a line and sleeps.
+/// The CPUs of the cluster's node, as Slurm counts them (`nproc` of the
+/// machine `.ci/slurm-cluster` runs on): what a job asks for to have the
+/// whole node.
+fn node_cpus() -> u32 {
+    let out = Command::new("sinfo")
+        .args(["-h", "-N", "-o", "%c"])
+        .output()
+        .expect("sinfo");
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines()
+        .next()
+        .and_then(|l| l.trim().parse().ok())
+        .unwrap_or_else(|| panic!("sinfo gave no CPU count: {text:?}: {NEEDS}"))
+}
+
+/// When Slurm says a job was submitted, started and ended
+/// (`YYYY-MM-DDTHH:MM:SS`, which compare as text).
+#[derive(Debug)]
+struct JobTimes {
+    submitted: String,
+    started: String,
+    ended: String,
+}
+
+/// [`JobTimes`] of the Slurm job that held `run`'s instance, from
+/// `scontrol show job` (which keeps an ended job for `MinJobAge`).
+fn job_times(run: &Value) -> JobTimes {
+    let handle = run["instance"]["workdir"].as_str().unwrap_or_default();
+    let id = handle
+        .strip_prefix("slurm:")
+        .unwrap_or_else(|| panic!("no Slurm job in {run}"));
+    let out = Command::new("scontrol")
+        .args(["show", "job", "-o", id])
+        .output()
+        .expect("scontrol");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let field = |name: &str| {
+        text.split_whitespace()
+            .find_map(|f| f.strip_prefix(name)?.strip_prefix('='))
+            .unwrap_or_else(|| panic!("no {name} for job {id}: {text}"))
+            .to_string()
+    };
+    JobTimes {
+        submitted: field("SubmitTime"),
+        started: field("StartTime"),
+        ended: field("EndTime"),
+    }
+}
+
 /// Every job the controller knows, any state: id, name, state, reason.
 fn queue() -> String {
     let out = Command::new("squeue")
@@ -68,6 +124,7 @@ fn queue() -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// A pipeline on the cluster whose one step prints a line and sleeps.
 fn sleeper(name: &str, instance: &str) -> String {
     format!(
         "name = \"{name}\"\ndata = \"s3://fsxn-ontap/none\"\n\
@@ -298,10 +355,12 @@ fn requests_the_cluster_cannot_meet_are_refused_when_applied() {
 fn two_runs_wanting_the_whole_node_queue_and_the_wait_is_not_billed() {
     let world = World::create();
     let up = Up::start(&world);
+    // Each asks for all the node's CPUs, however many the CI machine has.
+    let cpus = node_cpus();
     let short = |name: &str| {
         format!(
             "name = \"{name}\"\ndata = \"s3://fsxn-ontap/none\"\n\
-             [instance]\nbackend = \"slurm\"\ncpus = 2\nhourly_price = 3.6\n\
+             [instance]\nbackend = \"slurm\"\ncpus = {cpus}\nhourly_price = 3.6\n\
              [[steps]]\nkind = \"run\"\ncommand = \"sleep 4\"\n"
         )
     };
@@ -315,12 +374,6 @@ fn two_runs_wanting_the_whole_node_queue_and_the_wait_is_not_billed() {
         |j| j.iter().any(|(_, state, _)| state == "RUNNING"),
     );
     let b = run_id(&up.ok(&["pipeline", "run", "second"]));
-    wait_jobs(
-        &format!("tread-second-{b}"),
-        Duration::from_secs(5),
-        "not queued",
-        |j| j.iter().any(|(_, state, _)| state == "PENDING"),
-    );
     let (first, second) = (
         wait_ended(&up, &a, Duration::from_secs(60)),
         wait_ended(&up, &b, Duration::from_secs(60)),
@@ -328,6 +381,13 @@ fn two_runs_wanting_the_whole_node_queue_and_the_wait_is_not_billed() {
     assert_eq!(
         (&first["state"], &second["state"]),
         (&"succeeded".into(), &"succeeded".into())
+    );
+    // Slurm's own clock: the second job was submitted while the first ran
+    // and started only once it had ended.
+    let (first_job, second_job) = (job_times(&first), job_times(&second));
+    assert!(
+        second_job.submitted < first_job.ended && second_job.started >= first_job.ended,
+        "the second queued behind the first: {first_job:?}, {second_job:?}"
     );
     let queued = second["instance"]["queued_seconds"]
         .as_f64()
