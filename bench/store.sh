@@ -28,7 +28,11 @@ say() { printf '[store.sh] %s\n' "$*" >&2; }
 cd "$REPO"
 say "building tread ($TREAD_PROFILE profile) and the benchmark's client (release)"
 cargo build --profile "$TREAD_PROFILE" -p tread
-cargo build --release -p tread-bench-store
+# The client with release tread, as `cargo test --workspace` builds them:
+# alone, cargo would resolve ~30 of its crates (hyper, futures, rustls...)
+# with fewer features, build them again (4 min), and the next `./ci` would
+# rebuild them back. Where the tests or the demo ran, release tread is built.
+cargo build --release -p tread -p tread-bench-store
 TREAD=$REPO/target/$TREAD_PROFILE/tread
 BENCH=$REPO/target/release/tread-bench-store
 
