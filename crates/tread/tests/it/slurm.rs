@@ -380,7 +380,8 @@ fn two_runs_wanting_the_whole_node_queue_and_the_wait_is_not_billed() {
     );
     assert_eq!(
         (&first["state"], &second["state"]),
-        (&"succeeded".into(), &"succeeded".into())
+        (&"succeeded".into(), &"succeeded".into()),
+        "the first run: {first}\nthe second: {second}"
     );
     // Slurm's own clock: the second job was submitted while the first ran
     // and started only once it had ended.
