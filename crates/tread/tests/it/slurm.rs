@@ -16,22 +16,25 @@ use std::time::{Duration, Instant};
 
 const NEEDS: &str = "needs a Slurm cluster: run .ci/slurm-tests";
 
-/// The cluster's jobs named `name`: `(id, state, reason)`.
-fn jobs(name: &str) -> Vec<(String, String, String)> {
+/// What Slurm's client `program` prints with `args`; fails the test with
+/// its error when it fails.
+fn slurm_says(program: &str, args: &[&str]) -> String {
     assert!(
         std::env::var_os("SLURM_CONF").is_some(),
         "SLURM_CONF is not set: {NEEDS}"
     );
-    let out = Command::new("squeue")
-        .args(["-h", "--name", name, "-o", "%i|%T|%r"])
-        .output()
-        .expect("squeue");
+    let out = Command::new(program).args(args).output().expect(program);
     assert!(
         out.status.success(),
-        "{}",
+        "{program}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    String::from_utf8_lossy(&out.stdout)
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The cluster's jobs named `name`: `(id, state, reason)`.
+fn jobs(name: &str) -> Vec<(String, String, String)> {
+    slurm_says("squeue", &["-h", "--name", name, "-o", "%i|%T|%r"])
         .lines()
         .filter_map(|l| {
             let mut f = l.split('|').map(str::to_string);
@@ -70,11 +73,7 @@ fn wait_jobs(
 /// machine `.ci/slurm-cluster` runs on): what a job asks for to have the
 /// whole node.
 fn node_cpus() -> u32 {
-    let out = Command::new("sinfo")
-        .args(["-h", "-N", "-o", "%c"])
-        .output()
-        .expect("sinfo");
-    let text = String::from_utf8_lossy(&out.stdout);
+    let text = slurm_says("sinfo", &["-h", "-N", "-o", "%c"]);
     text.lines()
         .next()
         .and_then(|l| l.trim().parse().ok())
@@ -97,11 +96,7 @@ fn job_times(run: &Value) -> JobTimes {
     let id = handle
         .strip_prefix("slurm:")
         .unwrap_or_else(|| panic!("no Slurm job in {run}"));
-    let out = Command::new("scontrol")
-        .args(["show", "job", "-o", id])
-        .output()
-        .expect("scontrol");
-    let text = String::from_utf8_lossy(&out.stdout);
+    let text = slurm_says("scontrol", &["show", "job", "-o", id]);
     let field = |name: &str| {
         text.split_whitespace()
             .find_map(|f| f.strip_prefix(name)?.strip_prefix('='))
