@@ -279,6 +279,7 @@ impl Walk<'_> {
         // Stat only what passed the filters above: relative to the open
         // directory when we can; a path made for the stat is kept for the hash.
         let mut made = None;
+        let regular = entry.is_some();
         let attrs = match entry {
             Some(e) => e.metadata(),
             None => fs::metadata(made.insert(path())),
@@ -292,12 +293,11 @@ impl Walk<'_> {
             (attrs.len(), etag)
         } else {
             let path = made.unwrap_or_else(path);
-            match self.bucket.meta.load_or_compute(
-                crate::meta::At::Path(&path),
-                &path,
-                Path::new(&key),
-                &attrs,
-            ) {
+            match self
+                .bucket
+                .meta
+                .load_or_compute_listed(&path, regular, Path::new(&key), &attrs)
+            {
                 Ok(m) => {
                     self.bucket.listed.put(&attrs, &m.etag);
                     (attrs.len(), m.etag)
