@@ -3,7 +3,8 @@
 //! The keys are written straight into the volume as files (as a NAS user
 //! would), `list/dNN/kNNN`, [`PER_DIR`] to a directory. The first listing
 //! finds no cached ETags and computes them (MD5 of each file, then cached in
-//! an xattr): that is the cold figure. Later listings are warm. All of them
+//! an xattr): that is a cold sample, taken once per fresh tree, on
+//! [`COLD_TREES`] trees. Later listings are warm. All of them
 //! start a second after the files were written. The raw walk
 //! is a recursive `std::fs::read_dir` that also stats every file (a listing
 //! must report size and modification time); a walk without the stat is kept
@@ -23,13 +24,17 @@ pub const PREFIX: &str = "list/";
 pub const PER_DIR: usize = 100;
 /// Keys per ListObjectsV2 page.
 const PAGE: i32 = 1000;
+/// Fresh trees listed cold, one sample each: the cold listing of a fresh
+/// tree moved from 192 to 463 ms between runs on one machine, so one
+/// sample says little.
+const COLD_TREES: usize = 3;
 
 /// Figures in milliseconds.
 #[derive(Debug, Default)]
 pub struct ListResults {
     /// Keys listed.
     pub keys: usize,
-    /// First ListObjectsV2 pass (ETags computed and cached).
+    /// First ListObjectsV2 pass of each fresh tree (ETags computed and cached).
     pub tread_cold: Figure,
     /// Later ListObjectsV2 passes.
     pub tread_warm: Figure,
@@ -92,18 +97,42 @@ fn populate(root: &Path, keys: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Measures the raw walks, then one cold and `b.reps` warm listings.
+/// Writes a fresh tree of `keys` files at `root`, in place of any there,
+/// and leaves it alone for a moment, as a dataset being listed usually is:
+/// the store walks a page ahead of its request only where the directories
+/// have not changed for a second (crates/store/src/backend/read_ahead.rs).
+async fn fresh_tree(root: &Path, keys: usize) -> anyhow::Result<()> {
+    let root = root.to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        if let Err(e) = fs::remove_dir_all(&root)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            return Err(e).with_context(|| format!("removing {}", root.display()));
+        }
+        populate(&root, keys)
+    })
+    .await??;
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    Ok(())
+}
+
+/// One cold listing of a fresh tree, into `fig`.
+async fn list_cold(b: &Bench, fig: &mut Figure) -> anyhow::Result<()> {
+    let span = Span::start(b.tread_pid);
+    let n = list_all(b).await?;
+    let u = span.stop();
+    let keys = b.list_keys;
+    ensure!(n == keys, "a cold listing found {n} keys, expected {keys}");
+    fig.push(u.wall * 1e3, u);
+    Ok(())
+}
+
+/// Measures the raw walks, a cold and `b.reps` warm listings of one fresh
+/// tree, then a cold listing of each further fresh tree.
 pub async fn run(b: &Bench) -> anyhow::Result<ListResults> {
     let root = b.volume.join(PREFIX);
     let keys = b.list_keys;
-    {
-        let root = root.clone();
-        tokio::task::spawn_blocking(move || populate(&root, keys)).await??;
-    }
-    // As a dataset being listed usually is, the directories are left alone
-    // for a moment: the store walks a page ahead of its request only where
-    // they have not changed for a second (crates/store/src/backend/read_ahead.rs).
-    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    fresh_tree(&root, keys).await?;
     let mut r = ListResults {
         keys,
         ..Default::default()
@@ -120,21 +149,17 @@ pub async fn run(b: &Bench) -> anyhow::Result<ListResults> {
         }
     }
 
-    let span = Span::start(b.tread_pid);
-    let n = list_all(b).await?;
-    let u = span.stop();
-    ensure!(
-        n == keys,
-        "the cold listing found {n} keys, expected {keys}"
-    );
-    r.tread_cold.push(u.wall * 1e3, u);
-
+    list_cold(b, &mut r.tread_cold).await?;
     for _ in 0..b.reps {
         let span = Span::start(b.tread_pid);
         let n = list_all(b).await?;
         let u = span.stop();
         ensure!(n == keys, "a warm listing found {n} keys, expected {keys}");
         r.tread_warm.push(u.wall * 1e3, u);
+    }
+    for _ in 1..COLD_TREES {
+        fresh_tree(&root, keys).await?;
+        list_cold(b, &mut r.tread_cold).await?;
     }
     Ok(r)
 }

@@ -599,7 +599,8 @@ mod tests {
     }
 
     /// A listing reads, computes and keeps a record through the one file
-    /// it opens, as by path; a link is read by path and left unannotated.
+    /// it opens, as by path; a link, and a link where the walk saw a
+    /// regular file, are read by path.
     #[test]
     fn a_listed_file_keeps_its_record_and_a_link_is_read_by_path() {
         let dir = tempfile::tempdir().expect("tempdir");
