@@ -4,7 +4,8 @@
 //! would), `list/dNN/kNNN`, [`PER_DIR`] to a directory. The first listing
 //! finds no cached ETags and computes them (MD5 of each file, then cached in
 //! an xattr): that is a cold sample, taken once per fresh tree, on
-//! [`COLD_TREES`] trees. Later listings are warm. All of them
+//! [`COLD_TREES`] trees under prefixes of their own (`list/`, then
+//! `list-cold-2/`…). Later listings of `list/` are warm. All of them
 //! start a second after the files were written. The raw walk
 //! is a recursive `std::fs::read_dir` that also stats every file (a listing
 //! must report size and modification time); a walk without the stat is kept
@@ -61,15 +62,15 @@ fn walk(dir: &Path, stat: bool) -> anyhow::Result<usize> {
     Ok(n)
 }
 
-/// Lists every key under [`PREFIX`], page by page; returns the count.
-async fn list_all(b: &Bench) -> anyhow::Result<usize> {
+/// Lists every key under `prefix`, page by page; returns the count.
+async fn list_all(b: &Bench, prefix: &str) -> anyhow::Result<usize> {
     let mut token = None;
     let mut n = 0;
     loop {
         let out =
             b.s3.list_objects_v2()
                 .bucket(&b.bucket)
-                .prefix(PREFIX)
+                .prefix(prefix)
                 .max_keys(PAGE)
                 .set_continuation_token(token)
                 .send()
@@ -97,29 +98,21 @@ fn populate(root: &Path, keys: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Writes a fresh tree of `keys` files at `root`, in place of any there,
+/// Writes a fresh tree of `b.list_keys` files under `prefix` in the volume
 /// and leaves it alone for a moment, as a dataset being listed usually is:
 /// the store walks a page ahead of its request only where the directories
 /// have not changed for a second (crates/store/src/backend/read_ahead.rs).
-async fn fresh_tree(root: &Path, keys: usize) -> anyhow::Result<()> {
-    let root = root.to_path_buf();
-    tokio::task::spawn_blocking(move || {
-        if let Err(e) = fs::remove_dir_all(&root)
-            && e.kind() != std::io::ErrorKind::NotFound
-        {
-            return Err(e).with_context(|| format!("removing {}", root.display()));
-        }
-        populate(&root, keys)
-    })
-    .await??;
+async fn fresh_tree(b: &Bench, prefix: &str) -> anyhow::Result<()> {
+    let (root, keys) = (b.volume.join(prefix), b.list_keys);
+    tokio::task::spawn_blocking(move || populate(&root, keys)).await??;
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     Ok(())
 }
 
-/// One cold listing of a fresh tree, into `fig`.
-async fn list_cold(b: &Bench, fig: &mut Figure) -> anyhow::Result<()> {
+/// One cold listing of the fresh tree under `prefix`, into `fig`.
+async fn list_cold(b: &Bench, prefix: &str, fig: &mut Figure) -> anyhow::Result<()> {
     let span = Span::start(b.tread_pid);
-    let n = list_all(b).await?;
+    let n = list_all(b, prefix).await?;
     let u = span.stop();
     let keys = b.list_keys;
     ensure!(n == keys, "a cold listing found {n} keys, expected {keys}");
@@ -132,7 +125,7 @@ async fn list_cold(b: &Bench, fig: &mut Figure) -> anyhow::Result<()> {
 pub async fn run(b: &Bench) -> anyhow::Result<ListResults> {
     let root = b.volume.join(PREFIX);
     let keys = b.list_keys;
-    fresh_tree(&root, keys).await?;
+    fresh_tree(b, PREFIX).await?;
     let mut r = ListResults {
         keys,
         ..Default::default()
@@ -149,17 +142,18 @@ pub async fn run(b: &Bench) -> anyhow::Result<ListResults> {
         }
     }
 
-    list_cold(b, &mut r.tread_cold).await?;
+    list_cold(b, PREFIX, &mut r.tread_cold).await?;
     for _ in 0..b.reps {
         let span = Span::start(b.tread_pid);
-        let n = list_all(b).await?;
+        let n = list_all(b, PREFIX).await?;
         let u = span.stop();
         ensure!(n == keys, "a warm listing found {n} keys, expected {keys}");
         r.tread_warm.push(u.wall * 1e3, u);
     }
-    for _ in 1..COLD_TREES {
-        fresh_tree(&root, keys).await?;
-        list_cold(b, &mut r.tread_cold).await?;
+    for tree in 2..=COLD_TREES {
+        let prefix = format!("list-cold-{tree}/");
+        fresh_tree(b, &prefix).await?;
+        list_cold(b, &prefix, &mut r.tread_cold).await?;
     }
     Ok(r)
 }
