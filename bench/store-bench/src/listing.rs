@@ -109,13 +109,22 @@ async fn fresh_tree(b: &Bench, prefix: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// One cold listing of the fresh tree under `prefix`, into `fig`.
-async fn list_cold(b: &Bench, prefix: &str, fig: &mut Figure) -> anyhow::Result<()> {
+/// One timed listing of the tree under `prefix` (`which`: cold or warm),
+/// into `fig`.
+async fn timed_listing(
+    b: &Bench,
+    prefix: &str,
+    which: &str,
+    fig: &mut Figure,
+) -> anyhow::Result<()> {
     let span = Span::start(b.tread_pid);
     let n = list_all(b, prefix).await?;
     let u = span.stop();
     let keys = b.list_keys;
-    ensure!(n == keys, "a cold listing found {n} keys, expected {keys}");
+    ensure!(
+        n == keys,
+        "a {which} listing found {n} keys, expected {keys}"
+    );
     fig.push(u.wall * 1e3, u);
     Ok(())
 }
@@ -142,18 +151,14 @@ pub async fn run(b: &Bench) -> anyhow::Result<ListResults> {
         }
     }
 
-    list_cold(b, PREFIX, &mut r.tread_cold).await?;
+    timed_listing(b, PREFIX, "cold", &mut r.tread_cold).await?;
     for _ in 0..b.reps {
-        let span = Span::start(b.tread_pid);
-        let n = list_all(b, PREFIX).await?;
-        let u = span.stop();
-        ensure!(n == keys, "a warm listing found {n} keys, expected {keys}");
-        r.tread_warm.push(u.wall * 1e3, u);
+        timed_listing(b, PREFIX, "warm", &mut r.tread_warm).await?;
     }
     for tree in 2..=COLD_TREES {
         let prefix = format!("list-cold-{tree}/");
         fresh_tree(b, &prefix).await?;
-        list_cold(b, &prefix, &mut r.tread_cold).await?;
+        timed_listing(b, &prefix, "cold", &mut r.tread_cold).await?;
     }
     Ok(r)
 }

@@ -338,17 +338,13 @@ impl MetaStore {
         attrs: &fs::Metadata,
     ) -> io::Result<ObjectMeta> {
         use rustix::fs::{Mode, OFlags};
-        let opened = regular
-            .then(|| {
-                rustix::fs::open(
-                    path,
-                    // Not blocking: a file swapped for a FIFO since the walk read it.
-                    OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC,
-                    Mode::empty(),
-                )
-                .ok()
-            })
-            .flatten();
+        // Not blocking: a file swapped for a FIFO since the walk read it.
+        let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
+        let opened = if regular {
+            rustix::fs::open(path, flags, Mode::empty()).ok()
+        } else {
+            None
+        };
         match opened {
             Some(fd) => self.load_or_compute(At::File(&fs::File::from(fd)), path, rel, attrs),
             None => self.load_or_compute(At::Path(path), path, rel, attrs),
