@@ -144,12 +144,42 @@ EOF
     NGINX_ARGS=(--nginx-url "http://127.0.0.1:$NGINX_PORT" --nginx-pid "$NGINX_PID")
 fi
 
+# The CPU's family and model and its widest vector instructions: machines
+# of one model name differ (an AMD EPYC may be Zen 3 with AVX2 or Zen 5
+# with AVX-512), and RESULTS.md keeps figures per class.
+cpu_class() {
+    local family model isa=SSE
+    family=$(sed -n 's/^cpu family[[:space:]]*: //p' /proc/cpuinfo | head -1)
+    model=$(sed -n 's/^model[[:space:]]*: //p' /proc/cpuinfo | head -1)
+    grep -qw avx2 /proc/cpuinfo && isa=AVX2
+    grep -qw avx512f /proc/cpuinfo && isa=AVX-512
+    echo "family $family, model $model, $isa"
+}
+# The file system's mount options and, for ext4, whether it keeps a journal.
+# Both decide what a small PUT waits for: without a journal and with
+# `discard`, replacing a file discards its old blocks inside the rename,
+# under the file system's one rename lock (RESULTS.md).
+mount_notes() {
+    local dev notes
+    notes="$(findmnt -no FSTYPE -T "$1" 2>/dev/null) ($(findmnt -no OPTIONS -T "$1" 2>/dev/null))"
+    dev=$(basename "$(findmnt -no SOURCE -T "$1")")
+    if [ -r "/sys/fs/ext4/$dev/journal_task" ]; then
+        if [ "$(cat "/sys/fs/ext4/$dev/journal_task")" = "<none>" ]; then
+            notes+=", no journal"
+        else
+            notes+=", with a journal"
+        fi
+    fi
+    echo "$notes"
+}
+
 {
     echo "date:     $(date -u '+%Y-%m-%d %H:%M UTC')"
     echo "commit:   $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$REPO" diff --quiet 2>/dev/null || echo ' (with uncommitted changes)')"
-    echo "cpu:      $(nproc) cores, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)"
+    echo "cpu:      $(nproc) cores, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1) ($(cpu_class))"
     echo "memory:   $(free -g | awk '/^Mem:/ {print $2 " GiB"}')"
     echo "disk:     $(df -hT "$WORK" | awk 'NR==2 {print $1 ", " $2 ", mounted on " $7}') (tread, nginx and raw all under $WORK)"
+    echo "mount:    $(mount_notes "$WORK")"
     echo "kernel:   $(uname -r)"
     echo "tread:    cargo profile $TREAD_PROFILE"
     [ -n "$NGINX" ] && echo "nginx:    $("$NGINX" -v 2>&1 | sed 's/^nginx version: //')"
